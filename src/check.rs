@@ -1,0 +1,319 @@
+//! `mxping check SERVER_NAME`: one discovery and one round against every address, printed as
+//! the whole chain a person needs to debug federation, or as the JSON `Server` shape.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::Services;
+use crate::discovery::well_known::WellKnownStatus;
+use crate::discovery::{Method, Resolution, Severity};
+use crate::probe::AddressReport;
+use crate::report::{Round, ServerReport, Status};
+use crate::tls::days_until;
+
+/// What `check --json` prints: the `Server` shape plus the verdict.
+#[derive(Serialize)]
+pub struct CheckReport {
+    /// The `Server` object.
+    #[serde(flatten)]
+    pub server: ServerReport,
+    /// Discovery, every address, every key check and no federation-breaking finding.
+    pub federation_ok: bool,
+    /// One sentence.
+    pub verdict: String,
+}
+
+/// Runs the check.
+pub async fn run(services: &Services, name: &str, green_below: Duration) -> CheckReport {
+    let round = services.round(name).await;
+    let server = ServerReport::from_round(name, &round, green_below);
+    let federation_ok = round.federation_ok();
+    let verdict = verdict(&round, &server, federation_ok);
+    CheckReport {
+        server,
+        federation_ok,
+        verdict,
+    }
+}
+
+fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
+    let n = round.addresses.len();
+    let working = round.addresses.iter().filter(|a| a.ok).count();
+    if ok {
+        let latency = server
+            .latency_ms
+            .map(|l| format!(", latency {l:.1} ms"))
+            .unwrap_or_default();
+        return format!(
+            "federation works: {n} address{} answered{latency}",
+            if n == 1 { "" } else { "es" }
+        );
+    }
+    if let Some(e) = &round.resolution.error {
+        return format!("federation is broken: {} ({})", e.message, e.kind);
+    }
+    if working == 0 {
+        let e = round.error().map(|e| format!("{}: {}", e.kind, e.message)).unwrap_or_default();
+        return format!("federation is broken: no address answered ({e})");
+    }
+    if working < n {
+        return format!(
+            "federation partly works: {working} of {n} addresses answered; servers that pick a \
+             failing address cannot reach this server"
+        );
+    }
+    let keys_bad = round.addresses.iter().any(|a| a.keys.as_ref().is_some_and(|k| !k.all_ok()));
+    if keys_bad {
+        return "federation is broken: every address answers, but the signing-key checks fail".into();
+    }
+    "federation works with spec-following servers, but a finding above breaks it for some \
+     implementations"
+        .into()
+}
+
+/// Which spec step a method is, for a name that was or was not delegated.
+fn step(method: Method, delegated: bool) -> &'static str {
+    match (method, delegated) {
+        (Method::IpLiteral, false) => "step 1: the name is an IP literal",
+        (Method::IpLiteral, true) => "step 3.1: the delegated name is an IP literal",
+        (Method::ExplicitPort, false) => "step 2: hostname with an explicit port",
+        (Method::ExplicitPort, true) => "step 3.2: delegated hostname with an explicit port",
+        (Method::SrvMatrixFed, false) => "step 4: SRV _matrix-fed._tcp",
+        (Method::SrvMatrixFed, true) => "step 3.3: SRV _matrix-fed._tcp of the delegated name",
+        (Method::SrvMatrix, false) => "step 5: deprecated SRV _matrix._tcp",
+        (Method::SrvMatrix, true) => "step 3.4: deprecated SRV _matrix._tcp of the delegated name",
+        (Method::DefaultPort, false) => "step 6: no SRV record, port 8448",
+        (Method::DefaultPort, true) => "step 3.5: no SRV record for the delegated name, port 8448",
+    }
+}
+
+/// The human-readable report.
+pub fn render_text(report: &CheckReport) -> String {
+    let mut out = String::new();
+    let s = &report.server;
+    let _ = writeln!(out, "{} — {} {}", s.name, s.status.symbol(), s.status.as_str());
+    if let Some(r) = &s.discovery {
+        render_discovery(&mut out, r);
+    }
+    if !s.addresses.is_empty() {
+        let _ = writeln!(out, "\nAddresses");
+        let now = OffsetDateTime::now_utc();
+        for a in &s.addresses {
+            render_address(&mut out, a, now);
+        }
+    }
+    if let Some(r) = &s.discovery {
+        let notes: Vec<String> = r
+            .findings
+            .iter()
+            .map(|f| {
+                let tag = match f.severity {
+                    Severity::Info => "info",
+                    Severity::Warning => "warning",
+                    Severity::Error => "ERROR",
+                };
+                format!("  {tag}: {}", f.message)
+            })
+            .chain(s.addresses.iter().flat_map(|a| {
+                a.notes.iter().map(move |n| format!("  note ({}): {n}", a.address))
+            }))
+            .collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "\nFindings");
+            for n in notes {
+                let _ = writeln!(out, "{n}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nVerdict: {} {}{}",
+        if report.federation_ok { "OK —" } else { "FAIL —" },
+        report.verdict,
+        match (&s.reason, s.status) {
+            (Some(r), Status::Yellow) => format!(" (status yellow: {r})"),
+            _ => String::new(),
+        }
+    );
+    out
+}
+
+fn render_discovery(out: &mut String, r: &Resolution) {
+    let _ = writeln!(out, "\nDiscovery ({:.0} ms)", r.duration_ms);
+    let wk = &r.well_known;
+    match wk.status {
+        WellKnownStatus::Skipped => {
+            let _ = writeln!(out, "  well-known   skipped (IP literal or explicit port: spec steps 1–2)");
+        }
+        status => {
+            let url = wk.url.clone().unwrap_or_default();
+            let http = wk.http_status.map(|c| format!("HTTP {c}")).unwrap_or_else(|| "no answer".into());
+            let cached = if wk.from_cache { " (from cache)" } else { "" };
+            let _ = writeln!(out, "  well-known   {url} → {http}{cached}");
+            for hop in &wk.redirects {
+                let _ = writeln!(out, "               redirected to {hop}");
+            }
+            if let Some(body) = &wk.body {
+                let _ = writeln!(out, "               body: {body}");
+            }
+            match status {
+                WellKnownStatus::Delegated => {
+                    let _ = writeln!(out, "               delegates to {}", r.delegated_name);
+                }
+                _ => {
+                    let _ = writeln!(
+                        out,
+                        "               {:?}: {}",
+                        status,
+                        wk.problem.clone().unwrap_or_default()
+                    );
+                }
+            }
+            if let Some(c) = &wk.cache {
+                let _ = writeln!(
+                    out,
+                    "               cached until {} ({})",
+                    c.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                    c.reason
+                );
+            }
+        }
+    }
+    for srv in &r.srv {
+        let _ = write!(out, "  SRV          {} → {}", srv.name, srv.outcome.replace('_', " "));
+        if let Some(e) = &srv.error {
+            let _ = write!(out, ": {e}");
+        }
+        let _ = writeln!(out);
+        for rec in &srv.records {
+            let _ = writeln!(
+                out,
+                "               priority {} weight {} port {} target {}",
+                rec.priority, rec.weight, rec.port, rec.target
+            );
+        }
+    }
+    for h in &r.hosts {
+        let mut parts = Vec::new();
+        if !h.cnames.is_empty() {
+            parts.push(format!("CNAME → {}", h.cnames.join(" → ")));
+        }
+        if h.addresses.is_empty() {
+            parts.push("no addresses".into());
+        } else {
+            parts.push(h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+        }
+        parts.extend(h.errors.iter().cloned());
+        let _ = writeln!(out, "  DNS          {}: {}", h.host, parts.join("; "));
+    }
+    if let Some(m) = r.method {
+        let _ = writeln!(
+            out,
+            "  method       {} ({})",
+            m.as_str(),
+            step(m, r.well_known.status == WellKnownStatus::Delegated)
+        );
+    }
+    for t in &r.targets {
+        let sni = t.tls_name.clone().unwrap_or_else(|| "none (IP literal: no SNI)".into());
+        let blocked = t.blocked.as_ref().map(|_| "  [blocked]").unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  target       {}  Host: {}  TLS name: {sni}{blocked}",
+            t.address, t.host_header
+        );
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "  error        {}: {}", e.kind, e.message);
+    }
+}
+
+fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
+    let family = if a.ip_family == "ipv6" { "IPv6" } else { "IPv4" };
+    let mark = if a.ok { "✔" } else { "✖" };
+    let _ = write!(out, "  {mark} {} ({family})", a.address);
+    match &a.error {
+        None => {
+            let _ = writeln!(out, "  ok");
+        }
+        Some(e) => {
+            let _ = writeln!(out, "  {}: {}", e.kind, e.message);
+        }
+    }
+    let p = &a.phases_ms;
+    let mut timing = Vec::new();
+    if let Some(c) = p.connect {
+        timing.push(format!("connect {c:.1} ms"));
+    }
+    if let Some(t) = p.tls {
+        let extra = a
+            .tls
+            .as_ref()
+            .map(|f| {
+                let hrr = if f.hello_retry_request { ", HelloRetryRequest: +1 round trip" } else { "" };
+                format!(" ({} {} {}{hrr})", f.version, f.cipher, f.group.clone().unwrap_or_default())
+            })
+            .unwrap_or_default();
+        timing.push(format!("TLS {t:.1} ms{extra}"));
+    }
+    if !timing.is_empty() {
+        let _ = writeln!(out, "      {}", timing.join(" · "));
+    }
+    if !p.requests.is_empty() {
+        let pings: Vec<String> = p.requests.iter().map(|r| format!("{r:.1}")).collect();
+        let _ = writeln!(
+            out,
+            "      pings {} ms → median {:.1} ms · cold start {:.1} ms",
+            pings.join(" "),
+            a.latency_ms.unwrap_or_default(),
+            a.cold_ms.unwrap_or_default()
+        );
+    }
+    if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
+        let days = days_until(cert.not_after, now);
+        let _ = writeln!(
+            out,
+            "      certificate for {}; issuer {}; expires {} ({days} days){}",
+            cert.names_for_display(),
+            cert.issuer,
+            cert.not_after.date(),
+            if a.tls.as_ref().is_some_and(|t| t.certificate_valid) { "" } else { " — NOT VALID here" }
+        );
+    }
+    if let Some(sw) = &a.software {
+        let _ = writeln!(out, "      software {} {}", or_dash(&sw.name), or_dash(&sw.version));
+    }
+    if let Some(keys) = &a.keys {
+        match (&keys.checks, &keys.error) {
+            (Some(c), _) => {
+                let ids: Vec<String> = c
+                    .ed25519
+                    .iter()
+                    .map(|(id, k)| format!("{id} {}", if k.valid_key && k.matching_signature { "signature ok" } else { "FAILED" }))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "      keys {} server_name {} · valid_until_ts {} · {}",
+                    if c.all_ok { "✔" } else { "✖" },
+                    if c.matching_server_name { "matches" } else { "MISMATCH" },
+                    if c.future_valid_until_ts { "in the future" } else { "EXPIRED/MISSING" },
+                    if ids.is_empty() { "no ed25519 key".to_owned() } else { ids.join(", ") }
+                );
+                for n in &c.notes {
+                    let _ = writeln!(out, "           {n}");
+                }
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(out, "      keys ✖ {e}");
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "–" } else { s }
+}

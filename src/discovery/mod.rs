@@ -1,0 +1,612 @@
+//! Server-name resolution, exactly as the Matrix spec's "Resolving server names" says
+//! (discovery.md §2): IP literal → explicit port → `/.well-known/matrix/server` (one hop) →
+//! SRV `_matrix-fed._tcp` → (only if absent) deprecated `_matrix._tcp` → port 8448.
+//!
+//! The result is a [`Resolution`]: the method used, the delegated name, every lookup made and
+//! its outcome, findings in plain words, and the ordered targets, each with the exact address
+//! to connect to, the `Host` header and the TLS name. Every address found — from DNS, literals
+//! or delegation — is kept (IPv4 and IPv6 separately) and passed through the private-address
+//! guard. Nothing here branches on being tested: tests aim it at a loopback DNS server and
+//! HTTPS servers through the same constructor arguments a user sets in the config.
+
+pub mod srv;
+pub mod well_known;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::dns::{Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, SrvRecord};
+use crate::error::{ErrorKind, ProbeError};
+use crate::net_guard::NetGuard;
+use crate::server_name::{Host, ServerName};
+use well_known::{WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
+
+/// The federation port used when nothing else names one.
+pub const DEFAULT_PORT: u16 = 8448;
+
+/// The spec step that turned the (possibly delegated) name into targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Step 1 / 3.1: the name is an IP literal.
+    IpLiteral,
+    /// Step 2 / 3.2: a hostname with an explicit port.
+    ExplicitPort,
+    /// Step 3.3 / 4: SRV `_matrix-fed._tcp`.
+    SrvMatrixFed,
+    /// Step 3.4 / 5: deprecated SRV `_matrix._tcp`.
+    SrvMatrix,
+    /// Step 3.5 / 6: A/AAAA of the name, port 8448.
+    DefaultPort,
+}
+
+impl Method {
+    /// The snake_case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::IpLiteral => "ip_literal",
+            Method::ExplicitPort => "explicit_port",
+            Method::SrvMatrixFed => "srv_matrix_fed",
+            Method::SrvMatrix => "srv_matrix",
+            Method::DefaultPort => "default_port",
+        }
+    }
+}
+
+/// One address to probe, with what to send it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// IP and port to connect to.
+    pub address: SocketAddr,
+    /// The HTTP `Host` header to send.
+    pub host_header: String,
+    /// The name the certificate must be valid for and the SNI to send; `None` for IP
+    /// literals, which send no SNI and need an IP certificate.
+    pub tls_name: Option<String>,
+    /// The host this address came from (SRV target, hostname or literal).
+    pub via: String,
+    /// The SRV record that named `via`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv: Option<SrvRecord>,
+    /// Set when the private-address guard refuses this address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<ProbeError>,
+}
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; nothing is wrong.
+    Info,
+    /// Works, but fragile, deprecated or slower than it needs to be.
+    Warning,
+    /// Breaks federation with at least some servers.
+    Error,
+}
+
+/// Something discovery noticed, in plain words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How much it matters.
+    pub severity: Severity,
+    /// What was found and what to do.
+    pub message: String,
+}
+
+/// One SRV query and what it gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct SrvLookup {
+    /// The name queried, e.g. `_matrix-fed._tcp.example.com`.
+    pub name: String,
+    /// `found`, `not_found`, `failed` or `unavailable` (the single target `.`).
+    pub outcome: &'static str,
+    /// Records in the order a homeserver would try them.
+    pub records: Vec<SrvRecord>,
+    /// Why the lookup failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything discovery found for one server name. Serialized as the `discovery` object of
+/// the JSON contract (see [`Resolution`]'s `Serialize` impl).
+#[derive(Clone, Debug)]
+pub struct Resolution {
+    /// The server name exactly as given.
+    pub server_name: String,
+    /// The well-known lookup.
+    pub well_known: WellKnownReport,
+    /// The `m.server` value when delegation happened, else the server name.
+    pub delegated_name: String,
+    /// The step that produced the targets; `None` when discovery failed before one.
+    pub method: Option<Method>,
+    /// SRV queries made, in order.
+    pub srv: Vec<SrvLookup>,
+    /// A/AAAA lookups made, in order.
+    pub hosts: Vec<HostLookup>,
+    /// Addresses to probe, in the order a homeserver would try them.
+    pub targets: Vec<Target>,
+    /// Observations in plain words.
+    pub findings: Vec<Finding>,
+    /// Why no target could be produced (or every target is blocked).
+    pub error: Option<ProbeError>,
+    /// How long discovery took.
+    pub duration_ms: f64,
+    /// When discovery ran.
+    pub resolved_at: OffsetDateTime,
+    /// When the earliest input (well-known cache entry, DNS record) expires.
+    pub expires_at: OffsetDateTime,
+    /// `expires_at - resolved_at`, for the scheduler.
+    pub valid_for: Duration,
+}
+
+impl Serialize for Resolution {
+    /// The contract's `discovery` object: `well_known` is the outcome word, followed by the
+    /// details a person needs to debug delegation.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            well_known: WellKnownStatus,
+            delegated_name: &'a str,
+            method: Option<Method>,
+            targets: &'a [Target],
+            error: &'a Option<ProbeError>,
+            findings: &'a [Finding],
+            well_known_detail: &'a WellKnownReport,
+            srv: &'a [SrvLookup],
+            hosts: &'a [HostLookup],
+            duration_ms: f64,
+            #[serde(with = "time::serde::rfc3339")]
+            resolved_at: OffsetDateTime,
+            #[serde(with = "time::serde::rfc3339")]
+            expires_at: OffsetDateTime,
+        }
+        View {
+            well_known: self.well_known.status,
+            delegated_name: &self.delegated_name,
+            method: self.method,
+            targets: &self.targets,
+            error: &self.error,
+            findings: &self.findings,
+            well_known_detail: &self.well_known,
+            srv: &self.srv,
+            hosts: &self.hosts,
+            duration_ms: self.duration_ms,
+            resolved_at: self.resolved_at,
+            expires_at: self.expires_at,
+        }
+        .serialize(s)
+    }
+}
+
+impl Resolution {
+    fn new(name: &str) -> Resolution {
+        let now = OffsetDateTime::now_utc();
+        Resolution {
+            server_name: name.to_owned(),
+            well_known: WellKnownReport::skipped(),
+            delegated_name: name.to_owned(),
+            method: None,
+            srv: Vec::new(),
+            hosts: Vec::new(),
+            targets: Vec::new(),
+            findings: Vec::new(),
+            error: None,
+            duration_ms: 0.0,
+            resolved_at: now,
+            expires_at: now,
+            valid_for: Duration::ZERO,
+        }
+    }
+
+    fn note(&mut self, severity: Severity, message: impl Into<String>) {
+        self.findings.push(Finding {
+            severity,
+            message: message.into(),
+        });
+    }
+
+    /// The targets the guard allows.
+    pub fn probe_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter().filter(|t| t.blocked.is_none())
+    }
+}
+
+/// The discovery service: DNS, the well-known client and cache, and the guard.
+pub struct Discovery {
+    dns: Dns,
+    guard: NetGuard,
+    well_known: WellKnownClient,
+    cache: WellKnownCache,
+    rng: Mutex<StdRng>,
+}
+
+/// Tracks the earliest expiry of everything a resolution used.
+struct Expiry(Option<Instant>);
+
+impl Expiry {
+    fn add(&mut self, t: Option<Instant>) {
+        if let Some(t) = t {
+            self.0 = Some(self.0.map_or(t, |cur| cur.min(t)));
+        }
+    }
+}
+
+impl Discovery {
+    /// A discovery service. `well_known_tls` must verify certificates normally; `timeout`
+    /// bounds the well-known fetch.
+    pub fn new(
+        dns: Dns,
+        guard: NetGuard,
+        well_known_tls: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> Discovery {
+        Discovery {
+            well_known: WellKnownClient::new(dns.clone(), guard.clone(), well_known_tls, timeout),
+            dns,
+            guard,
+            cache: WellKnownCache::default(),
+            rng: Mutex::new(StdRng::from_os_rng()),
+        }
+    }
+
+    /// Resolves `name` into targets, following the spec step by step.
+    pub async fn resolve(&self, name: &str) -> Resolution {
+        let started = Instant::now();
+        let mut r = Resolution::new(name);
+        let mut expiry = Expiry(None);
+        match ServerName::parse(name) {
+            Err(e) => r.error = Some(e),
+            Ok(parsed) => {
+                for note in parsed.advisories() {
+                    r.note(Severity::Warning, note);
+                }
+                self.resolve_name(&parsed, &mut r, &mut expiry).await;
+            }
+        }
+        self.finish(&mut r, expiry, started);
+        r
+    }
+
+    async fn resolve_name(&self, name: &ServerName, r: &mut Resolution, expiry: &mut Expiry) {
+        let host = match name.host() {
+            // Step 1: an IP literal; no well-known, no SRV.
+            Host::Ipv4(_) | Host::Ipv6(_) => {
+                self.ip_literal(name, r);
+                return;
+            }
+            Host::Dns(host) => host.clone(),
+        };
+        // Step 2: a hostname with an explicit port; no well-known, no SRV.
+        if let Some(port) = name.port() {
+            r.method = Some(Method::ExplicitPort);
+            self.add_host_targets(&host, port, name.as_str(), None, r, expiry).await;
+            return;
+        }
+        // Step 3: the well-known file, served from cache while it is fresh.
+        let now = Instant::now();
+        let report = match self.cache.get(&host, now) {
+            Some(cached) => cached,
+            None => {
+                let mut fresh = self.well_known.fetch(&host).await;
+                self.cache.store(&host, &mut fresh, now);
+                fresh
+            }
+        };
+        expiry.add(self.cache.expiry(&host));
+        r.well_known = report;
+        explain_well_known(r);
+        match r.well_known.delegated.clone() {
+            Some(delegated) => {
+                r.delegated_name = delegated.as_str().to_owned();
+                self.resolve_delegated(&delegated, r, expiry).await;
+            }
+            // Steps 4–6 on the original hostname.
+            None => self.srv_steps(&host, r, expiry).await,
+        }
+    }
+
+    /// Steps 3.1–3.5: the delegated name never gets another well-known lookup.
+    async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, expiry: &mut Expiry) {
+        match (name.host(), name.port()) {
+            (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
+            (Host::Dns(host), Some(port)) => {
+                r.method = Some(Method::ExplicitPort);
+                self.add_host_targets(host, port, name.as_str(), None, r, expiry).await;
+            }
+            (Host::Dns(host), None) => self.srv_steps(host, r, expiry).await,
+        }
+    }
+
+    /// Steps 1 and 3.1: connect to the literal; `Host` is the name as given; no SNI.
+    fn ip_literal(&self, name: &ServerName, r: &mut Resolution) {
+        let ip = name.host().ip().expect("an IP literal");
+        r.method = Some(Method::IpLiteral);
+        let address = SocketAddr::new(ip, name.port().unwrap_or(DEFAULT_PORT));
+        r.targets.push(Target {
+            address,
+            host_header: name.as_str().to_owned(),
+            tls_name: None,
+            via: ip.to_string(),
+            srv: None,
+            blocked: self.guard.check(ip).err(),
+        });
+    }
+
+    /// Steps 3.3–3.5 and 4–6 for `name` (the delegated name or the original hostname): `Host`
+    /// and the certificate name are `name` itself, never the SRV target.
+    async fn srv_steps(&self, name: &str, r: &mut Resolution, expiry: &mut Expiry) {
+        let fed = format!("_matrix-fed._tcp.{name}");
+        let records = match self.srv_lookup(&fed, r, expiry).await {
+            SrvResult::Records(records) => {
+                r.method = Some(Method::SrvMatrixFed);
+                records
+            }
+            SrvResult::Stop => return,
+            SrvResult::None => {
+                let legacy = format!("_matrix._tcp.{name}");
+                match self.srv_lookup(&legacy, r, expiry).await {
+                    SrvResult::Records(records) => {
+                        r.method = Some(Method::SrvMatrix);
+                        r.note(
+                            Severity::Warning,
+                            format!(
+                                "{name} is only found through the deprecated {legacy} SRV record; \
+                                 publish the same record as {fed} (Matrix v1.8, MSC4040)"
+                            ),
+                        );
+                        records
+                    }
+                    SrvResult::Stop => return,
+                    SrvResult::None => {
+                        r.method = Some(Method::DefaultPort);
+                        self.add_host_targets(name, DEFAULT_PORT, name, None, r, expiry)
+                            .await;
+                        return;
+                    }
+                }
+            }
+        };
+        for record in records {
+            self.add_host_targets(&record.target, record.port, name, Some(record.clone()), r, expiry)
+                .await;
+        }
+    }
+
+    async fn srv_lookup(&self, query: &str, r: &mut Resolution, expiry: &mut Expiry) -> SrvResult {
+        let mut lookup = SrvLookup {
+            name: query.to_owned(),
+            outcome: "not_found",
+            records: Vec::new(),
+            error: None,
+        };
+        let result = match self.dns.srv(query).await {
+            Answer::NotFound => SrvResult::None,
+            Answer::Failed(why) => {
+                lookup.outcome = "failed";
+                lookup.error = Some(why.clone());
+                // Not a reason to fall back (edge case E7): a homeserver would fail too.
+                r.error = Some(ProbeError::new(
+                    ErrorKind::Dns,
+                    format!("SRV lookup for {query} failed: {why}"),
+                ));
+                SrvResult::Stop
+            }
+            Answer::Found(answer) => {
+                expiry.add(Some(answer.valid_until));
+                if answer.total > answer.records.len() {
+                    r.note(
+                        Severity::Warning,
+                        format!(
+                            "{query} has {} SRV records; only the first {} are used",
+                            answer.total,
+                            answer.records.len()
+                        ),
+                    );
+                }
+                let (dot, usable): (Vec<_>, Vec<_>) =
+                    answer.records.into_iter().partition(|rec| rec.target == ".");
+                if usable.is_empty() {
+                    // RFC 2782: a lone target "." means the service is decidedly not available.
+                    lookup.outcome = "unavailable";
+                    lookup.records = dot;
+                    r.error = Some(ProbeError::new(
+                        ErrorKind::ServiceUnavailable,
+                        format!(
+                            "{query} has the SRV target \".\": the domain declares that it offers \
+                             no Matrix federation (RFC 2782); there is no fallback"
+                        ),
+                    ));
+                    SrvResult::Stop
+                } else {
+                    if !dot.is_empty() {
+                        r.note(
+                            Severity::Warning,
+                            format!("{query} mixes the \"no service\" target \".\" with real targets; \".\" is ignored"),
+                        );
+                    }
+                    lookup.outcome = "found";
+                    let ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
+                    lookup.records = ordered.clone();
+                    SrvResult::Records(ordered)
+                }
+            }
+        };
+        r.srv.push(lookup);
+        result
+    }
+
+    /// Looks up `host` and adds a target per address at `port`. `srv` is the SRV record that
+    /// named `host` (an SRV target must not be a CNAME, RFC 2782).
+    async fn add_host_targets(
+        &self,
+        host: &str,
+        port: u16,
+        host_header: &str,
+        srv: Option<SrvRecord>,
+        r: &mut Resolution,
+        expiry: &mut Expiry,
+    ) {
+        // The certificate name: the server or delegated name without the port.
+        let tls_name = match &srv {
+            Some(_) => host_header.to_owned(),
+            None => host.to_owned(),
+        };
+        let lookup = self.dns.host(host).await;
+        expiry.add(lookup.valid_until);
+        if srv.is_some() && !lookup.cnames.is_empty() {
+            r.note(
+                Severity::Warning,
+                format!(
+                    "SRV target {host} is a CNAME (to {}), which RFC 2782 forbids; Synapse and \
+                     Dendrite still connect, the federation tester rejects it. Point the SRV \
+                     record at the canonical name",
+                    lookup.cnames.join(" → ")
+                ),
+            );
+        }
+        if lookup.total_addresses > lookup.addresses.len() {
+            r.note(
+                Severity::Warning,
+                format!(
+                    "{host} has {} addresses; only the first {MAX_ADDRESSES_PER_HOST} are probed",
+                    lookup.total_addresses
+                ),
+            );
+        }
+        for ip in &lookup.addresses {
+            let address = SocketAddr::new(*ip, port);
+            if r.targets.iter().any(|t| t.address == address) {
+                continue;
+            }
+            r.targets.push(Target {
+                address,
+                host_header: host_header.to_owned(),
+                tls_name: Some(tls_name.clone()),
+                via: host.to_owned(),
+                srv: srv.clone(),
+                blocked: self.guard.check(*ip).err(),
+            });
+        }
+        r.hosts.push(lookup);
+    }
+
+    fn finish(&self, r: &mut Resolution, mut expiry: Expiry, started: Instant) {
+        if r.error.is_none() {
+            if r.targets.is_empty() {
+                let errors: Vec<String> = r
+                    .hosts
+                    .iter()
+                    .flat_map(|h| h.errors.iter().map(move |e| format!("{}: {e}", h.host)))
+                    .collect();
+                let looked_up: Vec<&str> = r.hosts.iter().map(|h| h.host.as_str()).collect();
+                r.error = Some(if errors.is_empty() {
+                    ProbeError::new(
+                        ErrorKind::NoAddress,
+                        format!("no A or AAAA record for {}", looked_up.join(", ")),
+                    )
+                } else {
+                    ProbeError::new(ErrorKind::Dns, format!("address lookup failed: {}", errors.join("; ")))
+                });
+            } else if let Some(blocked) = r.targets.iter().find_map(|t| t.blocked.clone())
+                && r.probe_targets().next().is_none()
+            {
+                r.error = Some(blocked);
+            }
+            for h in &r.hosts {
+                if !h.addresses.is_empty() {
+                    for e in &h.errors {
+                        r.findings.push(Finding {
+                            severity: Severity::Warning,
+                            message: format!("{}: {e} (the other address family answered)", h.host),
+                        });
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if r.error.is_some() {
+            // A failed resolution is retried on the next round.
+            expiry = Expiry(Some(now));
+        }
+        let valid_for = expiry
+            .0
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        r.duration_ms = crate::ms(started.elapsed());
+        r.valid_for = valid_for;
+        r.expires_at = r.resolved_at + valid_for;
+    }
+}
+
+enum SrvResult {
+    Records(Vec<SrvRecord>),
+    None,
+    Stop,
+}
+
+/// Turns the well-known outcome into findings.
+fn explain_well_known(r: &mut Resolution) {
+    let wk = &r.well_known;
+    let host = r.server_name.clone();
+    let (severity, message) = match wk.status {
+        WellKnownStatus::Delegated => (
+            Severity::Info,
+            format!(
+                "{host} delegates federation to {} through /.well-known/matrix/server",
+                wk.m_server.clone().unwrap_or_default()
+            ),
+        ),
+        WellKnownStatus::NotFound => (
+            Severity::Info,
+            format!("{host} has no /.well-known/matrix/server (HTTP 404), so SRV records and port 8448 are used"),
+        ),
+        WellKnownStatus::Invalid if wk.m_server.is_some() => (
+            Severity::Error,
+            format!(
+                "the well-known's m.server is invalid ({}). The spec says to ignore it and fall \
+                 back to SRV and port 8448 (mxping does), but servers built on \
+                 gomatrixserverlib treat it as fatal and Synapse tries to use it as is",
+                wk.problem.clone().unwrap_or_default()
+            ),
+        ),
+        WellKnownStatus::Invalid => (
+            Severity::Warning,
+            format!(
+                "the well-known answer is invalid ({}), so it is ignored and SRV records and port \
+                 8448 are used",
+                wk.problem.clone().unwrap_or_default()
+            ),
+        ),
+        WellKnownStatus::Error => {
+            let quiet = matches!(
+                wk.error_kind,
+                Some(ErrorKind::ConnectRefused | ErrorKind::NoAddress)
+            );
+            (
+                if quiet { Severity::Info } else { Severity::Warning },
+                format!(
+                    "the well-known could not be fetched ({}), so SRV records and port 8448 are used{}",
+                    wk.problem.clone().unwrap_or_default(),
+                    if quiet { "" } else { "; homeservers wait for this too, which slows first contact" }
+                ),
+            )
+        }
+        WellKnownStatus::Skipped => return,
+    };
+    r.note(severity, message);
+}
+
+/// The address family of an IP, as used in reports and metrics.
+pub fn ip_family(ip: IpAddr) -> &'static str {
+    match ip {
+        IpAddr::V4(_) => "ipv4",
+        IpAddr::V6(_) => "ipv6",
+    }
+}

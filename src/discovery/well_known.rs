@@ -1,0 +1,679 @@
+//! Step 3 of the spec: `GET https://<hostname>/.well-known/matrix/server`.
+//!
+//! A "regular HTTPS request": port 443, certificate verified for each hop's host. Redirects are
+//! followed by hand (at most [`MAX_REDIRECTS`], loops detected, HTTPS only, every hop's
+//! addresses guarded), the body is capped at [`MAX_BODY_BYTES`] and the whole fetch at the
+//! configured timeout. Any invalid answer is reported and discovery falls through to step 4.
+//! Cache lifetimes follow the spec: `Cache-Control`/`Expires`, 24 h by default, 48 h at most,
+//! and failures for up to 1 h with exponential backoff.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{CACHE_CONTROL, EXPIRES, HeaderMap, LOCATION};
+use reqwest::{StatusCode, Url};
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::dns::Dns;
+use crate::error::{ErrorKind, ProbeError};
+use crate::net_guard::NetGuard;
+use crate::server_name::ServerName;
+use crate::{classify, text};
+
+/// Body size cap, as Synapse and gomatrixserverlib use.
+pub const MAX_BODY_BYTES: usize = 50 * 1024;
+/// Redirect hop limit (Go's default, which gomatrixserverlib uses).
+pub const MAX_REDIRECTS: usize = 10;
+/// Cache lifetime when the response has no cache headers (spec recommendation).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest cache lifetime honoured (spec recommendation).
+pub const MAX_TTL: Duration = Duration::from_secs(48 * 3600);
+/// First failure is cached this long; each further failure doubles it up to [`MAX_FAILURE_TTL`].
+pub const FIRST_FAILURE_TTL: Duration = Duration::from_secs(120);
+/// Failures are cached for at most an hour (spec).
+pub const MAX_FAILURE_TTL: Duration = Duration::from_secs(3600);
+
+/// What the well-known lookup gave (the `discovery.well_known` contract field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WellKnownStatus {
+    /// A valid `m.server` was found.
+    Delegated,
+    /// HTTP 404: the server does not delegate this way.
+    NotFound,
+    /// An HTTP answer that is not a valid delegation (status, JSON, `m.server` grammar, size).
+    Invalid,
+    /// No HTTP answer (DNS, connection, TLS, timeout, redirect loop).
+    Error,
+    /// Not looked up: the server name is an IP literal or has an explicit port.
+    Skipped,
+}
+
+/// How long a well-known result is cached, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CachePolicy {
+    /// Seconds from the fetch until the result expires.
+    pub ttl_s: u64,
+    /// When the result expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Where the lifetime came from, in words.
+    pub reason: String,
+}
+
+/// Everything the well-known lookup found, for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct WellKnownReport {
+    /// The outcome.
+    pub status: WellKnownStatus,
+    /// The first URL requested.
+    pub url: Option<String>,
+    /// Redirect targets followed, in order.
+    pub redirects: Vec<String>,
+    /// HTTP status of the last response.
+    pub http_status: Option<u16>,
+    /// Start of the last response body (capped, control characters removed).
+    pub body: Option<String>,
+    /// The `m.server` value, when the body had one (even an invalid one).
+    pub m_server: Option<String>,
+    /// Why the result is not a delegation, in words.
+    pub problem: Option<String>,
+    /// For `error`: which kind of failure.
+    pub error_kind: Option<ErrorKind>,
+    /// Time the fetch took (absent when served from cache).
+    pub duration_ms: Option<f64>,
+    /// Cache lifetime of this result.
+    pub cache: Option<CachePolicy>,
+    /// True when this result came from the cache rather than a fetch.
+    pub from_cache: bool,
+    /// The parsed delegation, when `status` is `delegated`.
+    #[serde(skip)]
+    pub delegated: Option<ServerName>,
+}
+
+impl WellKnownReport {
+    /// The report for names that skip the well-known step.
+    pub fn skipped() -> Self {
+        Self::blank(WellKnownStatus::Skipped, None)
+    }
+
+    fn blank(status: WellKnownStatus, url: Option<String>) -> Self {
+        WellKnownReport {
+            status,
+            url,
+            redirects: Vec::new(),
+            http_status: None,
+            body: None,
+            m_server: None,
+            problem: None,
+            error_kind: None,
+            duration_ms: None,
+            cache: None,
+            from_cache: false,
+            delegated: None,
+        }
+    }
+}
+
+/// Fetches well-known files with the guarded resolver and verifying TLS.
+#[derive(Clone)]
+pub struct WellKnownClient {
+    client: reqwest::Client,
+    guard: NetGuard,
+    timeout: Duration,
+}
+
+impl WellKnownClient {
+    /// A client resolving through `dns`, refusing addresses `guard` blocks, trusting `tls`'s
+    /// roots, and giving up on a whole fetch (all hops) after `timeout`.
+    pub fn new(
+        dns: Dns,
+        guard: NetGuard,
+        tls: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> WellKnownClient {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .dns_resolver(GuardedResolver {
+                dns,
+                guard: guard.clone(),
+            })
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(0)
+            .user_agent(crate::USER_AGENT)
+            .build()
+            .expect("reqwest client with a preconfigured rustls config builds");
+        WellKnownClient {
+            client,
+            guard,
+            timeout,
+        }
+    }
+
+    /// Fetches and validates the well-known file of `host` (a DNS name without port).
+    pub async fn fetch(&self, host: &str) -> WellKnownReport {
+        let url = format!("https://{host}/.well-known/matrix/server");
+        let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(url.clone()));
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let outcome = self.fetch_inner(&url, deadline, &mut report).await;
+        report.duration_ms = Some(crate::ms(started.elapsed()));
+        if let Err(e) = outcome {
+            report.status = WellKnownStatus::Error;
+            report.error_kind = Some(e.kind);
+            report.problem = Some(e.message);
+            report.cache = Some(failure_cache_policy(1, SystemTime::now()));
+        }
+        report
+    }
+
+    async fn fetch_inner(
+        &self,
+        first: &str,
+        deadline: Instant,
+        report: &mut WellKnownReport,
+    ) -> Result<(), ProbeError> {
+        let mut url = Url::parse(first).map_err(|e| {
+            ProbeError::new(ErrorKind::InvalidName, format!("cannot build {first}: {e}"))
+        })?;
+        let mut seen = vec![url.clone()];
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timeout_error(self.timeout));
+            }
+            let request = self.client.get(url.clone()).timeout(remaining).send();
+            let mut response = match tokio::time::timeout(remaining, request).await {
+                Err(_) => return Err(timeout_error(self.timeout)),
+                Ok(Err(e)) => return Err(classify::reqwest_error(&e, &url)),
+                Ok(Ok(r)) => r,
+            };
+            let status = response.status();
+            report.http_status = Some(status.as_u16());
+            if is_redirect(status) {
+                let next = next_hop(&url, response.headers(), &seen, &self.guard)?;
+                report.redirects.push(next.to_string());
+                seen.push(next.clone());
+                url = next;
+                continue;
+            }
+            let headers = response.headers().clone();
+            let body = read_capped(&mut response, deadline, self.timeout).await;
+            let body = match body {
+                Ok(b) => b,
+                Err(e) if e.kind == ErrorKind::BodyTooLarge => {
+                    report.status = WellKnownStatus::Invalid;
+                    report.problem = Some(e.message);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            report.body = Some(text::excerpt(&body, 200));
+            judge(status, &body, report);
+            report.cache = Some(if report.status == WellKnownStatus::Delegated {
+                success_cache_policy(&headers, SystemTime::now())
+            } else {
+                failure_cache_policy(1, SystemTime::now())
+            });
+            return Ok(());
+        }
+    }
+}
+
+fn timeout_error(timeout: Duration) -> ProbeError {
+    ProbeError::new(
+        ErrorKind::Timeout,
+        format!("no complete answer within {}", humantime::format_duration(timeout)),
+    )
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// The next URL of a redirect, refusing loops, too many hops, non-HTTPS and guarded IPs.
+fn next_hop(
+    current: &Url,
+    headers: &HeaderMap,
+    seen: &[Url],
+    guard: &NetGuard,
+) -> Result<Url, ProbeError> {
+    let redirect_error = |msg: String| ProbeError::new(ErrorKind::InvalidResponse, msg);
+    let location = headers
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| redirect_error(format!("{current} redirects without a Location header")))?;
+    let next = current
+        .join(location)
+        .map_err(|e| redirect_error(format!("{current} redirects to an invalid URL {location:?}: {e}")))?;
+    if next.scheme() != "https" {
+        return Err(redirect_error(format!(
+            "{current} redirects to {next}, which is not HTTPS; the well-known must be served over HTTPS"
+        )));
+    }
+    if seen.contains(&next) {
+        return Err(redirect_error(format!(
+            "redirect loop: {current} redirects back to {next}"
+        )));
+    }
+    if seen.len() > MAX_REDIRECTS {
+        return Err(redirect_error(format!(
+            "more than {MAX_REDIRECTS} redirects (last one to {next})"
+        )));
+    }
+    // DNS names are guarded by the resolver; IP literals never reach it, so check them here.
+    match next.host() {
+        Some(url::Host::Ipv4(ip)) => guard.check(ip.into())?,
+        Some(url::Host::Ipv6(ip)) => guard.check(ip.into())?,
+        _ => {}
+    }
+    Ok(next)
+}
+
+async fn read_capped(
+    response: &mut reqwest::Response,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProbeError> {
+    let too_large = || {
+        ProbeError::new(
+            ErrorKind::BodyTooLarge,
+            format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+        )
+    };
+    if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, response.chunk()).await {
+            Err(_) => return Err(timeout_error(timeout)),
+            Ok(Err(e)) => {
+                return Err(ProbeError::new(
+                    ErrorKind::InvalidResponse,
+                    format!("the body could not be read: {}", classify::chain_text(&e)),
+                ));
+            }
+            Ok(Ok(None)) => return Ok(body),
+            Ok(Ok(Some(chunk))) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Decides what a final (non-redirect) answer means, filling `report`.
+fn judge(status: StatusCode, body: &[u8], report: &mut WellKnownReport) {
+    if status == StatusCode::NOT_FOUND {
+        report.status = WellKnownStatus::NotFound;
+        report.problem = Some("no well-known file (HTTP 404)".into());
+        return;
+    }
+    report.status = WellKnownStatus::Invalid;
+    if status != StatusCode::OK {
+        // The spec accepts 200 only (a 2xx like 204 is "non-200" too).
+        report.problem = Some(format!("HTTP {status}; only 200 is a valid answer"));
+        return;
+    }
+    // The Content-Type is ignored: the spec says to assume JSON regardless (edge case C8).
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            report.problem = Some(format!("the body is not JSON ({e})"));
+            return;
+        }
+    };
+    let Value::Object(map) = value else {
+        report.problem = Some("the body is JSON but not an object".into());
+        return;
+    };
+    let m_server = match map.get("m.server") {
+        None => {
+            report.problem = Some("the object has no \"m.server\" key".into());
+            return;
+        }
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            report.problem = Some(format!("\"m.server\" is {}, not a string", json_type(other)));
+            return;
+        }
+    };
+    report.m_server = Some(text::cap(m_server));
+    match ServerName::parse(m_server) {
+        Ok(name) => {
+            report.status = WellKnownStatus::Delegated;
+            report.delegated = Some(name);
+        }
+        Err(e) => {
+            report.problem = Some(format!(
+                "\"m.server\" is not a valid server name: {}",
+                e.message.trim_start_matches("invalid server name ")
+            ));
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The cache lifetime the response headers ask for, as Synapse reads them:
+/// `no-store` → 0; `max-age=N` (case-insensitive, spaces around `=` allowed) wins over
+/// `Expires`; a malformed `max-age` falls through to `Expires`; an invalid `Expires` → 0.
+/// `None` when neither header says anything usable.
+pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',') {
+            let directive = directive.trim().to_ascii_lowercase();
+            if directive == "no-store" {
+                return Some(Duration::ZERO);
+            }
+            if let Some((k, v)) = directive.split_once('=')
+                && k.trim() == "max-age"
+                && let Ok(secs) = v.trim().parse::<u64>()
+            {
+                max_age = Some(Duration::from_secs(secs));
+            }
+        }
+    }
+    if max_age.is_some() {
+        return max_age;
+    }
+    let expires = headers.get(EXPIRES)?;
+    match expires.to_str().ok().and_then(|s| httpdate::parse_http_date(s).ok()) {
+        Some(at) => Some(at.duration_since(now).unwrap_or(Duration::ZERO)),
+        None => Some(Duration::ZERO),
+    }
+}
+
+/// The cache policy for a fetched answer (valid or not: an HTTP answer is a result too).
+fn success_cache_policy(headers: &HeaderMap, now: SystemTime) -> CachePolicy {
+    let (ttl, reason) = match cache_period(headers, now) {
+        None => (DEFAULT_TTL, "no cache headers: the spec's default of 24 h".to_owned()),
+        Some(p) if p > MAX_TTL => (
+            MAX_TTL,
+            format!("headers ask for {}, capped at the spec's 48 h maximum", human(p)),
+        ),
+        Some(p) if p.is_zero() => (p, "headers forbid caching".to_owned()),
+        Some(p) => (p, format!("from the response's cache headers ({})", human(p))),
+    };
+    policy(ttl, reason, now)
+}
+
+/// The cache policy for the `failures`-th failure in a row (1-based): 2 min, doubling, at most 1 h.
+pub fn failure_cache_policy(failures: u32, now: SystemTime) -> CachePolicy {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    let ttl = (FIRST_FAILURE_TTL * factor).min(MAX_FAILURE_TTL);
+    let reason = if failures <= 1 {
+        format!("failure: retried after {}", human(ttl))
+    } else {
+        format!("{failures} failures in a row: retried after {} (backoff)", human(ttl))
+    };
+    policy(ttl, reason, now)
+}
+
+fn policy(ttl: Duration, reason: String, now: SystemTime) -> CachePolicy {
+    CachePolicy {
+        ttl_s: ttl.as_secs(),
+        expires_at: OffsetDateTime::from(now + ttl),
+        reason,
+    }
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Well-known results by host, for the spec's cache lifetimes.
+#[derive(Default)]
+pub struct WellKnownCache {
+    entries: Mutex<HashMap<String, CacheEntry>>,
+}
+
+struct CacheEntry {
+    report: WellKnownReport,
+    expires: Instant,
+    failures: u32,
+}
+
+impl WellKnownCache {
+    /// The cached report for `host` if it has not expired at `now`.
+    pub fn get(&self, host: &str, now: Instant) -> Option<WellKnownReport> {
+        let entries = self.entries.lock().expect("cache lock");
+        let entry = entries.get(host)?;
+        (now < entry.expires).then(|| {
+            let mut report = entry.report.clone();
+            report.from_cache = true;
+            report.duration_ms = None;
+            report
+        })
+    }
+
+    /// Stores a fresh `report` (fetched at `now`), setting its cache policy. Failures (anything
+    /// but a delegation or a 404-free valid answer) back off exponentially.
+    pub fn store(&self, host: &str, report: &mut WellKnownReport, now: Instant) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        let failures = if report.status == WellKnownStatus::Delegated {
+            0
+        } else {
+            entries.get(host).map_or(0, |e| e.failures) + 1
+        };
+        if failures > 0 {
+            report.cache = Some(failure_cache_policy(failures, SystemTime::now()));
+        }
+        let ttl = Duration::from_secs(report.cache.as_ref().map_or(0, |c| c.ttl_s));
+        entries.insert(
+            host.to_owned(),
+            CacheEntry {
+                report: report.clone(),
+                expires: now + ttl,
+                failures,
+            },
+        );
+    }
+
+    /// When the entry for `host` expires, if there is one.
+    pub fn expiry(&self, host: &str) -> Option<Instant> {
+        self.entries.lock().expect("cache lock").get(host).map(|e| e.expires)
+    }
+}
+
+/// reqwest's resolver: hickory lookups, then the private-address guard, so redirects to other
+/// hosts are resolved and guarded in the same place.
+struct GuardedResolver {
+    dns: Dns,
+    guard: NetGuard,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let dns = self.dns.clone();
+        let guard = self.guard.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let lookup = dns.host(&host).await;
+            if lookup.addresses.is_empty() {
+                let error = if lookup.errors.is_empty() {
+                    ProbeError::new(ErrorKind::NoAddress, format!("{host} has no A or AAAA record"))
+                } else {
+                    ProbeError::new(
+                        ErrorKind::Dns,
+                        format!("looking up {host} failed: {}", lookup.errors.join("; ")),
+                    )
+                };
+                return Err(Box::new(classify::Resolution(error)) as _);
+            }
+            let mut blocked = None;
+            let allowed: Vec<SocketAddr> = lookup
+                .addresses
+                .iter()
+                .filter(|ip| match guard.check(**ip) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        blocked.get_or_insert(e);
+                        false
+                    }
+                })
+                .map(|ip| SocketAddr::new(*ip, 0))
+                .collect();
+            if allowed.is_empty() {
+                let e = blocked.expect("some address was blocked");
+                return Err(Box::new(classify::Resolution(e)) as _);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    /// Synapse's `TestCachePeriodFromHeaders` table (discovery.md §5).
+    #[test]
+    fn cache_period_matches_synapse_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_548_833_700);
+        let cases: &[(&[(&str, &str)], Option<u64>)] = &[
+            (&[("cache-control", "foo, Max-Age = 100, bar")], Some(100)),
+            (&[("cache-control", "max-age=, bar")], None),
+            (&[("cache-control", "private; max-age=0")], None),
+            (&[("cache-control", "max-age=0, private, must-revalidate")], Some(0)),
+            (&[("expires", "Wed, 30 Jan 2019 07:35:33 GMT")], Some(33)),
+            (
+                &[("cache-control", "max-age=10"), ("expires", "Wed, 30 Jan 2019 07:35:33 GMT")],
+                Some(10),
+            ),
+            (&[("expires", "0")], Some(0)),
+            (&[("cache-control", "no-store")], Some(0)),
+            (&[], None),
+        ];
+        for (h, want) in cases {
+            assert_eq!(
+                cache_period(&headers(h), now).map(|d| d.as_secs()),
+                *want,
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cache_policy_defaults_and_caps() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let p = success_cache_policy(&headers(&[]), now);
+        assert_eq!(p.ttl_s, 24 * 3600);
+        assert!(p.reason.contains("default of 24 h"));
+        let p = success_cache_policy(&headers(&[("cache-control", "max-age=3600")]), now);
+        assert_eq!(p.ttl_s, 3600);
+        let p = success_cache_policy(&headers(&[("cache-control", "max-age=604800")]), now);
+        assert_eq!(p.ttl_s, 48 * 3600);
+        assert!(p.reason.contains("capped"));
+        let p = success_cache_policy(&headers(&[("cache-control", "max-age=0")]), now);
+        assert_eq!(p.ttl_s, 0);
+        // A malformed directive list (semicolon) is ignored, so the default applies (I6).
+        let p = success_cache_policy(&headers(&[("cache-control", "private; max-age=0")]), now);
+        assert_eq!(p.ttl_s, 24 * 3600);
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_up_to_an_hour() {
+        let now = SystemTime::UNIX_EPOCH;
+        let ttls: Vec<u64> = (1..=8).map(|n| failure_cache_policy(n, now).ttl_s).collect();
+        assert_eq!(ttls, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    }
+
+    #[test]
+    fn judging_bodies() {
+        let judge_body = |status: u16, body: &str| {
+            let mut r = WellKnownReport::blank(WellKnownStatus::Error, None);
+            judge(StatusCode::from_u16(status).unwrap(), body.as_bytes(), &mut r);
+            r
+        };
+        let r = judge_body(200, r#"{"m.server":"matrix.example.com:443","org.example.x":1}"#);
+        assert_eq!(r.status, WellKnownStatus::Delegated);
+        assert_eq!(r.delegated.unwrap().as_str(), "matrix.example.com:443");
+        assert_eq!(judge_body(404, "").status, WellKnownStatus::NotFound);
+        for (status, body, problem) in [
+            (204, "", "only 200"),
+            (500, "", "only 200"),
+            (200, "NOT JSON", "not JSON"),
+            (200, "<html></html>", "not JSON"),
+            (200, "[]", "not an object"),
+            (200, "null", "not an object"),
+            (200, "42", "not an object"),
+            (200, "{}", "no \"m.server\""),
+            (200, r#"{"m.server":123}"#, "a number"),
+            (200, r#"{"m.server":null}"#, "null"),
+            (200, r#"{"m.server":""}"#, "empty"),
+            (200, r#"{"m.server":"https://matrix.example.com"}"#, "not a valid server name"),
+            (200, r#"{"m.server":"matrix.example.com/"}"#, "not a valid server name"),
+            (200, r#"{"m.server":"matrix example.com"}"#, "not a valid server name"),
+            (200, r#"{"m.server":"matrix.example.com:99999"}"#, "larger than 65535"),
+            (200, r#"{"m.server":"[::1"}"#, "closing"),
+            (200, r#"{"m.server":"bücher.com"}"#, "ASCII"),
+        ] {
+            let r = judge_body(status, body);
+            assert_eq!(r.status, WellKnownStatus::Invalid, "{status} {body}");
+            let p = r.problem.unwrap();
+            assert!(p.contains(problem), "{body}: {p}");
+        }
+    }
+
+    #[test]
+    fn redirects_are_checked() {
+        let guard = NetGuard::default();
+        let here = Url::parse("https://example.com/.well-known/matrix/server").unwrap();
+        let loc = |l: &str| headers(&[("location", l)]);
+        let seen = vec![here.clone()];
+        let next = next_hop(&here, &loc("https://www.example.com/wk"), &seen, &guard).unwrap();
+        assert_eq!(next.as_str(), "https://www.example.com/wk");
+        let rel = next_hop(&here, &loc("/other"), &seen, &guard).unwrap();
+        assert_eq!(rel.as_str(), "https://example.com/other");
+        let e = next_hop(&here, &loc("http://example.com/x"), &seen, &guard).unwrap_err();
+        assert!(e.message.contains("not HTTPS"));
+        let e = next_hop(&here, &loc(here.as_str()), &seen, &guard).unwrap_err();
+        assert!(e.message.contains("loop"));
+        let e = next_hop(&here, &loc("https://127.0.0.1/x"), &seen, &guard).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BlockedAddress);
+        let e = next_hop(&here, &loc("https://[::ffff:10.0.0.1]/x"), &seen, &guard).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BlockedAddress);
+        let e = next_hop(&here, &HeaderMap::new(), &seen, &guard).unwrap_err();
+        assert!(e.message.contains("without a Location"));
+        let many: Vec<Url> = (0..=MAX_REDIRECTS)
+            .map(|i| Url::parse(&format!("https://h{i}.example.com/")).unwrap())
+            .collect();
+        let e = next_hop(&here, &loc("https://new.example.com/"), &many, &guard).unwrap_err();
+        assert!(e.message.contains("more than 10 redirects"));
+    }
+}

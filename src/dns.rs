@@ -1,0 +1,287 @@
+//! DNS lookups for discovery: SRV records, and A + AAAA for a host with its CNAME chain, each
+//! classified as found / not found (NXDOMAIN or no records: the spec's cue to fall back) /
+//! failed (SERVFAIL, timeout, refused: reported as a `dns` error, never silently skipped).
+//!
+//! Names are always queried fully qualified (trailing dot) so the host's search domains never
+//! turn `matrix.org` into `matrix.org.corp.example`. Lookups are cached by record TTL inside
+//! hickory, so a long-running monitor re-resolves exactly when records expire.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// At most this many addresses per host are kept; a larger answer is capped and reported.
+pub const MAX_ADDRESSES_PER_HOST: usize = 16;
+/// At most this many SRV records are considered.
+pub const MAX_SRV_RECORDS: usize = 16;
+
+/// A configured DNS resolver.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+    /// Set when no resolver could be configured; every lookup then fails with this reason.
+    unusable: Option<String>,
+}
+
+/// The outcome of one DNS query.
+#[derive(Clone, Debug)]
+pub enum Answer<T> {
+    /// Records were found.
+    Found(T),
+    /// NXDOMAIN or an empty answer: the name has no such records.
+    NotFound,
+    /// The lookup itself failed (SERVFAIL, timeout, refused, ...).
+    Failed(String),
+}
+
+/// One SRV record, target without its trailing dot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SrvRecord {
+    /// Lower is tried first.
+    pub priority: u16,
+    /// Relative weight within a priority.
+    pub weight: u16,
+    /// Port to connect to.
+    pub port: u16,
+    /// Target host; `"."` means "service not available here".
+    pub target: String,
+}
+
+/// SRV records with the time they stay valid.
+#[derive(Clone, Debug)]
+pub struct SrvAnswer {
+    /// The records (at most [`MAX_SRV_RECORDS`]).
+    pub records: Vec<SrvRecord>,
+    /// How many records the answer held before capping.
+    pub total: usize,
+    /// When the answer expires (record TTL).
+    pub valid_until: Instant,
+}
+
+/// The result of looking up A and AAAA for one host.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostLookup {
+    /// The name looked up.
+    pub host: String,
+    /// CNAME chain followed, in order (empty when the name has A/AAAA records itself).
+    pub cnames: Vec<String>,
+    /// Addresses found, IPv6 first then IPv4, capped at [`MAX_ADDRESSES_PER_HOST`].
+    pub addresses: Vec<IpAddr>,
+    /// How many addresses the answers held before capping.
+    pub total_addresses: usize,
+    /// Lookups that failed (not "no records"), e.g. `AAAA: the DNS server answered SERVFAIL`.
+    pub errors: Vec<String>,
+    /// When the earliest answer expires.
+    #[serde(skip)]
+    pub valid_until: Option<Instant>,
+}
+
+impl Dns {
+    /// A resolver using `nameservers` (`ip:port`), or the system configuration when empty.
+    /// `timeout` bounds each query attempt.
+    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Dns {
+        let provider = TokioRuntimeProvider::default();
+        let mut opts = ResolverOpts::default();
+        opts.timeout = timeout;
+        opts.attempts = 2;
+        opts.preserve_intermediates = true;
+        opts.ndots = 0;
+        let (builder, unusable) = if nameservers.is_empty() {
+            match TokioResolver::builder(provider.clone()) {
+                Ok(b) => (b, None),
+                Err(e) => (
+                    TokioResolver::builder_with_config(ResolverConfig::default(), provider),
+                    Some(format!(
+                        "the system resolver configuration could not be read ({e}); \
+                         set [dns] nameservers"
+                    )),
+                ),
+            }
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = addr.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            opts.use_hosts_file = ResolveHosts::Never;
+            (
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(servers),
+                    provider,
+                ),
+                None,
+            )
+        };
+        // System options (from resolv.conf) are kept except what discovery depends on.
+        let mut builder = builder;
+        let system = builder.options_mut();
+        system.timeout = opts.timeout;
+        system.attempts = opts.attempts;
+        system.preserve_intermediates = true;
+        system.ndots = 0;
+        if !nameservers.is_empty() {
+            system.use_hosts_file = ResolveHosts::Never;
+        }
+        let resolver = builder
+            .build()
+            .expect("a resolver with plain UDP/TCP name servers always builds");
+        Dns {
+            resolver,
+            unusable,
+        }
+    }
+
+    /// Looks up SRV records for `name` (e.g. `_matrix-fed._tcp.example.com`).
+    pub async fn srv(&self, name: &str) -> Answer<SrvAnswer> {
+        if let Some(why) = &self.unusable {
+            return Answer::Failed(why.clone());
+        }
+        match self.resolver.lookup(fqdn(name), RecordType::SRV).await {
+            Ok(lookup) => {
+                let mut records: Vec<SrvRecord> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::SRV(srv) => Some(SrvRecord {
+                            priority: srv.priority,
+                            weight: srv.weight,
+                            port: srv.port,
+                            target: display_name(&srv.target.to_ascii()),
+                        }),
+                        // Non-SRV answers (a stray A record) are ignored (edge case E8).
+                        _ => None,
+                    })
+                    .collect();
+                if records.is_empty() {
+                    return Answer::NotFound;
+                }
+                let total = records.len();
+                records.truncate(MAX_SRV_RECORDS);
+                Answer::Found(SrvAnswer {
+                    records,
+                    total,
+                    valid_until: Instant::from_std(lookup.valid_until()),
+                })
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// Looks up AAAA and A for `host` concurrently, following CNAMEs.
+    pub async fn host(&self, host: &str) -> HostLookup {
+        let mut out = HostLookup {
+            host: host.to_owned(),
+            cnames: Vec::new(),
+            addresses: Vec::new(),
+            total_addresses: 0,
+            errors: Vec::new(),
+            valid_until: None,
+        };
+        if let Some(why) = &self.unusable {
+            out.errors.push(why.clone());
+            return out;
+        }
+        let name = fqdn(host);
+        let (v6, v4) = tokio::join!(
+            self.resolver.lookup(name.clone(), RecordType::AAAA),
+            self.resolver.lookup(name, RecordType::A),
+        );
+        for (family, result) in [("AAAA", v6), ("A", v4)] {
+            match result {
+                Ok(lookup) => {
+                    out.valid_until = Some(match out.valid_until {
+                        Some(t) => t.min(Instant::from_std(lookup.valid_until())),
+                        None => Instant::from_std(lookup.valid_until()),
+                    });
+                    for record in lookup.answers() {
+                        match &record.data {
+                            RData::AAAA(a) => push_addr(&mut out, IpAddr::V6(a.0)),
+                            RData::A(a) => push_addr(&mut out, IpAddr::V4(a.0)),
+                            RData::CNAME(c) => {
+                                let target = display_name(&c.0.to_ascii());
+                                if !out.cnames.contains(&target) {
+                                    out.cnames.push(target);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Answer::Failed(why) = classify::<()>(&e) {
+                        out.errors.push(format!("{family}: {why}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_addr(out: &mut HostLookup, ip: IpAddr) {
+    if out.addresses.contains(&ip) {
+        return;
+    }
+    out.total_addresses += 1;
+    if out.addresses.len() < MAX_ADDRESSES_PER_HOST {
+        out.addresses.push(ip);
+    }
+}
+
+/// `name` with exactly one trailing dot.
+fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+/// A DNS name for display and connection: without the trailing dot (edge case E9).
+/// The root name stays `"."`.
+fn display_name(name: &str) -> String {
+    if name == "." {
+        return ".".into();
+    }
+    name.trim_end_matches('.').to_owned()
+}
+
+/// Splits hickory errors into "the name has no such records" (fall back, as the spec says)
+/// and real failures (reported).
+fn classify<T>(e: &NetError) -> Answer<T> {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(_)) => Answer::NotFound,
+        NetError::Dns(DnsError::ResponseCode(code)) => Answer::Failed(match code {
+            ResponseCode::ServFail => "the DNS server answered SERVFAIL".into(),
+            ResponseCode::Refused => "the DNS server refused the query (REFUSED)".into(),
+            other => format!("the DNS server answered {other}"),
+        }),
+        NetError::Timeout => Answer::Failed("no answer from the DNS server (timed out)".into()),
+        NetError::NoConnections => Answer::Failed("no DNS server could be reached".into()),
+        other => Answer::Failed(format!("lookup failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_queried_fully_qualified_and_shown_without_the_dot() {
+        assert_eq!(fqdn("matrix.org"), "matrix.org.");
+        assert_eq!(fqdn("matrix.org."), "matrix.org.");
+        assert_eq!(display_name("fed.example.net."), "fed.example.net");
+        assert_eq!(display_name("."), ".");
+    }
+}

@@ -1,0 +1,130 @@
+//! The bounded set of failure kinds (design.md "Error kinds") and the error value that carries
+//! one kind plus a message a person can act on. The scheduler, the page, the JSON API and the
+//! metrics all branch on [`ErrorKind`], so the set never grows without a design change.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a discovery or probe failed. Serialized in snake_case; used as the `result` metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The server name does not follow the Matrix server-name grammar.
+    InvalidName,
+    /// A DNS lookup failed for a reason other than "no such record" (SERVFAIL, timeout, ...).
+    Dns,
+    /// Every lookup succeeded but no address was found.
+    NoAddress,
+    /// The address is loopback/private/... and not listed in `[network] allow`.
+    BlockedAddress,
+    /// The SRV record's target is `.`: the service is explicitly not offered (RFC 2782).
+    ServiceUnavailable,
+    /// The TCP connection was actively refused (RST).
+    ConnectRefused,
+    /// The TCP connection did not complete in time.
+    ConnectTimeout,
+    /// Any other TCP connection failure (unreachable network or host, ...).
+    Connect,
+    /// The TLS handshake failed for a reason other than the certificate.
+    TlsHandshake,
+    /// The certificate is not valid for the expected name, expired, or not trusted.
+    TlsCertificate,
+    /// The round did not finish within the configured timeout.
+    Timeout,
+    /// The server answered with a non-success HTTP status.
+    HttpStatus,
+    /// The answer was not the JSON the endpoint should return, or not HTTP at all.
+    InvalidResponse,
+    /// The response body exceeded the size cap.
+    BodyTooLarge,
+}
+
+impl ErrorKind {
+    /// Every kind, in a stable order (used to pre-create metric series).
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidName,
+        ErrorKind::Dns,
+        ErrorKind::NoAddress,
+        ErrorKind::BlockedAddress,
+        ErrorKind::ServiceUnavailable,
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::Connect,
+        ErrorKind::TlsHandshake,
+        ErrorKind::TlsCertificate,
+        ErrorKind::Timeout,
+        ErrorKind::HttpStatus,
+        ErrorKind::InvalidResponse,
+        ErrorKind::BodyTooLarge,
+    ];
+
+    /// The snake_case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidName => "invalid_name",
+            ErrorKind::Dns => "dns",
+            ErrorKind::NoAddress => "no_address",
+            ErrorKind::BlockedAddress => "blocked_address",
+            ErrorKind::ServiceUnavailable => "service_unavailable",
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::TlsCertificate => "tls_certificate",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::InvalidResponse => "invalid_response",
+            ErrorKind::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure of one kind with a human-readable explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ProbeError {
+    /// Which of the bounded kinds this is.
+    pub kind: ErrorKind,
+    /// What happened and, where possible, what to do about it.
+    pub message: String,
+}
+
+impl ProbeError {
+    /// A new error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProbeError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_serialize_as_their_contract_names() {
+        for kind in ErrorKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            let back: ErrorKind = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, kind);
+        }
+    }
+
+    #[test]
+    fn all_lists_every_kind_once() {
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+}

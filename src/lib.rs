@@ -1,0 +1,88 @@
+//! mxping: a Matrix homeserver latency and availability monitor.
+//!
+//! Data flows one way: config → scheduler → discovery → probe → history → page / API / metrics.
+
+pub mod check;
+pub mod classify;
+pub mod config;
+pub mod discovery;
+pub mod dns;
+pub mod error;
+pub mod keys;
+pub mod net_guard;
+pub mod probe;
+pub mod report;
+pub mod server_name;
+pub mod text;
+pub mod tls;
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::discovery::Discovery;
+use crate::dns::Dns;
+use crate::net_guard::NetGuard;
+use crate::probe::{ProbeSettings, Prober};
+use crate::report::Round;
+
+/// Sent as `User-Agent` on every request.
+pub const USER_AGENT: &str = concat!("mxping/", env!("CARGO_PKG_VERSION"));
+
+/// Languages server descriptions (and the page) can be written in.
+pub const LANGUAGES: &[&str] = &["en", "zh"];
+
+/// A duration in milliseconds, rounded to the microsecond.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Discovery and probing, built from a config. Everything that reaches the network is created
+/// here from settings, so tests aim the production code at loopback servers through config.
+pub struct Services {
+    /// Resolves server names.
+    pub discovery: Discovery,
+    /// Probes targets.
+    pub prober: Prober,
+}
+
+impl Services {
+    /// Builds the services for `config`.
+    pub fn new(config: &Config) -> Result<Services, String> {
+        let roots = tls::load_roots(config.tls.extra_ca_file.as_deref())?;
+        let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
+        let guard = NetGuard::new(config.network.allow.clone());
+        let discovery = Discovery::new(
+            dns,
+            guard,
+            tls::verifying_config(roots.clone()),
+            config.monitor.timeout,
+        );
+        let prober = Prober::new(
+            tls::ProbeTls::new(roots),
+            ProbeSettings {
+                timeout: config.monitor.timeout,
+                pings: config.monitor.pings,
+                check_keys: config.monitor.check_keys,
+            },
+        );
+        Ok(Services { discovery, prober })
+    }
+
+    /// Resolves `name` and probes every address once.
+    pub async fn round(&self, name: &str) -> Round {
+        let resolution = self.discovery.resolve(name).await;
+        self.probe(resolution, name).await
+    }
+
+    /// Probes every target of an existing resolution once.
+    pub async fn probe(&self, resolution: discovery::Resolution, name: &str) -> Round {
+        let addresses = probe::probe_all(&self.prober, &resolution.targets, name).await;
+        Round {
+            resolution,
+            addresses,
+            finished_at: OffsetDateTime::now_utc(),
+        }
+    }
+}

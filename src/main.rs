@@ -1,0 +1,119 @@
+//! The `mxping` command: parse arguments, set up logging, run, map the outcome to an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mxping::config::Config;
+use mxping::{Services, check};
+
+/// Exit code for a usage or config error (design.md).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mxping",
+    version,
+    about = "Matrix homeserver federation latency and availability monitor",
+    long_about = "Resolves each Matrix server's federation delegation exactly as the spec says \
+                  (well-known, SRV, port 8448), probes /_matrix/federation/v1/version on every \
+                  address, and reports latency, availability and why a server is unreachable.\n\n\
+                  Without --config, ./servers.toml is used if present, else the built-in list."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Discover and probe one server now, and print the whole chain and a verdict.
+    ///
+    /// Exit status: 0 when federation works, 1 when it does not, 2 on a usage or config error.
+    Check {
+        /// The Matrix server name, as in user IDs (@user:SERVER_NAME), e.g. matrix.org.
+        server_name: String,
+        /// Config file (DNS, TLS, network and timeout settings are used).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print the JSON `Server` object plus the signing-key checks instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a config file and exit: 0 when valid, 2 when not.
+    Validate {
+        /// Config file to check.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    let loaded = match config {
+        Some(path) => Config::load(path),
+        None => Config::load_default(),
+    };
+    loaded.map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MXPING_LOG")
+                .unwrap_or_else(|_| "mxping=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match load(config.as_ref()) {
+            Ok(c) => {
+                println!("{}: valid ({} servers)", c.source, c.servers.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Check {
+            server_name,
+            config,
+            json,
+        } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            runtime.block_on(async {
+                let services = match Services::new(&config) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("{}: {e}", config.source);
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                };
+                let report = check::run(&services, &server_name, config.monitor.green_below).await;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("reports serialize")
+                    );
+                } else {
+                    print!("{}", check::render_text(&report));
+                }
+                let invalid_name = report.server.error.as_ref().is_some_and(|e| {
+                    e.kind == mxping::error::ErrorKind::InvalidName
+                });
+                if invalid_name {
+                    ExitCode::from(EXIT_USAGE)
+                } else if report.federation_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            })
+        }
+    }
+}

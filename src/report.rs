@@ -1,0 +1,179 @@
+//! The `Server` shape of the JSON contract (design.md "HTTP") and what one round means: the
+//! headline latency, the software, the error that explains a failure, and the single-round
+//! status `mxping check` reports. The monitor adds hysteresis on top (see `history`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::discovery::{Resolution, Severity};
+use crate::error::ProbeError;
+use crate::probe::{AddressReport, Software};
+
+/// Green, yellow, red or unknown (design.md "Status").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Healthy and fast.
+    Green,
+    /// Reachable but slow, partly failing, failing but not yet confirmed, or recovering.
+    Yellow,
+    /// Confirmed down.
+    Red,
+    /// No round has completed yet.
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in display order.
+    pub const ALL: [Status; 4] = [Status::Green, Status::Yellow, Status::Red, Status::Unknown];
+
+    /// The word used in JSON, metrics and on the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Green => "green",
+            Status::Yellow => "yellow",
+            Status::Red => "red",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// A symbol, so colour is never the only signal.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Status::Green => "●",
+            Status::Yellow => "▲",
+            Status::Red => "✖",
+            Status::Unknown => "?",
+        }
+    }
+}
+
+/// One completed round: discovery plus a report per target.
+#[derive(Clone, Debug)]
+pub struct Round {
+    /// What discovery found (possibly from cache).
+    pub resolution: Resolution,
+    /// One report per target, in the order a homeserver would try them.
+    pub addresses: Vec<AddressReport>,
+    /// When the round finished.
+    pub finished_at: OffsetDateTime,
+}
+
+impl Round {
+    /// At least one address answered correctly.
+    pub fn any_ok(&self) -> bool {
+        self.addresses.iter().any(|a| a.ok)
+    }
+
+    /// Discovery worked and every address answered correctly.
+    pub fn all_ok(&self) -> bool {
+        self.resolution.error.is_none()
+            && !self.addresses.is_empty()
+            && self.addresses.iter().all(|a| a.ok)
+    }
+
+    /// The headline latency: that of the first working address in the order a homeserver
+    /// tries them, i.e. the one it would actually use.
+    pub fn latency_ms(&self) -> Option<f64> {
+        self.addresses.iter().find(|a| a.ok).and_then(|a| a.latency_ms)
+    }
+
+    /// The software reported by the first address that reported any.
+    pub fn software(&self) -> Option<Software> {
+        self.addresses.iter().find_map(|a| a.software.clone())
+    }
+
+    /// The error that explains why the round is not fully healthy: discovery's, else the first
+    /// failing address's.
+    pub fn error(&self) -> Option<ProbeError> {
+        self.resolution
+            .error
+            .clone()
+            .or_else(|| self.addresses.iter().find_map(|a| a.error.clone()))
+    }
+
+    /// The status this round alone gives, with the reason for anything but green.
+    pub fn status(&self, green_below: Duration) -> (Status, Option<String>) {
+        if !self.any_ok() {
+            let reason = self
+                .error()
+                .map_or_else(|| "no address answered".to_owned(), |e| format!("{}: {}", e.kind, e.message));
+            return (Status::Red, Some(reason));
+        }
+        if let Some(failing) = self.addresses.iter().find(|a| !a.ok) {
+            let family = if failing.ip_family == "ipv6" { "IPv6" } else { "IPv4" };
+            let kind = failing.error.as_ref().map_or("error", |e| e.kind.as_str());
+            return (
+                Status::Yellow,
+                Some(format!("{family} address {} failing: {kind}", failing.address)),
+            );
+        }
+        let threshold = green_below.as_secs_f64() * 1000.0;
+        match self.latency_ms() {
+            Some(l) if l >= threshold => (
+                Status::Yellow,
+                Some(format!("latency {l:.0} ms ≥ {threshold:.0} ms")),
+            ),
+            _ => (Status::Green, None),
+        }
+    }
+
+    /// Federation works: discovery, every address, every key check (when made), and no
+    /// finding that breaks federation with some servers.
+    pub fn federation_ok(&self) -> bool {
+        self.all_ok()
+            && self
+                .addresses
+                .iter()
+                .all(|a| a.keys.as_ref().is_none_or(|k| k.all_ok()))
+            && !self
+                .resolution
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// The contract's `Server` object.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerReport {
+    /// The Matrix server name.
+    pub name: String,
+    /// Current status.
+    pub status: Status,
+    /// Why the status is not green, in words.
+    pub reason: Option<String>,
+    /// Headline latency of the last round, milliseconds.
+    pub latency_ms: Option<f64>,
+    /// When the last round finished.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub checked_at: Option<OffsetDateTime>,
+    /// What `/version` reported.
+    pub software: Option<Software>,
+    /// The discovery chain (absent before the first round).
+    pub discovery: Option<Resolution>,
+    /// One entry per address probed in the last round.
+    pub addresses: Vec<AddressReport>,
+    /// What explains a failure, if anything failed.
+    pub error: Option<ProbeError>,
+}
+
+impl ServerReport {
+    /// The report for a single round with its own status (what `mxping check` prints).
+    pub fn from_round(name: &str, round: &Round, green_below: Duration) -> ServerReport {
+        let (status, reason) = round.status(green_below);
+        ServerReport {
+            name: name.to_owned(),
+            status,
+            reason,
+            latency_ms: round.latency_ms(),
+            checked_at: Some(round.finished_at),
+            software: round.software(),
+            discovery: Some(round.resolution.clone()),
+            addresses: round.addresses.clone(),
+            error: round.error(),
+        }
+    }
+}
