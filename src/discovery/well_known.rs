@@ -343,6 +343,10 @@ fn judge(status: StatusCode, body: &[u8], report: &mut WellKnownReport) {
             report.problem = Some("the object has no \"m.server\" key".into());
             return;
         }
+        Some(Value::String(s)) if s.is_empty() => {
+            report.problem = Some("\"m.server\" is empty".into());
+            return;
+        }
         Some(Value::String(s)) => s,
         Some(other) => {
             report.problem = Some(format!("\"m.server\" is {}, not a string", json_type(other)));
@@ -635,7 +639,7 @@ mod tests {
             (200, "{}", "no \"m.server\""),
             (200, r#"{"m.server":123}"#, "a number"),
             (200, r#"{"m.server":null}"#, "null"),
-            (200, r#"{"m.server":""}"#, "empty"),
+            (200, r#"{"m.server":""}"#, "is empty"),
             (200, r#"{"m.server":"https://matrix.example.com"}"#, "not a valid server name"),
             (200, r#"{"m.server":"matrix.example.com/"}"#, "not a valid server name"),
             (200, r#"{"m.server":"matrix example.com"}"#, "not a valid server name"),

@@ -1,0 +1,99 @@
+//! The loopback harness: a real DNS server, a test CA, HTTPS servers on distinct 127.x
+//! addresses at the real ports 443 and 8448, and a config that points the production code at
+//! them (the same settings a user would write).
+
+pub mod dns;
+pub mod https;
+pub mod pki;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use mxping::Services;
+use mxping::config::Config;
+
+pub use dns::{Fault, Rr, TestDns};
+pub use https::{Handler, HttpsServer, Reply, Seen, TestHost, TlsOptions};
+pub use pki::TestCa;
+
+pub struct Harness {
+    pub dns: TestDns,
+    pub ca: TestCa,
+    /// Extra TOML appended to the generated config (e.g. a [monitor] table).
+    pub extra: String,
+    /// Whether loopback is exempt from the private-address guard (true for most tests).
+    pub allow_loopback: bool,
+    servers: Vec<Arc<HttpsServer>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness {
+            dns: TestDns::start().await,
+            ca: TestCa::new(),
+            extra: String::new(),
+            allow_loopback: true,
+            servers: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The config text: the test DNS server, the test CA, loopback allowed, short timeouts.
+    pub fn config_text(&self) -> String {
+        let allow = if self.allow_loopback { r#"["127.0.0.0/8", "::1/128"]"# } else { "[]" };
+        let monitor = if self.extra.contains("[monitor]") { "" } else { "[monitor]\ntimeout = \"3s\"\n" };
+        format!(
+            "{monitor}{extra}\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\n\
+             [tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n\
+             [[server]]\nname = \"placeholder.test\"\n",
+            extra = self.extra,
+            dns = self.dns.addr,
+            ca = self.ca.pem_path.display(),
+        )
+    }
+
+    pub fn config(&self) -> Config {
+        Config::parse(&self.config_text(), "harness.toml", None).unwrap()
+    }
+
+    /// Writes the config to a file (for the CLI) and returns its path.
+    pub fn config_file(&self) -> std::path::PathBuf {
+        let path = self.dir.path().join("servers.toml");
+        std::fs::write(&path, self.config_text()).unwrap();
+        path
+    }
+
+    pub fn services(&self) -> Services {
+        Services::new(&self.config()).unwrap()
+    }
+
+    /// Serves HTTPS with `tls` and `handler` on `host`'s `port`.
+    pub fn serve(&mut self, host: &mut TestHost, port: u16, tls: impl Into<TlsOptions>, handler: Handler) -> Arc<HttpsServer> {
+        let server = Arc::new(HttpsServer::start(host.take(port), tls, handler));
+        self.servers.push(server.clone());
+        server
+    }
+
+    /// A new host named `name` in DNS (A record) with a certificate for `name`.
+    pub fn host(&self, name: &str) -> TestHost {
+        let host = TestHost::claim();
+        self.dns.a(name, host.ip);
+        host
+    }
+
+    /// A homeserver for `server_name` on `host`:`port` with a certificate for `cert_name`.
+    pub fn homeserver(&mut self, host: &mut TestHost, port: u16, cert_name: &str, server_name: &str) -> Arc<HttpsServer> {
+        let leaf = self.ca.leaf(&[cert_name]);
+        self.serve(host, port, leaf, https::homeserver(server_name))
+    }
+}
+
+/// The IP of a claimed host as a string.
+pub fn ip(host: &TestHost) -> String {
+    host.ip.to_string()
+}
+
+pub fn v4(host: &TestHost) -> Ipv4Addr {
+    host.ip
+}
