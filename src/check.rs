@@ -56,7 +56,10 @@ fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
         return format!("federation is broken: {} ({})", e.message, e.kind);
     }
     if working == 0 {
-        let e = round.error().map(|e| format!("{}: {}", e.kind, e.message)).unwrap_or_default();
+        let e = round
+            .error()
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .unwrap_or_default();
         return format!("federation is broken: no address answered ({e})");
     }
     if working < n {
@@ -65,9 +68,13 @@ fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
              failing address cannot reach this server"
         );
     }
-    let keys_bad = round.addresses.iter().any(|a| a.keys.as_ref().is_some_and(|k| !k.all_ok()));
+    let keys_bad = round
+        .addresses
+        .iter()
+        .any(|a| a.keys.as_ref().is_some_and(|k| !k.all_ok()));
     if keys_bad {
-        return "federation is broken: every address answers, but the signing-key checks fail".into();
+        return "federation is broken: every address answers, but the signing-key checks fail"
+            .into();
     }
     "federation works with spec-following servers, but a finding above breaks it for some \
      implementations"
@@ -94,7 +101,13 @@ fn step(method: Method, delegated: bool) -> &'static str {
 pub fn render_text(report: &CheckReport) -> String {
     let mut out = String::new();
     let s = &report.server;
-    let _ = writeln!(out, "{} — {} {}", s.name, s.status.symbol(), s.status.as_str());
+    let _ = writeln!(
+        out,
+        "{} — {} {}",
+        s.name,
+        s.status.symbol(),
+        s.status.as_str()
+    );
     if let Some(r) = &s.discovery {
         render_discovery(&mut out, r);
     }
@@ -118,7 +131,9 @@ pub fn render_text(report: &CheckReport) -> String {
                 format!("  {tag}: {}", f.message)
             })
             .chain(s.addresses.iter().flat_map(|a| {
-                a.notes.iter().map(move |n| format!("  note ({}): {n}", a.address))
+                a.notes
+                    .iter()
+                    .map(move |n| format!("  note ({}): {n}", a.address))
             }))
             .collect();
         if !notes.is_empty() {
@@ -131,7 +146,11 @@ pub fn render_text(report: &CheckReport) -> String {
     let _ = writeln!(
         out,
         "\nVerdict: {} {}{}",
-        if report.federation_ok { "OK —" } else { "FAIL —" },
+        if report.federation_ok {
+            "OK —"
+        } else {
+            "FAIL —"
+        },
         report.verdict,
         match (&s.reason, s.status) {
             (Some(r), Status::Yellow) => format!(" (status yellow: {r})"),
@@ -146,11 +165,17 @@ fn render_discovery(out: &mut String, r: &Resolution) {
     let wk = &r.well_known;
     match wk.status {
         WellKnownStatus::Skipped => {
-            let _ = writeln!(out, "  well-known   skipped (IP literal or explicit port: spec steps 1–2)");
+            let _ = writeln!(
+                out,
+                "  well-known   skipped (IP literal or explicit port: spec steps 1–2)"
+            );
         }
         status => {
             let url = wk.url.clone().unwrap_or_default();
-            let http = wk.http_status.map(|c| format!("HTTP {c}")).unwrap_or_else(|| "no answer".into());
+            let http = wk
+                .http_status
+                .map(|c| format!("HTTP {c}"))
+                .unwrap_or_else(|| "no answer".into());
             let cached = if wk.from_cache { " (from cache)" } else { "" };
             let _ = writeln!(out, "  well-known   {url} → {http}{cached}");
             for hop in &wk.redirects {
@@ -176,14 +201,19 @@ fn render_discovery(out: &mut String, r: &Resolution) {
                 let _ = writeln!(
                     out,
                     "               cached until {} ({})",
-                    c.expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                    crate::timestamp::format(c.expires_at),
                     c.reason
                 );
             }
         }
     }
     for srv in &r.srv {
-        let _ = write!(out, "  SRV          {} → {}", srv.name, srv.outcome.replace('_', " "));
+        let _ = write!(
+            out,
+            "  SRV          {} → {}",
+            srv.name,
+            srv.outcome.replace('_', " ")
+        );
         if let Some(e) = &srv.error {
             let _ = write!(out, ": {e}");
         }
@@ -204,7 +234,13 @@ fn render_discovery(out: &mut String, r: &Resolution) {
         if h.addresses.is_empty() {
             parts.push("no addresses".into());
         } else {
-            parts.push(h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+            parts.push(
+                h.addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
         }
         parts.extend(h.errors.iter().cloned());
         let _ = writeln!(out, "  DNS          {}: {}", h.host, parts.join("; "));
@@ -218,8 +254,15 @@ fn render_discovery(out: &mut String, r: &Resolution) {
         );
     }
     for t in &r.targets {
-        let sni = t.tls_name.clone().unwrap_or_else(|| "none (IP literal: no SNI)".into());
-        let blocked = t.blocked.as_ref().map(|_| "  [blocked]").unwrap_or_default();
+        let sni = t
+            .tls_name
+            .clone()
+            .unwrap_or_else(|| "none (IP literal: no SNI)".into());
+        let blocked = t
+            .blocked
+            .as_ref()
+            .map(|_| "  [blocked]")
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "  target       {}  Host: {}  TLS name: {sni}{blocked}",
@@ -232,7 +275,11 @@ fn render_discovery(out: &mut String, r: &Resolution) {
 }
 
 fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
-    let family = if a.ip_family == "ipv6" { "IPv6" } else { "IPv4" };
+    let family = if a.ip_family == "ipv6" {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
     let mark = if a.ok { "✔" } else { "✖" };
     let _ = write!(out, "  {mark} {} ({family})", a.address);
     match &a.error {
@@ -253,8 +300,17 @@ fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
             .tls
             .as_ref()
             .map(|f| {
-                let hrr = if f.hello_retry_request { ", HelloRetryRequest: +1 round trip" } else { "" };
-                format!(" ({} {} {}{hrr})", f.version, f.cipher, f.group.clone().unwrap_or_default())
+                let hrr = if f.hello_retry_request {
+                    ", HelloRetryRequest: +1 round trip"
+                } else {
+                    ""
+                };
+                format!(
+                    " ({} {} {}{hrr})",
+                    f.version,
+                    f.cipher,
+                    f.group.clone().unwrap_or_default()
+                )
             })
             .unwrap_or_default();
         timing.push(format!("TLS {t:.1} ms{extra}"));
@@ -280,11 +336,20 @@ fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
             cert.names_for_display(),
             cert.issuer,
             cert.not_after.date(),
-            if a.tls.as_ref().is_some_and(|t| t.certificate_valid) { "" } else { " — NOT VALID here" }
+            if a.tls.as_ref().is_some_and(|t| t.certificate_valid) {
+                ""
+            } else {
+                " — NOT VALID here"
+            }
         );
     }
     if let Some(sw) = &a.software {
-        let _ = writeln!(out, "      software {} {}", or_dash(&sw.name), or_dash(&sw.version));
+        let _ = writeln!(
+            out,
+            "      software {} {}",
+            or_dash(&sw.name),
+            or_dash(&sw.version)
+        );
     }
     if let Some(keys) = &a.keys {
         match (&keys.checks, &keys.error) {
@@ -292,15 +357,36 @@ fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
                 let ids: Vec<String> = c
                     .ed25519
                     .iter()
-                    .map(|(id, k)| format!("{id} {}", if k.valid_key && k.matching_signature { "signature ok" } else { "FAILED" }))
+                    .map(|(id, k)| {
+                        format!(
+                            "{id} {}",
+                            if k.valid_key && k.matching_signature {
+                                "signature ok"
+                            } else {
+                                "FAILED"
+                            }
+                        )
+                    })
                     .collect();
                 let _ = writeln!(
                     out,
                     "      keys {} server_name {} · valid_until_ts {} · {}",
                     if c.all_ok { "✔" } else { "✖" },
-                    if c.matching_server_name { "matches" } else { "MISMATCH" },
-                    if c.future_valid_until_ts { "in the future" } else { "EXPIRED/MISSING" },
-                    if ids.is_empty() { "no ed25519 key".to_owned() } else { ids.join(", ") }
+                    if c.matching_server_name {
+                        "matches"
+                    } else {
+                        "MISMATCH"
+                    },
+                    if c.future_valid_until_ts {
+                        "in the future"
+                    } else {
+                        "EXPIRED/MISSING"
+                    },
+                    if ids.is_empty() {
+                        "no ed25519 key".to_owned()
+                    } else {
+                        ids.join(", ")
+                    }
                 );
                 for n in &c.notes {
                     let _ = writeln!(out, "           {n}");

@@ -41,20 +41,31 @@ pub fn connect_error(err: &io::Error, addr: &str) -> ProbeError {
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ProbeError::new(
             ErrorKind::ConnectRefused,
-            format!("{addr} refused the connection: nothing listens on that port, or a firewall rejects it"),
+            format!(
+                "{addr} refused the connection: nothing listens on that port, or a firewall rejects it"
+            ),
         ),
         io::ErrorKind::TimedOut => ProbeError::new(
             ErrorKind::ConnectTimeout,
             format!("connecting to {addr} timed out"),
         ),
         io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
-            let family = if addr.starts_with('[') { "IPv6" } else { "IPv4" };
+            let family = if addr.starts_with('[') {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
             ProbeError::new(
                 ErrorKind::Connect,
-                format!("{addr} is unreachable from the monitor ({err}); check the monitor's {family} connectivity"),
+                format!(
+                    "{addr} is unreachable from the monitor ({err}); check the monitor's {family} connectivity"
+                ),
             )
         }
-        _ => ProbeError::new(ErrorKind::Connect, format!("connecting to {addr} failed: {err}")),
+        _ => ProbeError::new(
+            ErrorKind::Connect,
+            format!("connecting to {addr} failed: {err}"),
+        ),
     }
 }
 
@@ -101,6 +112,9 @@ pub fn reqwest_error(err: &reqwest::Error, url: &reqwest::Url) -> ProbeError {
     }
     ProbeError::new(
         ErrorKind::InvalidResponse,
-        format!("{url} did not give a valid HTTP answer: {}", chain_text(err)),
+        format!(
+            "{url} did not give a valid HTTP answer: {}",
+            chain_text(err)
+        ),
     )
 }

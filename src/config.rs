@@ -259,7 +259,13 @@ struct Problems<'a> {
 }
 
 impl Problems<'_> {
-    fn add(&mut self, span: Option<Range<usize>>, key: &str, message: String, fix: impl Into<String>) {
+    fn add(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: String,
+        fix: impl Into<String>,
+    ) {
         let (line, column) = span.map_or((0, 0), |s| line_col(self.source, s.start));
         self.list.push(Problem {
             line,
@@ -285,7 +291,9 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 fn key_at(source: &str, offset: usize) -> String {
     let offset = offset.min(source.len());
     let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = source[offset..].find('\n').map_or(source.len(), |i| offset + i);
+    let line_end = source[offset..]
+        .find('\n')
+        .map_or(source.len(), |i| offset + i);
     let line = &source[line_start..line_end];
     let mut table = String::new();
     let mut server_index = 0;
@@ -326,7 +334,10 @@ fn fix_for(message: &str) -> String {
         "remove the key or correct its spelling (the valid keys are listed)".into()
     } else if message.contains("invalid type: string") && message.contains("expected i64") {
         "write the number without quotes".into()
-    } else if message.contains("expected a string") || message.contains("expected a borrowed string") || message.contains("expected string") {
+    } else if message.contains("expected a string")
+        || message.contains("expected a borrowed string")
+        || message.contains("expected string")
+    {
         "put the value in double quotes".into()
     } else if message.contains("missing field `name`") {
         "give every [[server]] a name, e.g. name = \"matrix.org\"".into()
@@ -422,7 +433,12 @@ fn duration(
     match humantime::parse_duration(v.get_ref().trim()) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => {
-            problems.add(Some(v.span()), key, "must be longer than zero".into(), format!("e.g. {key} = \"{}\"", humantime::format_duration(default)));
+            problems.add(
+                Some(v.span()),
+                key,
+                "must be longer than zero".into(),
+                format!("e.g. {key} = \"{}\"", humantime::format_duration(default)),
+            );
             default
         }
         Err(e) => {
@@ -430,7 +446,10 @@ fn duration(
                 Some(v.span()),
                 key,
                 format!("{:?} is not a duration ({e})", v.get_ref()),
-                format!("write a duration such as \"{}\", \"1m 30s\" or \"250ms\"", humantime::format_duration(default)),
+                format!(
+                    "write a duration such as \"{}\", \"1m 30s\" or \"250ms\"",
+                    humantime::format_duration(default)
+                ),
             );
             default
         }
@@ -452,7 +471,11 @@ fn integer(
             Some(v.span()),
             key,
             format!("{} is out of range", v.get_ref()),
-            format!("use a whole number from {} to {}", range.start(), range.end()),
+            format!(
+                "use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
         );
         default
     }
@@ -462,7 +485,12 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
     let d = MonitorConfig::default();
     let m = &raw.monitor;
     let interval = duration(&m.interval, "[monitor] interval", d.interval, p);
-    let retry_interval = duration(&m.retry_interval, "[monitor] retry_interval", d.retry_interval, p);
+    let retry_interval = duration(
+        &m.retry_interval,
+        "[monitor] retry_interval",
+        d.retry_interval,
+        p,
+    );
     let timeout = duration(&m.timeout, "[monitor] timeout", d.timeout, p);
     let green_below = duration(&m.green_below, "[monitor] green_below", d.green_below, p);
     let monitor = MonitorConfig {
@@ -548,7 +576,12 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
     let web = WebConfig {
         listen,
         vantage,
-        refresh: duration(&raw.web.refresh, "[web] refresh", Duration::from_secs(60), p),
+        refresh: duration(
+            &raw.web.refresh,
+            "[web] refresh",
+            Duration::from_secs(60),
+            p,
+        ),
     };
 
     let nameservers = raw
@@ -651,7 +684,9 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         }
         let client_url = s.client_url.as_ref().map(|v| {
             let url = v.get_ref().trim();
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url::Url::parse(url).is_err() {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url::Url::parse(url).is_err()
+            {
                 p.add(
                     Some(v.span()),
                     &key("client_url"),
@@ -710,10 +745,23 @@ mod tests {
     fn builtin_list_loads() {
         let c = Config::builtin().unwrap();
         let names: Vec<_> = c.servers.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["matrix.org", "mozilla.org", "gitter.im", "pcrbot.com", "yobot.homes"]);
+        assert_eq!(
+            names,
+            [
+                "matrix.org",
+                "mozilla.org",
+                "gitter.im",
+                "pcrbot.com",
+                "yobot.homes"
+            ]
+        );
         assert_eq!(c.monitor, MonitorConfig::default());
         for s in &c.servers {
-            assert!(s.description.contains_key("en") && s.description.contains_key("zh"), "{}", s.name);
+            assert!(
+                s.description.contains_key("en") && s.description.contains_key("zh"),
+                "{}",
+                s.name
+            );
             assert!(s.client_url.is_some(), "{}", s.name);
         }
     }
@@ -734,7 +782,11 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].line, p[0].column), (2, 1));
         assert_eq!(p[0].key, "[monitor] intervall");
-        assert!(p[0].message.contains("unknown field `intervall`"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("unknown field `intervall`"),
+            "{}",
+            p[0].message
+        );
         assert!(p[0].fix.contains("spelling"));
     }
 
@@ -746,7 +798,13 @@ mod tests {
         let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["[monitor] interval", "[monitor] pings", "[web] listen", "[network] allow", "[[server]] #1 name"]
+            [
+                "[monitor] interval",
+                "[monitor] pings",
+                "[web] listen",
+                "[network] allow",
+                "[[server]] #1 name"
+            ]
         );
         assert_eq!((p[0].line, p[0].column), (2, 12));
         assert!(p[0].fix.contains("\"30s\""));
@@ -754,7 +812,9 @@ mod tests {
 
     #[test]
     fn contradictions_are_reported() {
-        let p = problems("[monitor]\ninterval = \"10s\"\ntimeout = \"20s\"\n[[server]]\nname = \"a.org\"\n");
+        let p = problems(
+            "[monitor]\ninterval = \"10s\"\ntimeout = \"20s\"\n[[server]]\nname = \"a.org\"\n",
+        );
         assert_eq!(p[0].key, "[monitor] timeout");
         assert!(p[0].message.contains("overlap"));
         let p = problems("[monitor]\ngreen_below = \"20s\"\n[[server]]\nname = \"a.org\"\n");
@@ -773,7 +833,10 @@ mod tests {
         let e = Config::parse("[monitor]\npings = \"4\"\n", "x.toml", None).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("x.toml:2:9: [monitor] pings"), "{text}");
-        assert!(text.contains("fix: write the number without quotes"), "{text}");
+        assert!(
+            text.contains("fix: write the number without quotes"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -784,7 +847,13 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(c.dns.nameservers, ["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+        assert_eq!(
+            c.dns.nameservers,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
         assert_eq!(c.network.allow.len(), 2);
     }
 }

@@ -140,10 +140,7 @@ impl Dns {
         let resolver = builder
             .build()
             .expect("a resolver with plain UDP/TCP name servers always builds");
-        Dns {
-            resolver,
-            unusable,
-        }
+        Dns { resolver, unusable }
     }
 
     /// Looks up SRV records for `name` (e.g. `_matrix-fed._tcp.example.com`).

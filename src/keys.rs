@@ -73,7 +73,9 @@ fn check_canonical_numbers(value: &Value) -> Result<(), String> {
     match value {
         Value::Number(n) => match n.as_i64() {
             Some(i) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&i) => Ok(()),
-            _ => Err(format!("{n} cannot be encoded as Canonical JSON (integers within ±(2^53-1) only)")),
+            _ => Err(format!(
+                "{n} cannot be encoded as Canonical JSON (integers within ±(2^53-1) only)"
+            )),
         },
         Value::Array(items) => items.iter().try_for_each(check_canonical_numbers),
         Value::Object(map) => map.values().try_for_each(check_canonical_numbers),
@@ -104,7 +106,8 @@ pub fn verify_signature(
     let key_bytes: [u8; 32] = public_key
         .try_into()
         .map_err(|_| format!("the key is {} bytes, not 32", public_key.len()))?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| "the key is not a valid ed25519 point")?;
+    let key =
+        VerifyingKey::from_bytes(&key_bytes).map_err(|_| "the key is not a valid ed25519 point")?;
     let mut unsigned = map.clone();
     unsigned.remove("signatures");
     unsigned.remove("unsigned");
@@ -126,10 +129,15 @@ pub fn check_keys(response: &Value, requested: &str, now_ms: i64) -> KeyChecks {
         notes: Vec::new(),
     };
     let Value::Object(map) = response else {
-        checks.notes.push("the key response is not a JSON object".into());
+        checks
+            .notes
+            .push("the key response is not a JSON object".into());
         return checks;
     };
-    checks.server_name = map.get("server_name").and_then(Value::as_str).map(crate::text::cap);
+    checks.server_name = map
+        .get("server_name")
+        .and_then(Value::as_str)
+        .map(crate::text::cap);
     checks.matching_server_name = checks.server_name.as_deref() == Some(requested);
     if !checks.matching_server_name {
         checks.notes.push(match &checks.server_name {
@@ -154,7 +162,9 @@ pub fn check_keys(response: &Value, requested: &str, now_ms: i64) -> KeyChecks {
         Some(_) => checks
             .notes
             .push("valid_until_ts is in the past: other servers will refuse these keys".into()),
-        None => checks.notes.push("valid_until_ts is missing or not an integer".into()),
+        None => checks
+            .notes
+            .push("valid_until_ts is missing or not an integer".into()),
     }
     let empty = serde_json::Map::new();
     let keys = map
@@ -182,7 +192,9 @@ pub fn check_keys(response: &Value, requested: &str, now_ms: i64) -> KeyChecks {
                 }
             },
             _ => {
-                checks.notes.push(format!("{key_id}: the key is not 32 bytes of base64"));
+                checks
+                    .notes
+                    .push(format!("{key_id}: the key is not 32 bytes of base64"));
                 false
             }
         };
@@ -259,7 +271,13 @@ mod tests {
         let response: Value = serde_json::from_str(FIXTURE).unwrap();
         let checks = check_keys(&response, "domain", NOW);
         assert!(checks.all_ok, "{checks:?}");
-        assert_eq!(checks.ed25519["ed25519:1"], Ed25519Check { valid_key: true, matching_signature: true });
+        assert_eq!(
+            checks.ed25519["ed25519:1"],
+            Ed25519Check {
+                valid_key: true,
+                matching_signature: true
+            }
+        );
         assert!(checks.notes.is_empty(), "{:?}", checks.notes);
         // The signed bytes are the canonical form without `signatures`.
         let mut unsigned = response.clone();
@@ -313,7 +331,12 @@ mod tests {
         response["signatures"] = json!({"other": sig});
         let checks = check_keys(&response, "domain", NOW);
         assert!(!checks.ed25519["ed25519:1"].matching_signature);
-        assert!(checks.notes.iter().any(|n| n.contains("no signature by domain")));
+        assert!(
+            checks
+                .notes
+                .iter()
+                .any(|n| n.contains("no signature by domain"))
+        );
     }
 
     #[test]
@@ -324,7 +347,8 @@ mod tests {
         let mut unsigned = response.clone();
         unsigned.as_object_mut().unwrap().remove("signatures");
         let sig = signing_key().sign(canonical_json(&unsigned).unwrap().as_bytes());
-        response["signatures"]["domain"]["ed25519:1"] = json!(format!("{}==", b64(&sig.to_bytes())));
+        response["signatures"]["domain"]["ed25519:1"] =
+            json!(format!("{}==", b64(&sig.to_bytes())));
         let checks = check_keys(&response, "domain", NOW);
         assert!(checks.all_ok, "{checks:?}");
         assert!(checks.notes.iter().any(|n| n.contains("padded base64")));
@@ -355,7 +379,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_by_code_point_and_keeps_utf8() {
         let v = json!({"b": "日本", "a": {"z": [1, 2], "é": null}, "A": true});
-        assert_eq!(canonical_json(&v).unwrap(), r#"{"A":true,"a":{"z":[1,2],"é":null},"b":"日本"}"#);
+        assert_eq!(
+            canonical_json(&v).unwrap(),
+            r#"{"A":true,"a":{"z":[1,2],"é":null},"b":"日本"}"#
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod probe;
 pub mod report;
 pub mod server_name;
 pub mod text;
+pub mod timestamp;
 pub mod tls;
 
 use std::time::Duration;

@@ -103,9 +103,11 @@ fn main() -> ExitCode {
                 } else {
                     print!("{}", check::render_text(&report));
                 }
-                let invalid_name = report.server.error.as_ref().is_some_and(|e| {
-                    e.kind == mxping::error::ErrorKind::InvalidName
-                });
+                let invalid_name = report
+                    .server
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == mxping::error::ErrorKind::InvalidName);
                 if invalid_name {
                     ExitCode::from(EXIT_USAGE)
                 } else if report.federation_ok {

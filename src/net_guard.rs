@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn allow_list_exempts_cidrs_including_mapped_forms() {
-        let g = NetGuard::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let g = NetGuard::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(!blocked(&g, "127.0.0.2"));
         assert!(!blocked(&g, "::1"));
         assert!(!blocked(&g, "::ffff:127.0.0.1"));
@@ -185,8 +188,14 @@ mod tests {
 
     #[test]
     fn message_names_the_range_and_the_fix() {
-        let e = NetGuard::default().check("10.9.8.7".parse().unwrap()).unwrap_err();
+        let e = NetGuard::default()
+            .check("10.9.8.7".parse().unwrap())
+            .unwrap_err();
         assert!(e.message.contains("private (10.0.0.0/8)"), "{}", e.message);
-        assert!(e.message.contains("allow = [\"10.9.8.7/32\"]"), "{}", e.message);
+        assert!(
+            e.message.contains("allow = [\"10.9.8.7/32\"]"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -133,7 +133,7 @@ pub struct AddressReport {
     /// Observations in plain words.
     pub notes: Vec<String>,
     /// When the round started.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub started_at: OffsetDateTime,
 }
 
@@ -196,7 +196,8 @@ impl Prober {
             return report;
         }
         let timeout = self.settings.timeout;
-        let outcome = tokio::time::timeout(timeout, self.run(target, server_name, &mut report)).await;
+        let outcome =
+            tokio::time::timeout(timeout, self.run(target, server_name, &mut report)).await;
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => report.error = Some(e),
@@ -205,9 +206,11 @@ impl Prober {
         report.ok = report.error.is_none();
         let requests = &report.phases_ms.requests;
         report.latency_ms = median(requests);
-        if let (Some(c), Some(t), Some(first)) =
-            (report.phases_ms.connect, report.phases_ms.tls, requests.first())
-        {
+        if let (Some(c), Some(t), Some(first)) = (
+            report.phases_ms.connect,
+            report.phases_ms.tls,
+            requests.first(),
+        ) {
             report.cold_ms = Some(round3(c + t + first));
         }
         report
@@ -234,10 +237,7 @@ impl Prober {
             if !status.is_success() {
                 return Err(ProbeError::new(
                     ErrorKind::HttpStatus,
-                    format!(
-                        "HTTP {status} from {VERSION_PATH}{}",
-                        body_hint(&body)
-                    ),
+                    format!("HTTP {status} from {VERSION_PATH}{}", body_hint(&body)),
                 ));
             }
             report.software = Some(parse_version(&body)?);
@@ -252,23 +252,32 @@ impl Prober {
             if conn.sender.ready().await.is_err() {
                 conn = self.open(target, None).await?.0;
             }
-            report.keys = Some(match request(&mut conn, target, KEYS_PATH, MAX_KEYS_BODY).await {
-                Err(e) => KeysReport { checks: None, error: Some(e.message) },
-                Ok((_, status, _)) if !status.is_success() => KeysReport {
-                    checks: None,
-                    error: Some(format!("HTTP {status} from {KEYS_PATH}")),
-                },
-                Ok((_, _, body)) => match serde_json::from_slice::<Value>(&body) {
+            report.keys = Some(
+                match request(&mut conn, target, KEYS_PATH, MAX_KEYS_BODY).await {
                     Err(e) => KeysReport {
                         checks: None,
-                        error: Some(format!("{KEYS_PATH} did not return JSON: {e}")),
+                        error: Some(e.message),
                     },
-                    Ok(v) => {
-                        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-                        KeysReport { checks: Some(keys::check_keys(&v, server_name, now_ms)), error: None }
-                    }
+                    Ok((_, status, _)) if !status.is_success() => KeysReport {
+                        checks: None,
+                        error: Some(format!("HTTP {status} from {KEYS_PATH}")),
+                    },
+                    Ok((_, _, body)) => match serde_json::from_slice::<Value>(&body) {
+                        Err(e) => KeysReport {
+                            checks: None,
+                            error: Some(format!("{KEYS_PATH} did not return JSON: {e}")),
+                        },
+                        Ok(v) => {
+                            let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos()
+                                / 1_000_000) as i64;
+                            KeysReport {
+                                checks: Some(keys::check_keys(&v, server_name, now_ms)),
+                                error: None,
+                            }
+                        }
+                    },
                 },
-            });
+            );
         }
         match cert_error {
             Some(e) => Err(e),
@@ -296,11 +305,17 @@ impl Prober {
         let (config, verifier) = self.tls.for_connection();
         let name = match &target.tls_name {
             Some(n) => TlsServerName::try_from(n.clone()).map_err(|_| {
-                ProbeError::new(ErrorKind::InvalidName, format!("{n:?} is not a valid TLS name"))
+                ProbeError::new(
+                    ErrorKind::InvalidName,
+                    format!("{n:?} is not a valid TLS name"),
+                )
             })?,
             None => TlsServerName::IpAddress(addr.ip().into()),
         };
-        let expected = target.tls_name.clone().unwrap_or_else(|| addr.ip().to_string());
+        let expected = target
+            .tls_name
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
         // Recorded before the TLS phase so a timeout in it is reported as a TLS timeout.
         let mut report = report;
         if let Some(r) = report.as_deref_mut() {
@@ -339,11 +354,22 @@ impl Prober {
             .max_buf_size(MAX_HEAD_BUFFER.max(8192))
             .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
             .await
-            .map_err(|e| ProbeError::new(ErrorKind::InvalidResponse, format!("HTTP setup failed: {e}")))?;
+            .map_err(|e| {
+                ProbeError::new(
+                    ErrorKind::InvalidResponse,
+                    format!("HTTP setup failed: {e}"),
+                )
+            })?;
         let task = ConnTask(tokio::spawn(async move {
             let _ = connection.await;
         }));
-        Ok((Connection { sender, _task: task }, cert_error))
+        Ok((
+            Connection {
+                sender,
+                _task: task,
+            },
+            cert_error,
+        ))
     }
 }
 
@@ -377,7 +403,10 @@ async fn request(
     limit: usize,
 ) -> Result<(Duration, StatusCode, Bytes), ProbeError> {
     let host = HeaderValue::from_str(&target.host_header).map_err(|_| {
-        ProbeError::new(ErrorKind::InvalidName, format!("{:?} is not a valid Host header", target.host_header))
+        ProbeError::new(
+            ErrorKind::InvalidName,
+            format!("{:?} is not a valid Host header", target.host_header),
+        )
     })?;
     let req = Request::get(path)
         .header(HOST, host)
@@ -405,7 +434,9 @@ async fn request(
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ProbeError::new(
                     ErrorKind::BodyTooLarge,
                     format!("the {path} body is larger than {} KiB", limit / 1024),
@@ -413,7 +444,10 @@ async fn request(
             } else {
                 ProbeError::new(
                     ErrorKind::InvalidResponse,
-                    format!("the {path} body was cut off: {}", classify::chain_text(e.as_ref())),
+                    format!(
+                        "the {path} body was cut off: {}",
+                        classify::chain_text(e.as_ref())
+                    ),
                 )
             }
         })?
@@ -428,11 +462,16 @@ async fn request(
 fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
     let detail = classify::chain_text(e);
     let msg = if e.is_parse() || e.is_parse_status() {
-        format!("the answer to {path} is not valid HTTP/1.1 ({detail}); is this port serving something else?")
+        format!(
+            "the answer to {path} is not valid HTTP/1.1 ({detail}); is this port serving something else?"
+        )
     } else if e.is_parse_too_large() {
         return ProbeError::new(
             ErrorKind::BodyTooLarge,
-            format!("the response headers for {path} are larger than {} KiB", MAX_HEAD_BUFFER / 1024),
+            format!(
+                "the response headers for {path} are larger than {} KiB",
+                MAX_HEAD_BUFFER / 1024
+            ),
         );
     } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
         format!("the connection closed before a complete answer to {path} ({detail})")
@@ -445,35 +484,57 @@ fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
 fn tls_error(e: &std::io::Error, addr: &str) -> ProbeError {
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         let why = match tls {
-            rustls::Error::AlertReceived(alert) => format!("the server sent the TLS alert {alert:?}"),
-            rustls::Error::PeerIncompatible(p) => format!("no TLS version or cipher in common ({p:?})"),
+            rustls::Error::AlertReceived(alert) => {
+                format!("the server sent the TLS alert {alert:?}")
+            }
+            rustls::Error::PeerIncompatible(p) => {
+                format!("no TLS version or cipher in common ({p:?})")
+            }
             rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
                 "the server does not speak TLS on this port (plain HTTP?)".to_owned()
             }
             other => other.to_string(),
         };
-        return ProbeError::new(ErrorKind::TlsHandshake, format!("TLS handshake with {addr} failed: {why}"));
+        return ProbeError::new(
+            ErrorKind::TlsHandshake,
+            format!("TLS handshake with {addr} failed: {why}"),
+        );
     }
     let why = match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => "the server closed the connection during the handshake".to_owned(),
-        std::io::ErrorKind::ConnectionReset => "the server reset the connection during the handshake".to_owned(),
+        std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake".to_owned()
+        }
+        std::io::ErrorKind::ConnectionReset => {
+            "the server reset the connection during the handshake".to_owned()
+        }
         _ => e.to_string(),
     };
-    ProbeError::new(ErrorKind::TlsHandshake, format!("TLS handshake with {addr} failed: {why}"))
+    ProbeError::new(
+        ErrorKind::TlsHandshake,
+        format!("TLS handshake with {addr} failed: {why}"),
+    )
 }
 
 fn timeout_error(report: &AddressReport, target: &Target, timeout: Duration) -> ProbeError {
     let t = humantime::format_duration(timeout);
     let addr = target.address;
     if report.phases_ms.connect.is_none() {
-        ProbeError::new(ErrorKind::ConnectTimeout, format!("no TCP connection to {addr} within {t}"))
+        ProbeError::new(
+            ErrorKind::ConnectTimeout,
+            format!("no TCP connection to {addr} within {t}"),
+        )
     } else if report.phases_ms.tls.is_none() {
-        ProbeError::new(ErrorKind::Timeout, format!("the TLS handshake with {addr} did not finish within {t}"))
+        ProbeError::new(
+            ErrorKind::Timeout,
+            format!("the TLS handshake with {addr} did not finish within {t}"),
+        )
     } else {
         let done = report.phases_ms.requests.len();
         ProbeError::new(
             ErrorKind::Timeout,
-            format!("the round did not finish within {t} ({done} request(s) answered; the server is too slow or stalled)"),
+            format!(
+                "the round did not finish within {t} ({done} request(s) answered; the server is too slow or stalled)"
+            ),
         )
     }
 }
@@ -490,10 +551,17 @@ fn body_hint(body: &[u8]) -> String {
 /// body must be a JSON object.
 fn parse_version(body: &[u8]) -> Result<Software, ProbeError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        let what = if body.trim_ascii_start().starts_with(b"<") { "HTML, not JSON" } else { "not JSON" };
+        let what = if body.trim_ascii_start().starts_with(b"<") {
+            "HTML, not JSON"
+        } else {
+            "not JSON"
+        };
         ProbeError::new(
             ErrorKind::InvalidResponse,
-            format!("{VERSION_PATH} returned {what} ({e}): {}", text::excerpt(body, 80)),
+            format!(
+                "{VERSION_PATH} returned {what} ({e}): {}",
+                text::excerpt(body, 80)
+            ),
         )
     })?;
     if !value.is_object() {
@@ -524,7 +592,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    Some(round3(if v.len() % 2 == 0 { (v[mid - 1] + v[mid]) / 2.0 } else { v[mid] }))
+    Some(round3(if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }))
 }
 
 fn round3(x: f64) -> f64 {
@@ -554,15 +626,27 @@ mod tests {
     #[test]
     fn version_bodies() {
         let ok = parse_version(br#"{"server":{"name":"Synapse","version":"1.163.2"}}"#).unwrap();
-        assert_eq!(ok, Software { name: "Synapse".into(), version: "1.163.2".into() });
+        assert_eq!(
+            ok,
+            Software {
+                name: "Synapse".into(),
+                version: "1.163.2".into()
+            }
+        );
         // Nothing is required (H3).
         assert_eq!(parse_version(b"{}").unwrap().name, "");
         assert_eq!(parse_version(br#"{"server":{}}"#).unwrap().version, "");
         let html = parse_version(b"<html><body>502 Bad Gateway</body></html>").unwrap_err();
         assert_eq!(html.kind, ErrorKind::InvalidResponse);
         assert!(html.message.contains("HTML"), "{}", html.message);
-        assert_eq!(parse_version(b"[1]").unwrap_err().kind, ErrorKind::InvalidResponse);
-        assert_eq!(parse_version(b"\xff\xfe").unwrap_err().kind, ErrorKind::InvalidResponse);
+        assert_eq!(
+            parse_version(b"[1]").unwrap_err().kind,
+            ErrorKind::InvalidResponse
+        );
+        assert_eq!(
+            parse_version(b"\xff\xfe").unwrap_err().kind,
+            ErrorKind::InvalidResponse
+        );
         let evil = parse_version(br#"{"server":{"name":"<script>\u0007","version":"1"}}"#).unwrap();
         assert_eq!(evil.name, "<script> ");
     }

@@ -77,7 +77,10 @@ impl Round {
     /// The headline latency: that of the first working address in the order a homeserver
     /// tries them, i.e. the one it would actually use.
     pub fn latency_ms(&self) -> Option<f64> {
-        self.addresses.iter().find(|a| a.ok).and_then(|a| a.latency_ms)
+        self.addresses
+            .iter()
+            .find(|a| a.ok)
+            .and_then(|a| a.latency_ms)
     }
 
     /// The software reported by the first address that reported any.
@@ -97,17 +100,25 @@ impl Round {
     /// The status this round alone gives, with the reason for anything but green.
     pub fn status(&self, green_below: Duration) -> (Status, Option<String>) {
         if !self.any_ok() {
-            let reason = self
-                .error()
-                .map_or_else(|| "no address answered".to_owned(), |e| format!("{}: {}", e.kind, e.message));
+            let reason = self.error().map_or_else(
+                || "no address answered".to_owned(),
+                |e| format!("{}: {}", e.kind, e.message),
+            );
             return (Status::Red, Some(reason));
         }
         if let Some(failing) = self.addresses.iter().find(|a| !a.ok) {
-            let family = if failing.ip_family == "ipv6" { "IPv6" } else { "IPv4" };
+            let family = if failing.ip_family == "ipv6" {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
             let kind = failing.error.as_ref().map_or("error", |e| e.kind.as_str());
             return (
                 Status::Yellow,
-                Some(format!("{family} address {} failing: {kind}", failing.address)),
+                Some(format!(
+                    "{family} address {} failing: {kind}",
+                    failing.address
+                )),
             );
         }
         let threshold = green_below.as_secs_f64() * 1000.0;
@@ -148,7 +159,7 @@ pub struct ServerReport {
     /// Headline latency of the last round, milliseconds.
     pub latency_ms: Option<f64>,
     /// When the last round finished.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub checked_at: Option<OffsetDateTime>,
     /// What `/version` reported.
     pub software: Option<Software>,

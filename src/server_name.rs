@@ -367,7 +367,10 @@ mod tests {
         assert!(err("matrix example.com").contains("' '"));
         assert!(err("matrix.example.com/").contains("'/'"));
         let url = err("https://matrix.example.com/path");
-        assert!(url.contains("not a URL") && url.contains("e.g. \"matrix.example.com\""), "{url}");
+        assert!(
+            url.contains("not a URL") && url.contains("e.g. \"matrix.example.com\""),
+            "{url}"
+        );
         assert!(err("a..b").contains("empty label"));
         assert!(err(".example.com").contains("empty label"));
         assert!(err("example.com.").contains("empty label"));
@@ -382,7 +385,11 @@ mod tests {
         let name = vec!["abcdefghi"; 24].join(".");
         assert!(name.len() > RECOMMENDED_MAX_LEN && name.len() <= 255);
         let n = ok(&name);
-        assert!(n.advisories().iter().any(|a| a.contains("recommends at most 230")));
+        assert!(
+            n.advisories()
+                .iter()
+                .any(|a| a.contains("recommends at most 230"))
+        );
     }
 
     #[test]

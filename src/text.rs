@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn excerpts_collapse_whitespace_and_survive_bad_utf8() {
-        assert_eq!(excerpt(b"<html>\n  <body>502</body>", 100), "<html> <body>502</body>");
+        assert_eq!(
+            excerpt(b"<html>\n  <body>502</body>", 100),
+            "<html> <body>502</body>"
+        );
         assert_eq!(excerpt(b"\xff\xfeok", 10), "\u{fffd}\u{fffd}ok");
         assert_eq!(excerpt(b"abcdef", 3), "abc…");
     }

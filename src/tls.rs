@@ -16,7 +16,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -36,7 +38,10 @@ pub fn load_roots(extra_ca_file: Option<&Path>) -> Result<Arc<RootCertStore>, St
         for item in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = item.map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
             roots.add(cert).map_err(|e| {
-                format!("{} holds a certificate that cannot be a trust anchor: {e}", path.display())
+                format!(
+                    "{} holds a certificate that cannot be a trust anchor: {e}",
+                    path.display()
+                )
             })?;
             found += 1;
         }
@@ -88,7 +93,9 @@ impl ProbeTls {
             verdict: Mutex::new(None),
         });
         let mut config = self.base.clone();
-        config.dangerous().set_certificate_verifier(verifier.clone());
+        config
+            .dangerous()
+            .set_certificate_verifier(verifier.clone());
         (Arc::new(config), verifier)
     }
 }
@@ -158,10 +165,10 @@ pub struct CertInfo {
     /// DNS and IP subject alternative names.
     pub names: Vec<String>,
     /// Start of validity, RFC 3339.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub not_before: OffsetDateTime,
     /// End of validity, RFC 3339.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub not_after: OffsetDateTime,
     /// SHA-256 of the DER encoding, hex.
     pub sha256: String,
@@ -210,7 +217,9 @@ impl CertInfo {
     /// The names the certificate is valid for, or its CN when it has no SANs.
     pub fn names_for_display(&self) -> String {
         if self.names.is_empty() {
-            self.subject.clone().unwrap_or_else(|| "no name at all".into())
+            self.subject
+                .clone()
+                .unwrap_or_else(|| "no name at all".into())
         } else {
             self.names.join(", ")
         }

@@ -163,9 +163,9 @@ impl Serialize for Resolution {
             srv: &'a [SrvLookup],
             hosts: &'a [HostLookup],
             duration_ms: f64,
-            #[serde(with = "time::serde::rfc3339")]
+            #[serde(serialize_with = "crate::timestamp::serialize")]
             resolved_at: OffsetDateTime,
-            #[serde(with = "time::serde::rfc3339")]
+            #[serde(serialize_with = "crate::timestamp::serialize")]
             expires_at: OffsetDateTime,
         }
         View {
@@ -287,7 +287,8 @@ impl Discovery {
         // Step 2: a hostname with an explicit port; no well-known, no SRV.
         if let Some(port) = name.port() {
             r.method = Some(Method::ExplicitPort);
-            self.add_host_targets(&host, port, name.as_str(), None, r, expiry).await;
+            self.add_host_targets(&host, port, name.as_str(), None, r, expiry)
+                .await;
             return;
         }
         // Step 3: the well-known file, served from cache while it is fresh.
@@ -319,7 +320,8 @@ impl Discovery {
             (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
             (Host::Dns(host), Some(port)) => {
                 r.method = Some(Method::ExplicitPort);
-                self.add_host_targets(host, port, name.as_str(), None, r, expiry).await;
+                self.add_host_targets(host, port, name.as_str(), None, r, expiry)
+                    .await;
             }
             (Host::Dns(host), None) => self.srv_steps(host, r, expiry).await,
         }
@@ -375,8 +377,15 @@ impl Discovery {
             }
         };
         for record in records {
-            self.add_host_targets(&record.target, record.port, name, Some(record.clone()), r, expiry)
-                .await;
+            self.add_host_targets(
+                &record.target,
+                record.port,
+                name,
+                Some(record.clone()),
+                r,
+                expiry,
+            )
+            .await;
         }
     }
 
@@ -411,8 +420,10 @@ impl Discovery {
                         ),
                     );
                 }
-                let (dot, usable): (Vec<_>, Vec<_>) =
-                    answer.records.into_iter().partition(|rec| rec.target == ".");
+                let (dot, usable): (Vec<_>, Vec<_>) = answer
+                    .records
+                    .into_iter()
+                    .partition(|rec| rec.target == ".");
                 if usable.is_empty() {
                     // RFC 2782: a lone target "." means the service is decidedly not available.
                     lookup.outcome = "unavailable";
@@ -513,7 +524,10 @@ impl Discovery {
                         format!("no A or AAAA record for {}", looked_up.join(", ")),
                     )
                 } else {
-                    ProbeError::new(ErrorKind::Dns, format!("address lookup failed: {}", errors.join("; ")))
+                    ProbeError::new(
+                        ErrorKind::Dns,
+                        format!("address lookup failed: {}", errors.join("; ")),
+                    )
                 });
             } else if let Some(blocked) = r.targets.iter().find_map(|t| t.blocked.clone())
                 && r.probe_targets().next().is_none()
@@ -565,7 +579,9 @@ fn explain_well_known(r: &mut Resolution) {
         ),
         WellKnownStatus::NotFound => (
             Severity::Info,
-            format!("{host} has no /.well-known/matrix/server (HTTP 404), so SRV records and port 8448 are used"),
+            format!(
+                "{host} has no /.well-known/matrix/server (HTTP 404), so SRV records and port 8448 are used"
+            ),
         ),
         WellKnownStatus::Invalid if wk.m_server.is_some() => (
             Severity::Error,
@@ -590,11 +606,19 @@ fn explain_well_known(r: &mut Resolution) {
                 Some(ErrorKind::ConnectRefused | ErrorKind::NoAddress)
             );
             (
-                if quiet { Severity::Info } else { Severity::Warning },
+                if quiet {
+                    Severity::Info
+                } else {
+                    Severity::Warning
+                },
                 format!(
                     "the well-known could not be fetched ({}), so SRV records and port 8448 are used{}",
                     wk.problem.clone().unwrap_or_default(),
-                    if quiet { "" } else { "; homeservers wait for this too, which slows first contact" }
+                    if quiet {
+                        ""
+                    } else {
+                        "; homeservers wait for this too, which slows first contact"
+                    }
                 ),
             )
         }

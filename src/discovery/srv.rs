@@ -57,15 +57,29 @@ mod tests {
     /// Edge case E4: `10 60 a`, `10 20 b`, `10 0 c`, `20 0 d`.
     #[test]
     fn priority_then_weight_with_zero_weight_last() {
-        let records = [rec(20, 0, "d"), rec(10, 0, "c"), rec(10, 20, "b"), rec(10, 60, "a")];
+        let records = [
+            rec(20, 0, "d"),
+            rec(10, 0, "c"),
+            rec(10, 20, "b"),
+            rec(10, 60, "a"),
+        ];
         let mut rng = StdRng::seed_from_u64(7);
         let mut a_first = 0;
         let runs = 4000;
         for _ in 0..runs {
-            let order: Vec<String> = order(&records, &mut rng).into_iter().map(|r| r.target).collect();
+            let order: Vec<String> = order(&records, &mut rng)
+                .into_iter()
+                .map(|r| r.target)
+                .collect();
             assert_eq!(order.len(), 4);
-            assert_eq!(order[2], "c", "weight 0 comes last in its priority: {order:?}");
-            assert_eq!(order[3], "d", "higher priority value comes after: {order:?}");
+            assert_eq!(
+                order[2], "c",
+                "weight 0 comes last in its priority: {order:?}"
+            );
+            assert_eq!(
+                order[3], "d",
+                "higher priority value comes after: {order:?}"
+            );
             if order[0] == "a" {
                 a_first += 1;
             }

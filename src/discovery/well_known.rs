@@ -60,7 +60,7 @@ pub struct CachePolicy {
     /// Seconds from the fetch until the result expires.
     pub ttl_s: u64,
     /// When the result expires.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub expires_at: OffsetDateTime,
     /// Where the lifetime came from, in words.
     pub reason: String,
@@ -230,7 +230,10 @@ impl WellKnownClient {
 fn timeout_error(timeout: Duration) -> ProbeError {
     ProbeError::new(
         ErrorKind::Timeout,
-        format!("no complete answer within {}", humantime::format_duration(timeout)),
+        format!(
+            "no complete answer within {}",
+            humantime::format_duration(timeout)
+        ),
     )
 }
 
@@ -250,9 +253,11 @@ fn next_hop(
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| redirect_error(format!("{current} redirects without a Location header")))?;
-    let next = current
-        .join(location)
-        .map_err(|e| redirect_error(format!("{current} redirects to an invalid URL {location:?}: {e}")))?;
+    let next = current.join(location).map_err(|e| {
+        redirect_error(format!(
+            "{current} redirects to an invalid URL {location:?}: {e}"
+        ))
+    })?;
     if next.scheme() != "https" {
         return Err(redirect_error(format!(
             "{current} redirects to {next}, which is not HTTPS; the well-known must be served over HTTPS"
@@ -288,7 +293,10 @@ async fn read_capped(
             format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
         )
     };
-    if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
         return Err(too_large());
     }
     let mut body = Vec::new();
@@ -349,7 +357,10 @@ fn judge(status: StatusCode, body: &[u8], report: &mut WellKnownReport) {
         }
         Some(Value::String(s)) => s,
         Some(other) => {
-            report.problem = Some(format!("\"m.server\" is {}, not a string", json_type(other)));
+            report.problem = Some(format!(
+                "\"m.server\" is {}, not a string",
+                json_type(other)
+            ));
             return;
         }
     };
@@ -404,7 +415,11 @@ pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         return max_age;
     }
     let expires = headers.get(EXPIRES)?;
-    match expires.to_str().ok().and_then(|s| httpdate::parse_http_date(s).ok()) {
+    match expires
+        .to_str()
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s).ok())
+    {
         Some(at) => Some(at.duration_since(now).unwrap_or(Duration::ZERO)),
         None => Some(Duration::ZERO),
     }
@@ -413,13 +428,22 @@ pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// The cache policy for a fetched answer (valid or not: an HTTP answer is a result too).
 fn success_cache_policy(headers: &HeaderMap, now: SystemTime) -> CachePolicy {
     let (ttl, reason) = match cache_period(headers, now) {
-        None => (DEFAULT_TTL, "no cache headers: the spec's default of 24 h".to_owned()),
+        None => (
+            DEFAULT_TTL,
+            "no cache headers: the spec's default of 24 h".to_owned(),
+        ),
         Some(p) if p > MAX_TTL => (
             MAX_TTL,
-            format!("headers ask for {}, capped at the spec's 48 h maximum", human(p)),
+            format!(
+                "headers ask for {}, capped at the spec's 48 h maximum",
+                human(p)
+            ),
         ),
         Some(p) if p.is_zero() => (p, "headers forbid caching".to_owned()),
-        Some(p) => (p, format!("from the response's cache headers ({})", human(p))),
+        Some(p) => (
+            p,
+            format!("from the response's cache headers ({})", human(p)),
+        ),
     };
     policy(ttl, reason, now)
 }
@@ -431,7 +455,10 @@ pub fn failure_cache_policy(failures: u32, now: SystemTime) -> CachePolicy {
     let reason = if failures <= 1 {
         format!("failure: retried after {}", human(ttl))
     } else {
-        format!("{failures} failures in a row: retried after {} (backoff)", human(ttl))
+        format!(
+            "{failures} failures in a row: retried after {} (backoff)",
+            human(ttl)
+        )
     };
     policy(ttl, reason, now)
 }
@@ -498,7 +525,11 @@ impl WellKnownCache {
 
     /// When the entry for `host` expires, if there is one.
     pub fn expiry(&self, host: &str) -> Option<Instant> {
-        self.entries.lock().expect("cache lock").get(host).map(|e| e.expires)
+        self.entries
+            .lock()
+            .expect("cache lock")
+            .get(host)
+            .map(|e| e.expires)
     }
 }
 
@@ -518,7 +549,10 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let lookup = dns.host(&host).await;
             if lookup.addresses.is_empty() {
                 let error = if lookup.errors.is_empty() {
-                    ProbeError::new(ErrorKind::NoAddress, format!("{host} has no A or AAAA record"))
+                    ProbeError::new(
+                        ErrorKind::NoAddress,
+                        format!("{host} has no A or AAAA record"),
+                    )
                 } else {
                     ProbeError::new(
                         ErrorKind::Dns,
@@ -569,14 +603,21 @@ mod tests {
     #[test]
     fn cache_period_matches_synapse_table() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_548_833_700);
-        let cases: &[(&[(&str, &str)], Option<u64>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>);
+        let cases: &[Case<'_>] = &[
             (&[("cache-control", "foo, Max-Age = 100, bar")], Some(100)),
             (&[("cache-control", "max-age=, bar")], None),
             (&[("cache-control", "private; max-age=0")], None),
-            (&[("cache-control", "max-age=0, private, must-revalidate")], Some(0)),
+            (
+                &[("cache-control", "max-age=0, private, must-revalidate")],
+                Some(0),
+            ),
             (&[("expires", "Wed, 30 Jan 2019 07:35:33 GMT")], Some(33)),
             (
-                &[("cache-control", "max-age=10"), ("expires", "Wed, 30 Jan 2019 07:35:33 GMT")],
+                &[
+                    ("cache-control", "max-age=10"),
+                    ("expires", "Wed, 30 Jan 2019 07:35:33 GMT"),
+                ],
                 Some(10),
             ),
             (&[("expires", "0")], Some(0)),
@@ -613,7 +654,9 @@ mod tests {
     #[test]
     fn failures_back_off_exponentially_up_to_an_hour() {
         let now = SystemTime::UNIX_EPOCH;
-        let ttls: Vec<u64> = (1..=8).map(|n| failure_cache_policy(n, now).ttl_s).collect();
+        let ttls: Vec<u64> = (1..=8)
+            .map(|n| failure_cache_policy(n, now).ttl_s)
+            .collect();
         assert_eq!(ttls, [120, 240, 480, 960, 1920, 3600, 3600, 3600]);
     }
 
@@ -621,10 +664,17 @@ mod tests {
     fn judging_bodies() {
         let judge_body = |status: u16, body: &str| {
             let mut r = WellKnownReport::blank(WellKnownStatus::Error, None);
-            judge(StatusCode::from_u16(status).unwrap(), body.as_bytes(), &mut r);
+            judge(
+                StatusCode::from_u16(status).unwrap(),
+                body.as_bytes(),
+                &mut r,
+            );
             r
         };
-        let r = judge_body(200, r#"{"m.server":"matrix.example.com:443","org.example.x":1}"#);
+        let r = judge_body(
+            200,
+            r#"{"m.server":"matrix.example.com:443","org.example.x":1}"#,
+        );
         assert_eq!(r.status, WellKnownStatus::Delegated);
         assert_eq!(r.delegated.unwrap().as_str(), "matrix.example.com:443");
         assert_eq!(judge_body(404, "").status, WellKnownStatus::NotFound);
@@ -640,10 +690,26 @@ mod tests {
             (200, r#"{"m.server":123}"#, "a number"),
             (200, r#"{"m.server":null}"#, "null"),
             (200, r#"{"m.server":""}"#, "is empty"),
-            (200, r#"{"m.server":"https://matrix.example.com"}"#, "not a valid server name"),
-            (200, r#"{"m.server":"matrix.example.com/"}"#, "not a valid server name"),
-            (200, r#"{"m.server":"matrix example.com"}"#, "not a valid server name"),
-            (200, r#"{"m.server":"matrix.example.com:99999"}"#, "larger than 65535"),
+            (
+                200,
+                r#"{"m.server":"https://matrix.example.com"}"#,
+                "not a valid server name",
+            ),
+            (
+                200,
+                r#"{"m.server":"matrix.example.com/"}"#,
+                "not a valid server name",
+            ),
+            (
+                200,
+                r#"{"m.server":"matrix example.com"}"#,
+                "not a valid server name",
+            ),
+            (
+                200,
+                r#"{"m.server":"matrix.example.com:99999"}"#,
+                "larger than 65535",
+            ),
             (200, r#"{"m.server":"[::1"}"#, "closing"),
             (200, r#"{"m.server":"bücher.com"}"#, "ASCII"),
         ] {

@@ -18,7 +18,13 @@ const WK: &str = "/.well-known/matrix/server";
 fn targets(r: &Resolution) -> Vec<(String, String, Option<String>)> {
     r.targets
         .iter()
-        .map(|t| (t.address.to_string(), t.host_header.clone(), t.tls_name.clone()))
+        .map(|t| {
+            (
+                t.address.to_string(),
+                t.host_header.clone(),
+                t.tls_name.clone(),
+            )
+        })
         .collect()
 }
 
@@ -27,11 +33,17 @@ fn t(addr: String, host: &str, tls: Option<&str>) -> (String, String, Option<Str
 }
 
 fn has_finding(r: &Resolution, severity: Severity, text: &str) -> bool {
-    r.findings.iter().any(|f| f.severity == severity && f.message.contains(text))
+    r.findings
+        .iter()
+        .any(|f| f.severity == severity && f.message.contains(text))
 }
 
 fn seen(sni: Option<&str>, host: &str, path: &str) -> Seen {
-    Seen { sni: sni.map(str::to_owned), host: Some(host.to_owned()), path: path.to_owned() }
+    Seen {
+        sni: sni.map(str::to_owned),
+        host: Some(host.to_owned()),
+        path: path.to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -50,8 +62,16 @@ async fn a1_ipv4_literal_uses_8448_no_sni_and_the_name_as_host() {
     assert_eq!(targets(r), [t(format!("{name}:8448"), &name, None)]);
     assert!(round.all_ok(), "{:?}", round.error());
     assert!(round.federation_ok());
-    assert_eq!(server.hits(VERSION)[0], seen(None, &name, VERSION), "no SNI, Host = the IP");
-    assert!(h.dns.queries().is_empty(), "an IP literal needs no DNS: {:?}", h.dns.queries());
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(None, &name, VERSION),
+        "no SNI, Host = the IP"
+    );
+    assert!(
+        h.dns.queries().is_empty(),
+        "an IP literal needs no DNS: {:?}",
+        h.dns.queries()
+    );
 }
 
 #[tokio::test]
@@ -69,7 +89,7 @@ async fn a2_ipv4_literal_with_port_keeps_the_port_in_host() {
 
 #[tokio::test]
 async fn a4_ipv6_literal_keeps_brackets_in_host_and_sends_no_sni() {
-    let mut h = Harness::new().await;
+    let h = Harness::new().await;
     let listener = https::ipv6_listener();
     let port = listener.local_addr().unwrap().port();
     let name = format!("[::1]:{port}");
@@ -86,15 +106,34 @@ async fn a4_ipv6_literal_keeps_brackets_in_host_and_sends_no_sni() {
 async fn invalid_names_fail_before_any_network_activity() {
     let h = Harness::new().await;
     let services = h.services();
-    for name in ["2001:db8::1", "example.test:+80", "example.test:65536", "example.test:", "example.test:abc",
-                 "example.test:0", "bücher.test", "[::1", "a..b", "https://example.test", ""] {
+    for name in [
+        "2001:db8::1",
+        "example.test:+80",
+        "example.test:65536",
+        "example.test:",
+        "example.test:abc",
+        "example.test:0",
+        "bücher.test",
+        "[::1",
+        "a..b",
+        "https://example.test",
+        "",
+    ] {
         let round = services.round(name).await;
-        let e = round.resolution.error.clone().unwrap_or_else(|| panic!("{name:?} should be invalid"));
+        let e = round
+            .resolution
+            .error
+            .clone()
+            .unwrap_or_else(|| panic!("{name:?} should be invalid"));
         assert_eq!(e.kind, ErrorKind::InvalidName, "{name:?}: {e:?}");
         assert!(round.resolution.targets.is_empty() && round.addresses.is_empty());
         assert_eq!(round.resolution.method, None);
     }
-    assert!(h.dns.queries().is_empty(), "no DNS for invalid names: {:?}", h.dns.queries());
+    assert!(
+        h.dns.queries().is_empty(),
+        "no DNS for invalid names: {:?}",
+        h.dns.queries()
+    );
 }
 
 #[tokio::test]
@@ -103,7 +142,11 @@ async fn a6_invalid_dotted_quad_is_looked_up_as_a_hostname() {
     let round = h.services().round("01.2.3.4").await;
     let r = &round.resolution;
     assert_eq!(r.error.as_ref().unwrap().kind, ErrorKind::NoAddress);
-    assert!(has_finding(r, Severity::Warning, "looks like an IPv4 address"));
+    assert!(has_finding(
+        r,
+        Severity::Warning,
+        "looks like an IPv4 address"
+    ));
     assert!(h.dns.asked("_matrix-fed._tcp.01.2.3.4", RecordType::SRV));
     assert!(h.dns.asked("01.2.3.4", RecordType::A));
 }
@@ -112,15 +155,40 @@ async fn a6_invalid_dotted_quad_is_looked_up_as_a_hostname() {
 async fn a9_upper_case_name_is_sent_exactly_and_compared_byte_for_byte() {
     let mut h = Harness::new().await;
     let mut host = h.host("example.test");
-    h.serve(&mut host, 443, h.ca.leaf(&["example.test"]), handler(|_| Reply::not_found()));
+    h.serve(
+        &mut host,
+        443,
+        h.ca.leaf(&["example.test"]),
+        handler(|_| Reply::not_found()),
+    );
     // The server's keys say "example.test"; the requested name is "Example.TEST".
     let server = h.homeserver(&mut host, 8448, "example.test", "example.test");
     let round = h.services().round("Example.TEST").await;
     let r = &round.resolution;
-    assert_eq!(targets(r), [t(format!("{}:8448", ip(&host)), "Example.TEST", Some("Example.TEST"))]);
-    assert!(round.all_ok(), "DNS and certificates ignore case: {:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0].host.as_deref(), Some("Example.TEST"));
-    let keys = round.addresses[0].keys.as_ref().unwrap().checks.as_ref().unwrap();
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&host)),
+            "Example.TEST",
+            Some("Example.TEST")
+        )]
+    );
+    assert!(
+        round.all_ok(),
+        "DNS and certificates ignore case: {:?}",
+        round.error()
+    );
+    assert_eq!(
+        server.hits(VERSION)[0].host.as_deref(),
+        Some("Example.TEST")
+    );
+    let keys = round.addresses[0]
+        .keys
+        .as_ref()
+        .unwrap()
+        .checks
+        .as_ref()
+        .unwrap();
     assert!(!keys.matching_server_name);
     assert!(!round.federation_ok());
     assert!(has_finding(r, Severity::Warning, "upper-case"));
@@ -133,18 +201,43 @@ async fn a9_upper_case_name_is_sent_exactly_and_compared_byte_for_byte() {
 async fn b1_explicit_port_skips_well_known_and_srv() {
     let mut h = Harness::new().await;
     let mut host = h.host("example.test");
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, 8448, "elsewhere.test");
-    let wk = h.serve(&mut host, 443, h.ca.leaf(&["example.test"]), well_known(json!({"m.server": "elsewhere.test"})));
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        10,
+        0,
+        8448,
+        "elsewhere.test",
+    );
+    let wk = h.serve(
+        &mut host,
+        443,
+        h.ca.leaf(&["example.test"]),
+        well_known(json!({"m.server": "elsewhere.test"})),
+    );
     let server = h.homeserver(&mut host, 8448, "example.test", "example.test:8448");
     let round = h.services().round("example.test:8448").await;
     let r = &round.resolution;
     assert_eq!(r.method, Some(Method::ExplicitPort));
     assert_eq!(r.well_known.status, WellKnownStatus::Skipped);
-    assert_eq!(targets(r), [t(format!("{}:8448", ip(&host)), "example.test:8448", Some("example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&host)),
+            "example.test:8448",
+            Some("example.test")
+        )]
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("example.test"), "example.test:8448", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("example.test"), "example.test:8448", VERSION)
+    );
     assert!(wk.seen().is_empty(), "no well-known request");
-    assert!(!h.dns.asked("_matrix-fed._tcp.example.test", RecordType::SRV), "no SRV query");
+    assert!(
+        !h.dns
+            .asked("_matrix-fed._tcp.example.test", RecordType::SRV),
+        "no SRV query"
+    );
 }
 
 #[tokio::test]
@@ -155,10 +248,20 @@ async fn b2_explicit_port_through_a_cname_keeps_the_original_name_for_host_and_s
     let server = h.homeserver(&mut lb, 443, "example.test", "example.test:443");
     let round = h.services().round("example.test:443").await;
     let r = &round.resolution;
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&lb)), "example.test:443", Some("example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&lb)),
+            "example.test:443",
+            Some("example.test")
+        )]
+    );
     assert_eq!(r.hosts[0].cnames, ["lb.test"]);
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("example.test"), "example.test:443", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("example.test"), "example.test:443", VERSION)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +278,10 @@ fn delegating(h: &mut Harness, wk: Handler) -> (TestHost, std::sync::Arc<HttpsSe
 #[tokio::test]
 async fn c1_delegation_with_port_keeps_it_in_host_and_skips_srv() {
     let mut h = Harness::new().await;
-    let (_origin, wk) = delegating(&mut h, well_known(json!({"m.server": "matrix.example.test:443"})));
+    let (_origin, wk) = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test:443"})),
+    );
     let mut m = h.host("matrix.example.test");
     let server = h.homeserver(&mut m, 443, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
@@ -183,59 +289,139 @@ async fn c1_delegation_with_port_keeps_it_in_host_and_skips_srv() {
     assert_eq!(r.well_known.status, WellKnownStatus::Delegated);
     assert_eq!(r.delegated_name, "matrix.example.test:443");
     assert_eq!(r.method, Some(Method::ExplicitPort));
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&m)), "matrix.example.test:443", Some("matrix.example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&m)),
+            "matrix.example.test:443",
+            Some("matrix.example.test")
+        )]
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("matrix.example.test"), "matrix.example.test:443", VERSION));
-    assert_eq!(wk.hits(WK)[0], seen(Some("example.test"), "example.test", WK));
-    assert!(!h.dns.asked("_matrix-fed._tcp.matrix.example.test", RecordType::SRV));
-    assert!(has_finding(r, Severity::Info, "delegates federation to matrix.example.test:443"));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(
+            Some("matrix.example.test"),
+            "matrix.example.test:443",
+            VERSION
+        )
+    );
+    assert_eq!(
+        wk.hits(WK)[0],
+        seen(Some("example.test"), "example.test", WK)
+    );
+    assert!(
+        !h.dns
+            .asked("_matrix-fed._tcp.matrix.example.test", RecordType::SRV)
+    );
+    assert!(has_finding(
+        r,
+        Severity::Info,
+        "delegates federation to matrix.example.test:443"
+    ));
 }
 
 #[tokio::test]
 async fn c2_delegation_then_srv_uses_the_delegated_name_not_the_srv_target() {
     let mut h = Harness::new().await;
-    let _wk = delegating(&mut h, well_known(json!({"m.server": "matrix.example.test"})));
-    h.dns.srv("_matrix-fed._tcp.matrix.example.test", 10, 0, 443, "fed.example.net");
+    let _wk = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test"})),
+    );
+    h.dns.srv(
+        "_matrix-fed._tcp.matrix.example.test",
+        10,
+        0,
+        443,
+        "fed.example.net",
+    );
     let mut fed = h.host("fed.example.net");
     // The certificate covers the delegated name only (G5: valid).
     let server = h.homeserver(&mut fed, 443, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(r.method, Some(Method::SrvMatrixFed));
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&fed)), "matrix.example.test", Some("matrix.example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&fed)),
+            "matrix.example.test",
+            Some("matrix.example.test")
+        )]
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("matrix.example.test"), "matrix.example.test", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("matrix.example.test"), "matrix.example.test", VERSION)
+    );
     assert_eq!(r.targets[0].via, "fed.example.net");
 }
 
 #[tokio::test]
 async fn c3_delegation_then_legacy_srv_only_is_flagged_deprecated() {
     let mut h = Harness::new().await;
-    let _wk = delegating(&mut h, well_known(json!({"m.server": "matrix.example.test"})));
-    h.dns.srv("_matrix._tcp.matrix.example.test", 10, 0, 443, "fed.example.net");
+    let _wk = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test"})),
+    );
+    h.dns.srv(
+        "_matrix._tcp.matrix.example.test",
+        10,
+        0,
+        443,
+        "fed.example.net",
+    );
     let mut fed = h.host("fed.example.net");
     h.homeserver(&mut fed, 443, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(r.method, Some(Method::SrvMatrix));
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&fed)), "matrix.example.test", Some("matrix.example.test"))]);
-    assert!(has_finding(r, Severity::Warning, "deprecated _matrix._tcp.matrix.example.test"));
-    assert!(h.dns.asked("_matrix-fed._tcp.matrix.example.test", RecordType::SRV), "matrix-fed first");
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&fed)),
+            "matrix.example.test",
+            Some("matrix.example.test")
+        )]
+    );
+    assert!(has_finding(
+        r,
+        Severity::Warning,
+        "deprecated _matrix._tcp.matrix.example.test"
+    ));
+    assert!(
+        h.dns
+            .asked("_matrix-fed._tcp.matrix.example.test", RecordType::SRV),
+        "matrix-fed first"
+    );
     assert!(round.federation_ok());
 }
 
 #[tokio::test]
 async fn c4_delegation_without_srv_uses_8448_on_the_delegated_name() {
     let mut h = Harness::new().await;
-    let _wk = delegating(&mut h, well_known(json!({"m.server": "matrix.example.test"})));
+    let _wk = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test"})),
+    );
     let mut m = h.host("matrix.example.test");
     let server = h.homeserver(&mut m, 8448, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(r.method, Some(Method::DefaultPort));
-    assert_eq!(targets(r), [t(format!("{}:8448", ip(&m)), "matrix.example.test", Some("matrix.example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&m)),
+            "matrix.example.test",
+            Some("matrix.example.test")
+        )]
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("matrix.example.test"), "matrix.example.test", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("matrix.example.test"), "matrix.example.test", VERSION)
+    );
 }
 
 #[tokio::test]
@@ -244,7 +430,11 @@ async fn c5_c6_delegation_to_ip_literals_sends_no_sni() {
         let mut h = Harness::new().await;
         let mut target = TestHost::claim();
         let ip = ip(&target);
-        let (port, m_server) = if with_port { (443, format!("{ip}:443")) } else { (8448, ip.clone()) };
+        let (port, m_server) = if with_port {
+            (443, format!("{ip}:443"))
+        } else {
+            (8448, ip.clone())
+        };
         let _wk = delegating(&mut h, well_known(json!({"m.server": m_server})));
         let server = h.homeserver(&mut target, port, &ip, "example.test");
         let round = h.services().round("example.test").await;
@@ -261,44 +451,82 @@ async fn c8_c9_content_type_and_extra_keys_are_ignored() {
     let mut h = Harness::new().await;
     let _wk = delegating(
         &mut h,
-        handler(|_| Reply::status(200, r#"{"m.server":"matrix.example.test:443","org.example.x":1}"#).header("content-type", "text/plain")),
+        handler(|_| {
+            Reply::status(
+                200,
+                r#"{"m.server":"matrix.example.test:443","org.example.x":1}"#,
+            )
+            .header("content-type", "text/plain")
+        }),
     );
     let mut m = h.host("matrix.example.test");
     h.homeserver(&mut m, 443, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
-    assert_eq!(round.resolution.well_known.status, WellKnownStatus::Delegated);
+    assert_eq!(
+        round.resolution.well_known.status,
+        WellKnownStatus::Delegated
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
 }
 
 #[tokio::test]
 async fn c10_only_one_well_known_hop() {
     let mut h = Harness::new().await;
-    let _wk = delegating(&mut h, well_known(json!({"m.server": "matrix.example.test"})));
+    let _wk = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test"})),
+    );
     let mut m = h.host("matrix.example.test");
-    let second = h.serve(&mut m, 443, h.ca.leaf(&["matrix.example.test"]), well_known(json!({"m.server": "other.test"})));
+    let second = h.serve(
+        &mut m,
+        443,
+        h.ca.leaf(&["matrix.example.test"]),
+        well_known(json!({"m.server": "other.test"})),
+    );
     h.homeserver(&mut m, 8448, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
     assert_eq!(round.resolution.delegated_name, "matrix.example.test");
-    assert!(second.seen().is_empty(), "the delegated name's well-known is never fetched");
+    assert!(
+        second.seen().is_empty(),
+        "the delegated name's well-known is never fetched"
+    );
     assert!(round.federation_ok());
 }
 
 #[tokio::test]
 async fn c11_redirects_are_followed_and_each_hop_verified() {
     let mut h = Harness::new().await;
-    let _wk = delegating(&mut h, handler(|_| Reply::redirect(302, "https://www.example.test/even_better_known")));
+    let _wk = delegating(
+        &mut h,
+        handler(|_| Reply::redirect(302, "https://www.example.test/even_better_known")),
+    );
     let mut www = h.host("www.example.test");
-    let www_server = h.serve(&mut www, 443, h.ca.leaf(&["www.example.test"]), handler(|s| {
-        if s.path == "/even_better_known" { Reply::json(json!({"m.server": "matrix.example.test"})) } else { Reply::not_found() }
-    }));
+    let www_server = h.serve(
+        &mut www,
+        443,
+        h.ca.leaf(&["www.example.test"]),
+        handler(|s| {
+            if s.path == "/even_better_known" {
+                Reply::json(json!({"m.server": "matrix.example.test"}))
+            } else {
+                Reply::not_found()
+            }
+        }),
+    );
     let mut m = h.host("matrix.example.test");
     h.homeserver(&mut m, 8448, "matrix.example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(r.well_known.status, WellKnownStatus::Delegated);
-    assert_eq!(r.well_known.redirects, ["https://www.example.test/even_better_known"]);
+    assert_eq!(
+        r.well_known.redirects,
+        ["https://www.example.test/even_better_known"]
+    );
     assert_eq!(r.delegated_name, "matrix.example.test");
-    assert_eq!(www_server.seen()[0].sni.as_deref(), Some("www.example.test"));
+    assert_eq!(
+        www_server.seen()[0].sni.as_deref(),
+        Some("www.example.test")
+    );
     assert!(round.federation_ok());
 }
 
@@ -320,11 +548,24 @@ async fn falls_back(wk: Option<Handler>, tls_names: &[&str]) -> Resolution {
     let r = round.resolution.clone();
     assert_eq!(r.method, Some(Method::DefaultPort), "{:?}", r.well_known);
     assert_eq!(r.delegated_name, "example.test");
-    assert_eq!(targets(&r), [t(format!("{}:8448", ip(&host)), "example.test", Some("example.test"))]);
-    assert!(h.dns.asked("_matrix-fed._tcp.example.test", RecordType::SRV));
+    assert_eq!(
+        targets(&r),
+        [t(
+            format!("{}:8448", ip(&host)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
+    assert!(
+        h.dns
+            .asked("_matrix-fed._tcp.example.test", RecordType::SRV)
+    );
     assert!(h.dns.asked("_matrix._tcp.example.test", RecordType::SRV));
     assert!(round.all_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("example.test"), "example.test", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("example.test"), "example.test", VERSION)
+    );
     r
 }
 
@@ -336,7 +577,11 @@ fn wk_reply(reply: Reply) -> Option<Handler> {
 async fn d1_404() {
     let r = falls_back(wk_reply(Reply::not_found()), &["example.test"]).await;
     assert_eq!(r.well_known.status, WellKnownStatus::NotFound);
-    assert!(has_finding(&r, Severity::Info, "no /.well-known/matrix/server"));
+    assert!(has_finding(
+        &r,
+        Severity::Info,
+        "no /.well-known/matrix/server"
+    ));
 }
 
 #[tokio::test]
@@ -358,29 +603,69 @@ async fn d3_nothing_listening_on_443() {
 
 #[tokio::test]
 async fn d4_bad_certificate_on_443() {
-    let r = falls_back(wk_reply(Reply::json(json!({"m.server": "evil.test"}))), &["other.test"]).await;
+    let r = falls_back(
+        wk_reply(Reply::json(json!({"m.server": "evil.test"}))),
+        &["other.test"],
+    )
+    .await;
     assert_eq!(r.well_known.status, WellKnownStatus::Error);
     assert_eq!(r.well_known.error_kind, Some(ErrorKind::TlsCertificate));
-    assert!(r.well_known.problem.as_deref().unwrap().contains("expected example.test"), "{:?}", r.well_known.problem);
+    assert!(
+        r.well_known
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("expected example.test"),
+        "{:?}",
+        r.well_known.problem
+    );
 }
 
 #[tokio::test]
 async fn d5_d6_d7_bodies_that_are_not_a_delegation() {
-    for body in ["NOT JSON", "<html><body>hi</body></html>", "[]", "\"x\"", "null", "42", "{}",
-                 r#"{"m.server":""}"#, r#"{"m.server":123}"#, r#"{"m.server":null}"#] {
+    for body in [
+        "NOT JSON",
+        "<html><body>hi</body></html>",
+        "[]",
+        "\"x\"",
+        "null",
+        "42",
+        "{}",
+        r#"{"m.server":""}"#,
+        r#"{"m.server":123}"#,
+        r#"{"m.server":null}"#,
+    ] {
         let r = falls_back(wk_reply(Reply::status(200, body)), &["example.test"]).await;
         assert_eq!(r.well_known.status, WellKnownStatus::Invalid, "{body}");
-        assert!(has_finding(&r, Severity::Warning, "invalid"), "{body}: {:?}", r.findings);
+        assert!(
+            has_finding(&r, Severity::Warning, "invalid"),
+            "{body}: {:?}",
+            r.findings
+        );
     }
 }
 
 #[tokio::test]
 async fn d8_grammar_violations_fall_back_with_a_high_severity_finding() {
-    for m_server in ["https://matrix.example.test", "matrix.example.test/", "matrix example.test",
-                     "matrix.example.test:99999", "[::1", "bücher.test"] {
-        let r = falls_back(wk_reply(Reply::json(json!({"m.server": m_server}))), &["example.test"]).await;
+    for m_server in [
+        "https://matrix.example.test",
+        "matrix.example.test/",
+        "matrix example.test",
+        "matrix.example.test:99999",
+        "[::1",
+        "bücher.test",
+    ] {
+        let r = falls_back(
+            wk_reply(Reply::json(json!({"m.server": m_server}))),
+            &["example.test"],
+        )
+        .await;
         assert_eq!(r.well_known.status, WellKnownStatus::Invalid, "{m_server}");
-        assert!(has_finding(&r, Severity::Error, "gomatrixserverlib"), "{m_server}: {:?}", r.findings);
+        assert!(
+            has_finding(&r, Severity::Error, "gomatrixserverlib"),
+            "{m_server}: {:?}",
+            r.findings
+        );
     }
 }
 
@@ -389,40 +674,78 @@ async fn d9_oversized_body() {
     let big = format!(r#"{{"m.server":"{}"}}"#, "a".repeat(51 * 1024));
     let r = falls_back(wk_reply(Reply::status(200, big)), &["example.test"]).await;
     assert_eq!(r.well_known.status, WellKnownStatus::Invalid);
-    assert!(r.well_known.problem.as_deref().unwrap().contains("larger than 50 KiB"));
+    assert!(
+        r.well_known
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("larger than 50 KiB")
+    );
 }
 
 #[tokio::test]
 async fn d10_a_2xx_other_than_200() {
     let r = falls_back(wk_reply(Reply::status(204, "")), &["example.test"]).await;
     assert_eq!(r.well_known.status, WellKnownStatus::Invalid);
-    assert!(r.well_known.problem.as_deref().unwrap().contains("only 200"));
+    assert!(
+        r.well_known
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("only 200")
+    );
 }
 
 #[tokio::test]
 async fn d11_redirect_loops_and_long_chains() {
     let looping = handler(|s| {
-        if s.path == "/a" { Reply::redirect(302, "/b") } else { Reply::redirect(302, "/a") }
+        if s.path == "/a" {
+            Reply::redirect(302, "/b")
+        } else {
+            Reply::redirect(302, "/a")
+        }
     });
     let r = falls_back(Some(looping), &["example.test"]).await;
     assert_eq!(r.well_known.status, WellKnownStatus::Error);
-    assert!(r.well_known.problem.as_deref().unwrap().contains("redirect loop"), "{:?}", r.well_known.problem);
+    assert!(
+        r.well_known
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("redirect loop"),
+        "{:?}",
+        r.well_known.problem
+    );
 
     let endless = handler(|s| {
         let n: u32 = s.path.trim_start_matches("/hop").parse().unwrap_or(0);
         Reply::redirect(307, &format!("/hop{}", n + 1))
     });
     let r = falls_back(Some(endless), &["example.test"]).await;
-    assert!(r.well_known.problem.as_deref().unwrap().contains("more than 10 redirects"), "{:?}", r.well_known.problem);
+    assert!(
+        r.well_known
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("more than 10 redirects"),
+        "{:?}",
+        r.well_known.problem
+    );
 }
 
 #[tokio::test]
 async fn d12_a_well_known_that_never_finishes_is_bounded_by_the_timeout() {
     let started = std::time::Instant::now();
-    let slow = wk_reply(Reply::json(json!({"m.server": "x.test"})).delay(std::time::Duration::from_secs(30)));
+    let slow = wk_reply(
+        Reply::json(json!({"m.server": "x.test"})).delay(std::time::Duration::from_secs(30)),
+    );
     let r = falls_back(slow, &["example.test"]).await;
     assert_eq!(r.well_known.error_kind, Some(ErrorKind::Timeout));
-    assert!(started.elapsed() < std::time::Duration::from_secs(3 + 1 + 3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3 + 1 + 3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,37 +754,67 @@ async fn d12_a_well_known_that_never_finishes_is_bounded_by_the_timeout() {
 #[tokio::test]
 async fn e1_e9_srv_target_and_port_with_the_server_name_for_host_and_sni() {
     let mut h = Harness::new().await;
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, 443, "fed.example.net.");
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        10,
+        0,
+        443,
+        "fed.example.net.",
+    );
     let mut fed = h.host("fed.example.net");
     let server = h.homeserver(&mut fed, 443, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
-    assert_eq!(r.well_known.status, WellKnownStatus::Error, "nothing on example.test:443");
+    assert_eq!(
+        r.well_known.status,
+        WellKnownStatus::Error,
+        "nothing on example.test:443"
+    );
     assert_eq!(r.method, Some(Method::SrvMatrixFed));
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&fed)), "example.test", Some("example.test"))]);
-    assert_eq!(r.srv[0].records[0].target, "fed.example.net", "trailing dot stripped");
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&fed)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
+    assert_eq!(
+        r.srv[0].records[0].target, "fed.example.net",
+        "trailing dot stripped"
+    );
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(server.hits(VERSION)[0], seen(Some("example.test"), "example.test", VERSION));
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(Some("example.test"), "example.test", VERSION)
+    );
     assert!(!h.dns.asked("_matrix._tcp.example.test", RecordType::SRV));
 }
 
 #[tokio::test]
 async fn e2_legacy_srv_only() {
     let mut h = Harness::new().await;
-    h.dns.srv("_matrix._tcp.example.test", 10, 0, 443, "fed.example.net");
+    h.dns
+        .srv("_matrix._tcp.example.test", 10, 0, 443, "fed.example.net");
     let mut fed = h.host("fed.example.net");
     h.homeserver(&mut fed, 443, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     assert_eq!(round.resolution.method, Some(Method::SrvMatrix));
-    assert!(has_finding(&round.resolution, Severity::Warning, "deprecated"));
+    assert!(has_finding(
+        &round.resolution,
+        Severity::Warning,
+        "deprecated"
+    ));
     assert!(round.federation_ok());
 }
 
 #[tokio::test]
 async fn e3_matrix_fed_wins_and_there_is_no_fallback_even_when_its_target_fails() {
     let mut h = Harness::new().await;
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, 443, "a.example.net");
-    h.dns.srv("_matrix._tcp.example.test", 10, 0, 8448, "b.example.net");
+    h.dns
+        .srv("_matrix-fed._tcp.example.test", 10, 0, 443, "a.example.net");
+    h.dns
+        .srv("_matrix._tcp.example.test", 10, 0, 8448, "b.example.net");
     let mut a = h.host("a.example.net");
     a.release(); // nothing listens: connection refused
     let mut b = h.host("b.example.net");
@@ -469,7 +822,14 @@ async fn e3_matrix_fed_wins_and_there_is_no_fallback_even_when_its_target_fails(
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(r.method, Some(Method::SrvMatrixFed));
-    assert_eq!(targets(r), [t(format!("{}:443", ip(&a)), "example.test", Some("example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:443", ip(&a)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
     assert_eq!(round.error().unwrap().kind, ErrorKind::ConnectRefused);
     assert!(!h.dns.asked("_matrix._tcp.example.test", RecordType::SRV));
     assert!(b_server.seen().is_empty());
@@ -478,20 +838,47 @@ async fn e3_matrix_fed_wins_and_there_is_no_fallback_even_when_its_target_fails(
 #[tokio::test]
 async fn e4_priority_order_with_weight_zero_last() {
     let h = Harness::new().await;
-    let hosts: Vec<TestHost> = ["a", "b", "c", "d"].iter().map(|n| h.host(&format!("{n}.example.net"))).collect();
+    let hosts: Vec<TestHost> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| h.host(&format!("{n}.example.net")))
+        .collect();
     h.dns
-        .srv("_matrix-fed._tcp.example.test", 10, 60, 8448, "a.example.net")
-        .srv("_matrix-fed._tcp.example.test", 10, 20, 8448, "b.example.net")
-        .srv("_matrix-fed._tcp.example.test", 10, 0, 8448, "c.example.net")
+        .srv(
+            "_matrix-fed._tcp.example.test",
+            10,
+            60,
+            8448,
+            "a.example.net",
+        )
+        .srv(
+            "_matrix-fed._tcp.example.test",
+            10,
+            20,
+            8448,
+            "b.example.net",
+        )
+        .srv(
+            "_matrix-fed._tcp.example.test",
+            10,
+            0,
+            8448,
+            "c.example.net",
+        )
         .srv("_matrix-fed._tcp.example.test", 20, 0, 443, "d.example.net");
     let services = h.services();
     for _ in 0..5 {
         let r = services.discovery.resolve("example.test").await;
         let via: Vec<&str> = r.targets.iter().map(|t| t.via.as_str()).collect();
         assert_eq!(via.len(), 4);
-        assert!(via[..2].contains(&"a.example.net") && via[..2].contains(&"b.example.net"), "{via:?}");
+        assert!(
+            via[..2].contains(&"a.example.net") && via[..2].contains(&"b.example.net"),
+            "{via:?}"
+        );
         assert_eq!(&via[2..], ["c.example.net", "d.example.net"]);
-        assert!(r.targets.iter().all(|t| t.host_header == "example.test" && t.tls_name.as_deref() == Some("example.test")));
+        assert!(
+            r.targets.iter().all(|t| t.host_header == "example.test"
+                && t.tls_name.as_deref() == Some("example.test"))
+        );
         assert_eq!(r.targets[3].address.port(), 443);
     }
     drop(hosts);
@@ -504,7 +891,10 @@ async fn e5_srv_target_dot_means_service_unavailable_without_fallback() {
     h.dns.a("example.test", "127.0.0.1".parse().unwrap());
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
-    assert_eq!(r.error.as_ref().unwrap().kind, ErrorKind::ServiceUnavailable);
+    assert_eq!(
+        r.error.as_ref().unwrap().kind,
+        ErrorKind::ServiceUnavailable
+    );
     assert!(r.targets.is_empty());
     assert_eq!(r.srv[0].outcome, "unavailable");
     assert!(!h.dns.asked("_matrix._tcp.example.test", RecordType::SRV));
@@ -514,14 +904,35 @@ async fn e5_srv_target_dot_means_service_unavailable_without_fallback() {
 #[tokio::test]
 async fn e6_srv_target_that_is_a_cname_is_reported_and_still_probed() {
     let mut h = Harness::new().await;
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, 8448, "alias.example.net");
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        10,
+        0,
+        8448,
+        "alias.example.net",
+    );
     h.dns.cname("alias.example.net", "real.example.net");
     let mut real = h.host("real.example.net");
     h.homeserver(&mut real, 8448, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
-    assert!(has_finding(r, Severity::Warning, "SRV target alias.example.net is a CNAME"), "{:?}", r.findings);
-    assert_eq!(targets(r), [t(format!("{}:8448", ip(&real)), "example.test", Some("example.test"))]);
+    assert!(
+        has_finding(
+            r,
+            Severity::Warning,
+            "SRV target alias.example.net is a CNAME"
+        ),
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&real)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
     assert!(round.all_ok());
 }
 
@@ -529,14 +940,22 @@ async fn e6_srv_target_that_is_a_cname_is_reported_and_still_probed() {
 async fn e7_srv_servfail_or_timeout_is_a_dns_error_not_a_fallback() {
     for fault in [Fault::ServFail, Fault::Silence] {
         let h = Harness::new().await;
-        h.dns.fault("_matrix-fed._tcp.example.test", RecordType::SRV, fault);
+        h.dns
+            .fault("_matrix-fed._tcp.example.test", RecordType::SRV, fault);
         h.dns.a("example.test", "127.0.0.1".parse().unwrap());
         let round = h.services().round("example.test").await;
         let e = round.resolution.error.clone().unwrap();
         assert_eq!(e.kind, ErrorKind::Dns, "{fault:?}");
-        assert!(e.message.contains("_matrix-fed._tcp.example.test"), "{}", e.message);
+        assert!(
+            e.message.contains("_matrix-fed._tcp.example.test"),
+            "{}",
+            e.message
+        );
         assert_eq!(round.resolution.srv[0].outcome, "failed");
-        assert!(!h.dns.asked("_matrix._tcp.example.test", RecordType::SRV), "{fault:?}: no fallback");
+        assert!(
+            !h.dns.asked("_matrix._tcp.example.test", RecordType::SRV),
+            "{fault:?}: no fallback"
+        );
         assert!(round.addresses.is_empty());
     }
 }
@@ -544,12 +963,29 @@ async fn e7_srv_servfail_or_timeout_is_a_dns_error_not_a_fallback() {
 #[tokio::test]
 async fn e8_non_srv_records_in_an_srv_answer_are_ignored() {
     let mut h = Harness::new().await;
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, 8448, "fed.example.net");
-    h.dns.extra("_matrix-fed._tcp.example.test", RecordType::SRV, Rr::A("127.9.9.9".parse().unwrap()));
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        10,
+        0,
+        8448,
+        "fed.example.net",
+    );
+    h.dns.extra(
+        "_matrix-fed._tcp.example.test",
+        RecordType::SRV,
+        Rr::A("127.9.9.9".parse().unwrap()),
+    );
     let mut fed = h.host("fed.example.net");
     h.homeserver(&mut fed, 8448, "example.test", "example.test");
     let round = h.services().round("example.test").await;
-    assert_eq!(targets(&round.resolution), [t(format!("{}:8448", ip(&fed)), "example.test", Some("example.test"))]);
+    assert_eq!(
+        targets(&round.resolution),
+        [t(
+            format!("{}:8448", ip(&fed)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,33 +999,67 @@ async fn f1_server_name_cname_keeps_the_server_name_for_sni() {
     let server = h.homeserver(&mut host, 8448, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
-    assert_eq!(targets(r), [t(format!("{}:8448", ip(&host)), "example.test", Some("example.test"))]);
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&host)),
+            "example.test",
+            Some("example.test")
+        )]
+    );
     assert!(r.hosts.iter().any(|l| l.cnames == ["host.example.net"]));
     assert_eq!(server.hits(VERSION)[0].sni.as_deref(), Some("example.test"));
 }
 
 #[tokio::test]
 async fn f2_f3_ipv4_and_ipv6_are_probed_and_reported_separately() {
-    let mut h = Harness::new().await;
+    let h = Harness::new().await;
     // v6 works on [::1]:P; v4 on 127.x:P refuses. SRV names the port so ::1 is not shared.
     let v6 = https::ipv6_listener();
     let port = v6.local_addr().unwrap().port();
-    let _server = HttpsServer::start(v6, h.ca.leaf(&["example.test"]), https::homeserver("example.test"));
+    let _server = HttpsServer::start(
+        v6,
+        h.ca.leaf(&["example.test"]),
+        https::homeserver("example.test"),
+    );
     let v4 = TestHost::claim();
-    h.dns.srv("_matrix-fed._tcp.example.test", 10, 0, port, "dual.example.net");
-    h.dns.a("dual.example.net", v4.ip).aaaa("dual.example.net", "::1".parse().unwrap());
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        10,
+        0,
+        port,
+        "dual.example.net",
+    );
+    h.dns
+        .a("dual.example.net", v4.ip)
+        .aaaa("dual.example.net", "::1".parse().unwrap());
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
     assert_eq!(
         targets(r),
         [
-            t(format!("[::1]:{port}"), "example.test", Some("example.test")),
-            t(format!("{}:{port}", v4.ip), "example.test", Some("example.test")),
+            t(
+                format!("[::1]:{port}"),
+                "example.test",
+                Some("example.test")
+            ),
+            t(
+                format!("{}:{port}", v4.ip),
+                "example.test",
+                Some("example.test")
+            ),
         ]
     );
-    let by_family: Vec<(&str, bool)> = round.addresses.iter().map(|a| (a.ip_family, a.ok)).collect();
+    let by_family: Vec<(&str, bool)> = round
+        .addresses
+        .iter()
+        .map(|a| (a.ip_family, a.ok))
+        .collect();
     assert_eq!(by_family, [("ipv6", true), ("ipv4", false)]);
-    assert_eq!(round.addresses[1].error.as_ref().unwrap().kind, ErrorKind::ConnectRefused);
+    assert_eq!(
+        round.addresses[1].error.as_ref().unwrap().kind,
+        ErrorKind::ConnectRefused
+    );
     assert!(round.any_ok() && !round.all_ok() && !round.federation_ok());
     let (status, reason) = round.status(std::time::Duration::from_millis(200));
     assert_eq!(status, mxping::report::Status::Yellow);
@@ -609,7 +1079,8 @@ async fn f4_no_address_anywhere() {
 async fn address_lookup_failures_are_dns_errors() {
     let h = Harness::new().await;
     h.dns.fault("example.test", RecordType::A, Fault::ServFail);
-    h.dns.fault("example.test", RecordType::AAAA, Fault::ServFail);
+    h.dns
+        .fault("example.test", RecordType::AAAA, Fault::ServFail);
     let round = h.services().round("example.test").await;
     let e = round.resolution.error.unwrap();
     assert_eq!(e.kind, ErrorKind::Dns);
@@ -620,11 +1091,16 @@ async fn address_lookup_failures_are_dns_errors() {
 async fn one_family_failing_in_dns_is_a_warning_when_the_other_answers() {
     let mut h = Harness::new().await;
     let mut host = h.host("example.test");
-    h.dns.fault("example.test", RecordType::AAAA, Fault::ServFail);
+    h.dns
+        .fault("example.test", RecordType::AAAA, Fault::ServFail);
     h.homeserver(&mut host, 8448, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     assert!(round.all_ok());
-    assert!(has_finding(&round.resolution, Severity::Warning, "AAAA: the DNS server answered SERVFAIL"));
+    assert!(has_finding(
+        &round.resolution,
+        Severity::Warning,
+        "AAAA: the DNS server answered SERVFAIL"
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,20 +1112,44 @@ async fn f5_private_addresses_are_blocked_by_default_everywhere() {
     let mut h = Harness::new().await;
     h.allow_loopback = false;
     let mut origin = h.host("example.test");
-    let wk = h.serve(&mut origin, 443, h.ca.leaf(&["example.test"]), well_known(json!({"m.server": "127.0.0.1:8448"})));
-    h.dns.srv("_matrix-fed._tcp.srv.test", 10, 0, 8448, "inside.test");
+    let wk = h.serve(
+        &mut origin,
+        443,
+        h.ca.leaf(&["example.test"]),
+        well_known(json!({"m.server": "127.0.0.1:8448"})),
+    );
+    h.dns
+        .srv("_matrix-fed._tcp.srv.test", 10, 0, 8448, "inside.test");
     h.dns.a("inside.test", "127.0.0.1".parse().unwrap());
     h.dns.cname("alias.test", "inside.test");
     let services = h.services();
-    for name in ["srv.test", "alias.test", "inside.test:8448", "127.0.0.1", "[::ffff:127.0.0.1]", "[::1]:8448"] {
+    for name in [
+        "srv.test",
+        "alias.test",
+        "inside.test:8448",
+        "127.0.0.1",
+        "[::ffff:127.0.0.1]",
+        "[::1]:8448",
+    ] {
         let round = services.round(name).await;
-        let e = round.error().unwrap_or_else(|| panic!("{name} must be blocked"));
+        let e = round
+            .error()
+            .unwrap_or_else(|| panic!("{name} must be blocked"));
         assert_eq!(e.kind, ErrorKind::BlockedAddress, "{name}: {e:?}");
-        assert!(round.addresses.iter().all(|a| a.phases_ms.connect.is_none()), "{name}: never connected");
+        assert!(
+            round
+                .addresses
+                .iter()
+                .all(|a| a.phases_ms.connect.is_none()),
+            "{name}: never connected"
+        );
     }
     // The well-known host itself is loopback, so even the well-known is never fetched.
     let round = services.round("example.test").await;
-    assert_eq!(round.resolution.well_known.error_kind, Some(ErrorKind::BlockedAddress));
+    assert_eq!(
+        round.resolution.well_known.error_kind,
+        Some(ErrorKind::BlockedAddress)
+    );
     assert!(wk.seen().is_empty());
     assert_eq!(round.error().unwrap().kind, ErrorKind::BlockedAddress);
 }
@@ -660,8 +1160,15 @@ async fn f5_well_known_redirect_to_a_private_ip_is_blocked() {
     // Only the well-known host is allowed; the redirect target 127.0.0.1 is not.
     let mut origin = h.host("example.test");
     h.allow_loopback = false;
-    let wk = h.serve(&mut origin, 443, h.ca.leaf(&["example.test"]), handler(|_| Reply::redirect(302, "https://127.0.0.1/.well-known/matrix/server")));
-    let text = h.config_text().replace("allow = []", &format!("allow = [\"{}/32\"]", origin.ip));
+    let wk = h.serve(
+        &mut origin,
+        443,
+        h.ca.leaf(&["example.test"]),
+        handler(|_| Reply::redirect(302, "https://127.0.0.1/.well-known/matrix/server")),
+    );
+    let text = h
+        .config_text()
+        .replace("allow = []", &format!("allow = [\"{}/32\"]", origin.ip));
     let config = mxping::config::Config::parse(&text, "t", None).unwrap();
     let services = mxping::Services::new(&config).unwrap();
     let round = services.round("example.test").await;
@@ -679,7 +1186,10 @@ async fn well_known_results_are_cached_for_their_lifetime() {
     let mut h = Harness::new().await;
     let (_origin, wk) = delegating(
         &mut h,
-        handler(|_| Reply::json(json!({"m.server": "matrix.example.test:443"})).header("cache-control", "max-age=3600")),
+        handler(|_| {
+            Reply::json(json!({"m.server": "matrix.example.test:443"}))
+                .header("cache-control", "max-age=3600")
+        }),
     );
     h.dns.a("matrix.example.test", "127.0.0.1".parse().unwrap());
     let services = h.services();
@@ -703,7 +1213,8 @@ async fn uncacheable_well_known_is_fetched_every_time_and_failures_back_off() {
         &mut h,
         handler(|s| {
             if s.host.as_deref() == Some("example.test") {
-                Reply::json(json!({"m.server": "matrix.example.test:443"})).header("cache-control", "no-store")
+                Reply::json(json!({"m.server": "matrix.example.test:443"}))
+                    .header("cache-control", "no-store")
             } else {
                 Reply::not_found()
             }
@@ -714,7 +1225,15 @@ async fn uncacheable_well_known_is_fetched_every_time_and_failures_back_off() {
     services.discovery.resolve("example.test").await;
     services.discovery.resolve("example.test").await;
     assert_eq!(wk.hits(WK).len(), 2);
-    assert_eq!(services.discovery.resolve("example.test").await.valid_for.as_secs(), 0);
+    assert_eq!(
+        services
+            .discovery
+            .resolve("example.test")
+            .await
+            .valid_for
+            .as_secs(),
+        0
+    );
 
     // A 404 is cached for 2 minutes (first failure).
     let mut h = Harness::new().await;

@@ -57,7 +57,10 @@ fn key(name: &str) -> String {
 
 impl TestDns {
     pub async fn start() -> TestDns {
-        let zone = Arc::new(Mutex::new(Zone { ttl: 300, ..Zone::default() }));
+        let zone = Arc::new(Mutex::new(Zone {
+            ttl: 300,
+            ..Zone::default()
+        }));
         // UDP and TCP on the same port: take a free TCP port, then the same UDP port.
         let (udp, tcp) = loop {
             let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -72,11 +75,21 @@ impl TestDns {
         let task = tokio::spawn(async move {
             let _ = server.block_until_done().await;
         });
-        TestDns { addr, zone, _server: task }
+        TestDns {
+            addr,
+            zone,
+            _server: task,
+        }
     }
 
     pub fn add(&self, name: &str, rr: Rr) -> &Self {
-        self.zone.lock().unwrap().records.entry(key(name)).or_default().push(rr);
+        self.zone
+            .lock()
+            .unwrap()
+            .records
+            .entry(key(name))
+            .or_default()
+            .push(rr);
         self
     }
 
@@ -97,21 +110,23 @@ impl TestDns {
     }
 
     pub fn fault(&self, name: &str, rtype: RecordType, fault: Fault) -> &Self {
-        self.zone.lock().unwrap().faults.insert((key(name), rtype), fault);
+        self.zone
+            .lock()
+            .unwrap()
+            .faults
+            .insert((key(name), rtype), fault);
         self
     }
 
     pub fn extra(&self, name: &str, rtype: RecordType, rr: Rr) -> &Self {
-        self.zone.lock().unwrap().extras.entry((key(name), rtype)).or_default().push(rr);
+        self.zone
+            .lock()
+            .unwrap()
+            .extras
+            .entry((key(name), rtype))
+            .or_default()
+            .push(rr);
         self
-    }
-
-    pub fn set_ttl(&self, ttl: u32) {
-        self.zone.lock().unwrap().ttl = ttl;
-    }
-
-    pub fn clear(&self, name: &str) {
-        self.zone.lock().unwrap().records.remove(&key(name));
     }
 
     /// Every query received, as (lower-case name without dot, type).
@@ -121,7 +136,9 @@ impl TestDns {
 
     /// Whether a query for `name` of `rtype` was received.
     pub fn asked(&self, name: &str, rtype: RecordType) -> bool {
-        self.queries().iter().any(|(n, t)| *n == key(name) && *t == rtype)
+        self.queries()
+            .iter()
+            .any(|(n, t)| *n == key(name) && *t == rtype)
     }
 }
 
@@ -131,7 +148,11 @@ fn to_record(owner: &Name, ttl: u32, rr: &Rr) -> Record {
         Rr::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
         Rr::Cname(t) => RData::CNAME(CNAME(Name::from_ascii(format!("{}.", key(t))).unwrap())),
         Rr::Srv(p, w, port, t) => {
-            let target = if t == "." { Name::root() } else { Name::from_ascii(format!("{}.", key(t))).unwrap() };
+            let target = if t == "." {
+                Name::root()
+            } else {
+                Name::from_ascii(format!("{}.", key(t))).unwrap()
+            };
             RData::SRV(SRV::new(*p, *w, *port, target))
         }
     };
@@ -141,7 +162,9 @@ fn to_record(owner: &Name, ttl: u32, rr: &Rr) -> Record {
 fn matches(rr: &Rr, rtype: RecordType) -> bool {
     matches!(
         (rr, rtype),
-        (Rr::A(_), RecordType::A) | (Rr::Aaaa(_), RecordType::AAAA) | (Rr::Srv(..), RecordType::SRV)
+        (Rr::A(_), RecordType::A)
+            | (Rr::Aaaa(_), RecordType::AAAA)
+            | (Rr::Srv(..), RecordType::SRV)
             | (Rr::Cname(_), RecordType::CNAME)
     )
 }
@@ -170,7 +193,11 @@ impl Handler {
         // Follow CNAMEs inside the zone, as an authoritative server does.
         for _ in 0..8 {
             let Some(rrs) = zone.records.get(&name) else {
-                let code = if answers.is_empty() { ResponseCode::NXDomain } else { ResponseCode::NoError };
+                let code = if answers.is_empty() {
+                    ResponseCode::NXDomain
+                } else {
+                    ResponseCode::NoError
+                };
                 return Plan::Answer(code, answers);
             };
             let owner = Name::from_ascii(format!("{name}.")).unwrap();
@@ -181,7 +208,11 @@ impl Handler {
                 name = key(target);
                 continue;
             }
-            answers.extend(rrs.iter().filter(|r| matches(r, rtype)).map(|r| to_record(&owner, ttl, r)));
+            answers.extend(
+                rrs.iter()
+                    .filter(|r| matches(r, rtype))
+                    .map(|r| to_record(&owner, ttl, r)),
+            );
             if let Some(extra) = zone.extras.get(&(name.clone(), rtype)) {
                 answers.extend(extra.iter().map(|r| to_record(&owner, ttl, r)));
             }
@@ -204,14 +235,23 @@ impl RequestHandler for Handler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         match self.plan(&qname, rtype) {
-            Plan::Silence => ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() }),
+            Plan::Silence => ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            }),
             Plan::Answer(code, answers) => {
                 metadata.response_code = code;
                 let builder = MessageResponseBuilder::from_message_request(request);
                 let response = builder.build(metadata, answers.iter(), [], [], []);
-                response_handle.send_response(response).await.unwrap_or_else(|_| {
-                    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
-                })
+                response_handle
+                    .send_response(response)
+                    .await
+                    .unwrap_or_else(|_| {
+                        ResponseInfo::from(Header {
+                            metadata,
+                            counts: HeaderCounts::default(),
+                        })
+                    })
             }
         }
     }

@@ -44,7 +44,13 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status, headers: vec![], body: body.into(), delay: Duration::ZERO, close: false }
+        Reply {
+            status,
+            headers: vec![],
+            body: body.into(),
+            delay: Duration::ZERO,
+            close: false,
+        }
     }
     pub fn json(v: Value) -> Reply {
         Reply::status(200, v.to_string()).header("content-type", "application/json")
@@ -88,7 +94,9 @@ pub fn well_known(body: Value) -> Handler {
 pub fn homeserver(name: &str) -> Handler {
     let keys = signed_keys(name, i64::MAX / 2);
     handler(move |seen| match seen.path.as_str() {
-        "/_matrix/federation/v1/version" => Reply::json(json!({"server": {"name": "Synapse", "version": "1.163.2"}})),
+        "/_matrix/federation/v1/version" => {
+            Reply::json(json!({"server": {"name": "Synapse", "version": "1.163.2"}}))
+        }
         "/_matrix/key/v2/server" => Reply::json(keys.clone()),
         _ => Reply::not_found(),
     })
@@ -132,7 +140,10 @@ pub struct TlsOptions {
 
 impl From<Leaf> for TlsOptions {
     fn from(leaf: Leaf) -> Self {
-        TlsOptions { leaf, p256_only: false }
+        TlsOptions {
+            leaf,
+            p256_only: false,
+        }
     }
 }
 
@@ -152,7 +163,6 @@ fn server_config(opts: &TlsOptions) -> Arc<ServerConfig> {
 
 /// A running HTTPS server. Stops when dropped.
 pub struct HttpsServer {
-    pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -164,22 +174,29 @@ impl Drop for HttpsServer {
 }
 
 impl HttpsServer {
-    pub fn start(listener: std::net::TcpListener, tls: impl Into<TlsOptions>, handler: Handler) -> HttpsServer {
+    pub fn start(
+        listener: std::net::TcpListener,
+        tls: impl Into<TlsOptions>,
+        handler: Handler,
+    ) -> HttpsServer {
         listener.set_nonblocking(true).unwrap();
         let listener = TcpListener::from_std(listener).unwrap();
-        let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(server_config(&tls.into()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let handler = handler.clone();
                 let seen = seen2.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let sni = tls.get_ref().1.server_name().map(str::to_owned);
                     let service = service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
@@ -188,7 +205,11 @@ impl HttpsServer {
                         async move {
                             let s = Seen {
                                 sni,
-                                host: req.headers().get("host").and_then(|h| h.to_str().ok()).map(str::to_owned),
+                                host: req
+                                    .headers()
+                                    .get("host")
+                                    .and_then(|h| h.to_str().ok())
+                                    .map(str::to_owned),
                                 path: req.uri().path().to_owned(),
                             };
                             seen.lock().unwrap().push(s.clone());
@@ -203,14 +224,18 @@ impl HttpsServer {
                             if reply.close {
                                 resp = resp.header("connection", "close");
                             }
-                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(reply.body))).unwrap())
+                            Ok::<_, Infallible>(
+                                resp.body(Full::new(Bytes::from(reply.body))).unwrap(),
+                            )
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
                 });
             }
         });
-        HttpsServer { addr, seen, task }
+        HttpsServer { seen, task }
     }
 
     /// Every request seen so far.
@@ -236,18 +261,34 @@ impl TestHost {
     pub fn claim() -> TestHost {
         let mut rng = rand::rng();
         for _ in 0..1000 {
-            let ip = Ipv4Addr::new(127, rng.random_range(1..=254), rng.random(), rng.random_range(2..=254));
-            let Ok(l443) = std::net::TcpListener::bind((ip, 443)) else { continue };
-            let Ok(l8448) = std::net::TcpListener::bind((ip, 8448)) else { continue };
-            return TestHost { ip, listeners: vec![(443, l443), (8448, l8448)] };
+            let ip = Ipv4Addr::new(
+                127,
+                rng.random_range(1..=254),
+                rng.random(),
+                rng.random_range(2..=254),
+            );
+            let Ok(l443) = std::net::TcpListener::bind((ip, 443)) else {
+                continue;
+            };
+            let Ok(l8448) = std::net::TcpListener::bind((ip, 8448)) else {
+                continue;
+            };
+            return TestHost {
+                ip,
+                listeners: vec![(443, l443), (8448, l8448)],
+            };
         }
-        panic!("could not claim a loopback address with ports 443 and 8448 free (are the tests running as root or in `unshare -rn`?)");
+        panic!(
+            "could not claim a loopback address with ports 443 and 8448 free (are the tests running as root or in `unshare -rn`?)"
+        );
     }
 
-    /// The held listener for `port` (443 or 8448).
+    /// The listener for `port`: the one held since `claim`, or a new bind on this address.
     pub fn take(&mut self, port: u16) -> std::net::TcpListener {
-        let i = self.listeners.iter().position(|(p, _)| *p == port).expect("port already taken");
-        self.listeners.remove(i).1
+        match self.listeners.iter().position(|(p, _)| *p == port) {
+            Some(i) => self.listeners.remove(i).1,
+            None => std::net::TcpListener::bind((self.ip, port)).unwrap(),
+        }
     }
 
     /// Closes every listener not taken yet.

@@ -6,7 +6,6 @@ pub mod dns;
 pub mod https;
 pub mod pki;
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use mxping::Services;
@@ -41,8 +40,16 @@ impl Harness {
 
     /// The config text: the test DNS server, the test CA, loopback allowed, short timeouts.
     pub fn config_text(&self) -> String {
-        let allow = if self.allow_loopback { r#"["127.0.0.0/8", "::1/128"]"# } else { "[]" };
-        let monitor = if self.extra.contains("[monitor]") { "" } else { "[monitor]\ntimeout = \"3s\"\n" };
+        let allow = if self.allow_loopback {
+            r#"["127.0.0.0/8", "::1/128"]"#
+        } else {
+            "[]"
+        };
+        let monitor = if self.extra.contains("[monitor]") {
+            ""
+        } else {
+            "[monitor]\ntimeout = \"3s\"\n"
+        };
         format!(
             "{monitor}{extra}\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\n\
              [tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n\
@@ -68,9 +75,18 @@ impl Harness {
         Services::new(&self.config()).unwrap()
     }
 
-    /// Serves HTTPS with `tls` and `handler` on `host`'s `port`.
-    pub fn serve(&mut self, host: &mut TestHost, port: u16, tls: impl Into<TlsOptions>, handler: Handler) -> Arc<HttpsServer> {
-        let server = Arc::new(HttpsServer::start(host.take(port), tls, handler));
+    /// Serves HTTPS with `tls` and `handler` on `host`'s `port`. The host's other held port is
+    /// closed, so connections to it are refused rather than left hanging.
+    pub fn serve(
+        &mut self,
+        host: &mut TestHost,
+        port: u16,
+        tls: impl Into<TlsOptions>,
+        handler: Handler,
+    ) -> Arc<HttpsServer> {
+        let listener = host.take(port);
+        host.release();
+        let server = Arc::new(HttpsServer::start(listener, tls, handler));
         self.servers.push(server.clone());
         server
     }
@@ -83,7 +99,13 @@ impl Harness {
     }
 
     /// A homeserver for `server_name` on `host`:`port` with a certificate for `cert_name`.
-    pub fn homeserver(&mut self, host: &mut TestHost, port: u16, cert_name: &str, server_name: &str) -> Arc<HttpsServer> {
+    pub fn homeserver(
+        &mut self,
+        host: &mut TestHost,
+        port: u16,
+        cert_name: &str,
+        server_name: &str,
+    ) -> Arc<HttpsServer> {
         let leaf = self.ca.leaf(&[cert_name]);
         self.serve(host, port, leaf, https::homeserver(server_name))
     }
@@ -92,8 +114,4 @@ impl Harness {
 /// The IP of a claimed host as a string.
 pub fn ip(host: &TestHost) -> String {
     host.ip.to_string()
-}
-
-pub fn v4(host: &TestHost) -> Ipv4Addr {
-    host.ip
 }

@@ -27,12 +27,21 @@ fn certified(chain: Vec<CertificateDer<'static>>, key: &KeyPair) -> Leaf {
         .key_provider
         .load_private_key(der)
         .unwrap();
-    Leaf { key: Arc::new(CertifiedKey::new(chain, signing)) }
+    Leaf {
+        key: Arc::new(CertifiedKey::new(chain, signing)),
+    }
 }
 
-fn leaf_params(names: &[&str], not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
-    let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+fn leaf_params(
+    names: &[&str],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
     params.not_before = not_before;
     params.not_after = not_after;
     params
@@ -41,7 +50,9 @@ fn leaf_params(names: &[&str], not_before: OffsetDateTime, not_after: OffsetDate
 impl TestCa {
     pub fn new() -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "mxping test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "mxping test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().unwrap();
@@ -49,7 +60,11 @@ impl TestCa {
         let dir = tempfile::tempdir().unwrap();
         let pem_path = dir.path().join("ca.pem");
         std::fs::write(&pem_path, cert.pem()).unwrap();
-        TestCa { issuer: Issuer::new(params, key), pem_path, _dir: dir }
+        TestCa {
+            issuer: Issuer::new(params, key),
+            pem_path,
+            _dir: dir,
+        }
     }
 
     /// A leaf valid now for `names` (DNS names or IP addresses).
@@ -58,9 +73,16 @@ impl TestCa {
         self.leaf_valid(names, now - Duration::days(1), now + Duration::days(90))
     }
 
-    pub fn leaf_valid(&self, names: &[&str], not_before: OffsetDateTime, not_after: OffsetDateTime) -> Leaf {
+    pub fn leaf_valid(
+        &self,
+        names: &[&str],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Leaf {
         let key = KeyPair::generate().unwrap();
-        let cert = leaf_params(names, not_before, not_after).signed_by(&key, &self.issuer).unwrap();
+        let cert = leaf_params(names, not_before, not_after)
+            .signed_by(&key, &self.issuer)
+            .unwrap();
         certified(vec![cert.der().clone()], &key)
     }
 
@@ -75,6 +97,8 @@ impl TestCa {
 pub fn self_signed(names: &[&str]) -> Leaf {
     let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate().unwrap();
-    let cert = leaf_params(names, now - Duration::days(1), now + Duration::days(30)).self_signed(&key).unwrap();
+    let cert = leaf_params(names, now - Duration::days(1), now + Duration::days(30))
+        .self_signed(&key)
+        .unwrap();
     certified(vec![cert.der().clone()], &key)
 }
