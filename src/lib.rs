@@ -8,14 +8,19 @@ pub mod config;
 pub mod discovery;
 pub mod dns;
 pub mod error;
+pub mod history;
 pub mod keys;
+pub mod metrics;
+pub mod monitor;
 pub mod net_guard;
 pub mod probe;
 pub mod report;
+pub mod serve;
 pub mod server_name;
 pub mod text;
 pub mod timestamp;
 pub mod tls;
+pub mod web;
 
 use std::time::Duration;
 

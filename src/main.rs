@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mxping::config::Config;
+use mxping::serve::{self, ConfigSource, ServeError};
 use mxping::{Services, check};
 
 /// Exit code for a usage or config error (design.md).
@@ -27,6 +28,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the monitor: probe every server on its interval and serve the status page, the
+    /// JSON API (/api/v1/servers) and Prometheus metrics (/metrics).
+    ///
+    /// SIGHUP reloads the config (an invalid file is logged and the old config keeps
+    /// running); SIGINT/SIGTERM stop it within a few seconds. Exit status 2 on a config error.
+    Serve {
+        /// Config file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen on this address instead of [web] listen, e.g. 0.0.0.0:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Discover and probe one server now, and print the whole chain and a verdict.
     ///
     /// Exit status: 0 when federation works, 1 when it does not, 2 on a usage or config error.
@@ -39,6 +53,12 @@ enum Command {
         /// Print the JSON `Server` object plus the signing-key checks instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Exit 0 if a running monitor answers on /healthz (for container health checks).
+    Healthcheck {
+        /// The health URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
     },
     /// Check a config file and exit: 0 when valid, 2 when not.
     Validate {
@@ -66,9 +86,53 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "mxping=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    mxping::tls::install_default_provider();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { config, listen } => {
+            let source = match config {
+                Some(path) => ConfigSource::File(path),
+                None => ConfigSource::Default,
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            match runtime.block_on(serve::run(source, listen)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e @ (ServeError::Config(_) | ServeError::Listen { .. })) => {
+                    eprint!("{e}");
+                    if !e.to_string().ends_with('\n') {
+                        eprintln!();
+                    }
+                    ExitCode::from(EXIT_USAGE)
+                }
+                Err(e) => {
+                    eprintln!("mxping: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Healthcheck { url } => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            runtime.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(3))
+                    .no_proxy()
+                    .build()
+                    .expect("a plain HTTP client builds");
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+                    Ok(r) => {
+                        eprintln!("{url}: HTTP {}", r.status());
+                        ExitCode::FAILURE
+                    }
+                    Err(e) => {
+                        eprintln!("{url}: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
         Command::Validate { config } => match load(config.as_ref()) {
             Ok(c) => {
                 println!("{}: valid ({} servers)", c.source, c.servers.len());

@@ -27,6 +27,12 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Makes ring the process-wide default provider, for clients built without an explicit TLS
+/// configuration (the plain-HTTP health check). Idempotent.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The public roots plus the certificates in `extra_ca_file` (PEM), if given.
 pub fn load_roots(extra_ca_file: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
     let mut roots = RootCertStore::empty();

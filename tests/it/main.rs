@@ -7,4 +7,6 @@ mod support;
 
 mod cli;
 mod discovery;
+mod packaging;
 mod probe;
+mod serve;

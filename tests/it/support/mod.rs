@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod https;
 pub mod pki;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -22,7 +23,9 @@ pub struct Harness {
     pub extra: String,
     /// Whether loopback is exempt from the private-address guard (true for most tests).
     pub allow_loopback: bool,
-    servers: Vec<Arc<HttpsServer>>,
+    /// Servers listed in the config (a placeholder when empty).
+    pub servers: Vec<String>,
+    https: Vec<Arc<HttpsServer>>,
     pub dir: tempfile::TempDir,
 }
 
@@ -34,6 +37,7 @@ impl Harness {
             extra: String::new(),
             allow_loopback: true,
             servers: Vec::new(),
+            https: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -50,10 +54,17 @@ impl Harness {
         } else {
             "[monitor]\ntimeout = \"3s\"\n"
         };
+        let servers: String = if self.servers.is_empty() {
+            "[[server]]\nname = \"placeholder.test\"\n".to_owned()
+        } else {
+            self.servers
+                .iter()
+                .map(|s| format!("[[server]]\nname = \"{s}\"\n"))
+                .collect()
+        };
         format!(
             "{monitor}{extra}\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"1s\"\n\
-             [tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n\
-             [[server]]\nname = \"placeholder.test\"\n",
+             [tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n{servers}",
             extra = self.extra,
             dns = self.dns.addr,
             ca = self.ca.pem_path.display(),
@@ -87,7 +98,7 @@ impl Harness {
         let listener = host.take(port);
         host.release();
         let server = Arc::new(HttpsServer::start(listener, tls, handler));
-        self.servers.push(server.clone());
+        self.https.push(server.clone());
         server
     }
 

@@ -1,0 +1,656 @@
+//! Rolling history per server and per address, and the status with hysteresis
+//! (design.md "Status"). Pure logic: every function takes `now` (Unix seconds), so it is
+//! tested with explicit times and never reads a clock.
+//!
+//! # Memory per server (bounded, independent of run time)
+//!
+//! | what | entries | bytes |
+//! |---|---|---|
+//! | last round, in full (addresses, phases, discovery) | 1 | ~2–4 KB |
+//! | recent rounds, compact ([`Sample`]) | [`RECENT`] = 60 | ~1 KB |
+//! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart) | 288 | ~4.6 KB |
+//! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2.7 KB |
+//! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.4 KB |
+//! | hourly latency histograms for 24 h (p50 / p95) | 24 | ~3.3 KB |
+//! | per address: recent samples + 5-minute buckets | per address | ~5.6 KB each |
+//!
+//! About 16 KB per single-address server plus its last round; see the README.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::error::ErrorKind;
+use crate::report::{Round, Status};
+
+/// Compact samples kept per server and per address.
+pub const RECENT: usize = 60;
+const FIVE_MIN: i64 = 300;
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// Uptime windows reported, with their length in seconds.
+pub const WINDOWS: [(&str, i64); 5] = [
+    ("1h", HOUR),
+    ("24h", DAY),
+    ("7d", 7 * DAY),
+    ("30d", 30 * DAY),
+    ("90d", 90 * DAY),
+];
+
+/// Hysteresis settings (from `[monitor]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Headline latency below this is green, milliseconds.
+    pub green_below_ms: f64,
+    /// Consecutive failed rounds before red.
+    pub down_after: u32,
+    /// Consecutive good rounds before a red server is green again.
+    pub up_after: u32,
+}
+
+/// One round, compactly.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// Unix seconds.
+    pub at: i64,
+    /// At least one address answered.
+    pub up: bool,
+    /// Every address answered.
+    pub all_ok: bool,
+    /// Headline latency, milliseconds.
+    pub latency_ms: Option<f32>,
+    /// The error explaining a failure, if any.
+    pub error: Option<ErrorKind>,
+}
+
+/// Rounds and up-rounds and latency sums over one time slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Bucket {
+    start: u32,
+    rounds: u16,
+    up: u16,
+    latency_sum: f32,
+    latency_n: u16,
+}
+
+/// A ring of fixed-width buckets covering `capacity × width` seconds.
+#[derive(Clone, Debug)]
+struct Buckets {
+    width: i64,
+    capacity: usize,
+    ring: VecDeque<Bucket>,
+}
+
+impl Buckets {
+    fn new(width: i64, span: i64) -> Self {
+        Buckets {
+            width,
+            capacity: (span / width) as usize,
+            ring: VecDeque::new(),
+        }
+    }
+
+    fn slot(&self, t: i64) -> i64 {
+        t - t.rem_euclid(self.width)
+    }
+
+    fn add(&mut self, s: &Sample) {
+        let start = self.slot(s.at);
+        if self.ring.back().is_none_or(|b| i64::from(b.start) != start) {
+            if self.ring.back().is_some_and(|b| i64::from(b.start) > start) {
+                return; // clock went backwards: drop rather than corrupt the order
+            }
+            self.ring.push_back(Bucket {
+                start: start as u32,
+                ..Bucket::default()
+            });
+        }
+        let b = self.ring.back_mut().expect("just pushed");
+        b.rounds = b.rounds.saturating_add(1);
+        if s.up {
+            b.up = b.up.saturating_add(1);
+        }
+        if let Some(l) = s.latency_ms {
+            b.latency_sum += l;
+            b.latency_n = b.latency_n.saturating_add(1);
+        }
+        self.prune(s.at);
+    }
+
+    fn prune(&mut self, now: i64) {
+        let oldest = self.slot(now) - (self.capacity as i64 - 1) * self.width;
+        while self
+            .ring
+            .front()
+            .is_some_and(|b| i64::from(b.start) < oldest)
+            || self.ring.len() > self.capacity
+        {
+            self.ring.pop_front();
+        }
+    }
+
+    /// (up rounds, rounds) in the `span` seconds before `now`.
+    fn uptime(&self, now: i64, span: i64) -> (u64, u64) {
+        let from = now - span;
+        self.ring
+            .iter()
+            .filter(|b| i64::from(b.start) + self.width > from && i64::from(b.start) <= now)
+            .fold((0, 0), |(u, r), b| {
+                (u + u64::from(b.up), r + u64::from(b.rounds))
+            })
+    }
+}
+
+/// A log-scale latency histogram: 64 bins from 0.5 ms to ~30 s, about ±9 % per bin.
+#[derive(Clone, Debug)]
+struct Histogram {
+    hour: i64,
+    bins: [u16; 64],
+}
+
+const HIST_MIN_MS: f64 = 0.5;
+const HIST_RATIO: f64 = 1.1876;
+
+impl Histogram {
+    fn bin(ms: f64) -> usize {
+        if ms <= HIST_MIN_MS {
+            return 0;
+        }
+        ((ms / HIST_MIN_MS).ln() / HIST_RATIO.ln())
+            .floor()
+            .clamp(0.0, 63.0) as usize
+    }
+
+    /// The geometric middle of a bin, in ms.
+    fn value(bin: usize) -> f64 {
+        HIST_MIN_MS * HIST_RATIO.powf(bin as f64 + 0.5)
+    }
+}
+
+/// History of one address.
+#[derive(Clone, Debug)]
+pub struct AddressHistory {
+    recent: VecDeque<Sample>,
+    five_min: Buckets,
+    last_seen: i64,
+}
+
+impl AddressHistory {
+    fn new() -> Self {
+        AddressHistory {
+            recent: VecDeque::new(),
+            five_min: Buckets::new(FIVE_MIN, DAY),
+            last_seen: 0,
+        }
+    }
+
+    /// Uptime over the last 24 h, if any round was made.
+    pub fn uptime_24h(&self, now: i64) -> Option<f64> {
+        ratio(self.five_min.uptime(now, DAY))
+    }
+
+    /// The most recent compact samples, oldest first.
+    pub fn recent(&self) -> impl Iterator<Item = &Sample> {
+        self.recent.iter()
+    }
+}
+
+/// The status state machine (design.md's table).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusState {
+    /// The current status.
+    pub status: Option<Status>,
+    /// Why it is not green.
+    pub reason: Option<String>,
+    /// Consecutive rounds in which no address answered.
+    pub failed_rounds: u32,
+    /// Consecutive rounds in which some address answered, while recovering from red.
+    pub good_rounds: u32,
+    /// Confirmed down (red) and not yet recovered.
+    pub down: bool,
+}
+
+impl StatusState {
+    /// Advances the state with one round. `round_status` is what the round alone says
+    /// (green / yellow with a reason / red with a reason).
+    pub fn advance(&mut self, up: bool, round_status: (Status, Option<String>), t: &Thresholds) {
+        let (alone, why) = round_status;
+        if !up {
+            self.failed_rounds += 1;
+            self.good_rounds = 0;
+            let why = why.unwrap_or_else(|| "no address answered".into());
+            if self.down || self.failed_rounds >= t.down_after {
+                self.down = true;
+                self.status = Some(Status::Red);
+                self.reason = Some(format!("{} failed rounds: {why}", self.failed_rounds));
+            } else {
+                self.status = Some(Status::Yellow);
+                self.reason = Some(format!(
+                    "failing, not yet confirmed ({} of {} failed rounds): {why}",
+                    self.failed_rounds, t.down_after
+                ));
+            }
+            return;
+        }
+        self.failed_rounds = 0;
+        if self.down {
+            self.good_rounds += 1;
+            if self.good_rounds < t.up_after {
+                self.status = Some(Status::Yellow);
+                self.reason = Some(format!(
+                    "recovering ({} of {} good rounds)",
+                    self.good_rounds, t.up_after
+                ));
+                return;
+            }
+            self.down = false;
+            self.good_rounds = 0;
+        }
+        self.status = Some(alone);
+        self.reason = why;
+    }
+}
+
+/// Everything remembered about one server.
+#[derive(Clone, Debug)]
+pub struct ServerHistory {
+    thresholds: Thresholds,
+    /// Status with hysteresis.
+    pub state: StatusState,
+    recent: VecDeque<Sample>,
+    five_min: Buckets,
+    hourly: Buckets,
+    daily: Buckets,
+    histograms: VecDeque<Histogram>,
+    addresses: Vec<(SocketAddr, AddressHistory)>,
+}
+
+fn ratio((up, rounds): (u64, u64)) -> Option<f64> {
+    (rounds > 0).then(|| up as f64 / rounds as f64)
+}
+
+impl ServerHistory {
+    /// An empty history (status unknown).
+    pub fn new(thresholds: Thresholds) -> Self {
+        ServerHistory {
+            thresholds,
+            state: StatusState::default(),
+            recent: VecDeque::new(),
+            five_min: Buckets::new(FIVE_MIN, DAY),
+            hourly: Buckets::new(HOUR, 7 * DAY),
+            daily: Buckets::new(DAY, 90 * DAY),
+            histograms: VecDeque::new(),
+            addresses: Vec::new(),
+        }
+    }
+
+    /// Changes the thresholds (config reload) without losing history.
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = thresholds;
+    }
+
+    /// The current status (unknown before the first round).
+    pub fn status(&self) -> Status {
+        self.state.status.unwrap_or(Status::Unknown)
+    }
+
+    /// Records a finished round at `now` (Unix seconds).
+    pub fn record(&mut self, round: &Round, now: i64) {
+        let green_below =
+            std::time::Duration::from_secs_f64(self.thresholds.green_below_ms / 1000.0);
+        let sample = Sample {
+            at: now,
+            up: round.any_ok(),
+            all_ok: round.all_ok(),
+            latency_ms: round.latency_ms().map(|l| l as f32),
+            error: round.error().map(|e| e.kind),
+        };
+        self.state
+            .advance(sample.up, round.status(green_below), &self.thresholds);
+        self.record_sample(sample);
+        for a in &round.addresses {
+            let s = Sample {
+                at: now,
+                up: a.ok,
+                all_ok: a.ok,
+                latency_ms: a.latency_ms.map(|l| l as f32),
+                error: a.error.as_ref().map(|e| e.kind),
+            };
+            let h = match self
+                .addresses
+                .iter_mut()
+                .find(|(addr, _)| *addr == a.address)
+            {
+                Some((_, h)) => h,
+                None => {
+                    self.addresses.push((a.address, AddressHistory::new()));
+                    &mut self.addresses.last_mut().expect("just pushed").1
+                }
+            };
+            h.last_seen = now;
+            push_recent(&mut h.recent, s);
+            h.five_min.add(&s);
+        }
+        // Addresses unseen for a day (DNS changed) are forgotten.
+        self.addresses.retain(|(_, h)| now - h.last_seen < DAY);
+    }
+
+    fn record_sample(&mut self, s: Sample) {
+        push_recent(&mut self.recent, s);
+        self.five_min.add(&s);
+        self.hourly.add(&s);
+        self.daily.add(&s);
+        if let Some(l) = s.latency_ms {
+            let hour = s.at - s.at.rem_euclid(HOUR);
+            if self.histograms.back().is_none_or(|h| h.hour != hour) {
+                self.histograms.push_back(Histogram {
+                    hour,
+                    bins: [0; 64],
+                });
+            }
+            let h = self.histograms.back_mut().expect("just pushed");
+            let bin = Histogram::bin(f64::from(l));
+            h.bins[bin] = h.bins[bin].saturating_add(1);
+        }
+        while self
+            .histograms
+            .front()
+            .is_some_and(|h| h.hour <= s.at - DAY)
+        {
+            self.histograms.pop_front();
+        }
+    }
+
+    /// Uptime ratio per window (`None` for a window with no rounds yet).
+    pub fn uptime(&self, now: i64) -> Vec<(&'static str, Option<f64>)> {
+        WINDOWS
+            .iter()
+            .map(|(name, span)| {
+                let counts = match *span {
+                    s if s <= DAY => self.five_min.uptime(now, s),
+                    s if s <= 7 * DAY => self.hourly.uptime(now, s),
+                    s => self.daily.uptime(now, s),
+                };
+                (*name, ratio(counts))
+            })
+            .collect()
+    }
+
+    /// Latency percentile `q` (0–1) over the last 24 h, milliseconds.
+    pub fn latency_percentile(&self, now: i64, q: f64) -> Option<f64> {
+        let mut bins = [0u64; 64];
+        for h in self.histograms.iter().filter(|h| h.hour > now - DAY) {
+            for (i, c) in h.bins.iter().enumerate() {
+                bins[i] += u64::from(*c);
+            }
+        }
+        let total: u64 = bins.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in bins.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some((Histogram::value(i) * 10.0).round() / 10.0);
+            }
+        }
+        None
+    }
+
+    /// Mean latency per 5 minutes over the last 24 h: (slot start, ms).
+    pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
+        self.five_min
+            .ring
+            .iter()
+            .filter(|b| i64::from(b.start) > now - DAY && b.latency_n > 0)
+            .map(|b| {
+                (
+                    i64::from(b.start),
+                    f64::from(b.latency_sum) / f64::from(b.latency_n),
+                )
+            })
+            .collect()
+    }
+
+    /// Uptime per day for the last `days` days, oldest first: (day start, ratio).
+    pub fn daily_uptime(&self, now: i64, days: usize) -> Vec<(i64, Option<f64>)> {
+        let today = now - now.rem_euclid(DAY);
+        (0..days as i64)
+            .rev()
+            .map(|back| {
+                let start = today - back * DAY;
+                let b = self.daily.ring.iter().find(|b| i64::from(b.start) == start);
+                (
+                    start,
+                    b.and_then(|b| ratio((u64::from(b.up), u64::from(b.rounds)))),
+                )
+            })
+            .collect()
+    }
+
+    /// The most recent compact samples, oldest first.
+    pub fn recent(&self) -> impl Iterator<Item = &Sample> {
+        self.recent.iter()
+    }
+
+    /// Per-address histories.
+    pub fn addresses(&self) -> impl Iterator<Item = &(SocketAddr, AddressHistory)> {
+        self.addresses.iter()
+    }
+}
+
+fn push_recent(ring: &mut VecDeque<Sample>, s: Sample) {
+    if ring.len() == RECENT {
+        ring.pop_front();
+    }
+    ring.push_back(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds {
+        green_below_ms: 200.0,
+        down_after: 3,
+        up_after: 2,
+    };
+
+    fn green() -> (Status, Option<String>) {
+        (Status::Green, None)
+    }
+
+    fn red(why: &str) -> (Status, Option<String>) {
+        (Status::Red, Some(why.into()))
+    }
+
+    #[test]
+    fn unknown_until_the_first_round() {
+        let h = ServerHistory::new(T);
+        assert_eq!(h.status(), Status::Unknown);
+        assert!(h.uptime(1_000_000).iter().all(|(_, u)| u.is_none()));
+        assert_eq!(h.latency_percentile(1_000_000, 0.5), None);
+    }
+
+    #[test]
+    fn down_goes_yellow_then_red_after_down_after_and_recovers_after_up_after() {
+        let mut s = StatusState::default();
+        s.advance(true, green(), &T);
+        assert_eq!(s.status, Some(Status::Green));
+
+        s.advance(false, red("connect_refused: x"), &T);
+        assert_eq!(s.status, Some(Status::Yellow));
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .contains("1 of 3 failed rounds")
+        );
+        s.advance(false, red("connect_refused: x"), &T);
+        assert_eq!(s.status, Some(Status::Yellow));
+        s.advance(false, red("tls_certificate: y"), &T);
+        assert_eq!(s.status, Some(Status::Red));
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("3 failed rounds: tls_certificate: y")
+        );
+        s.advance(false, red("tls_certificate: y"), &T);
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("4 failed rounds: tls_certificate: y")
+        );
+
+        // Recovery needs up_after good rounds; one is not enough.
+        s.advance(true, green(), &T);
+        assert_eq!(s.status, Some(Status::Yellow));
+        assert_eq!(s.reason.as_deref(), Some("recovering (1 of 2 good rounds)"));
+        // A failure while recovering goes straight back to red.
+        s.advance(false, red("timeout: z"), &T);
+        assert_eq!(s.status, Some(Status::Red));
+        s.advance(true, green(), &T);
+        s.advance(true, green(), &T);
+        assert_eq!(s.status, Some(Status::Green));
+        assert_eq!(s.reason, None);
+    }
+
+    #[test]
+    fn a_single_failure_does_not_flap_to_red() {
+        let mut s = StatusState::default();
+        for i in 0..10 {
+            s.advance(
+                i % 2 == 0,
+                if i % 2 == 0 {
+                    green()
+                } else {
+                    red("timeout: t")
+                },
+                &T,
+            );
+            assert_ne!(s.status, Some(Status::Red));
+        }
+    }
+
+    #[test]
+    fn slow_or_partial_rounds_are_yellow_with_their_reason() {
+        let mut s = StatusState::default();
+        s.advance(
+            true,
+            (Status::Yellow, Some("latency 320 ms ≥ 200 ms".into())),
+            &T,
+        );
+        assert_eq!(s.status, Some(Status::Yellow));
+        assert_eq!(s.reason.as_deref(), Some("latency 320 ms ≥ 200 ms"));
+        // Recovery counts reachable rounds, and then shows what the round says.
+        let mut s = StatusState {
+            down: true,
+            status: Some(Status::Red),
+            ..Default::default()
+        };
+        s.advance(
+            true,
+            (
+                Status::Yellow,
+                Some("IPv6 address [::1]:8448 failing: connect".into()),
+            ),
+            &T,
+        );
+        s.advance(
+            true,
+            (
+                Status::Yellow,
+                Some("IPv6 address [::1]:8448 failing: connect".into()),
+            ),
+            &T,
+        );
+        assert_eq!(s.status, Some(Status::Yellow));
+        assert!(s.reason.as_deref().unwrap().starts_with("IPv6 address"));
+        assert!(!s.down);
+    }
+
+    fn sample(at: i64, up: bool, latency: f32) -> Sample {
+        Sample {
+            at,
+            up,
+            all_ok: up,
+            latency_ms: up.then_some(latency),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn uptime_windows_use_the_right_rollups() {
+        let mut h = ServerHistory::new(T);
+        let start = 1_800_000_000 - 1_800_000_000 % DAY; // a day boundary
+        // 10 days, one round every 10 minutes; down for the whole of day 5 and the last hour.
+        let end = start + 10 * DAY;
+        let mut t = start;
+        while t < end {
+            let day = (t - start) / DAY;
+            let up = day != 5 && t < end - HOUR;
+            h.record_sample(sample(t, up, 50.0));
+            t += 600;
+        }
+        let now = end - 1;
+        let u: std::collections::HashMap<_, _> = h.uptime(now).into_iter().collect();
+        assert_eq!(u["1h"], Some(0.0));
+        let d24 = u["24h"].unwrap();
+        assert!((d24 - 138.0 / 144.0).abs() < 0.01, "{d24}");
+        let d7 = u["7d"].unwrap();
+        assert!(
+            (d7 - (7.0 * 144.0 - 144.0 - 6.0) / (7.0 * 144.0)).abs() < 0.01,
+            "{d7}"
+        );
+        let d30 = u["30d"].unwrap();
+        assert!(
+            (d30 - (10.0 * 144.0 - 144.0 - 6.0) / 1440.0).abs() < 0.01,
+            "{d30}"
+        );
+        assert_eq!(u["30d"], u["90d"], "only 10 days of data");
+        let bars = h.daily_uptime(now, 90);
+        assert_eq!(bars.len(), 90);
+        assert_eq!(bars[89].0, start + 9 * DAY);
+        assert_eq!(bars[89 - 4].1, Some(0.0), "day 5 was down");
+        assert_eq!(bars[0].1, None, "no data 90 days ago");
+    }
+
+    #[test]
+    fn memory_stays_bounded_over_a_long_run() {
+        let mut h = ServerHistory::new(T);
+        let mut t = 1_800_000_000;
+        for _ in 0..(200 * 24 * 360) {
+            // 200 days at a 10-second interval.
+            h.record_sample(sample(t, true, 40.0));
+            t += 10;
+        }
+        assert_eq!(h.recent.len(), RECENT);
+        assert!(h.five_min.ring.len() <= 288);
+        assert!(h.hourly.ring.len() <= 168);
+        assert!(h.daily.ring.len() <= 90);
+        assert!(h.histograms.len() <= 24);
+        assert_eq!(h.uptime(t)[4].1, Some(1.0));
+    }
+
+    #[test]
+    fn latency_percentiles_and_series() {
+        let mut h = ServerHistory::new(T);
+        let t0 = 1_800_000_000;
+        for i in 0..100 {
+            // 90 rounds at ~50 ms, 10 at ~400 ms.
+            let l = if i < 90 { 50.0 } else { 400.0 };
+            h.record_sample(sample(t0 + i * 30, true, l));
+        }
+        let p50 = h.latency_percentile(t0 + 3000, 0.5).unwrap();
+        let p95 = h.latency_percentile(t0 + 3000, 0.95).unwrap();
+        assert!((p50 - 50.0).abs() / 50.0 < 0.1, "{p50}");
+        assert!((p95 - 400.0).abs() / 400.0 < 0.1, "{p95}");
+        let series = h.latency_series(t0 + 3000);
+        assert!(!series.is_empty());
+        assert!(series.iter().all(|(_, ms)| (50.0..=400.0).contains(ms)));
+        // A day later, it has all expired.
+        assert_eq!(h.latency_percentile(t0 + 2 * DAY, 0.5), None);
+    }
+}

@@ -1,0 +1,491 @@
+//! The long-running monitor: one scheduler loop per server, the shared concurrency cap, the
+//! per-server history, and the immutable [`ServerView`] snapshots the web layer reads.
+//!
+//! Each loop starts after a random delay spread over the interval (so a restart does not probe
+//! every server at once), then runs a round every `interval` — or every `retry_interval` while
+//! the server fails, to confirm an outage quickly. A round reuses the cached resolution until
+//! its inputs expire (well-known cache lifetime, DNS TTLs) and re-runs discovery after a round
+//! in which no address answered. After each round the loop publishes a new view; handlers only
+//! ever clone an `Arc` of the latest one, so page views never wait for probes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Services;
+use crate::config::{Config, ServerConfig};
+use crate::discovery::Resolution;
+use crate::history::{Sample, ServerHistory, Thresholds};
+use crate::metrics::Metrics;
+use crate::report::{Round, ServerReport, Status};
+
+/// What the web layer shows for one server: the contract's `Server` object plus history.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerView {
+    /// The `Server` object (status with hysteresis, last round's details).
+    #[serde(flatten)]
+    pub report: ServerReport,
+    /// Display title.
+    pub title: String,
+    /// Description per language.
+    pub description: BTreeMap<String, String>,
+    /// The web client a newcomer would open.
+    pub client_url: Option<String>,
+    /// Uptime ratio per window, shortest first (`null` before any round in the window).
+    #[serde(serialize_with = "ordered_map")]
+    pub uptime: Vec<(&'static str, Option<f64>)>,
+    /// Median headline latency over 24 h, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile of the headline latency over 24 h, milliseconds.
+    pub latency_p95_ms: Option<f64>,
+    /// Consecutive rounds in which no address answered.
+    pub failed_rounds: u32,
+    /// The last rounds, oldest first.
+    pub recent: Vec<Sample>,
+    /// Uptime over 24 h per address.
+    pub address_uptime_24h: BTreeMap<String, Option<f64>>,
+    /// Mean latency per 5 minutes over 24 h (Unix seconds, ms), for the chart.
+    #[serde(skip)]
+    pub chart: Vec<(i64, f64)>,
+    /// Uptime per day for 90 days (day start, ratio), for the bar.
+    #[serde(skip)]
+    pub daily: Vec<(i64, Option<f64>)>,
+}
+
+impl ServerView {
+    fn build(
+        server: &ServerConfig,
+        history: &ServerHistory,
+        last: Option<&Round>,
+        now: i64,
+    ) -> ServerView {
+        let report = match last {
+            Some(round) => ServerReport {
+                name: server.name.clone(),
+                status: history.status(),
+                reason: history.state.reason.clone(),
+                latency_ms: round.latency_ms(),
+                checked_at: Some(round.finished_at),
+                software: round.software(),
+                discovery: Some(round.resolution.clone()),
+                addresses: round.addresses.clone(),
+                error: round.error(),
+            },
+            None => ServerReport {
+                name: server.name.clone(),
+                status: Status::Unknown,
+                reason: Some("no round has completed yet".into()),
+                latency_ms: None,
+                checked_at: None,
+                software: None,
+                discovery: None,
+                addresses: Vec::new(),
+                error: None,
+            },
+        };
+        ServerView {
+            report,
+            title: server.title.clone(),
+            description: server.description.clone(),
+            client_url: server.client_url.clone(),
+            uptime: history.uptime(now),
+            latency_p50_ms: history.latency_percentile(now, 0.5),
+            latency_p95_ms: history.latency_percentile(now, 0.95),
+            failed_rounds: history.state.failed_rounds,
+            recent: history.recent().copied().collect(),
+            address_uptime_24h: history
+                .addresses()
+                .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
+                .collect(),
+            chart: history.latency_series(now),
+            daily: history.daily_uptime(now, 90),
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.report.status
+    }
+}
+
+/// Serializes pairs as a JSON object, keeping their order.
+fn ordered_map<S: serde::Serializer>(
+    pairs: &[(&'static str, Option<f64>)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+impl ServerView {
+    /// The uptime ratio of `window` (`1h`, `24h`, `7d`, `30d`, `90d`).
+    pub fn uptime(&self, window: &str) -> Option<f64> {
+        self.uptime
+            .iter()
+            .find(|(w, _)| *w == window)
+            .and_then(|(_, u)| *u)
+    }
+}
+
+/// One monitored server: its config, history and the latest published view.
+pub struct Slot {
+    /// The server's config entry.
+    pub server: ServerConfig,
+    history: Mutex<ServerHistory>,
+    view: RwLock<Arc<ServerView>>,
+    resolution: Mutex<Option<(Resolution, Instant)>>,
+    cancel: CancellationToken,
+}
+
+impl Slot {
+    /// A slot; `previous` is the view of the same server before a config reload, kept until
+    /// the next round with the new display fields applied.
+    fn new(
+        server: ServerConfig,
+        history: ServerHistory,
+        previous: Option<Arc<ServerView>>,
+        cancel: CancellationToken,
+    ) -> Slot {
+        let view = match previous {
+            Some(prev) => {
+                let mut view = (*prev).clone();
+                view.title = server.title.clone();
+                view.description = server.description.clone();
+                view.client_url = server.client_url.clone();
+                view
+            }
+            None => {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                ServerView::build(&server, &history, None, now)
+            }
+        };
+        Slot {
+            server,
+            history: Mutex::new(history),
+            view: RwLock::new(Arc::new(view)),
+            resolution: Mutex::new(None),
+            cancel,
+        }
+    }
+
+    /// The latest published view.
+    pub fn view(&self) -> Arc<ServerView> {
+        self.view.read().expect("view lock").clone()
+    }
+
+    /// A cached resolution that has not expired at `now`.
+    fn cached_resolution(&self, now: Instant) -> Option<Resolution> {
+        let cached = self.resolution.lock().expect("resolution lock");
+        cached
+            .as_ref()
+            .filter(|(_, expires)| now < *expires)
+            .map(|(r, _)| r.clone())
+    }
+}
+
+/// The live configuration and what it built.
+struct Live {
+    config: Arc<Config>,
+    services: Arc<Services>,
+    semaphore: Arc<Semaphore>,
+    slots: Vec<Arc<Slot>>,
+}
+
+/// A consistent view of every server, for one page or API response.
+pub struct Snapshot {
+    /// The config in force.
+    pub config: Arc<Config>,
+    /// Every server's view, in config order.
+    pub servers: Vec<Arc<ServerView>>,
+}
+
+/// The monitor.
+pub struct Monitor {
+    live: RwLock<Live>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Monitor {
+    /// Starts a loop for every server of `config`.
+    pub fn start(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Monitor>, String> {
+        let services = Arc::new(Services::new(&config)?);
+        let monitor = Arc::new(Monitor {
+            live: RwLock::new(Live {
+                semaphore: Arc::new(Semaphore::new(config.monitor.concurrency)),
+                config: Arc::new(config),
+                services,
+                slots: Vec::new(),
+            }),
+            metrics,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let mut live = monitor.live.write().expect("live lock");
+        let thresholds = thresholds(&live.config);
+        let servers = live.config.servers.clone();
+        for server in servers {
+            let slot = monitor.new_slot(server, ServerHistory::new(thresholds), None);
+            monitor.metrics.add_server(&slot.server.name);
+            monitor.spawn(&live, slot.clone());
+            live.slots.push(slot);
+        }
+        drop(live);
+        monitor.metrics.config_loaded(true);
+        Ok(monitor)
+    }
+
+    fn new_slot(
+        &self,
+        server: ServerConfig,
+        history: ServerHistory,
+        previous: Option<Arc<ServerView>>,
+    ) -> Arc<Slot> {
+        Arc::new(Slot::new(
+            server,
+            history,
+            previous,
+            self.shutdown.child_token(),
+        ))
+    }
+
+    fn spawn(self: &Arc<Self>, live: &Live, slot: Arc<Slot>) {
+        let interval = live.config.monitor.interval;
+        let jitter = Duration::from_secs_f64(rand::rng().random_range(0.0..interval.as_secs_f64()));
+        let job = Job {
+            monitor: self.clone(),
+            slot,
+            services: live.services.clone(),
+            semaphore: live.semaphore.clone(),
+            config: live.config.clone(),
+        };
+        self.tracker.spawn(job.run(jitter));
+    }
+
+    /// Every server's latest view.
+    pub fn snapshot(&self) -> Snapshot {
+        let live = self.live.read().expect("live lock");
+        Snapshot {
+            config: live.config.clone(),
+            servers: live.slots.iter().map(|s| s.view()).collect(),
+        }
+    }
+
+    /// The latest view of `name`, if it is monitored.
+    pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
+        let live = self.live.read().expect("live lock");
+        live.slots
+            .iter()
+            .find(|s| s.server.name == name)
+            .map(|s| (live.config.clone(), s.view()))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.read().expect("live lock").config.clone()
+    }
+
+    /// Applies a new, already validated config: servers added, removed or changed start, stop
+    /// or restart without losing history. Settings that need a new listener are reported.
+    pub fn reload(self: &Arc<Self>, new: Config) -> Result<Vec<String>, String> {
+        let mut live = self.live.write().expect("live lock");
+        let old = live.config.clone();
+        let settings_changed = new.monitor != old.monitor
+            || new.dns != old.dns
+            || new.tls != old.tls
+            || new.network != old.network;
+        let services = if settings_changed {
+            Arc::new(Services::new(&new)?)
+        } else {
+            live.services.clone()
+        };
+        let mut notes = Vec::new();
+        if new.web.listen != old.web.listen {
+            notes.push(format!(
+                "[web] listen changed to {} but the web server keeps listening on {} until restarted",
+                new.web.listen, old.web.listen
+            ));
+        }
+        live.services = services;
+        if new.monitor.concurrency != old.monitor.concurrency {
+            live.semaphore = Arc::new(Semaphore::new(new.monitor.concurrency));
+        }
+        let thresholds = thresholds(&new);
+        let new = Arc::new(new);
+        live.config = new.clone();
+        let old_slots = std::mem::take(&mut live.slots);
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        for server in &new.servers {
+            match old_slots.iter().find(|s| s.server.name == server.name) {
+                Some(slot) if !settings_changed && slot.server == *server => {
+                    live.slots.push(slot.clone())
+                }
+                Some(slot) => {
+                    slot.cancel.cancel();
+                    let mut history = slot.history.lock().expect("history lock").clone();
+                    history.set_thresholds(thresholds);
+                    let fresh = self.new_slot(server.clone(), history, Some(slot.view()));
+                    self.spawn(&live, fresh.clone());
+                    live.slots.push(fresh);
+                    changed += 1;
+                }
+                None => {
+                    let fresh = self.new_slot(server.clone(), ServerHistory::new(thresholds), None);
+                    self.metrics.add_server(&server.name);
+                    self.spawn(&live, fresh.clone());
+                    live.slots.push(fresh);
+                    added += 1;
+                }
+            }
+        }
+        for slot in &old_slots {
+            if !new.servers.iter().any(|s| s.name == slot.server.name) {
+                slot.cancel.cancel();
+                self.metrics.remove_server(&slot.server.name);
+                removed += 1;
+            }
+        }
+        notes.push(format!(
+            "{added} server(s) added, {changed} restarted with new settings, {removed} removed, {} unchanged",
+            new.servers.len() - added - changed
+        ));
+        self.metrics.config_loaded(true);
+        Ok(notes)
+    }
+
+    /// Records a failed reload (the old config keeps running).
+    pub fn reload_failed(&self) {
+        self.metrics.config_loaded(false);
+    }
+
+    /// Stops every loop; rounds in flight are cancelled. Waits at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.shutdown.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+fn thresholds(config: &Config) -> Thresholds {
+    Thresholds {
+        green_below_ms: config.monitor.green_below.as_secs_f64() * 1000.0,
+        down_after: config.monitor.down_after,
+        up_after: config.monitor.up_after,
+    }
+}
+
+/// One server's loop.
+struct Job {
+    monitor: Arc<Monitor>,
+    slot: Arc<Slot>,
+    services: Arc<Services>,
+    semaphore: Arc<Semaphore>,
+    config: Arc<Config>,
+}
+
+impl Job {
+    async fn run(self, first_delay: Duration) {
+        let cancel = self.slot.cancel.clone();
+        let mut next = Instant::now() + first_delay;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let permit = tokio::select! {
+                () = cancel.cancelled() => return,
+                p = self.semaphore.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            };
+            let started = Instant::now();
+            self.monitor
+                .metrics
+                .observe_lateness(started.saturating_duration_since(next).as_secs_f64());
+            self.monitor.metrics.in_flight().inc();
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => None,
+                r = self.round(started) => Some(r),
+            };
+            self.monitor.metrics.in_flight().dec();
+            drop(permit);
+            let Some((round, discovery_ran)) = outcome else {
+                return;
+            };
+            let up = round.any_ok();
+            self.publish(round, discovery_ran);
+            let period = if up {
+                self.config.monitor.interval
+            } else {
+                self.config.monitor.retry_interval
+            };
+            // Keep the cadence (no drift); after a long stall, start again from now.
+            next += period;
+            let now = Instant::now();
+            if next < now {
+                next = now;
+            }
+        }
+    }
+
+    /// Runs one round, reusing the cached resolution while it is fresh.
+    async fn round(&self, now: Instant) -> (Round, bool) {
+        let name = &self.slot.server.name;
+        let cached = self.slot.cached_resolution(now);
+        let discovery_ran = cached.is_none();
+        let resolution = match cached {
+            Some(r) => r,
+            None => self.services.discovery.resolve(name).await,
+        };
+        let round = self.services.probe(resolution, name).await;
+        let mut cache = self.slot.resolution.lock().expect("resolution lock");
+        *cache = if round.any_ok() {
+            if discovery_ran {
+                let expires = now + round.resolution.valid_for;
+                Some((round.resolution.clone(), expires))
+            } else {
+                cache.take()
+            }
+        } else {
+            // Nothing answered: resolve again next round, as homeservers drop cached routes.
+            None
+        };
+        (round, discovery_ran)
+    }
+
+    fn publish(&self, round: Round, discovery_ran: bool) {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut history = self.slot.history.lock().expect("history lock");
+        history.record(&round, now);
+        let view = ServerView::build(&self.slot.server, &history, Some(&round), now);
+        let uptime = history.uptime(now);
+        let status = history.status();
+        drop(history);
+        self.monitor.metrics.observe_round(
+            &self.slot.server.name,
+            &round,
+            discovery_ran,
+            status,
+            &uptime,
+        );
+        *self.slot.view.write().expect("view lock") = Arc::new(view);
+    }
+}

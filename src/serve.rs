@@ -1,0 +1,138 @@
+//! `mxping serve`: validate the config, bind, start the monitor and the web app, reload on
+//! SIGHUP, and shut down on SIGINT/SIGTERM with a bounded drain.
+//!
+//! Order matters: nothing is bound and no probe is sent until the config is valid, and the
+//! listener is bound before the first probe, so a port in use fails fast with a config error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+
+/// How long in-flight work may take to finish after SIGINT/SIGTERM.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Where the config comes from; re-read on SIGHUP.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// `--config FILE`.
+    File(PathBuf),
+    /// `./servers.toml` if present, else the built-in list.
+    Default,
+}
+
+impl ConfigSource {
+    /// Loads and validates the config.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(path) => Config::load(path),
+            ConfigSource::Default => Config::load_default(),
+        }
+    }
+}
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config is invalid (exit code 2).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The listen address cannot be bound (exit code 2: fix `[web] listen`).
+    #[error(
+        "cannot listen on {addr}: {source}; change [web] listen (or --listen) or stop the process using it"
+    )]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// Anything else that prevents start-up.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Runs the monitor until SIGINT or SIGTERM.
+pub async fn run(source: ConfigSource, listen: Option<SocketAddr>) -> Result<(), ServeError> {
+    let config = source.load()?;
+    let addr = listen.unwrap_or(config.web.listen);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Other(e.to_string()))?;
+    // Signal handlers before anything runs, so an early SIGHUP/SIGTERM is never lost.
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| ServeError::Other(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| ServeError::Other(e.to_string()))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| ServeError::Other(e.to_string()))?;
+
+    let source_name = config.source.clone();
+    let servers = config.servers.len();
+    let monitor = Monitor::start(config, Arc::new(Metrics::new())).map_err(ServeError::Other)?;
+    info!("monitoring {servers} servers from {source_name}");
+    info!("listening on http://{local}");
+
+    let stop_web = CancellationToken::new();
+    let web = {
+        let stop = stop_web.clone();
+        let app = crate::web::app(monitor.clone());
+        tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = result {
+                error!("web server failed: {e}");
+            }
+        })
+    };
+
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&monitor, &source),
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+        }
+    }
+    stop_web.cancel();
+    let (web_done, probes_done) =
+        tokio::join!(tokio::time::timeout(GRACE, web), monitor.shutdown(GRACE));
+    if web_done.is_err() {
+        warn!("open HTTP connections did not close within {GRACE:?}; exiting anyway");
+    }
+    if !probes_done {
+        warn!("probe loops did not stop within {GRACE:?}; exiting anyway");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn reload(monitor: &Arc<Monitor>, source: &ConfigSource) {
+    info!("SIGHUP: reloading the configuration");
+    match source.load() {
+        Ok(config) => match monitor.reload(config) {
+            Ok(notes) => {
+                for note in notes {
+                    info!("reload: {note}");
+                }
+            }
+            Err(e) => {
+                monitor.reload_failed();
+                error!("reload failed, the previous configuration keeps running: {e}");
+            }
+        },
+        Err(e) => {
+            monitor.reload_failed();
+            error!("reload failed, the previous configuration keeps running:\n{e}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The web app: the status page, the detail pages, the JSON API, `/metrics` and `/healthz`.
+//! Every handler reads the monitor's published snapshots; nothing a visitor sends makes the
+//! monitor contact a host. The router is built in a plain function, apart from binding.
+
+mod api;
+mod chart;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::monitor::Monitor;
+
+/// The stylesheet, served from the binary.
+const STYLE: &str = include_str!("../../static/style.css");
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The monitor whose snapshots are shown.
+    pub monitor: Arc<Monitor>,
+}
+
+/// The router.
+pub fn app(monitor: Arc<Monitor>) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/server/{name}", get(pages::server))
+        .route("/api/v1/servers", get(api::servers))
+        .route("/api/v1/servers/{name}", get(api::server))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/static/style.css", get(style))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(AppState { monitor })
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.monitor.metrics().render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// Headers every response carries: no inline script, no framing, no MIME sniffing.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
