@@ -10,9 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
@@ -91,12 +89,7 @@ impl Dns {
     /// `timeout` bounds each query attempt.
     pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Dns {
         let provider = TokioRuntimeProvider::default();
-        let mut opts = ResolverOpts::default();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.preserve_intermediates = true;
-        opts.ndots = 0;
-        let (builder, unusable) = if nameservers.is_empty() {
+        let (mut builder, unusable) = if nameservers.is_empty() {
             match TokioResolver::builder(provider.clone()) {
                 Ok(b) => (b, None),
                 Err(e) => (
@@ -118,24 +111,19 @@ impl Dns {
                     NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
                 })
                 .collect();
-            opts.use_hosts_file = ResolveHosts::Never;
-            (
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(servers),
-                    provider,
-                ),
-                None,
-            )
+            let config = ResolverConfig::from_name_servers(servers);
+            (TokioResolver::builder_with_config(config, provider), None)
         };
-        // System options (from resolv.conf) are kept except what discovery depends on.
-        let mut builder = builder;
-        let system = builder.options_mut();
-        system.timeout = opts.timeout;
-        system.attempts = opts.attempts;
-        system.preserve_intermediates = true;
-        system.ndots = 0;
+        // Options from resolv.conf are kept except what discovery depends on: bounded
+        // queries, CNAME records in answers, and names taken as fully qualified.
+        let opts = builder.options_mut();
+        opts.timeout = timeout;
+        opts.attempts = 2;
+        opts.preserve_intermediates = true;
+        opts.ndots = 0;
         if !nameservers.is_empty() {
-            system.use_hosts_file = ResolveHosts::Never;
+            // Explicit name servers mean "ask these", not /etc/hosts.
+            opts.use_hosts_file = ResolveHosts::Never;
         }
         let resolver = builder
             .build()

@@ -68,17 +68,12 @@ impl ServerView {
         now: i64,
     ) -> ServerView {
         let report = match last {
-            Some(round) => ServerReport {
-                name: server.name.clone(),
-                status: history.status(),
-                reason: history.state.reason.clone(),
-                latency_ms: round.latency_ms(),
-                checked_at: Some(round.finished_at),
-                software: round.software(),
-                discovery: Some(round.resolution.clone()),
-                addresses: round.addresses.clone(),
-                error: round.error(),
-            },
+            Some(round) => ServerReport::with_status(
+                &server.name,
+                round,
+                history.status(),
+                history.state.reason.clone(),
+            ),
             None => ServerReport {
                 name: server.name.clone(),
                 status: Status::Unknown,

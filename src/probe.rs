@@ -40,8 +40,8 @@ pub const KEYS_PATH: &str = "/_matrix/key/v2/server";
 pub const MAX_VERSION_BODY: usize = 64 * 1024;
 /// Cap on a `/key/v2/server` body.
 pub const MAX_KEYS_BODY: usize = 256 * 1024;
-/// Cap on the HTTP read buffer (response head); hyper's minimum.
-const MAX_HEAD_BUFFER: usize = 8192;
+/// Cap on the HTTP read buffer, which bounds the response head (hyper's minimum is 8 KiB).
+const MAX_HEAD_BUFFER: usize = 16 * 1024;
 
 /// How to probe.
 #[derive(Clone, Debug)]
@@ -351,7 +351,7 @@ impl Prober {
         }
 
         let (sender, connection) = http1::Builder::new()
-            .max_buf_size(MAX_HEAD_BUFFER.max(8192))
+            .max_buf_size(MAX_HEAD_BUFFER)
             .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
             .await
             .map_err(|e| {

@@ -175,6 +175,16 @@ impl ServerReport {
     /// The report for a single round with its own status (what `mxping check` prints).
     pub fn from_round(name: &str, round: &Round, green_below: Duration) -> ServerReport {
         let (status, reason) = round.status(green_below);
+        ServerReport::with_status(name, round, status, reason)
+    }
+
+    /// The report for a round with a status decided elsewhere (the monitor's hysteresis).
+    pub fn with_status(
+        name: &str,
+        round: &Round,
+        status: Status,
+        reason: Option<String>,
+    ) -> ServerReport {
         ServerReport {
             name: name.to_owned(),
             status,

@@ -215,3 +215,80 @@ async fn the_shipped_config_validates() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("valid (5 servers)"));
 }
+
+#[tokio::test]
+async fn check_verdicts_name_the_cause() {
+    // The SRV "no service" target.
+    let h = Harness::new().await;
+    h.dns.srv("_matrix-fed._tcp.example.test", 0, 0, 0, ".");
+    let config = h.config_file();
+    let out = mxping(&[
+        "check",
+        "example.test",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("SRV          _matrix-fed._tcp.example.test → unavailable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Verdict: FAIL — federation is broken:")
+            && text.contains("(service_unavailable)"),
+        "{text}"
+    );
+
+    // Dual stack with IPv6 refusing: partly working, exit 1, both addresses listed.
+    let mut h = Harness::new().await;
+    let mut v4 = h.host("dual.test");
+    h.dns.aaaa("dual.test", "::1".parse().unwrap());
+    h.dns
+        .srv("_matrix-fed._tcp.example.test", 10, 0, 8448, "dual.test");
+    h.homeserver(&mut v4, 8448, "example.test", "example.test");
+    let config = h.config_file();
+    let out = mxping(&[
+        "check",
+        "example.test",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("✖ [::1]:8448 (IPv6)  connect_refused"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("✔ {}:8448 (IPv4)  ok", v4.ip)),
+        "{text}"
+    );
+    assert!(
+        text.contains("Verdict: FAIL — federation partly works: 1 of 2 addresses answered"),
+        "{text}"
+    );
+    assert!(
+        text.contains("status yellow: IPv6 address [::1]:8448 failing: connect_refused"),
+        "{text}"
+    );
+
+    // Every address answers but the signing keys are for another name.
+    let mut h = Harness::new().await;
+    let mut host = h.host("example.test");
+    h.homeserver(&mut host, 8448, "example.test", "other.test");
+    let config = h.config_file();
+    let out = mxping(&[
+        "check",
+        "example.test",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("keys ✖ server_name MISMATCH"), "{text}");
+    assert!(text.contains("Verdict: FAIL — federation is broken: every address answers, but the signing-key checks fail"), "{text}");
+}

@@ -823,3 +823,52 @@ async fn serve_refuses_a_bad_config_or_a_busy_port_before_probing() {
     );
     assert!(h.dns.queries().is_empty(), "nothing was probed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reruns_when_dns_records_expire_and_failing_servers_are_probed_sooner() {
+    let mut h = Harness::new().await;
+    h.extra = MONITOR.replace("interval = \"2s\"", "interval = \"1500ms\"");
+    h.dns.set_ttl(1);
+    h.servers = vec!["moving.test".into(), "down.test".into()];
+    let mut first = h.host("moving.test");
+    h.homeserver(&mut first, 8448, "moving.test", "moving.test");
+    let mut second = TestHost::claim();
+    h.homeserver(&mut second, 8448, "moving.test", "moving.test");
+    drop(h.host("down.test"));
+    let s = Serve::start(&h.config_file()).await;
+    let w = Watcher::start(&s);
+    w.until("moving.test", "green", "").await;
+    let address = |v: &Value| {
+        v["addresses"][0]["address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        address(&s.server("moving.test").await),
+        format!("{}:8448", first.ip)
+    );
+
+    // The record changes; once its 1 s TTL has passed, the next round resolves again.
+    h.dns.clear("moving.test");
+    h.dns.a("moving.test", second.ip);
+    let want = format!("{}:8448", second.ip);
+    s.wait_for(
+        Duration::from_secs(10),
+        "the new address to be probed",
+        || async { (address(&s.server("moving.test").await) == want).then_some(()) },
+    )
+    .await;
+    assert_eq!(s.server("moving.test").await["status"], "green");
+
+    // A failing server runs rounds every retry_interval (400 ms), a healthy one every 1.5 s.
+    w.until("down.test", "red", "").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rounds = |v: Value| v["recent"].as_array().unwrap().len();
+    let down = rounds(s.server("down.test").await);
+    let healthy = rounds(s.server("moving.test").await);
+    assert!(
+        down >= healthy + 3,
+        "down.test had {down} rounds, moving.test {healthy}"
+    );
+}

@@ -129,6 +129,16 @@ impl TestDns {
         self
     }
 
+    /// Sets the TTL of every answer from now on.
+    pub fn set_ttl(&self, ttl: u32) {
+        self.zone.lock().unwrap().ttl = ttl;
+    }
+
+    /// Removes every record of `name`.
+    pub fn clear(&self, name: &str) {
+        self.zone.lock().unwrap().records.remove(&key(name));
+    }
+
     /// Every query received, as (lower-case name without dot, type).
     pub fn queries(&self) -> Vec<(String, RecordType)> {
         self.zone.lock().unwrap().log.clone()

@@ -51,10 +51,16 @@ impl Serve {
                 log2.lock().unwrap().push(line);
             }
         });
-        let addr = tokio::time::timeout(Duration::from_secs(20), rx)
-            .await
-            .expect("mxping serve did not start listening within 20 s")
-            .expect("mxping serve exited before listening");
+        let addr = match tokio::time::timeout(Duration::from_secs(20), rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                panic!(
+                    "mxping serve did not start listening:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
         Serve {
             child,
             addr,
