@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[network]`.
     pub network: NetworkConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
     /// `[[server]]`, in file order.
     pub servers: Vec<ServerConfig>,
 }
@@ -100,6 +102,20 @@ pub struct NetworkConfig {
     pub allow: Vec<IpNet>,
 }
 
+/// Where history is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// Directory of the SQLite store (resolved against the config file's directory); `None`
+    /// keeps history in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// Rounds are written in batches this often; a crash loses at most this much.
+    pub flush_interval: Duration,
+    /// Raw rounds are kept this long.
+    pub raw_retention: Duration,
+    /// Daily rollups are kept this long (at least 90 days, for the 90-day window).
+    pub rollup_retention: Duration,
+}
+
 /// One monitored server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
@@ -145,6 +161,8 @@ struct RawConfig {
     tls: RawTls,
     #[serde(default)]
     network: RawNetwork,
+    #[serde(default)]
+    storage: RawStorage,
     #[serde(default, rename = "server")]
     servers: Vec<RawServer>,
 }
@@ -188,6 +206,15 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     allow: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    data_dir: Option<Spanned<String>>,
+    flush_interval: Option<Spanned<String>>,
+    raw_retention: Option<Spanned<String>>,
+    rollup_retention: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -652,6 +679,8 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         })
         .collect();
 
+    let storage = validate_storage(&raw.storage, base_dir, p);
+
     let mut servers: Vec<ServerConfig> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     if raw.servers.is_empty() {
@@ -727,7 +756,82 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         dns,
         tls: TlsConfig { extra_ca_file },
         network: NetworkConfig { allow },
+        storage,
         servers,
+    }
+}
+
+/// Default `[storage] data_dir`, relative to the config file (or the working directory for
+/// the built-in list).
+pub const DEFAULT_DATA_DIR: &str = "mxping-data";
+
+fn validate_storage(
+    raw: &RawStorage,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> StorageConfig {
+    let data_dir = match raw.data_dir.as_ref().map(|v| v.get_ref().trim()) {
+        Some("") => None,
+        Some(dir) => Some(dir.to_owned()),
+        None => Some(DEFAULT_DATA_DIR.to_owned()),
+    }
+    .map(|dir| match base_dir {
+        Some(base) if Path::new(&dir).is_relative() => base.join(dir),
+        _ => PathBuf::from(dir),
+    });
+    let flush_interval = duration(
+        &raw.flush_interval,
+        "[storage] flush_interval",
+        Duration::from_secs(5),
+        p,
+    );
+    if let Some(v) = &raw.flush_interval
+        && !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&flush_interval)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] flush_interval",
+            "must be between 100ms and 10m".into(),
+            "e.g. flush_interval = \"5s\" (a crash loses at most this much history)",
+        );
+    }
+    let raw_retention = duration(
+        &raw.raw_retention,
+        "[storage] raw_retention",
+        Duration::from_secs(3 * 86_400),
+        p,
+    );
+    if let Some(v) = &raw.raw_retention
+        && raw_retention < Duration::from_secs(3600)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] raw_retention",
+            "must be at least 1h".into(),
+            "keep raw rounds for a few days, e.g. raw_retention = \"3d\"",
+        );
+    }
+    let rollup_retention = duration(
+        &raw.rollup_retention,
+        "[storage] rollup_retention",
+        Duration::from_secs(400 * 86_400),
+        p,
+    );
+    if let Some(v) = &raw.rollup_retention
+        && rollup_retention < Duration::from_secs(90 * 86_400)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] rollup_retention",
+            "must be at least 90d, the longest uptime window".into(),
+            "e.g. rollup_retention = \"400d\"",
+        );
+    }
+    StorageConfig {
+        data_dir,
+        flush_interval,
+        raw_retention,
+        rollup_retention,
     }
 }
 

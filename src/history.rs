@@ -75,6 +75,54 @@ struct Bucket {
     latency_n: u16,
 }
 
+/// A rollup bucket as stored: `width` seconds starting at `start` (Unix seconds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BucketRow {
+    /// 300, 3600 or 86400.
+    pub width: i64,
+    /// Unix seconds.
+    pub start: i64,
+    /// Rounds in the bucket.
+    pub rounds: u32,
+    /// Rounds in which at least one address answered.
+    pub up: u32,
+    /// Sum of headline latencies, ms.
+    pub latency_sum: f64,
+    /// Rounds with a latency.
+    pub latency_n: u32,
+}
+
+/// What one `record` changed, for the store: the round, the buckets it touched, the current
+/// latency histogram and the status state.
+#[derive(Clone, Debug)]
+pub struct Delta {
+    /// The server-level sample.
+    pub sample: Sample,
+    /// One sample per address.
+    pub addresses: Vec<(SocketAddr, Sample)>,
+    /// The current 5-minute, hourly and daily buckets.
+    pub buckets: Vec<BucketRow>,
+    /// The current hour's latency histogram (hour start, 64 bins).
+    pub histogram: Option<(i64, Vec<u16>)>,
+    /// The status state after the round.
+    pub state: StatusState,
+}
+
+/// What the store gives back on start-up to rebuild a history.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// Every stored bucket of the server, any width, oldest first.
+    pub buckets: Vec<BucketRow>,
+    /// Hourly latency histograms, oldest first.
+    pub histograms: Vec<(i64, Vec<u16>)>,
+    /// The status state saved with the last round.
+    pub state: StatusState,
+    /// The most recent server-level samples, oldest first.
+    pub recent: Vec<Sample>,
+    /// Per-address samples of the last 24 h, oldest first.
+    pub addresses: Vec<(SocketAddr, Vec<Sample>)>,
+}
+
 /// A ring of fixed-width buckets covering `capacity × width` seconds.
 #[derive(Clone, Debug)]
 struct Buckets {
@@ -90,6 +138,38 @@ impl Buckets {
             capacity: (span / width) as usize,
             ring: VecDeque::new(),
         }
+    }
+
+    fn current(&self) -> Option<BucketRow> {
+        self.ring.back().map(|b| BucketRow {
+            width: self.width,
+            start: i64::from(b.start),
+            rounds: u32::from(b.rounds),
+            up: u32::from(b.up),
+            latency_sum: f64::from(b.latency_sum),
+            latency_n: u32::from(b.latency_n),
+        })
+    }
+
+    /// Loads stored rows of this width (oldest first), keeping what falls in the span at `now`.
+    fn load(&mut self, rows: &[BucketRow], now: i64) {
+        for r in rows.iter().filter(|r| r.width == self.width) {
+            if self
+                .ring
+                .back()
+                .is_some_and(|b| i64::from(b.start) >= r.start)
+            {
+                continue;
+            }
+            self.ring.push_back(Bucket {
+                start: r.start as u32,
+                rounds: r.rounds.min(u32::from(u16::MAX)) as u16,
+                up: r.up.min(u32::from(u16::MAX)) as u16,
+                latency_sum: r.latency_sum as f32,
+                latency_n: r.latency_n.min(u32::from(u16::MAX)) as u16,
+            });
+        }
+        self.prune(now);
     }
 
     fn slot(&self, t: i64) -> i64 {
@@ -296,8 +376,8 @@ impl ServerHistory {
         self.state.status.unwrap_or(Status::Unknown)
     }
 
-    /// Records a finished round at `now` (Unix seconds).
-    pub fn record(&mut self, round: &Round, now: i64) {
+    /// Records a finished round at `now` (Unix seconds) and returns what changed.
+    pub fn record(&mut self, round: &Round, now: i64) -> Delta {
         let green_below =
             std::time::Duration::from_secs_f64(self.thresholds.green_below_ms / 1000.0);
         let sample = Sample {
@@ -310,6 +390,7 @@ impl ServerHistory {
         self.state
             .advance(sample.up, round.status(green_below), &self.thresholds);
         self.record_sample(sample);
+        let mut address_samples = Vec::with_capacity(round.addresses.len());
         for a in &round.addresses {
             let s = Sample {
                 at: now,
@@ -318,23 +399,61 @@ impl ServerHistory {
                 latency_ms: a.latency_ms.map(|l| l as f32),
                 error: a.error.as_ref().map(|e| e.kind),
             };
-            let h = match self
-                .addresses
-                .iter_mut()
-                .find(|(addr, _)| *addr == a.address)
-            {
-                Some((_, h)) => h,
-                None => {
-                    self.addresses.push((a.address, AddressHistory::new()));
-                    &mut self.addresses.last_mut().expect("just pushed").1
-                }
-            };
-            h.last_seen = now;
-            push_recent(&mut h.recent, s);
-            h.five_min.add(&s);
+            self.record_address(a.address, s);
+            address_samples.push((a.address, s));
         }
         // Addresses unseen for a day (DNS changed) are forgotten.
         self.addresses.retain(|(_, h)| now - h.last_seen < DAY);
+        Delta {
+            sample,
+            addresses: address_samples,
+            buckets: [&self.five_min, &self.hourly, &self.daily]
+                .into_iter()
+                .filter_map(Buckets::current)
+                .collect(),
+            histogram: self.histograms.back().map(|h| (h.hour, h.bins.to_vec())),
+            state: self.state.clone(),
+        }
+    }
+
+    fn record_address(&mut self, address: SocketAddr, s: Sample) {
+        let h = match self.addresses.iter_mut().find(|(addr, _)| *addr == address) {
+            Some((_, h)) => h,
+            None => {
+                self.addresses.push((address, AddressHistory::new()));
+                &mut self.addresses.last_mut().expect("just pushed").1
+            }
+        };
+        h.last_seen = s.at;
+        push_recent(&mut h.recent, s);
+        h.five_min.add(&s);
+    }
+
+    /// Rebuilds a history from what the store saved, as of `now`.
+    pub fn restore(thresholds: Thresholds, saved: Restored, now: i64) -> ServerHistory {
+        let mut h = ServerHistory::new(thresholds);
+        h.state = saved.state;
+        for buckets in [&mut h.five_min, &mut h.hourly, &mut h.daily] {
+            buckets.load(&saved.buckets, now);
+        }
+        for (hour, bins) in saved.histograms {
+            let newer = h.histograms.back().is_none_or(|x| x.hour < hour);
+            if hour > now - DAY && bins.len() == 64 && newer {
+                let mut b = [0u16; 64];
+                b.copy_from_slice(&bins);
+                h.histograms.push_back(Histogram { hour, bins: b });
+            }
+        }
+        let skip = saved.recent.len().saturating_sub(RECENT);
+        for s in saved.recent.into_iter().skip(skip) {
+            push_recent(&mut h.recent, s);
+        }
+        for (address, samples) in saved.addresses {
+            for s in samples.into_iter().filter(|s| s.at > now - DAY) {
+                h.record_address(address, s);
+            }
+        }
+        h
     }
 
     fn record_sample(&mut self, s: Sample) {

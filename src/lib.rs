@@ -17,6 +17,7 @@ pub mod probe;
 pub mod report;
 pub mod serve;
 pub mod server_name;
+pub mod store;
 pub mod text;
 pub mod timestamp;
 pub mod tls;

@@ -203,6 +203,16 @@ impl Metrics {
         self.set_status(server, Status::Unknown);
     }
 
+    /// Sets the series a restored history determines before the first round of this run.
+    pub fn restore_server(&self, server: &str, status: Status, uptime: &[(&str, Option<f64>)]) {
+        self.set_status(server, status);
+        for (window, ratio) in uptime {
+            if let Some(v) = ratio {
+                self.uptime.with_label_values(&[server, window]).set(*v);
+            }
+        }
+    }
+
     /// Sets the status series of `server`.
     pub fn set_status(&self, server: &str, current: Status) {
         for s in Status::ALL {

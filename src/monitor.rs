@@ -8,7 +8,7 @@
 //! in which no address answered. After each round the loop publishes a new view; handlers only
 //! ever clone an `Arc` of the latest one, so page views never wait for probes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::discovery::Resolution;
 use crate::history::{Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::report::{Round, ServerReport, Status};
+use crate::store::{RoundRecord, Saved, Store};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
 #[derive(Clone, Debug, Serialize)]
@@ -65,8 +66,10 @@ impl ServerView {
         server: &ServerConfig,
         history: &ServerHistory,
         last: Option<&Round>,
+        restored_software: Option<&(String, String)>,
         now: i64,
     ) -> ServerView {
+        let last_sample = history.recent().last().copied();
         let report = match last {
             Some(round) => ServerReport::with_status(
                 &server.name,
@@ -74,6 +77,22 @@ impl ServerView {
                 history.status(),
                 history.state.reason.clone(),
             ),
+            // Restored from the store: status and history, but no round of this run yet.
+            None if history.status() != Status::Unknown => ServerReport {
+                name: server.name.clone(),
+                status: history.status(),
+                reason: history.state.reason.clone(),
+                latency_ms: last_sample.and_then(|s| s.latency_ms).map(f64::from),
+                checked_at: last_sample
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s.at).ok()),
+                software: restored_software.map(|(name, version)| crate::probe::Software {
+                    name: name.clone(),
+                    version: version.clone(),
+                }),
+                discovery: None,
+                addresses: Vec::new(),
+                error: None,
+            },
             None => ServerReport {
                 name: server.name.clone(),
                 status: Status::Unknown,
@@ -151,6 +170,7 @@ impl Slot {
         server: ServerConfig,
         history: ServerHistory,
         previous: Option<Arc<ServerView>>,
+        restored_software: Option<&(String, String)>,
         cancel: CancellationToken,
     ) -> Slot {
         let view = match previous {
@@ -163,7 +183,7 @@ impl Slot {
             }
             None => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
-                ServerView::build(&server, &history, None, now)
+                ServerView::build(&server, &history, None, restored_software, now)
             }
         };
         Slot {
@@ -210,13 +230,19 @@ pub struct Snapshot {
 pub struct Monitor {
     live: RwLock<Live>,
     metrics: Arc<Metrics>,
+    store: Option<Store>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Monitor {
-    /// Starts a loop for every server of `config`.
-    pub fn start(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Monitor>, String> {
+    /// Starts a loop for every server of `config`, restoring each server's history from
+    /// `store` when one is given.
+    pub fn start(
+        config: Config,
+        metrics: Arc<Metrics>,
+        store: Option<Store>,
+    ) -> Result<Arc<Monitor>, String> {
         let services = Arc::new(Services::new(&config)?);
         let monitor = Arc::new(Monitor {
             live: RwLock::new(Live {
@@ -226,15 +252,17 @@ impl Monitor {
                 slots: Vec::new(),
             }),
             metrics,
+            store,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
+        let mut saved = monitor.load_saved(&servers)?;
         for server in servers {
-            let slot = monitor.new_slot(server, ServerHistory::new(thresholds), None);
-            monitor.metrics.add_server(&slot.server.name);
+            monitor.metrics.add_server(&server.name);
+            let slot = monitor.restored_slot(server, thresholds, &mut saved);
             monitor.spawn(&live, slot.clone());
             live.slots.push(slot);
         }
@@ -253,8 +281,53 @@ impl Monitor {
             server,
             history,
             previous,
+            None,
             self.shutdown.child_token(),
         ))
+    }
+
+    /// What the store holds for `servers` (nothing without a store).
+    fn load_saved(&self, servers: &[ServerConfig]) -> Result<HashMap<String, Saved>, String> {
+        let Some(store) = &self.store else {
+            return Ok(HashMap::new());
+        };
+        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+        store
+            .load(&names, OffsetDateTime::now_utc().unix_timestamp())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A slot for a server new to this run, with its saved history if the store has one.
+    fn restored_slot(
+        &self,
+        server: ServerConfig,
+        thresholds: Thresholds,
+        saved: &mut HashMap<String, Saved>,
+    ) -> Arc<Slot> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (history, software) = match saved.remove(&server.name) {
+            Some(s) => (
+                ServerHistory::restore(thresholds, s.history, now),
+                s.software,
+            ),
+            None => (ServerHistory::new(thresholds), None),
+        };
+        let slot = Slot::new(
+            server,
+            history,
+            None,
+            software.as_ref(),
+            self.shutdown.child_token(),
+        );
+        let slot = Arc::new(slot);
+        let view = slot.view();
+        if view.status() != Status::Unknown {
+            let history = slot.history.lock().expect("history lock");
+            let uptime = history.uptime(now);
+            self.metrics
+                .restore_server(&slot.server.name, view.status(), &uptime);
+        }
+        slot
     }
 
     fn spawn(self: &Arc<Self>, live: &Live, slot: Arc<Slot>) {
@@ -314,6 +387,9 @@ impl Monitor {
                 new.web.listen, old.web.listen
             ));
         }
+        if new.storage != old.storage {
+            notes.push("[storage] changes take effect after a restart".to_owned());
+        }
         live.services = services;
         if new.monitor.concurrency != old.monitor.concurrency {
             live.semaphore = Arc::new(Semaphore::new(new.monitor.concurrency));
@@ -338,8 +414,9 @@ impl Monitor {
                     changed += 1;
                 }
                 None => {
-                    let fresh = self.new_slot(server.clone(), ServerHistory::new(thresholds), None);
+                    let mut saved = self.load_saved(std::slice::from_ref(server))?;
                     self.metrics.add_server(&server.name);
+                    let fresh = self.restored_slot(server.clone(), thresholds, &mut saved);
                     self.spawn(&live, fresh.clone());
                     live.slots.push(fresh);
                     added += 1;
@@ -469,8 +546,15 @@ impl Job {
     fn publish(&self, round: Round, discovery_ran: bool) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut history = self.slot.history.lock().expect("history lock");
-        history.record(&round, now);
-        let view = ServerView::build(&self.slot.server, &history, Some(&round), now);
+        let delta = history.record(&round, now);
+        let view = ServerView::build(&self.slot.server, &history, Some(&round), None, now);
+        if let Some(store) = &self.monitor.store {
+            store.write(RoundRecord {
+                server: self.slot.server.name.clone(),
+                delta,
+                software: round.software().map(|s| (s.name, s.version)),
+            });
+        }
         let uptime = history.uptime(now);
         let status = history.status();
         drop(history);

@@ -39,6 +39,11 @@ impl Status {
         }
     }
 
+    /// The status named `word` (the inverse of [`Status::as_str`]).
+    pub fn parse(word: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
     /// A symbol, so colour is never the only signal.
     pub fn symbol(self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
+use crate::store::{Retention, Store, StoreError};
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -56,6 +57,9 @@ pub enum ServeError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// The history store cannot be used (exit code 1; the file is left untouched).
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// Anything else that prevents start-up.
     #[error("{0}")]
     Other(String),
@@ -76,9 +80,25 @@ pub async fn run(source: ConfigSource, listen: Option<SocketAddr>) -> Result<(),
     let mut int = signal(SignalKind::interrupt()).map_err(|e| ServeError::Other(e.to_string()))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| ServeError::Other(e.to_string()))?;
 
+    let store = match &config.storage.data_dir {
+        Some(dir) => {
+            let retention = Retention {
+                raw: config.storage.raw_retention,
+                rollups: config.storage.rollup_retention,
+            };
+            let store = Store::open(dir, config.storage.flush_interval, retention)?;
+            info!("history is kept in {}", store.path().display());
+            Some(store)
+        }
+        None => {
+            info!("[storage] data_dir is empty: history is kept in memory only");
+            None
+        }
+    };
     let source_name = config.source.clone();
     let servers = config.servers.len();
-    let monitor = Monitor::start(config, Arc::new(Metrics::new())).map_err(ServeError::Other)?;
+    let monitor =
+        Monitor::start(config, Arc::new(Metrics::new()), store).map_err(ServeError::Other)?;
     info!("monitoring {servers} servers from {source_name}");
     info!("listening on http://{local}");
 

@@ -8,5 +8,6 @@ mod support;
 mod cli;
 mod discovery;
 mod packaging;
+mod persistence;
 mod probe;
 mod serve;

@@ -1,0 +1,855 @@
+//! History that survives restarts: an embedded SQLite database (rusqlite, bundled library) in
+//! `[storage] data_dir`.
+//!
+//! Why SQLite: a single file, crash-safe transactions with a write-ahead log, and the most
+//! widely deployed and tested embedded database there is; the bundled build needs no system
+//! library. Rounds reach the store through a channel and a writer thread commits them in one
+//! transaction every `flush_interval`, off the probe path. With WAL and `synchronous=NORMAL`
+//! a killed process (even `kill -9`) never corrupts the file and loses at most the rounds of
+//! the last flush interval; a power cut may lose the last few commits, never consistency.
+//!
+//! What is stored per server: every raw round and per-address round for `raw_retention`, the
+//! 5-minute (24 h), hourly (7 d) and daily (`rollup_retention`) rollups, the hourly latency
+//! histograms (24 h), and the status state. On start the in-memory history is rebuilt from it.
+//!
+//! A file that is not an mxping store, or fails SQLite's integrity check, is an error with a
+//! clear message; it is never overwritten or "repaired".
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tracing::{error, warn};
+
+use crate::error::ErrorKind;
+use crate::history::{BucketRow, Delta, Restored, Sample, StatusState};
+use crate::report::Status;
+
+/// The store's file name inside `data_dir`.
+pub const FILE_NAME: &str = "mxping.sqlite3";
+const APP: &str = "mxping";
+const SCHEMA_VERSION: i64 = 1;
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE rounds (
+    id INTEGER PRIMARY KEY, server INTEGER NOT NULL, at INTEGER NOT NULL,
+    up INTEGER NOT NULL, all_ok INTEGER NOT NULL, latency_ms REAL, error TEXT);
+CREATE INDEX rounds_by_server ON rounds (server, at);
+CREATE TABLE address_rounds (
+    id INTEGER PRIMARY KEY, server INTEGER NOT NULL, address TEXT NOT NULL, at INTEGER NOT NULL,
+    ok INTEGER NOT NULL, latency_ms REAL, error TEXT);
+CREATE INDEX address_rounds_by_server ON address_rounds (server, at);
+CREATE TABLE buckets (
+    server INTEGER NOT NULL, width INTEGER NOT NULL, start INTEGER NOT NULL,
+    rounds INTEGER NOT NULL, up INTEGER NOT NULL, latency_sum REAL NOT NULL, latency_n INTEGER NOT NULL,
+    PRIMARY KEY (server, width, start)) WITHOUT ROWID;
+CREATE TABLE histograms (
+    server INTEGER NOT NULL, hour INTEGER NOT NULL, bins BLOB NOT NULL,
+    PRIMARY KEY (server, hour)) WITHOUT ROWID;
+CREATE TABLE state (
+    server INTEGER PRIMARY KEY, status TEXT, reason TEXT, failed_rounds INTEGER NOT NULL,
+    good_rounds INTEGER NOT NULL, down INTEGER NOT NULL,
+    software_name TEXT, software_version TEXT);
+";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not an mxping store or is damaged.
+    #[error(
+        "{path}: {why}. mxping never overwrites an existing file: move it away (or restore a \
+         backup) to start with an empty history, or point [storage] data_dir elsewhere"
+    )]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The directory or file cannot be created, opened or written.
+    #[error("{path}: {why}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        why: String,
+    },
+}
+
+/// Retention settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retention {
+    /// Raw rounds are kept this long.
+    pub raw: Duration,
+    /// Daily rollups are kept this long.
+    pub rollups: Duration,
+}
+
+/// One round to write.
+#[derive(Clone, Debug)]
+pub struct RoundRecord {
+    /// The server name.
+    pub server: String,
+    /// What the round changed.
+    pub delta: Delta,
+    /// The software it reported.
+    pub software: Option<(String, String)>,
+}
+
+enum Msg {
+    Round(Box<RoundRecord>),
+    Flush(Sender<()>),
+}
+
+/// The handle the monitor uses: sends rounds to the writer thread.
+pub struct Store {
+    path: PathBuf,
+    tx: Option<Sender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// What was restored for one server, plus its last reported software.
+#[derive(Clone, Debug, Default)]
+pub struct Saved {
+    /// The history parts.
+    pub history: Restored,
+    /// The software of the last round that reported one.
+    pub software: Option<(String, String)>,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io {
+        path: path.to_owned(),
+        why: e.to_string(),
+    }
+}
+
+fn unusable(path: &Path, why: impl Into<String>) -> StoreError {
+    StoreError::Unusable {
+        path: path.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Opens (creating it if missing) the store in `data_dir`, checking that an existing file is
+/// an intact mxping store.
+fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| io(data_dir, format!("cannot create the data directory: {e}")))?;
+    let path = data_dir.join(FILE_NAME);
+    let existing = match std::fs::metadata(&path) {
+        Ok(m) if m.len() > 0 => true,
+        Ok(_) => {
+            return Err(unusable(
+                &path,
+                "the file is empty (0 bytes), not an mxping store",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io(&path, format!("cannot read: {e}"))),
+    };
+    if existing {
+        use std::io::Read;
+        let mut head = [0u8; 16];
+        let mut f =
+            std::fs::File::open(&path).map_err(|e| io(&path, format!("cannot open: {e}")))?;
+        if f.read_exact(&mut head).is_err() || &head != SQLITE_MAGIC {
+            return Err(unusable(&path, "the file is not an SQLite database"));
+        }
+    }
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| io(&path, format!("cannot open: {e}")))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| io(&path, e))?;
+    if existing {
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| unusable(&path, format!("SQLite cannot read it ({e})")))?;
+        if check != "ok" {
+            return Err(unusable(
+                &path,
+                format!("SQLite's integrity check failed ({check})"),
+            ));
+        }
+        let app: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'app'", [], |r| r.get(0))
+            .optional()
+            .map_err(|_| unusable(&path, "the database is not an mxping store (no meta table)"))?;
+        if app.as_deref() != Some(APP) {
+            return Err(unusable(&path, "the database is not an mxping store"));
+        }
+        let version: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(|e| unusable(&path, format!("the schema version is missing ({e})")))?
+            .parse()
+            .map_err(|_| unusable(&path, "the schema version is not a number"))?;
+        if version != SCHEMA_VERSION {
+            return Err(unusable(
+                &path,
+                format!(
+                    "its schema version is {version}; this mxping reads version {SCHEMA_VERSION}"
+                ),
+            ));
+        }
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| io(&path, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| io(&path, e))?;
+    if !existing {
+        let tx = conn.unchecked_transaction().map_err(|e| io(&path, e))?;
+        tx.execute_batch(SCHEMA).map_err(|e| io(&path, e))?;
+        tx.execute("INSERT INTO meta (key, value) VALUES ('app', ?1)", [APP])
+            .map_err(|e| io(&path, e))?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(|e| io(&path, e))?;
+        tx.commit().map_err(|e| io(&path, e))?;
+    }
+    Ok((path, conn))
+}
+
+impl Store {
+    /// Opens the store in `data_dir` and starts its writer thread.
+    pub fn open(
+        data_dir: &Path,
+        flush_interval: Duration,
+        retention: Retention,
+    ) -> Result<Store, StoreError> {
+        let (path, conn) = open_connection(data_dir)?;
+        let (tx, rx) = mpsc::channel();
+        let writer_path = path.clone();
+        let writer = std::thread::Builder::new()
+            .name("mxping-store".into())
+            .spawn(move || Writer::new(conn, writer_path, retention).run(rx, flush_interval))
+            .map_err(|e| io(&path, e))?;
+        Ok(Store {
+            path,
+            tx: Some(tx),
+            writer: Some(writer),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a round for the next flush (never blocks the probe loop).
+    pub fn write(&self, record: RoundRecord) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Round(Box::new(record)));
+        }
+    }
+
+    /// Writes everything queued so far and waits for it.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if let Some(tx) = &self.tx
+            && tx.send(Msg::Flush(done)).is_ok()
+        {
+            let _ = wait.recv_timeout(Duration::from_secs(30));
+        }
+    }
+
+    /// Reads what is saved for `names` (a separate read connection; WAL lets it run beside
+    /// the writer).
+    pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| io(&self.path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| io(&self.path, e))?;
+        let mut out = HashMap::new();
+        for name in names {
+            let id: Option<i64> = conn
+                .query_row("SELECT id FROM servers WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| io(&self.path, e))?;
+            let Some(id) = id else { continue };
+            let saved = load_server(&conn, id, now).map_err(|e| io(&self.path, e))?;
+            out.insert(name.clone(), saved);
+        }
+        Ok(out)
+    }
+
+    /// Flushes and stops the writer.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn kind_str(k: Option<ErrorKind>) -> Option<&'static str> {
+    k.map(ErrorKind::as_str)
+}
+
+fn parse_kind(s: Option<String>) -> Option<ErrorKind> {
+    let s = s?;
+    ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
+}
+
+fn sample_from_row(
+    at: i64,
+    up: bool,
+    all_ok: bool,
+    latency: Option<f64>,
+    error: Option<String>,
+) -> Sample {
+    Sample {
+        at,
+        up,
+        all_ok,
+        latency_ms: latency.map(|l| l as f32),
+        error: parse_kind(error),
+    }
+}
+
+fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> {
+    let mut saved = Saved::default();
+    let mut stmt = conn.prepare(
+        "SELECT width, start, rounds, up, latency_sum, latency_n FROM buckets WHERE server = ?1 ORDER BY width, start",
+    )?;
+    saved.history.buckets = stmt
+        .query_map([id], |r| {
+            Ok(BucketRow {
+                width: r.get(0)?,
+                start: r.get(1)?,
+                rounds: r.get(2)?,
+                up: r.get(3)?,
+                latency_sum: r.get(4)?,
+                latency_n: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT hour, bins FROM histograms WHERE server = ?1 AND hour > ?2 ORDER BY hour",
+    )?;
+    saved.history.histograms = stmt
+        .query_map(params![id, now - 86_400], |r| {
+            let blob: Vec<u8> = r.get(1)?;
+            let bins = blob
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            Ok((r.get(0)?, bins))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let mut recent: Vec<Sample> = stmt
+        .query_map(params![id, crate::history::RECENT as i64], |r| {
+            Ok(sample_from_row(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    recent.reverse();
+    saved.history.recent = recent;
+    let mut stmt = conn.prepare(
+        "SELECT address, at, ok, latency_ms, error FROM address_rounds WHERE server = ?1 AND at > ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![id, now - 86_400], |r| {
+        let address: String = r.get(0)?;
+        Ok((
+            address,
+            sample_from_row(r.get(1)?, r.get(2)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        ))
+    })?;
+    let mut by_address: Vec<(SocketAddr, Vec<Sample>)> = Vec::new();
+    for row in rows {
+        let (address, sample) = row?;
+        let Ok(address) = address.parse::<SocketAddr>() else {
+            continue;
+        };
+        match by_address.iter_mut().find(|(a, _)| *a == address) {
+            Some((_, v)) => v.push(sample),
+            None => by_address.push((address, vec![sample])),
+        }
+    }
+    saved.history.addresses = by_address;
+    let state = conn
+        .query_row(
+            "SELECT status, reason, failed_rounds, good_rounds, down, software_name, software_version FROM state WHERE server = ?1",
+            [id],
+            |r| {
+                let status: Option<String> = r.get(0)?;
+                Ok((
+                    StatusState {
+                        status: status.as_deref().and_then(Status::parse),
+                        reason: r.get(1)?,
+                        failed_rounds: r.get(2)?,
+                        good_rounds: r.get(3)?,
+                        down: r.get(4)?,
+                    },
+                    match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<String>>(6)?) {
+                        (Some(n), Some(v)) => Some((n, v)),
+                        _ => None,
+                    },
+                ))
+            },
+        )
+        .optional()?;
+    if let Some((state, software)) = state {
+        saved.history.state = state;
+        saved.software = software;
+    }
+    Ok(saved)
+}
+
+/// The writer thread.
+struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    retention: Retention,
+    ids: HashMap<String, i64>,
+    last_prune: Option<Instant>,
+    failed: bool,
+}
+
+impl Writer {
+    fn new(conn: Connection, path: PathBuf, retention: Retention) -> Writer {
+        Writer {
+            conn,
+            path,
+            retention,
+            ids: HashMap::new(),
+            last_prune: None,
+            failed: false,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Msg>, flush_interval: Duration) {
+        let mut batch: Vec<RoundRecord> = Vec::new();
+        let mut next_flush = Instant::now() + flush_interval;
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Round(r)) => batch.push(*r),
+                Ok(Msg::Flush(done)) => {
+                    self.commit(&mut batch);
+                    let _ = done.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.commit(&mut batch);
+                    next_flush = Instant::now() + flush_interval;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.commit(&mut batch);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<RoundRecord>) {
+        if batch.is_empty() {
+            self.maybe_prune();
+            return;
+        }
+        match self.write(batch) {
+            Ok(()) => {
+                if self.failed {
+                    warn!("{}: writing works again", self.path.display());
+                    self.failed = false;
+                }
+                batch.clear();
+            }
+            Err(e) => {
+                // Keep the batch for the next attempt, but never let memory grow without bound.
+                if !self.failed {
+                    error!(
+                        "{}: cannot write history ({e}); retrying",
+                        self.path.display()
+                    );
+                }
+                self.failed = true;
+                if batch.len() > 100_000 {
+                    let drop = batch.len() - 100_000;
+                    batch.drain(..drop);
+                }
+            }
+        }
+        self.maybe_prune();
+    }
+
+    fn server_id(
+        tx: &rusqlite::Transaction<'_>,
+        ids: &mut HashMap<String, i64>,
+        name: &str,
+    ) -> rusqlite::Result<i64> {
+        if let Some(id) = ids.get(name) {
+            return Ok(*id);
+        }
+        tx.execute("INSERT OR IGNORE INTO servers (name) VALUES (?1)", [name])?;
+        let id = tx.query_row("SELECT id FROM servers WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?;
+        ids.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn write(&mut self, batch: &[RoundRecord]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut round = tx.prepare_cached(
+                "INSERT INTO rounds (server, at, up, all_ok, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut address = tx.prepare_cached(
+                "INSERT INTO address_rounds (server, address, at, ok, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut bucket = tx.prepare_cached(
+                "INSERT OR REPLACE INTO buckets (server, width, start, rounds, up, latency_sum, latency_n) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut histogram = tx.prepare_cached(
+                "INSERT OR REPLACE INTO histograms (server, hour, bins) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut state = tx.prepare_cached(
+                "INSERT OR REPLACE INTO state (server, status, reason, failed_rounds, good_rounds, down, software_name, software_version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for r in batch {
+                let id = Self::server_id(&tx, &mut self.ids, &r.server)?;
+                let s = &r.delta.sample;
+                round.execute(params![
+                    id,
+                    s.at,
+                    s.up,
+                    s.all_ok,
+                    s.latency_ms.map(f64::from),
+                    kind_str(s.error)
+                ])?;
+                for (a, s) in &r.delta.addresses {
+                    address.execute(params![
+                        id,
+                        a.to_string(),
+                        s.at,
+                        s.up,
+                        s.latency_ms.map(f64::from),
+                        kind_str(s.error)
+                    ])?;
+                }
+                for b in &r.delta.buckets {
+                    bucket.execute(params![
+                        id,
+                        b.width,
+                        b.start,
+                        b.rounds,
+                        b.up,
+                        b.latency_sum,
+                        b.latency_n
+                    ])?;
+                }
+                if let Some((hour, bins)) = &r.delta.histogram {
+                    let blob: Vec<u8> = bins.iter().flat_map(|b| b.to_le_bytes()).collect();
+                    histogram.execute(params![id, hour, blob])?;
+                }
+                let st = &r.delta.state;
+                let (sw_name, sw_version) = match &r.software {
+                    Some((n, v)) => (Some(n.as_str()), Some(v.as_str())),
+                    None => (None, None),
+                };
+                state.execute(params![
+                    id,
+                    st.status.map(Status::as_str),
+                    st.reason,
+                    st.failed_rounds,
+                    st.good_rounds,
+                    st.down,
+                    sw_name,
+                    sw_version
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Deletes what is past retention, at most once a minute.
+    fn maybe_prune(&mut self) {
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let raw_cutoff = now - self.retention.raw.as_secs() as i64;
+        let rollup_cutoff = now - self.retention.rollups.as_secs() as i64;
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction()?;
+            tx.execute("DELETE FROM rounds WHERE at < ?1", [raw_cutoff])?;
+            tx.execute(
+                "DELETE FROM address_rounds WHERE at < ?1",
+                [raw_cutoff.min(now - 86_400)],
+            )?;
+            tx.execute(
+                "DELETE FROM buckets WHERE width = 300 AND start < ?1",
+                [now - 86_400],
+            )?;
+            tx.execute(
+                "DELETE FROM buckets WHERE width = 3600 AND start < ?1",
+                [now - 7 * 86_400],
+            )?;
+            tx.execute(
+                "DELETE FROM buckets WHERE width = 86400 AND start < ?1",
+                [rollup_cutoff],
+            )?;
+            tx.execute("DELETE FROM histograms WHERE hour < ?1", [now - 86_400])?;
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            warn!("{}: pruning old history failed: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Restored, ServerHistory, Thresholds};
+
+    const T: Thresholds = Thresholds {
+        green_below_ms: 200.0,
+        down_after: 3,
+        up_after: 2,
+    };
+    const RETENTION: Retention = Retention {
+        raw: Duration::from_secs(3 * 86_400),
+        rollups: Duration::from_secs(400 * 86_400),
+    };
+
+    fn sample(at: i64, up: bool) -> Sample {
+        Sample {
+            at,
+            up,
+            all_ok: up,
+            latency_ms: up.then_some(42.5),
+            error: (!up).then_some(ErrorKind::Timeout),
+        }
+    }
+
+    fn record(server: &str, at: i64, up: bool, state: StatusState) -> RoundRecord {
+        let s = sample(at, up);
+        RoundRecord {
+            server: server.into(),
+            delta: Delta {
+                sample: s,
+                addresses: vec![("127.0.0.2:8448".parse().unwrap(), s)],
+                buckets: vec![BucketRow {
+                    width: 300,
+                    start: at - at % 300,
+                    rounds: 1,
+                    up: u32::from(up),
+                    latency_sum: 42.5,
+                    latency_n: 1,
+                }],
+                histogram: Some((at - at % 3600, (0..64).map(|i| i as u16).collect())),
+                state,
+            },
+            software: Some(("Synapse".into(), "1.2.3".into())),
+        }
+    }
+
+    #[test]
+    fn rounds_written_in_batches_are_loaded_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_secs(3600), RETENTION).unwrap();
+        let red = StatusState {
+            status: Some(Status::Red),
+            reason: Some("3 failed rounds: timeout: x".into()),
+            failed_rounds: 3,
+            good_rounds: 0,
+            down: true,
+        };
+        for i in 0..5 {
+            store.write(record("a.test", now - 50 + i * 10, i < 2, red.clone()));
+        }
+        store.flush();
+        let saved = store
+            .load(&["a.test".into(), "missing.test".into()], now)
+            .unwrap();
+        assert!(!saved.contains_key("missing.test"));
+        let a = &saved["a.test"];
+        assert_eq!(a.history.recent.len(), 5);
+        assert_eq!(a.history.recent[0], sample(now - 50, true));
+        assert_eq!(a.history.recent[4].error, Some(ErrorKind::Timeout));
+        assert_eq!(a.history.state, red);
+        assert_eq!(a.software, Some(("Synapse".into(), "1.2.3".into())));
+        assert_eq!(a.history.addresses[0].1.len(), 5);
+        assert_eq!(a.history.histograms[0].1[63], 63);
+        let h = ServerHistory::restore(T, a.history.clone(), now);
+        assert_eq!(h.status(), Status::Red);
+        assert_eq!(h.state.failed_rounds, 3);
+        assert_eq!(h.recent().count(), 5);
+        store.close();
+    }
+
+    #[test]
+    fn history_survives_closing_and_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        store.write(record(
+            "b.test",
+            now,
+            true,
+            StatusState {
+                status: Some(Status::Green),
+                ..Default::default()
+            },
+        ));
+        store.close(); // flushes
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        let saved = store.load(&["b.test".into()], now).unwrap();
+        assert_eq!(saved["b.test"].history.state.status, Some(Status::Green));
+    }
+
+    fn open_err(dir: &Path) -> String {
+        match Store::open(dir, Duration::from_secs(1), RETENTION) {
+            Ok(_) => panic!("should refuse {}", dir.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_an_intact_store_are_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        for (content, expected) in [
+            (
+                b"garbage, not a database at all".to_vec(),
+                "not an SQLite database",
+            ),
+            (Vec::new(), "empty (0 bytes)"),
+        ] {
+            std::fs::write(&path, &content).unwrap();
+            let msg = open_err(dir.path());
+            assert!(
+                msg.contains(expected) && msg.contains("never overwrites"),
+                "{msg}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), content, "untouched");
+        }
+        // A foreign SQLite database.
+        std::fs::remove_file(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+        drop(other);
+        let before = std::fs::read(&path).unwrap();
+        assert!(open_err(dir.path()).contains("not an mxping store"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_damaged_store_fails_the_integrity_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_millis(50), RETENTION).unwrap();
+        for i in 0..2000 {
+            store.write(record(
+                "c.test",
+                now - 3000 + i,
+                true,
+                StatusState::default(),
+            ));
+        }
+        store.close();
+        let path = dir.path().join(FILE_NAME);
+        let _ = std::fs::remove_file(dir.path().join(format!("{FILE_NAME}-wal")));
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 3 * 4096);
+        // Overwrite the middle pages (table b-trees) with noise, keeping the header intact.
+        let end = bytes.len() - 4096;
+        for b in &mut bytes[4096..end] {
+            *b = b.wrapping_mul(31).wrapping_add(7);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let msg = open_err(dir.path());
+        assert!(
+            msg.contains("integrity check failed")
+                || msg.contains("cannot read it")
+                || msg.contains("not an mxping store"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "left as it was");
+    }
+
+    #[test]
+    fn restore_rebuilds_windows_from_rollups() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_secs(3600), RETENTION).unwrap();
+        let mut r = record("d.test", now, true, StatusState::default());
+        r.delta.buckets = vec![
+            BucketRow {
+                width: 86_400,
+                start: now - now % 86_400 - 10 * 86_400,
+                rounds: 100,
+                up: 50,
+                latency_sum: 0.0,
+                latency_n: 0,
+            },
+            BucketRow {
+                width: 86_400,
+                start: now - now % 86_400,
+                rounds: 100,
+                up: 100,
+                latency_sum: 0.0,
+                latency_n: 0,
+            },
+        ];
+        store.write(r);
+        store.flush();
+        let saved = store.load(&["d.test".into()], now).unwrap();
+        let h = ServerHistory::restore(
+            T,
+            Restored {
+                ..saved["d.test"].history.clone()
+            },
+            now,
+        );
+        let u: std::collections::HashMap<_, _> = h.uptime(now).into_iter().collect();
+        assert_eq!(u["30d"], Some(0.75));
+    }
+}
