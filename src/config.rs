@@ -355,9 +355,15 @@ fn key_at(source: &str, offset: usize) -> String {
     }
 }
 
-/// A fix for a serde/TOML error message.
-fn fix_for(message: &str) -> String {
-    if message.starts_with("unknown field") {
+/// A fix for a serde/TOML error message about `key`.
+fn fix_for(message: &str, key: &str) -> String {
+    if key == "server" || key.starts_with("server ") {
+        "write each server as its own [[server]] table with name = \"matrix.org\"".into()
+    } else if message.contains("invalid basic string") || message.contains("expected `\"`") {
+        "close the string with a double quote on the same line".into()
+    } else if message.contains("unclosed table") {
+        "close the table name with ], e.g. [monitor]".into()
+    } else if message.starts_with("unknown field") {
         "remove the key or correct its spelling (the valid keys are listed)".into()
     } else if message.contains("invalid type: string") && message.contains("expected i64") {
         "write the number without quotes".into()
@@ -429,7 +435,7 @@ impl Config {
                     .clone()
                     .map_or_else(|| "(file)".to_owned(), |s| key_at(text, s.start));
                 let message = e.message().trim().replace('\n', " ");
-                let fix = fix_for(&message);
+                let fix = fix_for(&message, &key);
                 problems.add(span, &key, message, fix);
                 return Err(ConfigError {
                     file: name.to_owned(),

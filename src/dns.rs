@@ -168,19 +168,14 @@ impl Dns {
     }
 
     /// Looks up AAAA and A for `host` concurrently, following CNAMEs.
+    ///
+    /// (See also [`HostLookup::failed`] for a lookup that could not be made.)
     pub async fn host(&self, host: &str) -> HostLookup {
-        let mut out = HostLookup {
-            host: host.to_owned(),
-            cnames: Vec::new(),
-            addresses: Vec::new(),
-            total_addresses: 0,
-            errors: Vec::new(),
-            valid_until: None,
-        };
         if let Some(why) = &self.unusable {
-            out.errors.push(why.clone());
-            return out;
+            return HostLookup::failed(host, why.clone());
         }
+        let mut out = HostLookup::failed(host, String::new());
+        out.errors.clear();
         let name = fqdn(host);
         let (v6, v4) = tokio::join!(
             self.resolver.lookup(name.clone(), RecordType::AAAA),
@@ -215,6 +210,20 @@ impl Dns {
             }
         }
         out
+    }
+}
+
+impl HostLookup {
+    /// A lookup of `host` that failed as a whole for `why`.
+    pub fn failed(host: &str, why: String) -> HostLookup {
+        HostLookup {
+            host: host.to_owned(),
+            cnames: Vec::new(),
+            addresses: Vec::new(),
+            total_addresses: 0,
+            errors: vec![why],
+            valid_until: None,
+        }
     }
 }
 

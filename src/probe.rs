@@ -461,7 +461,10 @@ async fn request(
 
 fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
     let detail = classify::chain_text(e);
-    let msg = if e.is_parse() || e.is_parse_status() {
+    let reset = detail.contains("reset by peer");
+    let msg = if reset {
+        format!("the server reset the connection (TCP RST) before a complete answer to {path}")
+    } else if e.is_parse() || e.is_parse_status() {
         format!(
             "the answer to {path} is not valid HTTP/1.1 ({detail}); is this port serving something else?"
         )

@@ -221,6 +221,7 @@ impl Resolution {
 
 /// The discovery service: DNS, the well-known client and cache, and the guard.
 pub struct Discovery {
+    timeout: Duration,
     dns: Dns,
     guard: NetGuard,
     well_known: WellKnownClient,
@@ -228,15 +229,28 @@ pub struct Discovery {
     rng: Mutex<StdRng>,
 }
 
-/// Tracks the earliest expiry of everything a resolution used.
-struct Expiry(Option<Instant>);
+/// Tracks the earliest expiry of everything a resolution used, and the deadline of its DNS
+/// lookups: DNS gets `timeout` in all (after the well-known fetch, which has its own), so a
+/// name server that never answers cannot stretch a round.
+struct Budget {
+    expiry: Option<Instant>,
+    deadline: Instant,
+}
 
-impl Expiry {
+impl Budget {
     fn add(&mut self, t: Option<Instant>) {
         if let Some(t) = t {
-            self.0 = Some(self.0.map_or(t, |cur| cur.min(t)));
+            self.expiry = Some(self.expiry.map_or(t, |cur| cur.min(t)));
         }
     }
+}
+
+/// Said of a lookup cut off by the discovery deadline.
+fn too_slow(timeout: Duration) -> String {
+    format!(
+        "no answer from the DNS server within {} (timed out)",
+        humantime::format_duration(timeout)
+    )
 }
 
 impl Discovery {
@@ -249,6 +263,7 @@ impl Discovery {
         timeout: Duration,
     ) -> Discovery {
         Discovery {
+            timeout,
             well_known: WellKnownClient::new(dns.clone(), guard.clone(), well_known_tls, timeout),
             dns,
             guard,
@@ -261,21 +276,24 @@ impl Discovery {
     pub async fn resolve(&self, name: &str) -> Resolution {
         let started = Instant::now();
         let mut r = Resolution::new(name);
-        let mut expiry = Expiry(None);
+        let mut budget = Budget {
+            expiry: None,
+            deadline: started + self.timeout,
+        };
         match ServerName::parse(name) {
             Err(e) => r.error = Some(e),
             Ok(parsed) => {
                 for note in parsed.advisories() {
                     r.note(Severity::Warning, note);
                 }
-                self.resolve_name(&parsed, &mut r, &mut expiry).await;
+                self.resolve_name(&parsed, &mut r, &mut budget).await;
             }
         }
-        self.finish(&mut r, expiry, started);
+        self.finish(&mut r, budget, started);
         r
     }
 
-    async fn resolve_name(&self, name: &ServerName, r: &mut Resolution, expiry: &mut Expiry) {
+    async fn resolve_name(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
         let host = match name.host() {
             // Step 1: an IP literal; no well-known, no SRV.
             Host::Ipv4(_) | Host::Ipv6(_) => {
@@ -287,7 +305,7 @@ impl Discovery {
         // Step 2: a hostname with an explicit port; no well-known, no SRV.
         if let Some(port) = name.port() {
             r.method = Some(Method::ExplicitPort);
-            self.add_host_targets(&host, port, name.as_str(), None, r, expiry)
+            self.add_host_targets(&host, port, name.as_str(), None, r, budget)
                 .await;
             return;
         }
@@ -301,29 +319,30 @@ impl Discovery {
                 fresh
             }
         };
-        expiry.add(self.cache.expiry(&host));
+        budget.add(self.cache.expiry(&host));
+        budget.deadline = Instant::now() + self.timeout;
         r.well_known = report;
         explain_well_known(r);
         match r.well_known.delegated.clone() {
             Some(delegated) => {
                 r.delegated_name = delegated.as_str().to_owned();
-                self.resolve_delegated(&delegated, r, expiry).await;
+                self.resolve_delegated(&delegated, r, budget).await;
             }
             // Steps 4–6 on the original hostname.
-            None => self.srv_steps(&host, r, expiry).await,
+            None => self.srv_steps(&host, r, budget).await,
         }
     }
 
     /// Steps 3.1–3.5: the delegated name never gets another well-known lookup.
-    async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, expiry: &mut Expiry) {
+    async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
         match (name.host(), name.port()) {
             (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
             (Host::Dns(host), Some(port)) => {
                 r.method = Some(Method::ExplicitPort);
-                self.add_host_targets(host, port, name.as_str(), None, r, expiry)
+                self.add_host_targets(host, port, name.as_str(), None, r, budget)
                     .await;
             }
-            (Host::Dns(host), None) => self.srv_steps(host, r, expiry).await,
+            (Host::Dns(host), None) => self.srv_steps(host, r, budget).await,
         }
     }
 
@@ -344,9 +363,9 @@ impl Discovery {
 
     /// Steps 3.3–3.5 and 4–6 for `name` (the delegated name or the original hostname): `Host`
     /// and the certificate name are `name` itself, never the SRV target.
-    async fn srv_steps(&self, name: &str, r: &mut Resolution, expiry: &mut Expiry) {
+    async fn srv_steps(&self, name: &str, r: &mut Resolution, budget: &mut Budget) {
         let fed = format!("_matrix-fed._tcp.{name}");
-        let records = match self.srv_lookup(&fed, r, expiry).await {
+        let records = match self.srv_lookup(&fed, r, budget).await {
             SrvResult::Records(records) => {
                 r.method = Some(Method::SrvMatrixFed);
                 records
@@ -354,7 +373,7 @@ impl Discovery {
             SrvResult::Stop => return,
             SrvResult::None => {
                 let legacy = format!("_matrix._tcp.{name}");
-                match self.srv_lookup(&legacy, r, expiry).await {
+                match self.srv_lookup(&legacy, r, budget).await {
                     SrvResult::Records(records) => {
                         r.method = Some(Method::SrvMatrix);
                         r.note(
@@ -369,7 +388,7 @@ impl Discovery {
                     SrvResult::Stop => return,
                     SrvResult::None => {
                         r.method = Some(Method::DefaultPort);
-                        self.add_host_targets(name, DEFAULT_PORT, name, None, r, expiry)
+                        self.add_host_targets(name, DEFAULT_PORT, name, None, r, budget)
                             .await;
                         return;
                     }
@@ -383,20 +402,21 @@ impl Discovery {
                 name,
                 Some(record.clone()),
                 r,
-                expiry,
+                budget,
             )
             .await;
         }
     }
 
-    async fn srv_lookup(&self, query: &str, r: &mut Resolution, expiry: &mut Expiry) -> SrvResult {
+    async fn srv_lookup(&self, query: &str, r: &mut Resolution, budget: &mut Budget) -> SrvResult {
         let mut lookup = SrvLookup {
             name: query.to_owned(),
             outcome: "not_found",
             records: Vec::new(),
             error: None,
         };
-        let result = match self.dns.srv(query).await {
+        let answer = tokio::time::timeout_at(budget.deadline, self.dns.srv(query)).await;
+        let result = match answer.unwrap_or_else(|_| Answer::Failed(too_slow(self.timeout))) {
             Answer::NotFound => SrvResult::None,
             Answer::Failed(why) => {
                 lookup.outcome = "failed";
@@ -409,7 +429,7 @@ impl Discovery {
                 SrvResult::Stop
             }
             Answer::Found(answer) => {
-                expiry.add(Some(answer.valid_until));
+                budget.add(Some(answer.valid_until));
                 if answer.total > answer.records.len() {
                     r.note(
                         Severity::Warning,
@@ -463,15 +483,17 @@ impl Discovery {
         host_header: &str,
         srv: Option<SrvRecord>,
         r: &mut Resolution,
-        expiry: &mut Expiry,
+        budget: &mut Budget,
     ) {
         // The certificate name: the server or delegated name without the port.
         let tls_name = match &srv {
             Some(_) => host_header.to_owned(),
             None => host.to_owned(),
         };
-        let lookup = self.dns.host(host).await;
-        expiry.add(lookup.valid_until);
+        let lookup = tokio::time::timeout_at(budget.deadline, self.dns.host(host))
+            .await
+            .unwrap_or_else(|_| HostLookup::failed(host, too_slow(self.timeout)));
+        budget.add(lookup.valid_until);
         if srv.is_some() && !lookup.cnames.is_empty() {
             r.note(
                 Severity::Warning,
@@ -509,7 +531,7 @@ impl Discovery {
         r.hosts.push(lookup);
     }
 
-    fn finish(&self, r: &mut Resolution, mut expiry: Expiry, started: Instant) {
+    fn finish(&self, r: &mut Resolution, mut budget: Budget, started: Instant) {
         if r.error.is_none() {
             if r.targets.is_empty() {
                 let errors: Vec<String> = r
@@ -548,10 +570,10 @@ impl Discovery {
         let now = Instant::now();
         if r.error.is_some() {
             // A failed resolution is retried on the next round.
-            expiry = Expiry(Some(now));
+            budget.expiry = Some(now);
         }
-        let valid_for = expiry
-            .0
+        let valid_for = budget
+            .expiry
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
         r.duration_ms = crate::ms(started.elapsed());
         r.valid_for = valid_for;

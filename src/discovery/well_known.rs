@@ -321,6 +321,20 @@ async fn read_capped(
     }
 }
 
+/// What a final (non-redirect) answer with `status` and `body` means, on its own (for tests
+/// and fuzzing; `fetch` does the same on the wire).
+pub fn judge_answer(status: u16, body: &[u8]) -> WellKnownReport {
+    let mut report = WellKnownReport::blank(WellKnownStatus::Error, None);
+    match StatusCode::from_u16(status) {
+        Ok(code) => judge(code, body, &mut report),
+        Err(_) => {
+            report.status = WellKnownStatus::Invalid;
+            report.problem = Some(format!("HTTP status {status} is not valid"));
+        }
+    }
+    report
+}
+
 /// Decides what a final (non-redirect) answer means, filling `report`.
 fn judge(status: StatusCode, body: &[u8], report: &mut WellKnownReport) {
     if status == StatusCode::NOT_FOUND {

@@ -5,9 +5,12 @@
 
 mod support;
 
+mod bad_config;
 mod cli;
 mod discovery;
+mod hostile;
 mod packaging;
 mod persistence;
 mod probe;
+mod security;
 mod serve;

@@ -40,6 +40,8 @@ struct Zone {
     faults: HashMap<(String, RecordType), Fault>,
     /// Extra records appended to answers of one (name, type): e.g. a stray A in an SRV answer.
     extras: HashMap<(String, RecordType), Vec<Rr>>,
+    /// Answers that change on every query of (name, type): the DNS-rebinding trick.
+    rotations: HashMap<(String, RecordType), (usize, Vec<Rr>)>,
     ttl: u32,
     log: Vec<(String, RecordType)>,
 }
@@ -129,6 +131,16 @@ impl TestDns {
         self
     }
 
+    /// Answers each query for `name`/`rtype` with the next of `answers`, in turn.
+    pub fn rotate(&self, name: &str, rtype: RecordType, answers: Vec<Rr>) -> &Self {
+        self.zone
+            .lock()
+            .unwrap()
+            .rotations
+            .insert((key(name), rtype), (0, answers));
+        self
+    }
+
     /// Sets the TTL of every answer from now on.
     pub fn set_ttl(&self, ttl: u32) {
         self.zone.lock().unwrap().ttl = ttl;
@@ -198,6 +210,12 @@ impl Handler {
             None => {}
         }
         let ttl = zone.ttl;
+        if let Some((next, list)) = zone.rotations.get_mut(&(qname.to_owned(), rtype)) {
+            let rr = list[*next % list.len()].clone();
+            *next += 1;
+            let owner = Name::from_ascii(format!("{qname}.")).unwrap();
+            return Plan::Answer(ResponseCode::NoError, vec![to_record(&owner, 0, &rr)]);
+        }
         let mut answers = Vec::new();
         let mut name = qname.to_owned();
         // Follow CNAMEs inside the zone, as an authoritative server does.

@@ -147,7 +147,7 @@ impl From<Leaf> for TlsOptions {
     }
 }
 
-fn server_config(opts: &TlsOptions) -> Arc<ServerConfig> {
+pub fn server_config(opts: &TlsOptions) -> Arc<ServerConfig> {
     let mut provider = rustls::crypto::ring::default_provider();
     if opts.p256_only {
         provider.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];

@@ -3,6 +3,7 @@
 //! them (the same settings a user would write).
 
 pub mod dns;
+pub mod hostile;
 pub mod https;
 pub mod pki;
 pub mod serve;

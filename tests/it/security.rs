@@ -1,0 +1,219 @@
+//! The private-address guard cannot be bypassed; server-supplied strings are escaped and
+//! capped; visitors cannot make the monitor contact anything.
+
+use std::time::Duration;
+
+use hickory_server::proto::rr::RecordType;
+use mxping::error::ErrorKind;
+use scraper::{Html, Selector};
+use serde_json::json;
+
+use crate::support::https::handler;
+use crate::support::serve::Serve;
+use crate::support::*;
+
+#[tokio::test]
+async fn decimal_octal_and_hex_ip_spellings_are_names_not_addresses() {
+    let h = Harness::new().await;
+    let services = h.services();
+    for name in [
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "127.1",
+        "017700000001",
+    ] {
+        let round = services.round(name).await;
+        let r = &round.resolution;
+        assert_ne!(
+            r.method,
+            Some(mxping::discovery::Method::IpLiteral),
+            "{name}"
+        );
+        assert!(
+            r.targets.is_empty(),
+            "{name} must never become an address: {:?}",
+            r.targets
+        );
+        assert_eq!(
+            r.error.as_ref().unwrap().kind,
+            ErrorKind::NoAddress,
+            "{name}"
+        );
+        assert!(
+            h.dns.asked(name, RecordType::A),
+            "{name} is looked up in DNS like any name"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_probe_connects_to_the_address_that_was_checked_even_when_dns_changes() {
+    let mut h = Harness::new().await;
+    let mut allowed = TestHost::claim();
+    let blocked = TestHost::claim();
+    // Only `allowed` is exempt from the guard; DNS alternates between the two on every query
+    // (a rebinding attack: pass the check with one answer, connect with the next).
+    let text = h.config_text().replace(
+        r#"allow = ["127.0.0.0/8", "::1/128"]"#,
+        &format!(r#"allow = ["{}/32"]"#, allowed.ip),
+    );
+    let config = mxping::config::Config::parse(&text, "t", None).unwrap();
+    h.dns.rotate(
+        "example.test",
+        RecordType::A,
+        vec![Rr::A(allowed.ip), Rr::A(blocked.ip)],
+    );
+    let mut blocked_listener = {
+        let mut b = blocked;
+        (b.take(443), b.take(8448))
+    };
+    blocked_listener.0.set_nonblocking(true).unwrap();
+    blocked_listener.1.set_nonblocking(true).unwrap();
+    let wk = h.serve(
+        &mut allowed,
+        443,
+        h.ca.leaf(&["example.test"]),
+        handler(|_| Reply::not_found()),
+    );
+    let server = h.homeserver(&mut allowed, 8448, "example.test", "example.test");
+    let services = mxping::Services::new(&config).unwrap();
+    for _ in 0..6 {
+        let round = services.round("example.test").await;
+        // Each resolution checks the answer it got and connects only there.
+        for a in &round.addresses {
+            if a.address.ip() == std::net::IpAddr::V4(allowed.ip) {
+                assert!(a.ok, "{:?}", a.error);
+            } else {
+                assert_eq!(a.error.as_ref().unwrap().kind, ErrorKind::BlockedAddress);
+                assert!(a.phases_ms.connect.is_none());
+            }
+        }
+    }
+    assert!(!server.seen().is_empty() && !wk.seen().is_empty());
+    for l in [&blocked_listener.0, &blocked_listener.1] {
+        match l.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("something connected to the blocked address: {other:?}"),
+        }
+    }
+    let _ = &mut blocked_listener;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_supplied_strings_are_escaped_on_the_page_and_capped_in_labels() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ninterval = \"1s\"\ntimeout = \"800ms\"\ncheck_keys = false\n".into();
+    h.servers = vec!["evil.test".into()];
+    let mut evil = h.host("evil.test");
+    let name = format!(
+        "<script>window.pwned=1</script>\u{7}\u{1b}[31m{}",
+        "A".repeat(500)
+    );
+    let version = "<img src=x onerror=alert(1)>\"'&".to_owned();
+    let leaf = h.ca.leaf(&["evil.test"]);
+    h.serve(
+        &mut evil,
+        8448,
+        leaf,
+        handler(move |s| {
+            if s.path == "/_matrix/federation/v1/version" {
+                Reply::json(json!({"server": {"name": name, "version": version}}))
+            } else {
+                Reply::not_found()
+            }
+        }),
+    );
+    let s = Serve::start(&h.config_file()).await;
+    s.wait_for(Duration::from_secs(10), "a round", || async {
+        (s.server("evil.test").await["status"] == "green").then_some(())
+    })
+    .await;
+    for (page, cell) in [("/", "td.software"), ("/server/evil.test", "#software")] {
+        let (_, body) = s.text(page).await;
+        let doc = Html::parse_document(&body);
+        assert!(
+            doc.select(&Selector::parse("script").unwrap())
+                .next()
+                .is_none(),
+            "{page}: a script element"
+        );
+        assert!(
+            doc.select(&Selector::parse("img").unwrap())
+                .next()
+                .is_none(),
+            "{page}: an injected element"
+        );
+        let text: String = doc
+            .select(&Selector::parse(cell).unwrap())
+            .next()
+            .unwrap()
+            .text()
+            .collect();
+        assert!(
+            text.contains("<script>window.pwned=1</script>"),
+            "{page}: shown as text: {text}"
+        );
+        assert!(
+            text.contains("<img src=x onerror=alert(1)>\"'&"),
+            "{page}: {text}"
+        );
+        assert!(
+            !body.contains('\u{1b}') && !body.contains('\u{7}'),
+            "{page}: control characters removed"
+        );
+    }
+    let api = s.server("evil.test").await;
+    let shown = api["software"]["name"].as_str().unwrap();
+    assert!(
+        shown.chars().count() <= 129,
+        "capped: {} chars",
+        shown.chars().count()
+    );
+    let metrics = s.text("/metrics").await.1;
+    let info = metrics
+        .lines()
+        .find(|l| l.starts_with("mxping_server_info{"))
+        .unwrap();
+    let software = info
+        .split("software=\"")
+        .nth(1)
+        .unwrap()
+        .split("\",")
+        .next()
+        .unwrap();
+    assert!(software.chars().count() <= 65, "label capped: {software}");
+    assert!(!info.contains('\u{1b}'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_to_the_web_app_makes_the_monitor_contact_a_host() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ninterval = \"1s\"\ntimeout = \"800ms\"\n".into();
+    h.servers = vec!["known.test".into()];
+    let s = Serve::start(&h.config_file()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for path in [
+        "/server/visitor.test",
+        "/api/v1/servers/visitor.test",
+        "/server/visitor.test:8448",
+        "/api/v1/servers/%5B::1%5D",
+        "/?server=visitor.test",
+        "/check/visitor.test",
+        "/metrics?target=visitor.test",
+    ] {
+        let (code, _) = s.text(path).await;
+        assert!(code == 404 || code == 200, "{path}: {code}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked: Vec<_> = h
+        .dns
+        .queries()
+        .into_iter()
+        .filter(|(n, _)| n.contains("visitor"))
+        .collect();
+    assert!(
+        asked.is_empty(),
+        "the monitor looked up a visitor-supplied name: {asked:?}"
+    );
+}
