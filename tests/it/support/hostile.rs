@@ -126,7 +126,7 @@ async fn serve(
                     .await?;
                 tls.flush().await?;
                 let (tcp, _) = tls.into_inner();
-                tcp.set_linger(Some(Duration::ZERO))?; // close with RST
+                tcp.set_zero_linger()?; // close with RST
                 drop(tcp);
                 return Ok(());
             }
