@@ -442,13 +442,15 @@ async fn request(
                     format!("the {path} body is larger than {} KiB", limit / 1024),
                 )
             } else {
-                ProbeError::new(
-                    ErrorKind::InvalidResponse,
+                let detail = classify::chain_text(e.as_ref());
+                let msg = if detail.contains("reset by peer") {
                     format!(
-                        "the {path} body was cut off: {}",
-                        classify::chain_text(e.as_ref())
-                    ),
-                )
+                        "the server reset the connection (TCP RST) in the middle of the {path} body"
+                    )
+                } else {
+                    format!("the {path} body was cut off: {detail}")
+                };
+                ProbeError::new(ErrorKind::InvalidResponse, msg)
             }
         })?
         .to_bytes();
