@@ -872,3 +872,76 @@ async fn discovery_reruns_when_dns_records_expire_and_failing_servers_are_probed
         "down.test had {down} rounds, moving.test {healthy}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_under_load_keeps_the_old_config_serving() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ninterval = \"1s\"\nretry_interval = \"500ms\"\ntimeout = \"800ms\"\npings = 1\n\
+               check_keys = false\nconcurrency = 32\n[storage]\ndata_dir = \"\"\n"
+        .into();
+    let mut host = TestHost::claim();
+    let leaf = h.ca.leaf(&["load.test"]);
+    h.serve(&mut host, 8448, leaf, https::homeserver("load.test"));
+    for i in 0..300 {
+        let name = format!("s{i}.load.test");
+        h.dns.srv(
+            &format!("_matrix-fed._tcp.{name}"),
+            10,
+            0,
+            8448,
+            "load.test",
+        );
+        h.servers.push(name);
+    }
+    h.dns.a("load.test", host.ip);
+    // The SRV records point every name at load.test, whose certificate must match each name:
+    // they are not valid for it, so all 300 are probed to the TLS certificate check and fail
+    // there — a full round each, which is the load wanted here.
+    let path = h.config_file();
+    let s = Serve::start(&path).await;
+    s.wait_for(
+        Duration::from_secs(15),
+        "every server to have a round",
+        || async {
+            let list = s.json("/api/v1/servers").await;
+            (list["summary"]["unknown"] == 0).then_some(())
+        },
+    )
+    .await;
+    std::fs::write(&path, "[monitor]\npings = \"many\"\n").unwrap();
+    s.signal("HUP");
+    s.wait_for(Duration::from_secs(10), "the failed reload", || async {
+        s.text("/metrics")
+            .await
+            .1
+            .contains("mxping_config_last_reload_successful 0")
+            .then_some(())
+    })
+    .await;
+    let list = s.json("/api/v1/servers").await;
+    assert_eq!(list["servers"].as_array().unwrap().len(), 300);
+    // Rounds go on for all of them after the failed reload.
+    let before: Vec<Value> = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["checked_at"].clone())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = s.json("/api/v1/servers").await;
+    let moved = after["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&before)
+        .filter(|(v, b)| v["checked_at"] != **b)
+        .count();
+    assert!(
+        moved >= 290,
+        "only {moved} of 300 servers were probed again"
+    );
+    let started = std::time::Instant::now();
+    let (code, _) = s.text("/").await;
+    assert_eq!(code, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
