@@ -118,6 +118,34 @@ pub fn render_text(report: &CheckReport) -> String {
             render_address(&mut out, a, now);
         }
     }
+    if let Some(c) = &s.client {
+        let _ = writeln!(out, "\nClient API (as Matrix clients discover it)");
+        let base = c.base_url.clone().unwrap_or_else(|| "–".into());
+        let how = match c.discovery {
+            crate::client_api::Discovery::Found => "from /.well-known/matrix/client",
+            crate::client_api::Discovery::Ignore => {
+                "no /.well-known/matrix/client (404): the server name itself"
+            }
+            crate::client_api::Discovery::FailPrompt => {
+                "broken /.well-known/matrix/client: clients ask the user"
+            }
+            crate::client_api::Discovery::FailError => "clients show an error",
+        };
+        let _ = writeln!(out, "  base URL     {base} ({how})");
+        match (&c.error, c.latency_ms) {
+            (Some(e), _) => {
+                let _ = writeln!(out, "  ✖ {e}");
+            }
+            (None, latency) => {
+                let _ = writeln!(
+                    out,
+                    "  ✔ /_matrix/client/versions in {:.1} ms; spec versions {}",
+                    latency.unwrap_or_default(),
+                    c.versions.join(", ")
+                );
+            }
+        }
+    }
     if let Some(r) = &s.discovery {
         let notes: Vec<String> = r
             .findings

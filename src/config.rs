@@ -65,6 +65,8 @@ pub struct MonitorConfig {
     pub concurrency: usize,
     /// Also check `/_matrix/key/v2/server` each round.
     pub check_keys: bool,
+    /// Also check the client API (`/.well-known/matrix/client`, `/_matrix/client/versions`).
+    pub check_client: bool,
 }
 
 /// The web app.
@@ -141,6 +143,7 @@ impl Default for MonitorConfig {
             up_after: 2,
             concurrency: 64,
             check_keys: true,
+            check_client: true,
         }
     }
 }
@@ -179,6 +182,7 @@ struct RawMonitor {
     up_after: Option<Spanned<i64>>,
     concurrency: Option<Spanned<i64>>,
     check_keys: Option<bool>,
+    check_client: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +540,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         up_after: integer(&m.up_after, "[monitor] up_after", 1..=100, 2, p) as u32,
         concurrency: integer(&m.concurrency, "[monitor] concurrency", 1..=10_000, 64, p) as usize,
         check_keys: m.check_keys.unwrap_or(true),
+        check_client: m.check_client.unwrap_or(true),
     };
     // Values that contradict each other.
     if let Some(t) = &m.timeout

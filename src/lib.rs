@@ -4,11 +4,13 @@
 
 pub mod check;
 pub mod classify;
+pub mod client_api;
 pub mod config;
 pub mod discovery;
 pub mod dns;
 pub mod error;
 pub mod history;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod monitor;
@@ -52,6 +54,8 @@ pub struct Services {
     pub discovery: Discovery,
     /// Probes targets.
     pub prober: Prober,
+    /// Checks the client API, when enabled.
+    pub client: Option<client_api::ClientChecker>,
 }
 
 impl Services {
@@ -61,11 +65,19 @@ impl Services {
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());
         let discovery = Discovery::new(
-            dns,
-            guard,
+            dns.clone(),
+            guard.clone(),
             tls::verifying_config(roots.clone()),
             config.monitor.timeout,
         );
+        let client = config.monitor.check_client.then(|| {
+            client_api::ClientChecker::new(
+                dns.clone(),
+                guard.clone(),
+                tls::verifying_config(roots.clone()),
+                config.monitor.timeout,
+            )
+        });
         let prober = Prober::new(
             tls::ProbeTls::new(roots),
             ProbeSettings {
@@ -74,7 +86,11 @@ impl Services {
                 check_keys: config.monitor.check_keys,
             },
         );
-        Ok(Services { discovery, prober })
+        Ok(Services {
+            discovery,
+            prober,
+            client,
+        })
     }
 
     /// Resolves `name` and probes every address once.
@@ -83,12 +99,22 @@ impl Services {
         self.probe(resolution, name).await
     }
 
-    /// Probes every target of an existing resolution once.
+    /// Probes every target of an existing resolution once, and the client API beside it.
     pub async fn probe(&self, resolution: discovery::Resolution, name: &str) -> Round {
-        let addresses = probe::probe_all(&self.prober, &resolution.targets, name).await;
+        let federation = probe::probe_all(&self.prober, &resolution.targets, name);
+        let client = async {
+            match (&self.client, &resolution.error) {
+                // An invalid name has no client API either.
+                (_, Some(e)) if e.kind == error::ErrorKind::InvalidName => None,
+                (Some(c), _) => Some(c.check(name).await),
+                (None, _) => None,
+            }
+        };
+        let (addresses, client) = tokio::join!(federation, client);
         Round {
             resolution,
             addresses,
+            client,
             finished_at: OffsetDateTime::now_utc(),
         }
     }

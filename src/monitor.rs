@@ -92,6 +92,7 @@ impl ServerView {
                 discovery: None,
                 addresses: Vec::new(),
                 error: None,
+                client: None,
             },
             None => ServerReport {
                 name: server.name.clone(),
@@ -103,6 +104,7 @@ impl ServerView {
                 discovery: None,
                 addresses: Vec::new(),
                 error: None,
+                client: None,
             },
         };
         ServerView {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::client_api::ClientReport;
 use crate::discovery::{Resolution, Severity};
 use crate::error::ProbeError;
 use crate::probe::{AddressReport, Software};
@@ -62,6 +63,8 @@ pub struct Round {
     pub resolution: Resolution,
     /// One report per target, in the order a homeserver would try them.
     pub addresses: Vec<AddressReport>,
+    /// The client API check, when enabled.
+    pub client: Option<ClientReport>,
     /// When the round finished.
     pub finished_at: OffsetDateTime,
 }
@@ -174,6 +177,8 @@ pub struct ServerReport {
     pub addresses: Vec<AddressReport>,
     /// What explains a failure, if anything failed.
     pub error: Option<ProbeError>,
+    /// The client API, checked as Matrix clients discover it (when enabled).
+    pub client: Option<ClientReport>,
 }
 
 impl ServerReport {
@@ -200,6 +205,7 @@ impl ServerReport {
             discovery: Some(round.resolution.clone()),
             addresses: round.addresses.clone(),
             error: round.error(),
+            client: round.client.clone(),
         }
     }
 }

@@ -8,7 +8,6 @@
 //! and failures for up to 1 h with exponential backoff.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -137,19 +136,7 @@ impl WellKnownClient {
         tls: rustls::ClientConfig,
         timeout: Duration,
     ) -> WellKnownClient {
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .dns_resolver(GuardedResolver {
-                dns,
-                guard: guard.clone(),
-            })
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .http1_only()
-            .pool_max_idle_per_host(0)
-            .user_agent(crate::USER_AGENT)
-            .build()
-            .expect("reqwest client with a preconfigured rustls config builds");
+        let client = crate::http::guarded_client(dns, guard.clone(), tls, 0);
         WellKnownClient {
             client,
             guard,
@@ -544,56 +531,6 @@ impl WellKnownCache {
             .expect("cache lock")
             .get(host)
             .map(|e| e.expires)
-    }
-}
-
-/// reqwest's resolver: hickory lookups, then the private-address guard, so redirects to other
-/// hosts are resolved and guarded in the same place.
-struct GuardedResolver {
-    dns: Dns,
-    guard: NetGuard,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let dns = self.dns.clone();
-        let guard = self.guard.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let lookup = dns.host(&host).await;
-            if lookup.addresses.is_empty() {
-                let error = if lookup.errors.is_empty() {
-                    ProbeError::new(
-                        ErrorKind::NoAddress,
-                        format!("{host} has no A or AAAA record"),
-                    )
-                } else {
-                    ProbeError::new(
-                        ErrorKind::Dns,
-                        format!("looking up {host} failed: {}", lookup.errors.join("; ")),
-                    )
-                };
-                return Err(Box::new(classify::Resolution(error)) as _);
-            }
-            let mut blocked = None;
-            let allowed: Vec<SocketAddr> = lookup
-                .addresses
-                .iter()
-                .filter(|ip| match guard.check(**ip) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        blocked.get_or_insert(e);
-                        false
-                    }
-                })
-                .map(|ip| SocketAddr::new(*ip, 0))
-                .collect();
-            if allowed.is_empty() {
-                let e = blocked.expect("some address was blocked");
-                return Err(Box::new(classify::Resolution(e)) as _);
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
     }
 }
 

@@ -232,7 +232,7 @@ async fn b1_explicit_port_skips_well_known_and_srv() {
         server.hits(VERSION)[0],
         seen(Some("example.test"), "example.test:8448", VERSION)
     );
-    assert!(wk.seen().is_empty(), "no well-known request");
+    assert!(wk.hits(WK).is_empty(), "no well-known request");
     assert!(
         !h.dns
             .asked("_matrix-fed._tcp.example.test", RecordType::SRV),
@@ -487,7 +487,7 @@ async fn c10_only_one_well_known_hop() {
     let round = h.services().round("example.test").await;
     assert_eq!(round.resolution.delegated_name, "matrix.example.test");
     assert!(
-        second.seen().is_empty(),
+        second.hits(WK).is_empty(),
         "the delegated name's well-known is never fetched"
     );
     assert!(round.federation_ok());
@@ -1150,7 +1150,7 @@ async fn f5_private_addresses_are_blocked_by_default_everywhere() {
         round.resolution.well_known.error_kind,
         Some(ErrorKind::BlockedAddress)
     );
-    assert!(wk.seen().is_empty());
+    assert!(wk.hits(WK).is_empty());
     assert_eq!(round.error().unwrap().kind, ErrorKind::BlockedAddress);
 }
 
@@ -1175,7 +1175,7 @@ async fn f5_well_known_redirect_to_a_private_ip_is_blocked() {
     let wkr = &round.resolution.well_known;
     assert_eq!(wkr.status, WellKnownStatus::Error);
     assert_eq!(wkr.error_kind, Some(ErrorKind::BlockedAddress), "{wkr:?}");
-    assert_eq!(wk.seen().len(), 1);
+    assert_eq!(wk.hits(WK).len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_config;
 mod cli;
+mod client_api;
 mod discovery;
 mod hostile;
 mod packaging;
