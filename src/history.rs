@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::error::ErrorKind;
-use crate::report::{Round, Status};
+use crate::report::{Reason, Round, Status};
 
 /// Compact samples kept per server and per address.
 pub const RECENT: usize = 60;
@@ -283,7 +283,7 @@ pub struct StatusState {
     /// The current status.
     pub status: Option<Status>,
     /// Why it is not green.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// Consecutive rounds in which no address answered.
     pub failed_rounds: u32,
     /// Consecutive rounds in which some address answered, while recovering from red.
@@ -295,22 +295,29 @@ pub struct StatusState {
 impl StatusState {
     /// Advances the state with one round. `round_status` is what the round alone says
     /// (green / yellow with a reason / red with a reason).
-    pub fn advance(&mut self, up: bool, round_status: (Status, Option<String>), t: &Thresholds) {
+    pub fn advance(&mut self, up: bool, round_status: (Status, Option<Reason>), t: &Thresholds) {
         let (alone, why) = round_status;
         if !up {
             self.failed_rounds += 1;
             self.good_rounds = 0;
-            let why = why.unwrap_or_else(|| "no address answered".into());
+            let cause = Box::new(why.unwrap_or(Reason::Failed {
+                kind: None,
+                message: String::new(),
+            }));
             if self.down || self.failed_rounds >= t.down_after {
                 self.down = true;
                 self.status = Some(Status::Red);
-                self.reason = Some(format!("{} failed rounds: {why}", self.failed_rounds));
+                self.reason = Some(Reason::Down {
+                    failed: self.failed_rounds,
+                    cause,
+                });
             } else {
                 self.status = Some(Status::Yellow);
-                self.reason = Some(format!(
-                    "failing, not yet confirmed ({} of {} failed rounds): {why}",
-                    self.failed_rounds, t.down_after
-                ));
+                self.reason = Some(Reason::Unconfirmed {
+                    failed: self.failed_rounds,
+                    of: t.down_after,
+                    cause,
+                });
             }
             return;
         }
@@ -319,10 +326,10 @@ impl StatusState {
             self.good_rounds += 1;
             if self.good_rounds < t.up_after {
                 self.status = Some(Status::Yellow);
-                self.reason = Some(format!(
-                    "recovering ({} of {} good rounds)",
-                    self.good_rounds, t.up_after
-                ));
+                self.reason = Some(Reason::Recovering {
+                    good: self.good_rounds,
+                    of: t.up_after,
+                });
                 return;
             }
             self.down = false;
@@ -572,6 +579,7 @@ fn push_recent(ring: &mut VecDeque<Sample>, s: Sample) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     const T: Thresholds = Thresholds {
         green_below_ms: 200.0,
@@ -579,12 +587,25 @@ mod tests {
         up_after: 2,
     };
 
-    fn green() -> (Status, Option<String>) {
+    fn green() -> (Status, Option<Reason>) {
         (Status::Green, None)
     }
 
-    fn red(why: &str) -> (Status, Option<String>) {
-        (Status::Red, Some(why.into()))
+    fn red(kind: ErrorKind, message: &str) -> (Status, Option<Reason>) {
+        (
+            Status::Red,
+            Some(Reason::Failed {
+                kind: Some(kind),
+                message: message.into(),
+            }),
+        )
+    }
+
+    fn text(s: &StatusState) -> String {
+        s.reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     #[test]
@@ -601,34 +622,30 @@ mod tests {
         s.advance(true, green(), &T);
         assert_eq!(s.status, Some(Status::Green));
 
-        s.advance(false, red("connect_refused: x"), &T);
+        s.advance(false, red(ErrorKind::ConnectRefused, "x"), &T);
         assert_eq!(s.status, Some(Status::Yellow));
-        assert!(
-            s.reason
-                .as_deref()
-                .unwrap()
-                .contains("1 of 3 failed rounds")
+        assert_eq!(
+            text(&s),
+            "failing, not yet confirmed (1 of 3 failed rounds): connect_refused: x"
         );
-        s.advance(false, red("connect_refused: x"), &T);
+        s.advance(false, red(ErrorKind::ConnectRefused, "x"), &T);
         assert_eq!(s.status, Some(Status::Yellow));
-        s.advance(false, red("tls_certificate: y"), &T);
+        s.advance(false, red(ErrorKind::TlsCertificate, "y"), &T);
         assert_eq!(s.status, Some(Status::Red));
+        assert_eq!(text(&s), "3 failed rounds: tls_certificate: y");
         assert_eq!(
-            s.reason.as_deref(),
-            Some("3 failed rounds: tls_certificate: y")
+            s.reason.as_ref().unwrap().kind(),
+            Some(ErrorKind::TlsCertificate)
         );
-        s.advance(false, red("tls_certificate: y"), &T);
-        assert_eq!(
-            s.reason.as_deref(),
-            Some("4 failed rounds: tls_certificate: y")
-        );
+        s.advance(false, red(ErrorKind::TlsCertificate, "y"), &T);
+        assert_eq!(text(&s), "4 failed rounds: tls_certificate: y");
 
         // Recovery needs up_after good rounds; one is not enough.
         s.advance(true, green(), &T);
         assert_eq!(s.status, Some(Status::Yellow));
-        assert_eq!(s.reason.as_deref(), Some("recovering (1 of 2 good rounds)"));
+        assert_eq!(text(&s), "recovering (1 of 2 good rounds)");
         // A failure while recovering goes straight back to red.
-        s.advance(false, red("timeout: z"), &T);
+        s.advance(false, red(ErrorKind::Timeout, "z"), &T);
         assert_eq!(s.status, Some(Status::Red));
         s.advance(true, green(), &T);
         s.advance(true, green(), &T);
@@ -640,15 +657,12 @@ mod tests {
     fn a_single_failure_does_not_flap_to_red() {
         let mut s = StatusState::default();
         for i in 0..10 {
-            s.advance(
-                i % 2 == 0,
-                if i % 2 == 0 {
-                    green()
-                } else {
-                    red("timeout: t")
-                },
-                &T,
-            );
+            let round = if i % 2 == 0 {
+                green()
+            } else {
+                red(ErrorKind::Timeout, "t")
+            };
+            s.advance(i % 2 == 0, round, &T);
             assert_ne!(s.status, Some(Status::Red));
         }
     }
@@ -656,37 +670,28 @@ mod tests {
     #[test]
     fn slow_or_partial_rounds_are_yellow_with_their_reason() {
         let mut s = StatusState::default();
-        s.advance(
-            true,
-            (Status::Yellow, Some("latency 320 ms ≥ 200 ms".into())),
-            &T,
-        );
+        let slow = Reason::Slow {
+            latency_ms: 320.0,
+            threshold_ms: 200.0,
+        };
+        s.advance(true, (Status::Yellow, Some(slow)), &T);
         assert_eq!(s.status, Some(Status::Yellow));
-        assert_eq!(s.reason.as_deref(), Some("latency 320 ms ≥ 200 ms"));
+        assert_eq!(text(&s), "latency 320 ms ≥ 200 ms");
         // Recovery counts reachable rounds, and then shows what the round says.
         let mut s = StatusState {
             down: true,
             status: Some(Status::Red),
             ..Default::default()
         };
-        s.advance(
-            true,
-            (
-                Status::Yellow,
-                Some("IPv6 address [::1]:8448 failing: connect".into()),
-            ),
-            &T,
-        );
-        s.advance(
-            true,
-            (
-                Status::Yellow,
-                Some("IPv6 address [::1]:8448 failing: connect".into()),
-            ),
-            &T,
-        );
+        let partial = Reason::Partial {
+            family: "IPv6".into(),
+            address: "[::1]:8448".into(),
+            kind: Some(ErrorKind::Connect),
+        };
+        s.advance(true, (Status::Yellow, Some(partial.clone())), &T);
+        s.advance(true, (Status::Yellow, Some(partial)), &T);
         assert_eq!(s.status, Some(Status::Yellow));
-        assert!(s.reason.as_deref().unwrap().starts_with("IPv6 address"));
+        assert_eq!(text(&s), "IPv6 address [::1]:8448 failing: connect");
         assert!(!s.down);
     }
 

@@ -25,7 +25,7 @@ use crate::config::{Config, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::{Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
-use crate::report::{Round, ServerReport, Status};
+use crate::report::{Reason, Round, ServerReport, Status};
 use crate::store::{RoundRecord, Saved, Store};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
@@ -97,7 +97,7 @@ impl ServerView {
             None => ServerReport {
                 name: server.name.clone(),
                 status: Status::Unknown,
-                reason: Some("no round has completed yet".into()),
+                reason: Some(Reason::NotChecked),
                 latency_ms: None,
                 checked_at: None,
                 software: None,
@@ -228,10 +228,30 @@ pub struct Snapshot {
     pub servers: Vec<Arc<ServerView>>,
 }
 
+/// A status change, for the feed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// The server.
+    pub server: String,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// The status before.
+    pub from: Status,
+    /// The status after.
+    pub to: Status,
+    /// Why, in words.
+    #[serde(serialize_with = "crate::report::reason_text")]
+    pub reason: Option<Reason>,
+}
+
+/// Status changes kept for the feed.
+pub const MAX_EVENTS: usize = 200;
+
 /// The monitor.
 pub struct Monitor {
     live: RwLock<Live>,
     metrics: Arc<Metrics>,
+    events: Mutex<std::collections::VecDeque<Event>>,
     store: Option<Store>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -254,6 +274,7 @@ impl Monitor {
                 slots: Vec::new(),
             }),
             metrics,
+            events: Mutex::new(std::collections::VecDeque::new()),
             store,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -262,6 +283,10 @@ impl Monitor {
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
         let mut saved = monitor.load_saved(&servers)?;
+        if let Some(store) = &monitor.store {
+            let events = store.load_events(MAX_EVENTS).map_err(|e| e.to_string())?;
+            monitor.events.lock().expect("events lock").extend(events);
+        }
         for server in servers {
             monitor.metrics.add_server(&server.name);
             let slot = monitor.restored_slot(server, thresholds, &mut saved);
@@ -361,6 +386,28 @@ impl Monitor {
             .iter()
             .find(|s| s.server.name == name)
             .map(|s| (live.config.clone(), s.view()))
+    }
+
+    /// Status changes, newest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .expect("events lock")
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    }
+
+    fn record_event(&self, event: Event) {
+        if let Some(store) = &self.store {
+            store.write_event(event.clone());
+        }
+        let mut events = self.events.lock().expect("events lock");
+        if events.len() == MAX_EVENTS {
+            events.pop_front();
+        }
+        events.push_back(event);
     }
 
     /// The config in force.
@@ -548,7 +595,19 @@ impl Job {
     fn publish(&self, round: Round, discovery_ran: bool) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut history = self.slot.history.lock().expect("history lock");
+        let before = history.status();
         let delta = history.record(&round, now);
+        let after = history.status();
+        // The first round after start-up is not a change worth announcing.
+        if before != after && before != Status::Unknown {
+            self.monitor.record_event(Event {
+                server: self.slot.server.name.clone(),
+                at: now,
+                from: before,
+                to: after,
+                reason: history.state.reason.clone(),
+            });
+        }
         let view = ServerView::build(&self.slot.server, &history, Some(&round), None, now);
         if let Some(store) = &self.monitor.store {
             store.write(RoundRecord {

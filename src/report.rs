@@ -2,14 +2,15 @@
 //! headline latency, the software, the error that explains a failure, and the single-round
 //! status `mxping check` reports. The monitor adds hysteresis on top (see `history`).
 
+use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::client_api::ClientReport;
 use crate::discovery::{Resolution, Severity};
-use crate::error::ProbeError;
+use crate::error::{ErrorKind, ProbeError};
 use crate::probe::{AddressReport, Software};
 
 /// Green, yellow, red or unknown (design.md "Status").
@@ -53,6 +54,115 @@ impl Status {
             Status::Red => "✖",
             Status::Unknown => "?",
         }
+    }
+}
+
+/// Why a status is not green: structured, so pages can explain it in any language; shown in
+/// English (and in the JSON API) through `Display`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// No address answered in a round.
+    Failed {
+        /// The error kind, if one explains it.
+        kind: Option<ErrorKind>,
+        /// The error message.
+        message: String,
+    },
+    /// Some address (IP family) fails while another answers.
+    Partial {
+        /// `IPv4` or `IPv6`.
+        family: String,
+        /// The failing address.
+        address: String,
+        /// Its error kind.
+        kind: Option<ErrorKind>,
+    },
+    /// Reachable but slower than `green_below`.
+    Slow {
+        /// Headline latency, ms.
+        latency_ms: f64,
+        /// `green_below`, ms.
+        threshold_ms: f64,
+    },
+    /// Failing, fewer than `down_after` rounds in a row.
+    Unconfirmed {
+        /// Failed rounds in a row.
+        failed: u32,
+        /// `down_after`.
+        of: u32,
+        /// The last round's reason.
+        cause: Box<Reason>,
+    },
+    /// Confirmed down.
+    Down {
+        /// Failed rounds in a row.
+        failed: u32,
+        /// The last round's reason.
+        cause: Box<Reason>,
+    },
+    /// Reachable again after being down, not yet for `up_after` rounds.
+    Recovering {
+        /// Good rounds in a row.
+        good: u32,
+        /// `up_after`.
+        of: u32,
+    },
+    /// No round has completed yet.
+    NotChecked,
+}
+
+impl Reason {
+    /// The error kind at the root of this reason, if any.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Reason::Failed { kind, .. } | Reason::Partial { kind, .. } => *kind,
+            Reason::Unconfirmed { cause, .. } | Reason::Down { cause, .. } => cause.kind(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Failed {
+                kind: Some(k),
+                message,
+            } => write!(f, "{k}: {message}"),
+            Reason::Failed { kind: None, .. } => f.write_str("no address answered"),
+            Reason::Partial {
+                family,
+                address,
+                kind,
+            } => {
+                let kind = kind.map_or("error", ErrorKind::as_str);
+                write!(f, "{family} address {address} failing: {kind}")
+            }
+            Reason::Slow {
+                latency_ms,
+                threshold_ms,
+            } => {
+                write!(f, "latency {latency_ms:.0} ms ≥ {threshold_ms:.0} ms")
+            }
+            Reason::Unconfirmed { failed, of, cause } => {
+                write!(
+                    f,
+                    "failing, not yet confirmed ({failed} of {of} failed rounds): {cause}"
+                )
+            }
+            Reason::Down { failed, cause } => write!(f, "{failed} failed rounds: {cause}"),
+            Reason::Recovering { good, of } => write!(f, "recovering ({good} of {of} good rounds)"),
+            Reason::NotChecked => f.write_str("no round has completed yet"),
+        }
+    }
+}
+
+/// Serializes an optional reason as its English text.
+pub fn reason_text<S: serde::Serializer>(r: &Option<Reason>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.collect_str(r),
+        None => s.serialize_none(),
     }
 }
 
@@ -106,13 +216,16 @@ impl Round {
     }
 
     /// The status this round alone gives, with the reason for anything but green.
-    pub fn status(&self, green_below: Duration) -> (Status, Option<String>) {
+    pub fn status(&self, green_below: Duration) -> (Status, Option<Reason>) {
         if !self.any_ok() {
-            let reason = self.error().map_or_else(
-                || "no address answered".to_owned(),
-                |e| format!("{}: {}", e.kind, e.message),
+            let error = self.error();
+            return (
+                Status::Red,
+                Some(Reason::Failed {
+                    kind: error.as_ref().map(|e| e.kind),
+                    message: error.map(|e| e.message).unwrap_or_default(),
+                }),
             );
-            return (Status::Red, Some(reason));
         }
         if let Some(failing) = self.addresses.iter().find(|a| !a.ok) {
             let family = if failing.ip_family == "ipv6" {
@@ -120,20 +233,23 @@ impl Round {
             } else {
                 "IPv4"
             };
-            let kind = failing.error.as_ref().map_or("error", |e| e.kind.as_str());
             return (
                 Status::Yellow,
-                Some(format!(
-                    "{family} address {} failing: {kind}",
-                    failing.address
-                )),
+                Some(Reason::Partial {
+                    family: family.to_owned(),
+                    address: failing.address.to_string(),
+                    kind: failing.error.as_ref().map(|e| e.kind),
+                }),
             );
         }
-        let threshold = green_below.as_secs_f64() * 1000.0;
+        let threshold_ms = green_below.as_secs_f64() * 1000.0;
         match self.latency_ms() {
-            Some(l) if l >= threshold => (
+            Some(latency_ms) if latency_ms >= threshold_ms => (
                 Status::Yellow,
-                Some(format!("latency {l:.0} ms ≥ {threshold:.0} ms")),
+                Some(Reason::Slow {
+                    latency_ms,
+                    threshold_ms,
+                }),
             ),
             _ => (Status::Green, None),
         }
@@ -163,7 +279,8 @@ pub struct ServerReport {
     /// Current status.
     pub status: Status,
     /// Why the status is not green, in words.
-    pub reason: Option<String>,
+    #[serde(serialize_with = "reason_text")]
+    pub reason: Option<Reason>,
     /// Headline latency of the last round, milliseconds.
     pub latency_ms: Option<f64>,
     /// When the last round finished.
@@ -193,7 +310,7 @@ impl ServerReport {
         name: &str,
         round: &Round,
         status: Status,
-        reason: Option<String>,
+        reason: Option<Reason>,
     ) -> ServerReport {
         ServerReport {
             name: name.to_owned(),

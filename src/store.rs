@@ -27,6 +27,7 @@ use tracing::{error, warn};
 
 use crate::error::ErrorKind;
 use crate::history::{BucketRow, Delta, Restored, Sample, StatusState};
+use crate::monitor::Event;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
@@ -53,6 +54,9 @@ CREATE TABLE buckets (
 CREATE TABLE histograms (
     server INTEGER NOT NULL, hour INTEGER NOT NULL, bins BLOB NOT NULL,
     PRIMARY KEY (server, hour)) WITHOUT ROWID;
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, server TEXT NOT NULL, at INTEGER NOT NULL,
+    from_status TEXT NOT NULL, to_status TEXT NOT NULL, reason TEXT);
 CREATE TABLE state (
     server INTEGER PRIMARY KEY, status TEXT, reason TEXT, failed_rounds INTEGER NOT NULL,
     good_rounds INTEGER NOT NULL, down INTEGER NOT NULL,
@@ -105,6 +109,7 @@ pub struct RoundRecord {
 
 enum Msg {
     Round(Box<RoundRecord>),
+    Event(Event),
     Flush(Sender<()>),
 }
 
@@ -260,6 +265,42 @@ impl Store {
         }
     }
 
+    /// Queues a status change for the next flush.
+    pub fn write_event(&self, event: Event) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Event(event));
+        }
+    }
+
+    /// The last `limit` status changes, oldest first.
+    pub fn load_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| io(&self.path, e))?;
+        let mut stmt = conn
+            .prepare("SELECT server, at, from_status, to_status, reason FROM events ORDER BY id DESC LIMIT ?1")
+            .map_err(|e| io(&self.path, e))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                let from: String = r.get(2)?;
+                let to: String = r.get(3)?;
+                Ok(Event {
+                    server: r.get(0)?,
+                    at: r.get(1)?,
+                    from: Status::parse(&from).unwrap_or(Status::Unknown),
+                    to: Status::parse(&to).unwrap_or(Status::Unknown),
+                    reason: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|j| serde_json::from_str(&j).ok()),
+                })
+            })
+            .map_err(|e| io(&self.path, e))?;
+        let mut events: Vec<Event> = rows
+            .collect::<Result<_, _>>()
+            .map_err(|e| io(&self.path, e))?;
+        events.reverse();
+        Ok(events)
+    }
+
     /// Writes everything queued so far and waits for it.
     pub fn flush(&self) {
         let (done, wait) = mpsc::channel();
@@ -413,7 +454,9 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
                 Ok((
                     StatusState {
                         status: status.as_deref().and_then(Status::parse),
-                        reason: r.get(1)?,
+                        reason: r
+                            .get::<_, Option<String>>(1)?
+                            .and_then(|j| serde_json::from_str(&j).ok()),
                         failed_rounds: r.get(2)?,
                         good_rounds: r.get(3)?,
                         down: r.get(4)?,
@@ -457,39 +500,42 @@ impl Writer {
 
     fn run(mut self, rx: Receiver<Msg>, flush_interval: Duration) {
         let mut batch: Vec<RoundRecord> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
         let mut next_flush = Instant::now() + flush_interval;
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
                 Ok(Msg::Round(r)) => batch.push(*r),
+                Ok(Msg::Event(e)) => events.push(e),
                 Ok(Msg::Flush(done)) => {
-                    self.commit(&mut batch);
+                    self.commit(&mut batch, &mut events);
                     let _ = done.send(());
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    self.commit(&mut batch);
+                    self.commit(&mut batch, &mut events);
                     next_flush = Instant::now() + flush_interval;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.commit(&mut batch);
+                    self.commit(&mut batch, &mut events);
                     return;
                 }
             }
         }
     }
 
-    fn commit(&mut self, batch: &mut Vec<RoundRecord>) {
-        if batch.is_empty() {
+    fn commit(&mut self, batch: &mut Vec<RoundRecord>, events: &mut Vec<Event>) {
+        if batch.is_empty() && events.is_empty() {
             self.maybe_prune();
             return;
         }
-        match self.write(batch) {
+        match self.write(batch, events) {
             Ok(()) => {
                 if self.failed {
                     warn!("{}: writing works again", self.path.display());
                     self.failed = false;
                 }
                 batch.clear();
+                events.clear();
             }
             Err(e) => {
                 // Keep the batch for the next attempt, but never let memory grow without bound.
@@ -525,9 +571,25 @@ impl Writer {
         Ok(id)
     }
 
-    fn write(&mut self, batch: &[RoundRecord]) -> rusqlite::Result<()> {
+    fn write(&mut self, batch: &[RoundRecord], events: &[Event]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
+            let mut event = tx.prepare_cached(
+                "INSERT INTO events (server, at, from_status, to_status, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in events {
+                let reason = e
+                    .reason
+                    .as_ref()
+                    .and_then(|r| serde_json::to_string(r).ok());
+                event.execute(params![
+                    e.server,
+                    e.at,
+                    e.from.as_str(),
+                    e.to.as_str(),
+                    reason
+                ])?;
+            }
             let mut round = tx.prepare_cached(
                 "INSERT INTO rounds (server, at, up, all_ok, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
@@ -589,7 +651,9 @@ impl Writer {
                 state.execute(params![
                     id,
                     st.status.map(Status::as_str),
-                    st.reason,
+                    st.reason
+                        .as_ref()
+                        .and_then(|r| serde_json::to_string(r).ok()),
                     st.failed_rounds,
                     st.good_rounds,
                     st.down,
@@ -633,6 +697,10 @@ impl Writer {
                 [rollup_cutoff],
             )?;
             tx.execute("DELETE FROM histograms WHERE hour < ?1", [now - 86_400])?;
+            tx.execute(
+                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+                [crate::monitor::MAX_EVENTS as i64],
+            )?;
             tx.commit()
         })();
         if let Err(e) = result {
@@ -695,7 +763,13 @@ mod tests {
         let store = Store::open(dir.path(), Duration::from_secs(3600), RETENTION).unwrap();
         let red = StatusState {
             status: Some(Status::Red),
-            reason: Some("3 failed rounds: timeout: x".into()),
+            reason: Some(crate::report::Reason::Down {
+                failed: 3,
+                cause: Box::new(crate::report::Reason::Failed {
+                    kind: Some(ErrorKind::Timeout),
+                    message: "x".into(),
+                }),
+            }),
             failed_rounds: 3,
             good_rounds: 0,
             down: true,

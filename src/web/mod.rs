@@ -3,7 +3,9 @@
 //! monitor contact a host. The router is built in a plain function, apart from binding.
 
 mod api;
+mod badges;
 mod chart;
+mod feed;
 mod pages;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub fn app(monitor: Arc<Monitor>) -> Router {
         .route("/server/{name}", get(pages::server))
         .route("/api/v1/servers", get(api::servers))
         .route("/api/v1/servers/{name}", get(api::server))
+        .route("/badge/{server}/{kind}", get(badges::badge_handler))
+        .route("/feed.atom", get(feed::atom))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(style))

@@ -141,7 +141,7 @@ fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"))
 }
 
-fn percent(v: Option<f64>) -> String {
+pub(super) fn percent(v: Option<f64>) -> String {
     match v {
         None => "–".to_owned(),
         Some(r) if r >= 1.0 => "100%".to_owned(),
@@ -221,7 +221,11 @@ fn row(v: &ServerView, threshold_ms: f64) -> Row {
         status: r.status.as_str(),
         symbol: r.status.symbol(),
         word: word(r.status),
-        reason: r.reason.clone().unwrap_or_default(),
+        reason: r
+            .reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         latency: ms(r.latency_ms),
         pings,
         uptime_24h: percent(v.uptime("24h")),
@@ -433,7 +437,11 @@ pub(super) async fn server(State(state): State<AppState>, Path(name): Path<Strin
         status: r.status.as_str(),
         symbol: r.status.symbol(),
         word: word(r.status),
-        reason: r.reason.clone().unwrap_or_default(),
+        reason: r
+            .reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         latency: ms(r.latency_ms),
         p50: v.latency_p50_ms.map(|x| ms(Some(x))).unwrap_or_default(),
         p95: v.latency_p95_ms.map(|x| ms(Some(x))).unwrap_or_default(),

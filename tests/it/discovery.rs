@@ -1063,7 +1063,7 @@ async fn f2_f3_ipv4_and_ipv6_are_probed_and_reported_separately() {
     assert!(round.any_ok() && !round.all_ok() && !round.federation_ok());
     let (status, reason) = round.status(std::time::Duration::from_millis(200));
     assert_eq!(status, mxping::report::Status::Yellow);
-    assert!(reason.unwrap().contains("IPv4 address"));
+    assert!(reason.unwrap().to_string().contains("IPv4 address"));
 }
 
 #[tokio::test]

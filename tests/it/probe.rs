@@ -123,7 +123,7 @@ async fn request_times_measure_the_server_delay_and_slow_servers_are_yellow() {
     assert!(a.phases_ms.tls.unwrap() < 250.0);
     let (status, reason) = round.status(Duration::from_millis(200));
     assert_eq!(status, Status::Yellow);
-    assert!(reason.unwrap().contains("≥ 200 ms"));
+    assert!(reason.unwrap().to_string().contains("≥ 200 ms"));
     assert_eq!(round.status(Duration::from_millis(1000)).0, Status::Green);
 }
 
