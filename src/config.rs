@@ -737,13 +737,17 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
             url.to_owned()
         });
         let description = s.description.as_ref().map(|d| {
+            let languages = crate::i18n::codes();
             for lang in d.get_ref().keys() {
-                if !crate::LANGUAGES.contains(&lang.as_str()) {
+                if !languages.contains(&lang.as_str()) {
                     p.add(
                         Some(d.span()),
                         &key("description"),
                         format!("unknown language {lang:?}"),
-                        format!("use one of: {}", crate::LANGUAGES.join(", ")),
+                        format!(
+                            "use one of: {} (a language is added with a file in locales/)",
+                            languages.join(", ")
+                        ),
                     );
                 }
             }

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod i18n;
 pub mod keys;
 pub mod metrics;
 pub mod monitor;
@@ -38,9 +39,6 @@ use crate::report::Round;
 
 /// Sent as `User-Agent` on every request.
 pub const USER_AGENT: &str = concat!("mxping/", env!("CARGO_PKG_VERSION"));
-
-/// Languages server descriptions (and the page) can be written in.
-pub const LANGUAGES: &[&str] = &["en", "zh"];
 
 /// A duration in milliseconds, rounded to the microsecond.
 pub fn ms(d: Duration) -> f64 {

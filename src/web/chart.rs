@@ -10,7 +10,12 @@ const TOP: f64 = 8.0;
 
 /// An SVG line chart of `points` (Unix seconds, ms) over the 24 h ending at `now`, with a
 /// dashed line at `threshold_ms`. Only numbers go into the markup.
-pub(super) fn latency_svg(points: &[(i64, f64)], now: i64, threshold_ms: f64) -> String {
+pub(super) fn latency_svg(
+    points: &[(i64, f64)],
+    now: i64,
+    threshold_ms: f64,
+    no_data: &str,
+) -> String {
     let start = now - 86_400;
     let max_point = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let y_max = nice_ceiling(max_point.max(threshold_ms * 1.25));
@@ -35,11 +40,7 @@ pub(super) fn latency_svg(points: &[(i64, f64)], now: i64, threshold_ms: f64) ->
     }
     for h in [24, 18, 12, 6, 0] {
         let xx = x(now - h * 3600);
-        let label = if h == 0 {
-            "now".to_owned()
-        } else {
-            format!("-{h} h")
-        };
+        let label = format!("−{h} h");
         let _ = write!(
             svg,
             r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
@@ -55,9 +56,10 @@ pub(super) fn latency_svg(points: &[(i64, f64)], now: i64, threshold_ms: f64) ->
     if points.is_empty() {
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no successful rounds in the last 24 hours</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             W / 2.0,
-            H / 2.0
+            H / 2.0,
+            escape(no_data)
         );
     } else {
         // Gaps longer than 15 minutes (outages, no data) break the line.
@@ -76,6 +78,83 @@ pub(super) fn latency_svg(points: &[(i64, f64)], now: i64, threshold_ms: f64) ->
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Text for SVG: markup characters escaped.
+pub(super) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One cell of the 90-day bar: the day's label and uptime (`None`: no data).
+pub(super) struct Day {
+    pub(super) label: String,
+    pub(super) uptime: Option<f64>,
+}
+
+/// The 90-day uptime bar: one cell per day, coloured by uptime, each with a tooltip; runs of
+/// days without data are one grey cell, to keep the page small.
+pub(super) fn uptime_bar(days: &[Day], label: &str) -> String {
+    let mut svg = String::with_capacity(days.len() * 64);
+    let _ = write!(
+        svg,
+        r#"<svg class="bar" viewBox="0 0 {} 14" preserveAspectRatio="none" role="img" aria-label="{}">"#,
+        days.len() * 3,
+        escape(label)
+    );
+    let mut i = 0;
+    while i < days.len() {
+        let d = &days[i];
+        let class = match d.uptime {
+            None => "n",
+            Some(u) if u >= 0.999 => "g",
+            Some(u) if u >= 0.99 => "y",
+            Some(_) => "r",
+        };
+        let mut end = i + 1;
+        if d.uptime.is_none() {
+            while end < days.len() && days[end].uptime.is_none() {
+                end += 1;
+            }
+        }
+        let width = (end - i) * 3 - 1;
+        let _ = write!(
+            svg,
+            r#"<rect x="{}" width="{width}" height="14" class="{class}"><title>{}</title></rect>"#,
+            i * 3,
+            escape(&d.label)
+        );
+        i = end;
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A 24-hour latency sparkline (ms per 5 minutes).
+pub(super) fn sparkline(points: &[(i64, f64)], now: i64, label: &str) -> String {
+    const SW: f64 = 120.0;
+    const SH: f64 = 22.0;
+    let start = now - 86_400;
+    let max = points.iter().map(|p| p.1).fold(1.0, f64::max);
+    let mut path = String::new();
+    let mut prev: Option<i64> = None;
+    for (t, ms) in points {
+        let x = (t - start) as f64 / 86_400.0 * SW;
+        let y = 1.0 + (1.0 - ms / max) * (SH - 2.0);
+        let cmd = if prev.is_none_or(|p| t - p > 900) {
+            'M'
+        } else {
+            'L'
+        };
+        let _ = write!(path, "{cmd}{x:.1},{y:.1}");
+        prev = Some(*t);
+    }
+    format!(
+        r#"<svg class="spark" viewBox="0 0 {SW} {SH}" role="img" aria-label="{}"><path d="{path}"/></svg>"#,
+        escape(label)
+    )
 }
 
 /// 1, 2 or 5 times a power of ten, at least `v`.
@@ -108,12 +187,51 @@ mod tests {
     fn chart_breaks_lines_at_gaps_and_marks_the_threshold() {
         let now = 1_800_000_000;
         let pts = [(now - 3000, 40.0), (now - 2700, 45.0), (now - 600, 50.0)];
-        let svg = latency_svg(&pts, now, 200.0);
+        let svg = latency_svg(&pts, now, 200.0, "none");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         let path = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(path.matches('M').count(), 2, "{path}");
         assert_eq!(path.matches('L').count(), 1);
         assert!(svg.contains(r#"class="threshold""#));
-        assert!(latency_svg(&[], now, 200.0).contains("no successful rounds"));
+        assert!(latency_svg(&[], now, 200.0, "no <data>").contains("no &lt;data&gt;"));
+    }
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::*;
+
+    #[test]
+    fn bars_merge_days_without_data_and_colour_the_rest() {
+        let mut days: Vec<Day> = (0..88)
+            .map(|i| Day {
+                label: format!("day {i}"),
+                uptime: None,
+            })
+            .collect();
+        days.push(Day {
+            label: "yesterday: 99.5%".into(),
+            uptime: Some(0.995),
+        });
+        days.push(Day {
+            label: "today <b>".into(),
+            uptime: Some(1.0),
+        });
+        let svg = uptime_bar(&days, "90 days");
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert!(svg.contains(r#"class="y"><title>yesterday: 99.5%</title>"#));
+        assert!(svg.contains("today &lt;b&gt;"));
+        assert!(
+            svg.contains(r#"width="263""#),
+            "88 empty days in one cell: {svg}"
+        );
+    }
+
+    #[test]
+    fn sparklines_have_one_path() {
+        let now = 1_800_000_000;
+        let s = sparkline(&[(now - 600, 10.0), (now - 300, 20.0)], now, "24 h");
+        assert!(s.contains("<path d=\"M") && s.contains("L"));
+        assert!(sparkline(&[], now, "x").contains("<path d=\"\"/>"));
     }
 }

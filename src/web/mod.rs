@@ -20,6 +20,22 @@ use crate::monitor::Monitor;
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");
+/// The only script: latency measured from the visitor's browser.
+const PING_JS: &str = include_str!("../../static/ping.js");
+
+/// The policy every response gets: no inline script, nothing from elsewhere.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The policy of the status page, whose script may also reach the monitored servers'
+/// federation addresses (and nothing else).
+pub(crate) fn csp_with_connect(origins: &std::collections::BTreeSet<String>) -> String {
+    let extra: Vec<&str> = origins.iter().map(String::as_str).collect();
+    CSP.replace(
+        "connect-src 'self'",
+        format!("connect-src 'self' {}", extra.join(" ")).trim_end(),
+    )
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -40,8 +56,10 @@ pub fn app(monitor: Arc<Monitor>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/static/style.css", get(style))
+        .route("/static/ping.js", get(ping_js))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(AppState { monitor })
 }
 
@@ -71,16 +89,27 @@ async fn style() -> Response {
         .into_response()
 }
 
-/// Headers every response carries: no inline script, no framing, no MIME sniffing.
+async fn ping_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PING_JS,
+    )
+        .into_response()
+}
+
+/// Headers every response carries: no inline script, no framing, no MIME sniffing. A page
+/// may set a stricter or wider policy itself (the status page allows pinging servers).
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
-             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -11,6 +11,7 @@ mod client_api;
 mod discovery;
 mod hostile;
 mod packaging;
+mod page;
 mod persistence;
 mod probe;
 mod security;

@@ -364,14 +364,23 @@ async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
         ),
         "✖ down"
     );
+    let reason = down
+        .select(&Selector::parse(".reason").unwrap())
+        .next()
+        .unwrap();
+    assert!(text(&reason).starts_with("down for"), "{}", text(&reason));
     assert!(
-        text(
-            &down
-                .select(&Selector::parse(".reason").unwrap())
-                .next()
-                .unwrap()
-        )
-        .contains("connect_refused")
+        text(&reason).contains("the connection is refused"),
+        "plain words: {}",
+        text(&reason)
+    );
+    assert!(
+        reason
+            .value()
+            .attr("title")
+            .unwrap()
+            .contains("connect_refused"),
+        "technical details kept"
     );
     let v6 = &select(&doc, r#"tr.server[data-server="v6broken.test"]"#)[0];
     assert!(
@@ -390,7 +399,11 @@ async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
             .attr("content"),
         Some("5")
     );
-    assert!(select(&doc, "script").is_empty());
+    // The only script is mxping's own file: no inline script.
+    let scripts = select(&doc, "script");
+    assert_eq!(scripts.len(), 1);
+    assert_eq!(scripts[0].value().attr("src"), Some("/static/ping.js"));
+    assert!(text(&scripts[0]).is_empty());
     assert!(select(&doc, r#"meta[name="viewport"]"#).len() == 1);
 
     // The detail page.

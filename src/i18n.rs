@@ -1,0 +1,233 @@
+//! Interface languages. Every `locales/<code>.toml` is compiled in (see build.rs), so adding a
+//! language is one file. The language is chosen by `?lang=`, then the `mxping_lang` cookie the
+//! switch sets, then `Accept-Language`; English is the fallback for anything missing.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use time::OffsetDateTime;
+use time::format_description::OwnedFormatItem;
+
+include!(concat!(env!("OUT_DIR"), "/locales.rs"));
+
+/// The cookie that remembers the chosen language.
+pub const COOKIE: &str = "mxping_lang";
+
+/// One interface language.
+pub struct Locale {
+    /// The code, e.g. `en` or `zh`.
+    pub code: String,
+    /// The language's own name, for the switch.
+    pub name: String,
+    messages: HashMap<String, String>,
+    datetime: OwnedFormatItem,
+    date: OwnedFormatItem,
+}
+
+fn parse(code: &str, text: &str) -> Locale {
+    let table: toml::Table =
+        toml::from_str(text).unwrap_or_else(|e| panic!("locales/{code}.toml: {e}"));
+    let messages: HashMap<String, String> = table
+        .into_iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+        .collect();
+    let format = |key: &str| {
+        let f = messages
+            .get(key)
+            .unwrap_or_else(|| panic!("locales/{code}.toml: no {key}"));
+        time::format_description::parse_owned::<2>(f)
+            .unwrap_or_else(|e| panic!("locales/{code}.toml: {key}: {e}"))
+    };
+    Locale {
+        code: code.to_owned(),
+        name: messages
+            .get("language_name")
+            .cloned()
+            .unwrap_or_else(|| code.to_owned()),
+        datetime: format("datetime_format"),
+        date: format("date_format"),
+        messages,
+    }
+}
+
+/// Every language, English first.
+pub fn locales() -> &'static [Locale] {
+    static ALL: OnceLock<Vec<Locale>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<Locale> = LOCALE_FILES
+            .iter()
+            .map(|(code, text)| parse(code, text))
+            .collect();
+        all.sort_by_key(|l| (l.code != "en", l.code.clone()));
+        all
+    })
+}
+
+/// The codes of every language.
+pub fn codes() -> Vec<&'static str> {
+    locales().iter().map(|l| l.code.as_str()).collect()
+}
+
+fn english() -> &'static Locale {
+    &locales()[0]
+}
+
+/// The language with `code` (case-insensitive, or its primary subtag), if there is one.
+pub fn find(code: &str) -> Option<&'static Locale> {
+    let code = code.trim().to_ascii_lowercase();
+    let primary = code.split(['-', '_']).next().unwrap_or("");
+    locales()
+        .iter()
+        .find(|l| l.code.to_ascii_lowercase() == code)
+        .or_else(|| {
+            locales()
+                .iter()
+                .find(|l| l.code.to_ascii_lowercase() == primary)
+        })
+}
+
+/// The language for a request.
+pub fn negotiate(
+    query: Option<&str>,
+    cookie: Option<&str>,
+    accept_language: Option<&str>,
+) -> &'static Locale {
+    if let Some(l) = query.and_then(find).or_else(|| cookie.and_then(find)) {
+        return l;
+    }
+    if let Some(header) = accept_language {
+        let mut ranges: Vec<(f32, &str)> = header
+            .split(',')
+            .filter_map(|part| {
+                let mut it = part.split(';');
+                let tag = it.next()?.trim();
+                let q = it
+                    .find_map(|p| p.trim().strip_prefix("q="))
+                    .and_then(|q| q.parse().ok())
+                    .unwrap_or(1.0);
+                (!tag.is_empty() && q > 0.0).then_some((q, tag))
+            })
+            .collect();
+        ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if let Some(l) = ranges.iter().find_map(|(_, tag)| find(tag)) {
+            return l;
+        }
+    }
+    english()
+}
+
+impl Locale {
+    /// The message `key` (English if this language lacks it, the key itself if both do).
+    pub fn t<'a>(&'a self, key: &'a str) -> &'a str {
+        self.messages
+            .get(key)
+            .or_else(|| english().messages.get(key))
+            .map_or(key, String::as_str)
+    }
+
+    /// The message `key` with `{name}` placeholders filled from `args`.
+    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut out = self.t(key).to_owned();
+        for (name, value) in args {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        out
+    }
+
+    /// A date and time, in UTC, the way this language writes it.
+    pub fn datetime(&self, t: OffsetDateTime) -> String {
+        t.to_offset(time::UtcOffset::UTC)
+            .format(&self.datetime)
+            .unwrap_or_default()
+    }
+
+    /// A date, the way this language writes it.
+    pub fn date(&self, t: OffsetDateTime) -> String {
+        t.to_offset(time::UtcOffset::UTC)
+            .format(&self.date)
+            .unwrap_or_default()
+    }
+
+    /// The message keys this language defines.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.messages.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placeholders(s: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = s
+            .split('{')
+            .skip(1)
+            .filter_map(|p| p.split('}').next())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn every_language_translates_every_message_with_the_same_placeholders() {
+        let en = english();
+        assert_eq!(en.code, "en");
+        assert!(codes().contains(&"zh"));
+        for l in locales() {
+            let mut missing: Vec<&str> =
+                en.keys().filter(|k| !l.messages.contains_key(*k)).collect();
+            missing.sort_unstable();
+            assert!(missing.is_empty(), "{} lacks {missing:?}", l.code);
+            let mut extra: Vec<&str> = l.keys().filter(|k| !en.messages.contains_key(*k)).collect();
+            extra.sort_unstable();
+            assert!(extra.is_empty(), "{} has unknown keys {extra:?}", l.code);
+            for k in en.keys().filter(|k| !k.ends_with("_format")) {
+                assert_eq!(
+                    placeholders(l.t(k)),
+                    placeholders(en.t(k)),
+                    "{}: {k}",
+                    l.code
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(None, None, None).code, "en");
+        assert_eq!(
+            negotiate(None, None, Some("zh-CN,zh;q=0.9,en;q=0.8")).code,
+            "zh"
+        );
+        assert_eq!(negotiate(None, None, Some("en-GB,zh;q=0.5")).code, "en");
+        assert_eq!(
+            negotiate(None, None, Some("fr;q=0.9, zh-Hans;q=0.8")).code,
+            "zh"
+        );
+        assert_eq!(negotiate(None, None, Some("de")).code, "en");
+        assert_eq!(
+            negotiate(None, Some("zh"), Some("en")).code,
+            "zh",
+            "the remembered choice wins"
+        );
+        assert_eq!(
+            negotiate(Some("en"), Some("zh"), None).code,
+            "en",
+            "an explicit switch wins"
+        );
+        assert_eq!(negotiate(Some("xx"), None, Some("zh")).code, "zh");
+    }
+
+    #[test]
+    fn messages_and_dates() {
+        let zh = find("zh").unwrap();
+        assert_eq!(
+            zh.f("summary", &[("ok", "4"), ("total", "5")]),
+            "5 个服务器中 4 个运行正常"
+        );
+        let t = time::macros::datetime!(2026-11-28 05:07 UTC);
+        assert_eq!(zh.datetime(t), "2026年11月28日 05:07（UTC）");
+        assert_eq!(find("en").unwrap().datetime(t), "28 Nov 2026, 05:07 UTC");
+        assert_eq!(zh.t("no_such_key"), "no_such_key");
+    }
+}

@@ -1,0 +1,59 @@
+// mxping: latency from the visitor's own network, as the guide's widget measured it. For each
+// server row, once it scrolls into view: four requests one second apart to the server's
+// federation /version address, each shown with its time. The page is complete without this.
+(function () {
+  'use strict';
+  var cells = document.querySelectorAll('.browser[data-url]');
+  if (!cells.length || !window.fetch) return;
+
+  function measure(cell) {
+    var url = cell.getAttribute('data-url');
+    var green = Number(cell.getAttribute('data-green')) || 200;
+    var slots = cell.querySelectorAll('.p');
+    var i = 0;
+    cell.setAttribute('data-state', 'running');
+
+    function show(ms, ok) {
+      var slot = slots[i];
+      var word, cls;
+      if (!ok) { cls = 'red'; word = cell.getAttribute('data-unavailable'); }
+      else if (ms < green) { cls = 'green'; word = cell.getAttribute('data-fast'); }
+      else { cls = 'yellow'; word = cell.getAttribute('data-slow'); }
+      var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
+      slot.textContent = ok ? mark + ' ' + Math.round(ms) + ' ms' : mark + ' ' + word;
+      slot.className = 'p ' + cls;
+      slot.setAttribute('data-ms', ok ? String(Math.round(ms)) : '');
+      slot.title = word;
+      i += 1;
+      if (i >= slots.length) cell.setAttribute('data-state', 'done');
+    }
+
+    function one() {
+      var started = performance.now();
+      var abort = window.AbortController ? new AbortController() : null;
+      var timer = abort ? setTimeout(function () { abort.abort(); }, 10000) : null;
+      // no-cors: the answer itself is not read, only when it arrives; no CORS needed.
+      fetch(url, { mode: 'no-cors', cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+                   signal: abort ? abort.signal : undefined })
+        .then(function () { return true; }, function () { return false; })
+        .then(function (ok) {
+          if (timer) clearTimeout(timer);
+          var elapsed = performance.now() - started;
+          show(elapsed, ok);
+          if (i < slots.length) setTimeout(one, Math.max(0, 1000 - elapsed));
+        });
+    }
+    one();
+  }
+
+  if ('IntersectionObserver' in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) {
+        if (e.isIntersecting) { seen.unobserve(e.target); measure(e.target); }
+      });
+    });
+    Array.prototype.forEach.call(cells, function (c) { seen.observe(c); });
+  } else {
+    Array.prototype.forEach.call(cells, measure);
+  }
+})();

@@ -1,0 +1,469 @@
+//! The status page for newcomers: languages, sorting and filtering, history at a glance,
+//! the browser-side ping cell, plain-words discovery, the client API, badges and the feed.
+
+use std::time::Duration;
+
+use scraper::{Html, Selector};
+use serde_json::json;
+
+use crate::support::https::{self, handler};
+use crate::support::serve::Serve;
+use crate::support::*;
+
+const MONITOR: &str = "[monitor]\ninterval = \"1s\"\nretry_interval = \"300ms\"\ntimeout = \"800ms\"\npings = 2\n\
+                       down_after = 2\nup_after = 2\n[web]\nrefresh = \"30s\"\n";
+
+fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    doc.select(&Selector::parse(css).unwrap()).collect()
+}
+
+fn text(e: &scraper::ElementRef<'_>) -> String {
+    e.text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// example.test delegating to matrix.example.test:443 (healthy), fast.test (whose server the
+/// caller may stop) and down.test (refusing connections).
+async fn setup() -> (Harness, Vec<TestHost>, HttpsServer) {
+    let mut h = Harness::new().await;
+    h.extra = MONITOR.to_owned();
+    h.servers = vec![
+        "example.test".into(),
+        "fast.test".into(),
+        "down.test".into(),
+    ];
+    let mut origin = h.host("example.test");
+    h.serve(
+        &mut origin,
+        443,
+        h.ca.leaf(&["example.test"]),
+        handler(|s| match s.path.as_str() {
+            "/.well-known/matrix/server" => {
+                Reply::json(json!({"m.server": "matrix.example.test:443"}))
+            }
+            "/.well-known/matrix/client" => {
+                Reply::json(json!({"m.homeserver": {"base_url": "https://matrix.example.test"}}))
+            }
+            _ => Reply::not_found(),
+        }),
+    );
+    let mut m = h.host("matrix.example.test");
+    h.serve(
+        &mut m,
+        443,
+        h.ca.leaf(&["matrix.example.test"]),
+        handler(|s| match s.path.as_str() {
+            "/_matrix/federation/v1/version" => {
+                Reply::json(json!({"server": {"name": "Synapse", "version": "1.163.2"}}))
+                    .delay(Duration::from_millis(30))
+            }
+            "/_matrix/client/versions" => Reply::json(json!({"versions": ["v1.11"]}))
+                .header("access-control-allow-origin", "*"),
+            _ => Reply::not_found(),
+        }),
+    );
+    let mut fast = h.host("fast.test");
+    let listener = fast.take(8448);
+    fast.release();
+    let fast_server = HttpsServer::start(
+        listener,
+        h.ca.leaf(&["fast.test"]),
+        https::homeserver("fast.test"),
+    );
+    let mut down = h.host("down.test");
+    down.release();
+    // Descriptions in two languages for one server.
+    let config = h.config_text().replace(
+        "[[server]]\nname = \"example.test\"\n",
+        "[[server]]\nname = \"example.test\"\ntitle = \"Example\"\nclient_url = \"https://app.example.test\"\n\
+         description.en = \"A friendly test server.\"\ndescription.zh = \"一个友好的测试服务器。\"\n",
+    );
+    std::fs::write(h.dir.path().join("servers.toml"), config).unwrap();
+    (h, vec![origin, m, fast, down], fast_server)
+}
+
+async fn page(
+    s: &Serve,
+    path: &str,
+    accept_language: Option<&str>,
+    cookie: Option<&str>,
+) -> (reqwest::header::HeaderMap, Html) {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut req = client.get(s.url(path));
+    if let Some(l) = accept_language {
+        req = req.header("accept-language", l);
+    }
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let r = req.send().await.unwrap();
+    let headers = r.headers().clone();
+    (headers, Html::parse_document(&r.text().await.unwrap()))
+}
+
+async fn wait_states(s: &Serve) {
+    s.wait_for(
+        Duration::from_secs(15),
+        "example green, down red",
+        || async {
+            let ok = s.server("example.test").await["status"] == "green"
+                && s.server("fast.test").await["status"] == "green"
+                && s.server("down.test").await["status"] == "red";
+            ok.then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_and_english_by_header_switch_and_cookie() {
+    let (h, _hosts, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+
+    let (headers, doc) = page(&s, "/", Some("zh-CN,zh;q=0.9,en;q=0.5"), None).await;
+    assert_eq!(headers["content-language"], "zh");
+    assert_eq!(select(&doc, "html")[0].value().attr("lang"), Some("zh"));
+    assert_eq!(text(&select(&doc, "h1")[0]), "Matrix 服务器状态");
+    assert_eq!(
+        text(&select(&doc, "#summary")[0]),
+        "3 个服务器中 2 个运行正常"
+    );
+    let example = &select(&doc, r#"tr.server[data-server="example.test"]"#)[0];
+    let cell = |row: &scraper::ElementRef<'_>, css: &str| {
+        text(&row.select(&Selector::parse(css).unwrap()).next().unwrap())
+    };
+    assert_eq!(cell(example, ".description"), "一个友好的测试服务器。");
+    assert_eq!(cell(example, ".badge"), "● 正常");
+    let down = &select(&doc, r#"tr.server[data-server="down.test"]"#)[0];
+    assert_eq!(cell(down, ".badge"), "✖ 无法访问");
+    assert!(
+        cell(down, ".reason").contains("连接被拒绝"),
+        "{}",
+        cell(down, ".reason")
+    );
+    assert!(text(&select(&doc, "th")[0]).contains("服务器"));
+    // The switch links to the other language and remembers the choice in a cookie.
+    let en_link = select(&doc, r#"nav.lang a[hreflang="en"]"#)[0]
+        .value()
+        .attr("href")
+        .unwrap()
+        .to_owned();
+    assert_eq!(en_link, "/?lang=en");
+    let (headers, doc) = page(&s, &en_link, Some("zh"), None).await;
+    assert_eq!(text(&select(&doc, "h1")[0]), "Matrix homeserver status");
+    assert!(
+        headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("mxping_lang=en;")
+    );
+    let (_, doc) = page(&s, "/", Some("zh"), Some("mxping_lang=en")).await;
+    assert_eq!(
+        text(&select(&doc, "#summary")[0]),
+        "2 of 3 servers operational"
+    );
+    let example = &select(&doc, r#"tr.server[data-server="example.test"]"#)[0];
+    assert_eq!(cell(example, ".description"), "A friendly test server.");
+    // Dates are written the local way.
+    let (_, doc) = page(&s, "/server/example.test?lang=zh", None, None).await;
+    let checked = text(&select(&doc, "dl.facts dd")[2]);
+    assert!(
+        checked.contains('年') && checked.contains("（UTC）"),
+        "{checked}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorting_filtering_history_and_the_browser_ping_cell() {
+    let (h, hosts, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    let order = |doc: &Html| -> Vec<String> {
+        select(doc, "tr.server")
+            .iter()
+            .map(|r| r.value().attr("data-server").unwrap().to_owned())
+            .collect()
+    };
+    let (_, doc) = page(&s, "/?sort=status", None, None).await;
+    assert_eq!(order(&doc)[0], "down.test", "problems first");
+    let (_, doc) = page(&s, "/?sort=latency", None, None).await;
+    assert_eq!(
+        order(&doc),
+        ["fast.test", "example.test", "down.test"],
+        "fastest first, unreachable last"
+    );
+    let (_, doc) = page(&s, "/?sort=name", None, None).await;
+    assert_eq!(order(&doc), ["down.test", "example.test", "fast.test"]);
+    let (_, doc) = page(&s, "/?filter=problems", None, None).await;
+    assert_eq!(order(&doc), ["down.test"]);
+    assert_eq!(
+        select(&doc, r#".controls strong[aria-current="true"]"#).len(),
+        1
+    );
+
+    let (headers, doc) = page(&s, "/", None, None).await;
+    // History at a glance: a 90-day bar with dated tooltips and a 24-hour sparkline.
+    let example = &select(&doc, r#"tr.server[data-server="example.test"]"#)[0];
+    let bar = example
+        .select(&Selector::parse("svg.bar").unwrap())
+        .next()
+        .unwrap();
+    assert!(bar.value().attr("aria-label").unwrap().contains("90 days"));
+    let today = example
+        .select(&Selector::parse("svg.bar rect.g title").unwrap())
+        .last()
+        .unwrap();
+    assert!(text(&today).ends_with(": 100% uptime"), "{}", text(&today));
+    assert!(
+        example
+            .select(&Selector::parse("svg.spark path").unwrap())
+            .next()
+            .is_some()
+    );
+    // The browser measures the delegated host and port the monitor resolved.
+    let browser = example
+        .select(&Selector::parse(".browser").unwrap())
+        .next()
+        .unwrap();
+    assert_eq!(
+        browser.value().attr("data-url"),
+        Some("https://matrix.example.test:443/_matrix/federation/v1/version")
+    );
+    assert_eq!(
+        browser.select(&Selector::parse(".p").unwrap()).count(),
+        4,
+        "four placeholders: no layout shift"
+    );
+    let fast = &select(&doc, r#"tr.server[data-server="fast.test"] .browser"#)[0];
+    assert_eq!(
+        fast.value().attr("data-url"),
+        Some("https://fast.test:8448/_matrix/federation/v1/version")
+    );
+    // ...and only those origins may be fetched by the page's script.
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://down.test:8448 https://fast.test:8448 https://matrix.example.test:443;"),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    // Client API column.
+    let client = example
+        .select(&Selector::parse("td.clientapi.ok").unwrap())
+        .next()
+        .unwrap();
+    assert!(text(&client).starts_with("working ("), "{}", text(&client));
+    drop(hosts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_page_explains_discovery_in_plain_words() {
+    let (h, _hosts, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    let (_, doc) = page(&s, "/server/example.test", None, None).await;
+    assert_eq!(
+        text(&select(&doc, "#explanation")[0]),
+        "example.test delegates federation to matrix.example.test, port 443."
+    );
+    let client = text(&select(&doc, "#client")[0]);
+    assert!(
+        client.contains("https://matrix.example.test") && client.contains("v1.11"),
+        "{client}"
+    );
+    let (_, doc) = page(&s, "/server/example.test?lang=zh", None, None).await;
+    assert_eq!(
+        text(&select(&doc, "#explanation")[0]),
+        "example.test 把联邦服务委托给 matrix.example.test，端口 443。"
+    );
+    let (_, doc) = page(&s, "/server/fast.test", None, None).await;
+    assert_eq!(
+        text(&select(&doc, "#explanation")[0]),
+        "fast.test does not delegate: other servers connect to fast.test itself on the standard federation port 8448."
+    );
+    let (_, doc) = page(&s, "/server/down.test", None, None).await;
+    let reason = text(&select(&doc, "#reason")[0]);
+    assert!(
+        reason.starts_with("down for ")
+            && reason.ends_with(" checks in a row: the connection is refused"),
+        "{reason}"
+    );
+    let (_, doc) = page(&s, "/server/nope.test?lang=zh", None, None).await;
+    assert_eq!(
+        text(&select(&doc, "#message")[0]),
+        "这里没有监测 nope.test。"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn badges_and_the_status_feed() {
+    let (h, _hosts, fast_server) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    for (path, want) in [
+        ("/badge/fast.test/status.svg", "fast.test: operational"),
+        ("/badge/down.test/status.svg", "down.test: down"),
+        ("/badge/fast.test/uptime.svg", "uptime 30d: 100%"),
+        ("/badge/down.test/latency.svg", "latency: unreachable"),
+    ] {
+        let r = s.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml; charset=utf-8");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains(&format!("<title>{want}</title>")),
+            "{path}: {body}"
+        );
+    }
+    let latency = s.text("/badge/fast.test/latency.svg").await.1;
+    assert!(latency.contains("<title>latency: ") && latency.contains(" ms</title>"));
+    assert_eq!(s.get("/badge/nope.test/status.svg").await.status(), 404);
+    assert_eq!(s.get("/badge/fast.test/other.svg").await.status(), 404);
+
+    // Stop fast.test: its fall to red shows in the feed.
+    drop(fast_server);
+    s.wait_for(
+        Duration::from_secs(15),
+        "a red fast.test in the feed",
+        || async {
+            s.text("/feed.atom")
+                .await
+                .1
+                .contains("<title>fast.test: yellow → red</title>")
+                .then_some(())
+        },
+    )
+    .await;
+    let r = s.get("/feed.atom").await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
+    let feed = r.text().await.unwrap();
+    assert!(
+        feed.starts_with("<?xml") && feed.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">")
+    );
+    assert!(feed.contains("<title>fast.test: green → yellow</title>"));
+    assert!(
+        feed.find("yellow → red").unwrap() < feed.find("green → yellow").unwrap(),
+        "newest first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_page_for_the_built_in_list_is_small() {
+    // The shipped list, with its DNS aimed at the empty test DNS server, and 90 days of daily
+    // history already in the store, so every bar has 90 cells: the heaviest the page gets.
+    let h = Harness::new().await;
+    let config = include_str!("../../servers.toml").replace(
+        "nameservers = []",
+        &format!("nameservers = [\"{}\"]", h.dns.addr),
+    );
+    let path = h.dir.path().join("servers.toml");
+    std::fs::write(&path, config).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let retention = mxping::store::Retention {
+        raw: Duration::from_secs(86_400),
+        rollups: Duration::from_secs(400 * 86_400),
+    };
+    let store = mxping::store::Store::open(
+        &h.dir.path().join("mxping-data"),
+        Duration::from_secs(1),
+        retention,
+    )
+    .unwrap();
+    for name in [
+        "matrix.org",
+        "mozilla.org",
+        "gitter.im",
+        "pcrbot.com",
+        "yobot.homes",
+    ] {
+        let mut buckets = Vec::new();
+        for day in 0..90 {
+            let start = now - now % 86_400 - day * 86_400;
+            buckets.push(mxping::history::BucketRow {
+                width: 86_400,
+                start,
+                rounds: 2880,
+                up: 2880 - (day as u32 % 7),
+                latency_sum: 0.0,
+                latency_n: 0,
+            });
+        }
+        let sample = mxping::history::Sample {
+            at: now - 10,
+            up: true,
+            all_ok: true,
+            latency_ms: Some(80.0),
+            error: None,
+        };
+        store.write(mxping::store::RoundRecord {
+            server: name.into(),
+            delta: mxping::history::Delta {
+                sample,
+                addresses: vec![],
+                buckets,
+                histogram: None,
+                state: Default::default(),
+            },
+            software: Some(("Synapse".into(), "1.163.2".into())),
+        });
+    }
+    store.close();
+    let s = Serve::start(&path).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = client
+        .get(s.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let transferred = r.bytes().await.unwrap().len();
+    assert!(transferred < 60 * 1024, "{transferred} bytes");
+    let plain = s.text("/").await.1;
+    assert_eq!(
+        Html::parse_document(&plain)
+            .select(&Selector::parse("svg.bar rect").unwrap())
+            .count(),
+        5 * 90
+    );
+    let css = s
+        .get("/static/style.css")
+        .await
+        .content_length()
+        .unwrap_or(0);
+    let js = s.text("/static/ping.js").await.1.len();
+    assert!(js < 4096, "the script stays small: {js} bytes");
+    assert!(css < 16 * 1024 || css == 0);
+}
+
+#[tokio::test]
+async fn cors_headers_as_real_homeservers_send_them_do_not_matter_to_the_monitor() {
+    // Homeservers answer /version with CORS headers; the monitor ignores them, the browser
+    // script does not need them (it only times the request).
+    let mut h = Harness::new().await;
+    let mut host = h.host("example.test");
+    h.serve(
+        &mut host,
+        8448,
+        h.ca.leaf(&["example.test"]),
+        handler(|s| match s.path.as_str() {
+            "/_matrix/federation/v1/version" => {
+                Reply::json(json!({"server": {"name": "Synapse", "version": "1"}}))
+                    .header("access-control-allow-origin", "*")
+                    .header(
+                        "access-control-allow-methods",
+                        "GET, POST, PUT, DELETE, OPTIONS",
+                    )
+            }
+            "/_matrix/key/v2/server" => Reply::json(https::signed_keys("example.test", i64::MAX)),
+            _ => Reply::not_found(),
+        }),
+    );
+    assert!(h.services().round("example.test").await.all_ok());
+}
