@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 const W: f64 = 720.0;
 const H: f64 = 200.0;
-const LEFT: f64 = 48.0;
+const LEFT: f64 = 64.0;
 const BOTTOM: f64 = 24.0;
 const TOP: f64 = 8.0;
 
@@ -40,7 +40,11 @@ pub(super) fn latency_svg(
     }
     for h in [24, 18, 12, 6, 0] {
         let xx = x(now - h * 3600);
-        let label = format!("−{h} h");
+        let label = if h == 0 {
+            "0 h".to_owned()
+        } else {
+            format!("−{h} h")
+        };
         let _ = write!(
             svg,
             r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
@@ -75,6 +79,22 @@ pub(super) fn latency_svg(
             prev = Some(*t);
         }
         let _ = write!(svg, r#"<path class="line" d="{}"/>"#, path.trim_end());
+        // A point with no neighbour (a lone 5-minute slot) would not show as a line.
+        for (i, (t, ms)) in points.iter().enumerate() {
+            let before = i
+                .checked_sub(1)
+                .map(|j| points[j].0)
+                .is_some_and(|p| t - p <= 900);
+            let after = points.get(i + 1).is_some_and(|n| n.0 - t <= 900);
+            if !before && !after {
+                let _ = write!(
+                    svg,
+                    r#"<circle class="dot" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+                    x(*t),
+                    y(*ms)
+                );
+            }
+        }
     }
     svg.push_str("</svg>");
     svg

@@ -121,3 +121,74 @@ async fn security_headers(mut response: Response) -> Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `--name: #rrggbb` variables of the light (first) or dark (second) `:root` block.
+    fn palette(dark: bool) -> std::collections::HashMap<String, (f64, f64, f64)> {
+        let block = STYLE
+            .split(":root {")
+            .nth(if dark { 2 } else { 1 })
+            .unwrap();
+        let block = &block[..block.find('}').unwrap()];
+        block
+            .split(';')
+            .filter_map(|decl| {
+                let (name, value) = decl.split_once(':')?;
+                let hex = value.trim().strip_prefix('#')?;
+                let c =
+                    |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+                Some((
+                    name.trim().trim_start_matches("--").to_owned(),
+                    (c(0), c(2), c(4)),
+                ))
+            })
+            .collect()
+    }
+
+    fn luminance((r, g, b): (f64, f64, f64)) -> f64 {
+        let lin = |c: f64| {
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    }
+
+    fn contrast(a: (f64, f64, f64), b: (f64, f64, f64)) -> f64 {
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    /// WCAG 2 AA: text needs a contrast of at least 4.5:1, in both themes.
+    #[test]
+    fn text_colours_meet_wcag_aa_in_light_and_dark_themes() {
+        for dark in [false, true] {
+            let p = palette(dark);
+            for (fg, bg) in [
+                ("fg", "bg"),
+                ("muted", "bg"),
+                ("link", "bg"),
+                ("green", "bg"),
+                ("yellow", "bg"),
+                ("red", "bg"),
+                ("green", "green-bg"),
+                ("yellow", "yellow-bg"),
+                ("red", "red-bg"),
+                ("grey", "grey-bg"),
+                ("fg", "head"),
+            ] {
+                let ratio = contrast(p[fg], p[bg]);
+                assert!(
+                    ratio >= 4.5,
+                    "{fg} on {bg} ({}): {ratio:.2}:1",
+                    if dark { "dark" } else { "light" }
+                );
+            }
+        }
+    }
+}

@@ -43,6 +43,7 @@ fn seen(sni: Option<&str>, host: &str, path: &str) -> Seen {
         sni: sni.map(str::to_owned),
         host: Some(host.to_owned()),
         path: path.to_owned(),
+        user_agent: Some(mxping::USER_AGENT.to_owned()),
     }
 }
 

@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_config;
+mod browser;
 mod cli;
 mod client_api;
 mod discovery;

@@ -27,7 +27,7 @@ fn text(e: &scraper::ElementRef<'_>) -> String {
 
 /// example.test delegating to matrix.example.test:443 (healthy), fast.test (whose server the
 /// caller may stop) and down.test (refusing connections).
-async fn setup() -> (Harness, Vec<TestHost>, HttpsServer) {
+pub(crate) async fn setup() -> (Harness, Vec<TestHost>, HttpsServer) {
     let mut h = Harness::new().await;
     h.extra = MONITOR.to_owned();
     h.servers = vec![
@@ -56,8 +56,10 @@ async fn setup() -> (Harness, Vec<TestHost>, HttpsServer) {
         443,
         h.ca.leaf(&["matrix.example.test"]),
         handler(|s| match s.path.as_str() {
+            // CORS as Synapse sends it on /_matrix paths.
             "/_matrix/federation/v1/version" => {
                 Reply::json(json!({"server": {"name": "Synapse", "version": "1.163.2"}}))
+                    .header("access-control-allow-origin", "*")
                     .delay(Duration::from_millis(30))
             }
             "/_matrix/client/versions" => Reply::json(json!({"versions": ["v1.11"]}))
@@ -104,7 +106,7 @@ async fn page(
     (headers, Html::parse_document(&r.text().await.unwrap()))
 }
 
-async fn wait_states(s: &Serve) {
+pub(crate) async fn wait_states(s: &Serve) {
     s.wait_for(
         Duration::from_secs(15),
         "example green, down red",

@@ -30,6 +30,8 @@ pub struct Seen {
     pub sni: Option<String>,
     pub host: Option<String>,
     pub path: String,
+    /// The User-Agent, to tell the monitor's requests from a browser's.
+    pub user_agent: Option<String>,
 }
 
 /// How to answer.
@@ -96,6 +98,7 @@ pub fn homeserver(name: &str) -> Handler {
     handler(move |seen| match seen.path.as_str() {
         "/_matrix/federation/v1/version" => {
             Reply::json(json!({"server": {"name": "Synapse", "version": "1.163.2"}}))
+                .header("access-control-allow-origin", "*")
         }
         "/_matrix/key/v2/server" => Reply::json(keys.clone()),
         _ => Reply::not_found(),
@@ -163,6 +166,7 @@ pub fn server_config(opts: &TlsOptions) -> Arc<ServerConfig> {
 
 /// A running HTTPS server. Stops when dropped.
 pub struct HttpsServer {
+    addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -181,6 +185,7 @@ impl HttpsServer {
     ) -> HttpsServer {
         listener.set_nonblocking(true).unwrap();
         let listener = TcpListener::from_std(listener).unwrap();
+        let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(server_config(&tls.into()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
@@ -211,6 +216,11 @@ impl HttpsServer {
                                     .and_then(|h| h.to_str().ok())
                                     .map(str::to_owned),
                                 path: req.uri().path().to_owned(),
+                                user_agent: req
+                                    .headers()
+                                    .get("user-agent")
+                                    .and_then(|h| h.to_str().ok())
+                                    .map(str::to_owned),
                             };
                             seen.lock().unwrap().push(s.clone());
                             let reply = handler(&s);
@@ -235,7 +245,15 @@ impl HttpsServer {
                 });
             }
         });
-        HttpsServer { seen, task }
+        HttpsServer { addr, seen, task }
+    }
+
+    /// The IPv4 address it listens on.
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        match self.addr.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        }
     }
 
     /// Every request seen so far.

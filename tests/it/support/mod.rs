@@ -2,6 +2,7 @@
 //! addresses at the real ports 443 and 8448, and a config that points the production code at
 //! them (the same settings a user would write).
 
+pub mod browser;
 pub mod dns;
 pub mod hostile;
 pub mod https;
@@ -101,6 +102,15 @@ impl Harness {
         let server = Arc::new(HttpsServer::start(listener, tls, handler));
         self.https.push(server.clone());
         server
+    }
+
+    /// The server this harness runs on `ip` (the first one started there).
+    pub fn https_on(&self, ip: std::net::Ipv4Addr) -> Arc<HttpsServer> {
+        self.https
+            .iter()
+            .find(|s| s.ip() == Some(ip))
+            .cloned()
+            .expect("a server on that address")
     }
 
     /// A new host named `name` in DNS (A record) with a certificate for `name`.

@@ -1,0 +1,217 @@
+//! The status page in a real browser (headless Chromium): the browser-side pings actually
+//! run against the loopback servers, the page works with JavaScript off, a script in a
+//! server's version string never runs, and screenshots in both languages at phone and
+//! desktop widths are saved for review.
+
+use scraper::{Html, Selector};
+use serde_json::json;
+
+use crate::page::{setup, wait_states};
+use crate::support::browser::Browser;
+use crate::support::https::handler;
+use crate::support::serve::Serve;
+use crate::support::*;
+
+fn select<'a>(doc: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    doc.select(&Selector::parse(css).unwrap()).collect()
+}
+
+fn hosts(list: &[(&str, &TestHost)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(n, h)| ((*n).to_owned(), h.ip.to_string()))
+        .collect()
+}
+
+/// Width and height of a PNG, from its header.
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    (
+        u32::from_be_bytes(b[16..20].try_into().unwrap()),
+        u32::from_be_bytes(b[20..24].try_into().unwrap()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_pings_run_against_each_servers_resolved_address() {
+    let (h, servers, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    let browser = Browser {
+        hosts: hosts(&[
+            ("matrix.example.test", &servers[1]),
+            ("fast.test", &servers[2]),
+            ("down.test", &servers[3]),
+        ]),
+        ..Browser::default()
+    };
+    let ready =
+        "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
+    let dom = browser
+        .live_dom(&s.url("/"), ready, std::time::Duration::from_secs(30))
+        .await;
+    let dom = Html::parse_document(&dom);
+    for name in ["example.test", "fast.test"] {
+        let cell = &select(
+            &dom,
+            &format!(r#"tr.server[data-server="{name}"] .browser"#),
+        )[0];
+        assert_eq!(
+            cell.value().attr("data-state"),
+            Some("done"),
+            "{name}: {}",
+            cell.html()
+        );
+        let pings: Vec<_> = cell.select(&Selector::parse(".p").unwrap()).collect();
+        assert_eq!(pings.len(), 4);
+        for p in &pings {
+            let ms: u32 = p.value().attr("data-ms").unwrap().parse().unwrap();
+            assert!(
+                p.value().classes().any(|c| c == "green"),
+                "{name}: {}",
+                p.html()
+            );
+            assert!(p.text().collect::<String>().ends_with(&format!("{ms} ms")));
+        }
+    }
+    // The example server answers after 30 ms: the browser measured at least that.
+    let example = &select(&dom, r#"tr.server[data-server="example.test"] .browser .p"#);
+    assert!(
+        example
+            .iter()
+            .all(|p| p.value().attr("data-ms").unwrap().parse::<u32>().unwrap() >= 30)
+    );
+    let down = &select(&dom, r#"tr.server[data-server="down.test"] .browser .p"#);
+    assert!(
+        down.iter().all(|p| p.value().classes().any(|c| c == "red")),
+        "{}",
+        down[0].html()
+    );
+    // The servers saw the browser's requests: four each, besides the monitor's own.
+    let example_server = h.https_on(servers[1].ip);
+    let from_browser = example_server
+        .hits("/_matrix/federation/v1/version")
+        .into_iter()
+        .filter(|s| {
+            s.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.contains("Chrome"))
+        })
+        .count();
+    assert_eq!(from_browser, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_complete_without_javascript() {
+    let (h, servers, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    let browser = Browser {
+        hosts: hosts(&[("matrix.example.test", &servers[1])]),
+        no_script: true,
+        ..Browser::default()
+    };
+    let dom = browser
+        .live_dom(&s.url("/?lang=zh"), "true", std::time::Duration::ZERO)
+        .await;
+    let dom = Html::parse_document(&dom);
+    let rows = select(&dom, "tr.server");
+    assert_eq!(rows.len(), 3);
+    let statuses: Vec<&str> = rows
+        .iter()
+        .map(|r| r.value().attr("data-status").unwrap())
+        .collect();
+    assert_eq!(statuses, ["green", "green", "red"]);
+    assert!(
+        select(&dom, ".browser .p")
+            .iter()
+            .all(|p| p.text().collect::<String>() == "–"),
+        "nothing measured"
+    );
+    assert!(
+        select(&dom, "[data-state]").is_empty(),
+        "the script did not run"
+    );
+    let noscript = select(&dom, "noscript");
+    assert_eq!(noscript.len(), 1);
+    assert!(
+        noscript[0].inner_html().contains("开启 JavaScript 后"),
+        "the page says what JavaScript would add"
+    );
+    assert_eq!(select(&dom, "svg.bar").len(), 3, "history needs no script");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_in_a_version_string_never_runs() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ninterval = \"1s\"\ntimeout = \"800ms\"\ncheck_keys = false\n".into();
+    h.servers = vec!["evil.test".into()];
+    let mut evil = h.host("evil.test");
+    let leaf = h.ca.leaf(&["evil.test"]);
+    h.serve(&mut evil, 8448, leaf, handler(|s| {
+        if s.path == "/_matrix/federation/v1/version" {
+            Reply::json(json!({"server": {
+                "name": "<script>document.body.setAttribute('data-pwned','script')</script>",
+                "version": "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
+            }}))
+        } else {
+            Reply::not_found()
+        }
+    }));
+    let s = Serve::start(&h.config_file()).await;
+    s.wait_for(std::time::Duration::from_secs(10), "a round", || async {
+        (s.server("evil.test").await["status"] == "green").then_some(())
+    })
+    .await;
+    for page in ["/", "/server/evil.test"] {
+        let dom = Browser::default().dom(&s.url(page), 3_000).await;
+        let doc = Html::parse_document(&dom);
+        let body = &select(&doc, "body")[0];
+        assert_eq!(
+            body.value().attr("data-pwned"),
+            None,
+            "{page}: injected code ran"
+        );
+        assert!(
+            dom.contains("&lt;script&gt;document.body.setAttribute"),
+            "{page}: shown as text"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_in_both_languages_at_phone_and_desktop_widths() {
+    let (h, servers, _fast) = setup().await;
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    let map = hosts(&[
+        ("matrix.example.test", &servers[1]),
+        ("fast.test", &servers[2]),
+        ("down.test", &servers[3]),
+    ]);
+    for (lang, width, height, device) in [
+        ("en", 1280, 1000, "desktop"),
+        ("zh", 1280, 1000, "desktop"),
+        ("en", 390, 1600, "phone"),
+        ("zh", 390, 1600, "phone"),
+    ] {
+        let browser = Browser {
+            hosts: map.clone(),
+            size: Some((width, height)),
+            ..Browser::default()
+        };
+        let ready =
+            "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
+        for (page, path) in [("index", "/"), ("detail", "/server/example.test")] {
+            let url = s.url(&format!("{path}?lang={lang}"));
+            let shot = browser
+                .live_screenshot(
+                    &url,
+                    ready,
+                    std::time::Duration::from_secs(20),
+                    &format!("{page}-{lang}-{device}.png"),
+                )
+                .await;
+            assert_eq!(png_size(&shot), (width, height), "{}", shot.display());
+        }
+    }
+}
