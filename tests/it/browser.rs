@@ -46,9 +46,21 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
     };
     let ready =
         "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
-    let dom = browser
-        .live_dom(&s.url("/"), ready, std::time::Duration::from_secs(30))
+    // Cumulative layout shift over the whole visit, results arriving included.
+    let cls = "new Promise(done => new PerformanceObserver(list => done(list.getEntries()
+        .filter(e => !e.hadRecentInput).reduce((sum, e) => sum + e.value, 0)))
+        .observe({type: 'layout-shift', buffered: true}))";
+    let cls_or_none =
+        format!("Promise.race([{cls}, new Promise(done => setTimeout(() => done(0), 500))])");
+    let limit = std::time::Duration::from_secs(30);
+    let (dom, values) = browser
+        .live_eval(&s.url("/"), ready, limit, &[&cls_or_none])
         .await;
+    assert!(
+        values[0].as_f64().unwrap() < 0.01,
+        "layout shift while results arrived: {}",
+        values[0]
+    );
     let dom = Html::parse_document(&dom);
     for name in ["example.test", "fast.test"] {
         let cell = &select(

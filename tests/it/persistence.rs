@@ -65,7 +65,15 @@ async fn a_restart_restores_status_uptime_and_history() {
     assert_eq!(down["status"], "red");
     // A round may have finished between the last look and the stop: the restored history is
     // what was seen then, plus at most those last rounds.
-    let cause = |v: &Value| v["reason"].as_str().unwrap().split_once(" failed rounds: ").unwrap().1.to_owned();
+    let cause = |v: &Value| {
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .split_once(" failed rounds: ")
+            .unwrap()
+            .1
+            .to_owned()
+    };
     assert_eq!(cause(&down), cause(&before_down));
     assert_eq!(up["software"]["name"], "Synapse");
     assert!(up["checked_at"].as_str() >= before_up["checked_at"].as_str());
@@ -75,7 +83,10 @@ async fn a_restart_restores_status_uptime_and_history() {
             && restored.len() - extra <= seen.len()
             && restored[..restored.len() - extra] == seen[seen.len() - (restored.len() - extra)..]
     });
-    assert!(aligned, "the same rounds, in order: {seen:?} then {restored:?}");
+    assert!(
+        aligned,
+        "the same rounds, in order: {seen:?} then {restored:?}"
+    );
     assert!(restored.len() >= seen.len().min(58));
     assert_eq!(up["uptime"]["1h"], 1.0);
     let metrics = s.text("/metrics").await.1;

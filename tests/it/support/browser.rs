@@ -119,7 +119,19 @@ impl Browser {
     /// the DOM is read after the load. Talks to Chromium over the DevTools protocol on a
     /// loopback port it picks itself.
     pub async fn live_dom(&self, url: &str, ready: &str, limit: Duration) -> String {
-        self.live(url, ready, limit, None).await
+        self.live(url, ready, limit, None, &[]).await.0
+    }
+
+    /// Like [`Browser::live_dom`], also returning the values of `expressions` (evaluated
+    /// after `ready`, promises awaited).
+    pub async fn live_eval(
+        &self,
+        url: &str,
+        ready: &str,
+        limit: Duration,
+        expressions: &[&str],
+    ) -> (String, Vec<serde_json::Value>) {
+        self.live(url, ready, limit, None, expressions).await
     }
 
     /// Like [`Browser::live_dom`], and saves a screenshot of the viewport as `name` in the
@@ -132,7 +144,7 @@ impl Browser {
         name: &str,
     ) -> PathBuf {
         let path = screenshot_dir().join(name);
-        self.live(url, ready, limit, Some(&path)).await;
+        self.live(url, ready, limit, Some(&path), &[]).await;
         path
     }
 
@@ -142,7 +154,8 @@ impl Browser {
         ready: &str,
         limit: Duration,
         screenshot: Option<&Path>,
-    ) -> String {
+        expressions: &[&str],
+    ) -> (String, Vec<serde_json::Value>) {
         let profile = tempfile::tempdir().unwrap();
         let mut args = self.args(profile.path());
         args.retain(|a| a != "--blink-settings=scriptEnabled=false");
@@ -202,6 +215,16 @@ impl Browser {
                 .unwrap();
             std::fs::write(path, png).unwrap();
         }
+        let mut values = Vec::new();
+        for e in expressions {
+            let r = cdp
+                .call(
+                    "Runtime.evaluate",
+                    serde_json::json!({"expression": e, "returnByValue": true, "awaitPromise": true}),
+                )
+                .await;
+            values.push(r["result"]["value"].clone());
+        }
         let doc = cdp
             .call("DOM.getDocument", serde_json::json!({"depth": -1}))
             .await;
@@ -209,7 +232,10 @@ impl Browser {
         let html = cdp
             .call("DOM.getOuterHTML", serde_json::json!({"nodeId": root}))
             .await;
-        html["outerHTML"].as_str().unwrap_or_default().to_owned()
+        (
+            html["outerHTML"].as_str().unwrap_or_default().to_owned(),
+            values,
+        )
     }
 }
 
