@@ -7,6 +7,7 @@ mod support;
 
 mod bad_config;
 mod browser;
+mod contrib;
 mod cli;
 mod client_api;
 mod discovery;
