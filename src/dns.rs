@@ -121,6 +121,9 @@ impl Dns {
         opts.attempts = 2;
         opts.preserve_intermediates = true;
         opts.ndots = 0;
+        // Room for every record of thousands of monitored servers (A, AAAA, two SRV names
+        // each), so lookups are answered from cache until their TTLs expire.
+        opts.cache_size = 65_536;
         if !nameservers.is_empty() {
             // Explicit name servers mean "ask these", not /etc/hosts.
             opts.use_hosts_file = ResolveHosts::Never;
