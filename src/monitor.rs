@@ -9,6 +9,7 @@
 //! ever clone an `Arc` of the latest one, so page views never wait for probes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -53,17 +54,16 @@ pub struct ServerView {
     pub recent: Vec<Sample>,
     /// Uptime over 24 h per address.
     pub address_uptime_24h: BTreeMap<String, Option<f64>>,
-    /// Mean latency per 5 minutes over 24 h (Unix seconds, ms), for the chart.
+    /// The server's history, for the charts: read when a page is built rather than copied
+    /// into every view (that copy would be most of a view's size, made every round).
     #[serde(skip)]
-    pub chart: Vec<(i64, f64)>,
-    /// Uptime per day for 90 days (day start, ratio), for the bar.
-    #[serde(skip)]
-    pub daily: Vec<(i64, Option<f64>)>,
+    history: Arc<Mutex<ServerHistory>>,
 }
 
 impl ServerView {
     fn build(
         server: &ServerConfig,
+        shared: &Arc<Mutex<ServerHistory>>,
         history: &ServerHistory,
         last: Option<&Round>,
         restored_software: Option<&(String, String)>,
@@ -121,14 +121,29 @@ impl ServerView {
                 .addresses()
                 .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
                 .collect(),
-            chart: history.latency_series(now),
-            daily: history.daily_uptime(now, 90),
+            history: shared.clone(),
         }
     }
 
     /// The status.
     pub fn status(&self) -> Status {
         self.report.status
+    }
+
+    /// Mean latency per 5 minutes over the 24 h before `now` (Unix seconds, ms).
+    pub fn chart(&self, now: i64) -> Vec<(i64, f64)> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .latency_series(now)
+    }
+
+    /// Uptime per day for the 90 days up to `now` (day start, ratio), oldest first.
+    pub fn daily(&self, now: i64) -> Vec<(i64, Option<f64>)> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .daily_uptime(now, 90)
     }
 }
 
@@ -159,7 +174,7 @@ impl ServerView {
 pub struct Slot {
     /// The server's config entry.
     pub server: ServerConfig,
-    history: Mutex<ServerHistory>,
+    history: Arc<Mutex<ServerHistory>>,
     view: RwLock<Arc<ServerView>>,
     resolution: Mutex<Option<(Resolution, Instant)>>,
     cancel: CancellationToken,
@@ -175,22 +190,25 @@ impl Slot {
         restored_software: Option<&(String, String)>,
         cancel: CancellationToken,
     ) -> Slot {
+        let shared = Arc::new(Mutex::new(history));
         let view = match previous {
             Some(prev) => {
                 let mut view = (*prev).clone();
                 view.title = server.title.clone();
                 view.description = server.description.clone();
                 view.client_url = server.client_url.clone();
+                view.history = shared.clone();
                 view
             }
             None => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
-                ServerView::build(&server, &history, None, restored_software, now)
+                let history = shared.lock().expect("history lock");
+                ServerView::build(&server, &shared, &history, None, restored_software, now)
             }
         };
         Slot {
             server,
-            history: Mutex::new(history),
+            history: shared,
             view: RwLock::new(Arc::new(view)),
             resolution: Mutex::new(None),
             cancel,
@@ -218,6 +236,20 @@ struct Live {
     services: Arc<Services>,
     semaphore: Arc<Semaphore>,
     slots: Vec<Arc<Slot>>,
+    /// Position of each server in `slots`, by name.
+    index: HashMap<String, usize>,
+}
+
+impl Live {
+    fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
+        self.index.get(name).map(|&i| &self.slots[i])
+    }
+
+    fn push(&mut self, slot: Arc<Slot>) {
+        self.index
+            .insert(slot.server.name.clone(), self.slots.len());
+        self.slots.push(slot);
+    }
 }
 
 /// A consistent view of every server, for one page or API response.
@@ -244,6 +276,9 @@ pub struct Event {
     pub reason: Option<Reason>,
 }
 
+/// Servers whose saved history is read from the store at once on start-up.
+const RESTORE_BATCH: usize = 256;
+
 /// Status changes kept for the feed.
 pub const MAX_EVENTS: usize = 200;
 
@@ -255,6 +290,8 @@ pub struct Monitor {
     store: Option<Store>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Bumped whenever a published view or the config changes, so readers can cache.
+    generation: AtomicU64,
 }
 
 impl Monitor {
@@ -272,26 +309,33 @@ impl Monitor {
                 config: Arc::new(config),
                 services,
                 slots: Vec::new(),
+                index: HashMap::new(),
             }),
             metrics,
             events: Mutex::new(std::collections::VecDeque::new()),
             store,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            generation: AtomicU64::new(0),
         });
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
-        let mut saved = monitor.load_saved(&servers)?;
         if let Some(store) = &monitor.store {
             let events = store.load_events(MAX_EVENTS).map_err(|e| e.to_string())?;
             monitor.events.lock().expect("events lock").extend(events);
         }
-        for server in servers {
-            monitor.metrics.add_server(&server.name);
-            let slot = monitor.restored_slot(server, thresholds, &mut saved);
-            monitor.spawn(&live, slot.clone());
-            live.slots.push(slot);
+        // Saved histories are read a batch at a time: as stored rows they are several times
+        // the size of the rebuilt histories, and reading ten thousand at once would leave
+        // the process that much bigger for good (freed memory stays fragmented).
+        for batch in servers.chunks(RESTORE_BATCH) {
+            let mut saved = monitor.load_saved(batch)?;
+            for server in batch {
+                monitor.metrics.add_server(&server.name);
+                let slot = monitor.restored_slot(server.clone(), thresholds, &mut saved);
+                monitor.spawn(&live, slot.clone());
+                live.push(slot);
+            }
         }
         drop(live);
         monitor.metrics.config_loaded(true);
@@ -382,10 +426,7 @@ impl Monitor {
     /// The latest view of `name`, if it is monitored.
     pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
         let live = self.live.read().expect("live lock");
-        live.slots
-            .iter()
-            .find(|s| s.server.name == name)
-            .map(|s| (live.config.clone(), s.view()))
+        live.slot(name).map(|s| (live.config.clone(), s.view()))
     }
 
     /// Status changes, newest first.
@@ -447,11 +488,12 @@ impl Monitor {
         let new = Arc::new(new);
         live.config = new.clone();
         let old_slots = std::mem::take(&mut live.slots);
+        let old_index = std::mem::take(&mut live.index);
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         for server in &new.servers {
-            match old_slots.iter().find(|s| s.server.name == server.name) {
+            match old_index.get(&server.name).map(|&i| &old_slots[i]) {
                 Some(slot) if !settings_changed && slot.server == *server => {
-                    live.slots.push(slot.clone())
+                    live.push(slot.clone())
                 }
                 Some(slot) => {
                     slot.cancel.cancel();
@@ -459,7 +501,7 @@ impl Monitor {
                     history.set_thresholds(thresholds);
                     let fresh = self.new_slot(server.clone(), history, Some(slot.view()));
                     self.spawn(&live, fresh.clone());
-                    live.slots.push(fresh);
+                    live.push(fresh);
                     changed += 1;
                 }
                 None => {
@@ -467,13 +509,13 @@ impl Monitor {
                     self.metrics.add_server(&server.name);
                     let fresh = self.restored_slot(server.clone(), thresholds, &mut saved);
                     self.spawn(&live, fresh.clone());
-                    live.slots.push(fresh);
+                    live.push(fresh);
                     added += 1;
                 }
             }
         }
         for slot in &old_slots {
-            if !new.servers.iter().any(|s| s.name == slot.server.name) {
+            if !live.index.contains_key(&slot.server.name) {
                 slot.cancel.cancel();
                 self.metrics.remove_server(&slot.server.name);
                 removed += 1;
@@ -484,6 +526,7 @@ impl Monitor {
             new.servers.len() - added - changed
         ));
         self.metrics.config_loaded(true);
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(notes)
     }
 
@@ -499,6 +542,12 @@ impl Monitor {
         tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_ok()
+    }
+
+    /// A number that changes whenever any view or the config changes: equal numbers mean
+    /// a page built from [`Monitor::snapshot`] would come out the same (apart from the clock).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The metrics.
@@ -608,7 +657,14 @@ impl Job {
                 reason: history.state.reason.clone(),
             });
         }
-        let view = ServerView::build(&self.slot.server, &history, Some(&round), None, now);
+        let view = ServerView::build(
+            &self.slot.server,
+            &self.slot.history,
+            &history,
+            Some(&round),
+            None,
+            now,
+        );
         if let Some(store) = &self.monitor.store {
             store.write(RoundRecord {
                 server: self.slot.server.name.clone(),
@@ -627,5 +683,6 @@ impl Job {
             &uptime,
         );
         *self.slot.view.write().expect("view lock") = Arc::new(view);
+        self.monitor.generation.fetch_add(1, Ordering::Release);
     }
 }

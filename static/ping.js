@@ -4,11 +4,14 @@
 (function () {
   'use strict';
   var cells = document.querySelectorAll('.browser[data-url]');
-  if (!cells.length || !window.fetch) return;
+  var table = document.getElementById('servers');
+  if (!cells.length || !table || !window.fetch) return;
+  // Settings and words shared by every row live on the table.
+  function setting(name) { return table.getAttribute('data-' + name); }
 
   function measure(cell) {
     var url = cell.getAttribute('data-url');
-    var green = Number(cell.getAttribute('data-green')) || 200;
+    var green = Number(setting('green')) || 200;
     var slots = cell.querySelectorAll('.p');
     var i = 0;
     cell.setAttribute('data-state', 'running');
@@ -16,9 +19,9 @@
     function show(ms, ok) {
       var slot = slots[i];
       var word, cls;
-      if (!ok) { cls = 'red'; word = cell.getAttribute('data-unavailable'); }
-      else if (ms < green) { cls = 'green'; word = cell.getAttribute('data-fast'); }
-      else { cls = 'yellow'; word = cell.getAttribute('data-slow'); }
+      if (!ok) { cls = 'red'; word = setting('unavailable'); }
+      else if (ms < green) { cls = 'green'; word = setting('fast'); }
+      else { cls = 'yellow'; word = setting('slow'); }
       var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
       slot.textContent = ok ? mark + ' ' + Math.round(ms) + ' ms' : mark + ' ' + word;
       slot.className = 'p ' + cls;

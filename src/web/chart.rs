@@ -108,71 +108,81 @@ pub(super) fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// One cell of the 90-day bar: the day's label and uptime (`None`: no data).
+/// One cell of the 90-day bar: `span` days with the same colour, labelled for the tooltip
+/// (`uptime` is the lowest day's; `None`: no data).
 pub(super) struct Day {
     pub(super) label: String,
     pub(super) uptime: Option<f64>,
+    pub(super) span: usize,
 }
 
-/// The 90-day uptime bar: one cell per day, coloured by uptime, each with a tooltip; runs of
-/// days without data are one grey cell, to keep the page small.
+/// The 90-day uptime bar: one cell per [`Day`], 3 units per day, coloured by uptime, each with
+/// a tooltip.
 pub(super) fn uptime_bar(days: &[Day], label: &str) -> String {
-    let mut svg = String::with_capacity(days.len() * 64);
+    let total: usize = days.iter().map(|d| d.span).sum();
+    let mut svg = String::with_capacity(128 + days.len() * 80);
     let _ = write!(
         svg,
         r#"<svg class="bar" viewBox="0 0 {} 14" preserveAspectRatio="none" role="img" aria-label="{}">"#,
-        days.len() * 3,
+        total * 3,
         escape(label)
     );
-    let mut i = 0;
-    while i < days.len() {
-        let d = &days[i];
+    let mut x = 0;
+    for d in days {
         let class = match d.uptime {
             None => "n",
             Some(u) if u >= 0.999 => "g",
             Some(u) if u >= 0.99 => "y",
             Some(_) => "r",
         };
-        let mut end = i + 1;
-        if d.uptime.is_none() {
-            while end < days.len() && days[end].uptime.is_none() {
-                end += 1;
-            }
-        }
-        let width = (end - i) * 3 - 1;
         let _ = write!(
             svg,
-            r#"<rect x="{}" width="{width}" height="14" class="{class}"><title>{}</title></rect>"#,
-            i * 3,
+            r#"<rect x="{x}" width="{}" height="14" class="{class}"><title>{}</title></rect>"#,
+            d.span * 3 - 1,
             escape(&d.label)
         );
-        i = end;
+        x += d.span * 3;
     }
     svg.push_str("</svg>");
     svg
 }
 
-/// A 24-hour latency sparkline (ms per 5 minutes).
+/// A 24-hour latency sparkline: the 5-minute points averaged into 96 quarter-hours, one unit
+/// of width each, so a thousand of them stay light.
 pub(super) fn sparkline(points: &[(i64, f64)], now: i64, label: &str) -> String {
-    const SW: f64 = 120.0;
+    const SLOTS: usize = 96;
     const SH: f64 = 22.0;
     let start = now - 86_400;
-    let max = points.iter().map(|p| p.1).fold(1.0, f64::max);
-    let mut path = String::new();
-    let mut prev: Option<i64> = None;
+    let mut sums = [(0.0f64, 0u32); SLOTS];
     for (t, ms) in points {
-        let x = (t - start) as f64 / 86_400.0 * SW;
-        let y = 1.0 + (1.0 - ms / max) * (SH - 2.0);
-        let cmd = if prev.is_none_or(|p| t - p > 900) {
-            'M'
-        } else {
-            'L'
-        };
-        let _ = write!(path, "{cmd}{x:.1},{y:.1}");
-        prev = Some(*t);
+        let slot = (t - start).div_euclid(900);
+        if let Ok(slot) = usize::try_from(slot)
+            && slot < SLOTS
+        {
+            sums[slot].0 += ms;
+            sums[slot].1 += 1;
+        }
+    }
+    let max = sums
+        .iter()
+        .filter(|s| s.1 > 0)
+        .map(|s| s.0 / f64::from(s.1))
+        .fold(1.0, f64::max);
+    let mut path = String::with_capacity(SLOTS * 8);
+    let mut drawing = false;
+    for (x, (sum, n)) in sums.iter().enumerate() {
+        if *n == 0 {
+            drawing = false;
+            continue;
+        }
+        // Whole units: the box is 22 px tall, finer steps would not show.
+        let y = (1.0 + (1.0 - sum / f64::from(*n) / max) * (SH - 2.0)).round();
+        let cmd = if drawing { 'L' } else { 'M' };
+        let _ = write!(path, "{cmd}{x},{y}");
+        drawing = true;
     }
     format!(
-        r#"<svg class="spark" viewBox="0 0 {SW} {SH}" role="img" aria-label="{}"><path d="{path}"/></svg>"#,
+        r#"<svg class="spark" viewBox="0 0 {SLOTS} {SH}" preserveAspectRatio="none" role="img" aria-label="{}"><path d="{path}"/></svg>"#,
         escape(label)
     )
 }
@@ -222,36 +232,49 @@ mod bar_tests {
     use super::*;
 
     #[test]
-    fn bars_merge_days_without_data_and_colour_the_rest() {
-        let mut days: Vec<Day> = (0..88)
-            .map(|i| Day {
-                label: format!("day {i}"),
+    fn bars_draw_each_cell_with_its_span_and_colour() {
+        let days = [
+            Day {
+                label: "88 days: no data".into(),
                 uptime: None,
-            })
-            .collect();
-        days.push(Day {
-            label: "yesterday: 99.5%".into(),
-            uptime: Some(0.995),
-        });
-        days.push(Day {
-            label: "today <b>".into(),
-            uptime: Some(1.0),
-        });
+                span: 88,
+            },
+            Day {
+                label: "yesterday: 99.5%".into(),
+                uptime: Some(0.995),
+                span: 1,
+            },
+            Day {
+                label: "today <b>".into(),
+                uptime: Some(1.0),
+                span: 1,
+            },
+        ];
         let svg = uptime_bar(&days, "90 days");
         assert_eq!(svg.matches("<rect").count(), 3);
+        assert!(svg.contains(r#"viewBox="0 0 270 14""#));
         assert!(svg.contains(r#"class="y"><title>yesterday: 99.5%</title>"#));
+        assert!(svg.contains(r#"<rect x="267" width="2" height="14" class="g">"#));
         assert!(svg.contains("today &lt;b&gt;"));
-        assert!(
-            svg.contains(r#"width="263""#),
-            "88 empty days in one cell: {svg}"
-        );
+        assert!(svg.contains(r#"width="263""#), "88 days in one cell: {svg}");
     }
 
     #[test]
-    fn sparklines_have_one_path() {
-        let now = 1_800_000_000;
-        let s = sparkline(&[(now - 600, 10.0), (now - 300, 20.0)], now, "24 h");
-        assert!(s.contains("<path d=\"M") && s.contains("L"));
+    fn sparklines_average_quarter_hours_and_break_at_gaps() {
+        let now = 1_800_000_000; // a multiple of 900: quarter-hours start on it
+        // Two points in the last quarter-hour average to 15 ms (the maximum: top of the box);
+        // the one before is at 5 ms; an hour earlier, a lone point after a gap.
+        let pts = [
+            (now - 5400, 10.0),
+            (now - 1200, 5.0),
+            (now - 600, 10.0),
+            (now - 300, 20.0),
+        ];
+        let s = sparkline(&pts, now, "24 h");
+        let path = s.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert_eq!(path, "M90,8M94,14L95,1", "{s}");
         assert!(sparkline(&[], now, "x").contains("<path d=\"\"/>"));
+        // Points outside the 24 hours are ignored rather than drawn off the box.
+        assert!(sparkline(&[(now + 60, 5.0), (now - 90_000, 5.0)], now, "x").contains("d=\"\""));
     }
 }

@@ -4,6 +4,7 @@
 
 mod api;
 mod badges;
+mod cache;
 mod chart;
 mod feed;
 mod pages;
@@ -27,13 +28,23 @@ const PING_JS: &str = include_str!("../../static/ping.js");
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// Longest list of origins written into the status page's policy. Beyond it (a monitor of
+/// hundreds of servers) the header would outgrow what reverse proxies accept (nginx: 4 or
+/// 8 KiB of headers by default), so the policy allows any `https:` origin instead; scripts
+/// stay limited to our own, which is what keeps injected code out.
+const MAX_CONNECT_SOURCES: usize = 2048;
+
 /// The policy of the status page, whose script may also reach the monitored servers'
 /// federation addresses (and nothing else).
 pub(crate) fn csp_with_connect(origins: &std::collections::BTreeSet<String>) -> String {
     let extra: Vec<&str> = origins.iter().map(String::as_str).collect();
+    let mut sources = extra.join(" ");
+    if sources.len() > MAX_CONNECT_SOURCES {
+        sources = "https:".to_owned();
+    }
     CSP.replace(
         "connect-src 'self'",
-        format!("connect-src 'self' {}", extra.join(" ")).trim_end(),
+        format!("connect-src 'self' {sources}").trim_end(),
     )
 }
 
@@ -42,6 +53,8 @@ pub(crate) fn csp_with_connect(origins: &std::collections::BTreeSet<String>) -> 
 pub struct AppState {
     /// The monitor whose snapshots are shown.
     pub monitor: Arc<Monitor>,
+    /// Built status pages.
+    pages: Arc<cache::PageCache>,
 }
 
 /// The router.
@@ -60,7 +73,10 @@ pub fn app(monitor: Arc<Monitor>) -> Router {
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
-        .with_state(AppState { monitor })
+        .with_state(AppState {
+            monitor,
+            pages: Arc::default(),
+        })
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -125,6 +141,26 @@ async fn security_headers(mut response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_policy_names_origins_until_the_header_would_be_too_long() {
+        let few: std::collections::BTreeSet<String> = [
+            "https://a.test:8448".to_owned(),
+            "https://b.test".to_owned(),
+        ]
+        .into();
+        let csp = csp_with_connect(&few);
+        assert!(csp.contains("connect-src 'self' https://a.test:8448 https://b.test;"));
+        assert!(csp.contains("script-src 'self';"));
+        assert!(csp_with_connect(&Default::default()).contains("connect-src 'self';"));
+        let many: std::collections::BTreeSet<String> = (0..10_000)
+            .map(|i| format!("https://s{i:05}.example.test:8448"))
+            .collect();
+        let csp = csp_with_connect(&many);
+        assert!(csp.contains("connect-src 'self' https:;"), "{csp}");
+        assert!(csp.len() < 1024, "{} bytes", csp.len());
+        assert!(csp.contains("script-src 'self';"));
+    }
 
     /// The `--name: #rrggbb` variables of the light (first) or dark (second) `:root` block.
     fn palette(dark: bool) -> std::collections::HashMap<String, (f64, f64, f64)> {

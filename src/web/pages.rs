@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::cache::{Page, accepts_gzip};
 use super::chart::{self, Day};
 use super::{AppState, csp_with_connect};
 use crate::client_api::Discovery as ClientDiscovery;
@@ -19,7 +20,7 @@ use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Method, Resolution, Severity};
 use crate::error::ErrorKind;
 use crate::i18n::{self, Locale};
-use crate::monitor::ServerView;
+use crate::monitor::{Monitor, ServerView};
 use crate::report::{Reason, Status};
 use crate::tls::days_until;
 
@@ -114,15 +115,24 @@ fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {
         )
             .into_response(),
     };
+    language_headers(&mut response, lang, "Accept-Language, Cookie");
+    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// The headers of a page that depends on the visitor's language: which one it is, what it
+/// varies with, and the cookie remembering a language just chosen.
+fn language_headers(response: &mut Response, lang: &Lang, vary: &'static str) {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_LANGUAGE,
         HeaderValue::from_str(&lang.locale.code).expect("language codes are ASCII"),
     );
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept-Language, Cookie"),
-    );
+    h.insert(header::VARY, HeaderValue::from_static(vary));
     if lang.remember {
         let cookie = format!(
             "{}={}; Path=/; Max-Age=31536000; SameSite=Lax",
@@ -134,10 +144,6 @@ fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {
             HeaderValue::from_str(&cookie).expect("ASCII cookie"),
         );
     }
-    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
-    response
 }
 
 fn word(t: &Locale, s: Status) -> &str {
@@ -263,25 +269,53 @@ fn origin(url: &str) -> Option<String> {
     ))
 }
 
-fn days(t: &Locale, v: &ServerView) -> Vec<Day> {
-    v.daily
-        .iter()
-        .map(|(start, uptime)| {
-            let date = OffsetDateTime::from_unix_timestamp(*start)
-                .map(|d| t.date(d))
-                .unwrap_or_default();
-            Day {
-                label: match uptime {
-                    Some(u) => t.f(
-                        "bar_day",
-                        &[("date", &date), ("uptime", &percent(Some(*u)))],
-                    ),
-                    None => t.f("bar_no_data", &[("date", &date)]),
-                },
-                uptime: *uptime,
+/// The cells of the 90-day bar. A day below 99.9 % gets a cell of its own; runs of days at
+/// or above it, and runs without data, share one cell (a healthy server's bar is one cell,
+/// which keeps a page of a thousand servers small).
+fn days(t: &Locale, v: &ServerView, now: i64) -> Vec<Day> {
+    let daily = v.daily(now);
+    let date = |start: i64| {
+        OffsetDateTime::from_unix_timestamp(start)
+            .map(|d| t.date(d))
+            .unwrap_or_default()
+    };
+    let mergeable = |u: Option<f64>| match u {
+        None => Some(false),
+        Some(u) if u >= 0.999 => Some(true),
+        Some(_) => None,
+    };
+    let mut cells = Vec::new();
+    let mut i = 0;
+    while i < daily.len() {
+        let (first, uptime) = daily[i];
+        let mut end = i + 1;
+        if let Some(kind) = mergeable(uptime) {
+            while end < daily.len() && mergeable(daily[end].1) == Some(kind) {
+                end += 1;
             }
-        })
-        .collect()
+        }
+        let lowest = daily[i..end]
+            .iter()
+            .filter_map(|d| d.1)
+            .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.min(u))));
+        let (from, to) = (date(first), date(daily[end - 1].0));
+        let label = match (lowest, end - i) {
+            (Some(u), 1) => t.f("bar_day", &[("date", &from), ("uptime", &percent(Some(u)))]),
+            (Some(u), _) => t.f(
+                "bar_days",
+                &[("from", &from), ("to", &to), ("uptime", &percent(Some(u)))],
+            ),
+            (None, 1) => t.f("bar_no_data", &[("date", &from)]),
+            (None, _) => t.f("bar_no_data_days", &[("from", &from), ("to", &to)]),
+        };
+        cells.push(Day {
+            label,
+            uptime: lowest,
+            span: end - i,
+        });
+        i = end;
+    }
+    cells
 }
 
 struct Ping {
@@ -387,8 +421,8 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         browser_url: browser_url(v),
         uptime_24h: percent(v.uptime("24h")),
         uptime_30d: percent(v.uptime("30d")),
-        bar: chart::uptime_bar(&days(t, v), t.t("bar_label")),
-        spark: chart::sparkline(&v.chart, now, t.t("sparkline_label")),
+        bar: chart::uptime_bar(&days(t, v, now), t.t("bar_label")),
+        spark: chart::sparkline(&v.chart(now), now, t.t("sparkline_label")),
         client_class,
         client_text,
         software: r
@@ -415,13 +449,57 @@ pub(super) async fn index(
     headers: HeaderMap,
 ) -> Response {
     let lang = language(&query, &headers);
-    let t = lang.locale;
-    let snap = state.monitor.snapshot();
+    let sort: &'static str = match query.sort.as_deref() {
+        Some("status") => "status",
+        Some("latency") => "latency",
+        Some("name") => "name",
+        _ => "",
+    };
+    let problems = query.filter.as_deref() == Some("problems");
+    let locale = lang.locale;
+    let monitor = state.monitor.clone();
+    let key = format!("{}|{sort}|{problems}", locale.code);
+    let page = state
+        .pages
+        .get(&key, state.monitor.generation(), move || {
+            index_page(&monitor, locale, sort, problems)
+        })
+        .await;
+    let mut response = if accepts_gzip(&headers) {
+        (
+            [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
+            page.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        page.body.clone().into_response()
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    language_headers(
+        &mut response,
+        &lang,
+        "Accept-Language, Cookie, Accept-Encoding",
+    );
+    if let Ok(csp) = HeaderValue::from_str(&page.csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// Builds the status page for one language, sort order and filter.
+fn index_page(monitor: &Monitor, t: &'static Locale, sort: &str, problems: bool) -> Page {
+    // Read before the snapshot: a change racing with this build makes the page look older
+    // than it is, never newer.
+    let generation = monitor.generation();
+    let snap = monitor.snapshot();
     let config = &snap.config;
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
-    let sort = query.sort.as_deref().unwrap_or("");
-    let problems = query.filter.as_deref() == Some("problems");
     let link = |code: &str, sort: &str, filter: &str| {
         let mut parts = vec![format!("lang={code}")];
         if !sort.is_empty() {
@@ -466,13 +544,11 @@ pub(super) async fn index(
         .filter_map(|r| r.browser_url.as_deref().and_then(origin))
         .collect();
     let sorts = [
-        ("", "—"),
         ("status", "sort_status"),
         ("latency", "sort_latency"),
         ("name", "sort_name"),
     ]
     .into_iter()
-    .skip(1)
     .map(|(key, label)| Choice {
         label: t.t(label).to_owned(),
         href: link(&t.code, key, filter_param),
@@ -503,7 +579,10 @@ pub(super) async fn index(
         rows,
         base,
     };
-    html(&page, &lang, Some(csp_with_connect(&origins)))
+    let body = page
+        .render()
+        .unwrap_or_else(|e| format!("template error: {e}"));
+    Page::new(generation, body, csp_with_connect(&origins))
 }
 
 #[derive(Template)]
@@ -869,9 +948,9 @@ pub(super) async fn server(
             .iter()
             .map(|(w, u)| ((*w).to_owned(), percent(*u)))
             .collect(),
-        bar: chart::uptime_bar(&days(t, &v), t.t("bar_label")),
+        bar: chart::uptime_bar(&days(t, &v, now.unix_timestamp()), t.t("bar_label")),
         chart: chart::latency_svg(
-            &v.chart,
+            &v.chart(now.unix_timestamp()),
             now.unix_timestamp(),
             threshold,
             t.t("discovery_none"),

@@ -1,0 +1,223 @@
+//! Rendered pages kept between requests. The status page costs milliseconds per thousand
+//! servers to build, and visitors, dashboards and load balancers ask for it far more often than
+//! it changes, so each variant is built once, compressed once, and shared.
+//!
+//! A cached page is served while it matches the monitor's [`generation`] or is less than
+//! [`FRESH`] old. An older page that no longer matches is still served for up to [`STALE`]
+//! while one background task rebuilds it; beyond that the request waits for a rebuild, so
+//! nobody gets a page much older than the data. The page states when it was generated.
+//!
+//! [`generation`]: crate::monitor::Monitor::generation
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+/// How long a page is served without checking for changes.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
+/// How long an outdated page may still be served while its replacement is built.
+pub(crate) const STALE: Duration = Duration::from_secs(10);
+
+/// One built page.
+pub(crate) struct Page {
+    /// The monitor generation it was built from.
+    generation: u64,
+    built: Instant,
+    /// The HTML.
+    pub(crate) body: Bytes,
+    /// The HTML, gzip-compressed.
+    pub(crate) gzip: Bytes,
+    /// Response headers that depend on the content (the page's CSP).
+    pub(crate) csp: String,
+}
+
+impl Page {
+    /// Builds a page from its HTML and CSP, compressing it once.
+    pub(crate) fn new(generation: u64, body: String, csp: String) -> Page {
+        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::new(6));
+        gz.write_all(body.as_bytes())
+            .expect("writing to a Vec cannot fail");
+        let gzip = gz.finish().expect("writing to a Vec cannot fail");
+        Page {
+            generation,
+            built: Instant::now(),
+            body: Bytes::from(body),
+            gzip: Bytes::from(gzip),
+            csp,
+        }
+    }
+
+    fn usable(&self, generation: u64, within: Duration) -> bool {
+        self.generation == generation || self.built.elapsed() < within
+    }
+}
+
+/// The latest page of one variant, and the lock held while rebuilding it.
+#[derive(Default)]
+struct Variant {
+    page: Mutex<Option<Arc<Page>>>,
+    rebuild: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Variant {
+    fn current(&self) -> Option<Arc<Page>> {
+        self.page.lock().expect("page lock").clone()
+    }
+
+    fn set(&self, page: Arc<Page>) {
+        *self.page.lock().expect("page lock") = Some(page);
+    }
+}
+
+/// Built pages by variant (language, sort order, filter: a small closed set).
+#[derive(Default)]
+pub(crate) struct PageCache {
+    variants: Mutex<HashMap<String, Arc<Variant>>>,
+}
+
+impl PageCache {
+    /// The page for `key` at monitor generation `generation`, from the cache or built by
+    /// `build` (on a blocking thread, at most one build per variant at a time).
+    pub(crate) async fn get<F>(&self, key: &str, generation: u64, build: F) -> Arc<Page>
+    where
+        F: Fn() -> Page + Send + Sync + 'static,
+    {
+        let variant = self
+            .variants
+            .lock()
+            .expect("variants lock")
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let build = Arc::new(build);
+        if let Some(page) = variant.current() {
+            if page.usable(generation, FRESH) {
+                return page;
+            }
+            if page.usable(generation, STALE) {
+                if let Ok(guard) = variant.rebuild.clone().try_lock_owned() {
+                    let variant = variant.clone();
+                    let build = build.clone();
+                    tokio::spawn(async move {
+                        if let Ok(fresh) = tokio::task::spawn_blocking(move || build()).await {
+                            variant.set(Arc::new(fresh));
+                        }
+                        drop(guard);
+                    });
+                }
+                return page;
+            }
+        }
+        let _guard = variant.rebuild.lock().await;
+        // Whoever held the lock may just have built it.
+        if let Some(page) = variant.current().filter(|p| p.usable(generation, FRESH)) {
+            return page;
+        }
+        let page = Arc::new(
+            tokio::task::spawn_blocking(move || build())
+                .await
+                .expect("page builders do not panic"),
+        );
+        variant.set(page.clone());
+        page
+    }
+}
+
+/// Whether the request's `Accept-Encoding` allows gzip.
+pub(crate) fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn counting(
+        builds: &Arc<AtomicUsize>,
+        generation: u64,
+    ) -> impl Fn() -> Page + Send + Sync + 'static + use<> {
+        let builds = builds.clone();
+        move || {
+            let n = builds.fetch_add(1, Ordering::SeqCst) + 1;
+            Page::new(generation, format!("<p>build {n}</p>"), String::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_built_once_per_generation_and_compressed() {
+        let cache = PageCache::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        let a = cache.get("en", 1, counting(&builds, 1)).await;
+        let b = cache.get("en", 1, counting(&builds, 1)).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut html = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&a.gzip[..]), &mut html)
+            .unwrap();
+        assert_eq!(html, "<p>build 1</p>");
+        // Another variant is built separately.
+        cache.get("zh", 1, counting(&builds, 1)).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_is_served_within_a_second() {
+        let cache = PageCache::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        cache.get("en", 1, counting(&builds, 1)).await;
+        // Changed, but the page is under a second old: still the cached one.
+        let same = cache.get("en", 2, counting(&builds, 2)).await;
+        assert_eq!(&same.body[..], b"<p>build 1</p>");
+        tokio::time::sleep(FRESH + Duration::from_millis(50)).await;
+        // Outdated and older than FRESH: served once more while a rebuild runs.
+        let stale = cache.get("en", 2, counting(&builds, 2)).await;
+        assert_eq!(&stale.body[..], b"<p>build 1</p>");
+        let mut fresh = stale;
+        for _ in 0..100 {
+            fresh = cache.get("en", 2, counting(&builds, 2)).await;
+            if fresh.generation == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(&fresh.body[..], b"<p>build 2</p>");
+        assert_eq!(builds.load(Ordering::SeqCst), 2, "one background rebuild");
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        let h = |v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert(axum::http::header::ACCEPT_ENCODING, v.parse().unwrap());
+            accepts_gzip(&m)
+        };
+        assert!(h("gzip, deflate, br"));
+        assert!(h("br;q=1.0, GZIP;q=0.5"));
+        assert!(h("*"));
+        assert!(!h("gzip;q=0"));
+        assert!(!h("br, deflate"));
+        assert!(!h("identity"));
+        assert!(!accepts_gzip(&axum::http::HeaderMap::new()));
+    }
+}
