@@ -65,14 +65,14 @@ pub struct Sample {
     pub error: Option<ErrorKind>,
 }
 
-/// Rounds and up-rounds and latency sums over one time slot.
+/// Rounds and up-rounds and latency sums over one time slot (its start is implied by its
+/// place in the ring). 12 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Bucket {
-    start: u32,
     rounds: u16,
     up: u16,
-    latency_sum: f32,
     latency_n: u16,
+    latency_sum: f32,
 }
 
 /// A rollup bucket as stored: `width` seconds starting at `start` (Unix seconds).
@@ -123,27 +123,44 @@ pub struct Restored {
     pub addresses: Vec<(SocketAddr, Vec<Sample>)>,
 }
 
-/// A ring of fixed-width buckets covering `capacity × width` seconds.
+/// A ring of fixed-width buckets covering `capacity × width` seconds: the bucket of the slot
+/// starting at `t` lives at `(t / width) mod capacity`, so the ring is allocated once and
+/// never grows, and slots without rounds cost nothing extra.
 #[derive(Clone, Debug)]
 struct Buckets {
     width: i64,
-    capacity: usize,
-    ring: VecDeque<Bucket>,
+    ring: Box<[Bucket]>,
+    /// Start of the newest slot written (`None`: empty).
+    newest: Option<i64>,
 }
 
 impl Buckets {
     fn new(width: i64, span: i64) -> Self {
         Buckets {
             width,
-            capacity: (span / width) as usize,
-            ring: VecDeque::new(),
+            ring: vec![Bucket::default(); (span / width) as usize].into_boxed_slice(),
+            newest: None,
         }
     }
 
+    fn capacity(&self) -> i64 {
+        self.ring.len() as i64
+    }
+
+    fn index(&self, start: i64) -> usize {
+        (start / self.width).rem_euclid(self.capacity()) as usize
+    }
+
+    fn slot(&self, t: i64) -> i64 {
+        t - t.rem_euclid(self.width)
+    }
+
     fn current(&self) -> Option<BucketRow> {
-        self.ring.back().map(|b| BucketRow {
+        let start = self.newest?;
+        let b = self.ring[self.index(start)];
+        Some(BucketRow {
             width: self.width,
-            start: i64::from(b.start),
+            start,
             rounds: u32::from(b.rounds),
             up: u32::from(b.up),
             latency_sum: f64::from(b.latency_sum),
@@ -151,43 +168,52 @@ impl Buckets {
         })
     }
 
-    /// Loads stored rows of this width (oldest first), keeping what falls in the span at `now`.
-    fn load(&mut self, rows: &[BucketRow], now: i64) {
-        for r in rows.iter().filter(|r| r.width == self.width) {
-            if self
-                .ring
-                .back()
-                .is_some_and(|b| i64::from(b.start) >= r.start)
-            {
-                continue;
+    /// Makes `start` the newest slot, clearing the slots skipped since the previous one.
+    /// Returns false (and changes nothing) for a slot older than the newest: the clock went
+    /// backwards, and dropping the sample is better than corrupting the ring.
+    fn advance(&mut self, start: i64) -> bool {
+        match self.newest {
+            Some(newest) if start < newest => return false,
+            Some(newest) if start == newest => return true,
+            Some(newest) => {
+                let skipped = ((start - newest) / self.width).min(self.capacity());
+                for k in 1..=skipped {
+                    let i = self.index(start - (k - 1) * self.width);
+                    self.ring[i] = Bucket::default();
+                }
             }
-            self.ring.push_back(Bucket {
-                start: r.start as u32,
-                rounds: r.rounds.min(u32::from(u16::MAX)) as u16,
-                up: r.up.min(u32::from(u16::MAX)) as u16,
-                latency_sum: r.latency_sum as f32,
-                latency_n: r.latency_n.min(u32::from(u16::MAX)) as u16,
-            });
+            None => self.ring.fill(Bucket::default()),
         }
-        self.prune(now);
+        self.newest = Some(start);
+        true
     }
 
-    fn slot(&self, t: i64) -> i64 {
-        t - t.rem_euclid(self.width)
+    /// Loads stored rows of this width (oldest first).
+    fn load(&mut self, rows: &[BucketRow]) {
+        let sat = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+        let width = self.width;
+        for r in rows.iter().filter(|r| r.width == width) {
+            let start = self.slot(r.start);
+            if self.newest.is_some_and(|n| start <= n) || !self.advance(start) {
+                continue;
+            }
+            let i = self.index(start);
+            self.ring[i] = Bucket {
+                rounds: sat(r.rounds),
+                up: sat(r.up),
+                latency_n: sat(r.latency_n),
+                latency_sum: r.latency_sum as f32,
+            };
+        }
     }
 
     fn add(&mut self, s: &Sample) {
         let start = self.slot(s.at);
-        if self.ring.back().is_none_or(|b| i64::from(b.start) != start) {
-            if self.ring.back().is_some_and(|b| i64::from(b.start) > start) {
-                return; // clock went backwards: drop rather than corrupt the order
-            }
-            self.ring.push_back(Bucket {
-                start: start as u32,
-                ..Bucket::default()
-            });
+        if !self.advance(start) {
+            return;
         }
-        let b = self.ring.back_mut().expect("just pushed");
+        let i = self.index(start);
+        let b = &mut self.ring[i];
         b.rounds = b.rounds.saturating_add(1);
         if s.up {
             b.up = b.up.saturating_add(1);
@@ -196,38 +222,44 @@ impl Buckets {
             b.latency_sum += l;
             b.latency_n = b.latency_n.saturating_add(1);
         }
-        self.prune(s.at);
     }
 
-    fn prune(&mut self, now: i64) {
-        let oldest = self.slot(now) - (self.capacity as i64 - 1) * self.width;
-        while self
-            .ring
-            .front()
-            .is_some_and(|b| i64::from(b.start) < oldest)
-            || self.ring.len() > self.capacity
-        {
-            self.ring.pop_front();
-        }
+    /// The buckets with rounds, oldest first, with their start.
+    fn iter(&self) -> impl Iterator<Item = (i64, &Bucket)> {
+        let newest = self.newest.unwrap_or(0);
+        let count = if self.newest.is_some() {
+            self.capacity()
+        } else {
+            0
+        };
+        (0..count)
+            .rev()
+            .map(move |k| newest - k * self.width)
+            .map(|start| (start, &self.ring[self.index(start)]))
+            .filter(|(_, b)| b.rounds > 0)
     }
 
     /// (up rounds, rounds) in the `span` seconds before `now`.
     fn uptime(&self, now: i64, span: i64) -> (u64, u64) {
         let from = now - span;
-        self.ring
-            .iter()
-            .filter(|b| i64::from(b.start) + self.width > from && i64::from(b.start) <= now)
-            .fold((0, 0), |(u, r), b| {
+        self.iter()
+            .filter(|(start, _)| start + self.width > from && *start <= now)
+            .fold((0, 0), |(u, r), (_, b)| {
                 (u + u64::from(b.up), r + u64::from(b.rounds))
             })
     }
 }
 
-/// A log-scale latency histogram: 64 bins from 0.5 ms to ~30 s, about ±9 % per bin.
+/// Bins of the log-scale latency histograms: 0.5 ms to ~30 s, about ±9 % per bin.
+const BINS: usize = 64;
+
+/// One hour's latency histogram, sparse: (bin, count) for the bins used, in bin order. A
+/// server's latency usually falls in a handful of bins, so this is a few dozen bytes where
+/// the dense form would be 128.
 #[derive(Clone, Debug)]
 struct Histogram {
     hour: i64,
-    bins: [u16; 64],
+    bins: Vec<(u8, u16)>,
 }
 
 const HIST_MIN_MS: f64 = 0.5;
@@ -240,40 +272,61 @@ impl Histogram {
         }
         ((ms / HIST_MIN_MS).ln() / HIST_RATIO.ln())
             .floor()
-            .clamp(0.0, 63.0) as usize
+            .clamp(0.0, (BINS - 1) as f64) as usize
     }
 
     /// The geometric middle of a bin, in ms.
     fn value(bin: usize) -> f64 {
         HIST_MIN_MS * HIST_RATIO.powf(bin as f64 + 0.5)
     }
+
+    fn from_dense(hour: i64, dense: &[u16]) -> Histogram {
+        Histogram {
+            hour,
+            bins: dense
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u8, *c))
+                .collect(),
+        }
+    }
+
+    fn dense(&self) -> Vec<u16> {
+        let mut out = vec![0; BINS];
+        for (bin, count) in &self.bins {
+            out[usize::from(*bin)] = *count;
+        }
+        out
+    }
+
+    fn add(&mut self, bin: usize) {
+        let bin = bin as u8;
+        match self.bins.binary_search_by_key(&bin, |e| e.0) {
+            Ok(i) => self.bins[i].1 = self.bins[i].1.saturating_add(1),
+            Err(i) => self.bins.insert(i, (bin, 1)),
+        }
+    }
 }
 
 /// History of one address.
 #[derive(Clone, Debug)]
 pub struct AddressHistory {
-    recent: VecDeque<Sample>,
-    five_min: Buckets,
+    hourly: Buckets,
     last_seen: i64,
 }
 
 impl AddressHistory {
     fn new() -> Self {
         AddressHistory {
-            recent: VecDeque::new(),
-            five_min: Buckets::new(FIVE_MIN, DAY),
+            hourly: Buckets::new(HOUR, DAY),
             last_seen: 0,
         }
     }
 
-    /// Uptime over the last 24 h, if any round was made.
+    /// Uptime over the last 24 h (whole hours), if any round was made.
     pub fn uptime_24h(&self, now: i64) -> Option<f64> {
-        ratio(self.five_min.uptime(now, DAY))
-    }
-
-    /// The most recent compact samples, oldest first.
-    pub fn recent(&self) -> impl Iterator<Item = &Sample> {
-        self.recent.iter()
+        ratio(self.hourly.uptime(now, DAY))
     }
 }
 
@@ -364,11 +417,11 @@ impl ServerHistory {
         ServerHistory {
             thresholds,
             state: StatusState::default(),
-            recent: VecDeque::new(),
+            recent: VecDeque::with_capacity(RECENT),
             five_min: Buckets::new(FIVE_MIN, DAY),
             hourly: Buckets::new(HOUR, 7 * DAY),
             daily: Buckets::new(DAY, 90 * DAY),
-            histograms: VecDeque::new(),
+            histograms: VecDeque::with_capacity(25),
             addresses: Vec::new(),
         }
     }
@@ -418,7 +471,7 @@ impl ServerHistory {
                 .into_iter()
                 .filter_map(Buckets::current)
                 .collect(),
-            histogram: self.histograms.back().map(|h| (h.hour, h.bins.to_vec())),
+            histogram: self.histograms.back().map(|h| (h.hour, h.dense())),
             state: self.state.clone(),
         }
     }
@@ -432,8 +485,7 @@ impl ServerHistory {
             }
         };
         h.last_seen = s.at;
-        push_recent(&mut h.recent, s);
-        h.five_min.add(&s);
+        h.hourly.add(&s);
     }
 
     /// Rebuilds a history from what the store saved, as of `now`.
@@ -441,14 +493,12 @@ impl ServerHistory {
         let mut h = ServerHistory::new(thresholds);
         h.state = saved.state;
         for buckets in [&mut h.five_min, &mut h.hourly, &mut h.daily] {
-            buckets.load(&saved.buckets, now);
+            buckets.load(&saved.buckets);
         }
         for (hour, bins) in saved.histograms {
             let newer = h.histograms.back().is_none_or(|x| x.hour < hour);
-            if hour > now - DAY && bins.len() == 64 && newer {
-                let mut b = [0u16; 64];
-                b.copy_from_slice(&bins);
-                h.histograms.push_back(Histogram { hour, bins: b });
+            if hour > now - DAY && bins.len() == BINS && newer {
+                h.histograms.push_back(Histogram::from_dense(hour, &bins));
             }
         }
         let skip = saved.recent.len().saturating_sub(RECENT);
@@ -473,12 +523,11 @@ impl ServerHistory {
             if self.histograms.back().is_none_or(|h| h.hour != hour) {
                 self.histograms.push_back(Histogram {
                     hour,
-                    bins: [0; 64],
+                    bins: Vec::new(),
                 });
             }
             let h = self.histograms.back_mut().expect("just pushed");
-            let bin = Histogram::bin(f64::from(l));
-            h.bins[bin] = h.bins[bin].saturating_add(1);
+            h.add(Histogram::bin(f64::from(l)));
         }
         while self
             .histograms
@@ -506,10 +555,10 @@ impl ServerHistory {
 
     /// Latency percentile `q` (0–1) over the last 24 h, milliseconds.
     pub fn latency_percentile(&self, now: i64, q: f64) -> Option<f64> {
-        let mut bins = [0u64; 64];
+        let mut bins = [0u64; BINS];
         for h in self.histograms.iter().filter(|h| h.hour > now - DAY) {
-            for (i, c) in h.bins.iter().enumerate() {
-                bins[i] += u64::from(*c);
+            for (bin, count) in &h.bins {
+                bins[usize::from(*bin)] += u64::from(*count);
             }
         }
         let total: u64 = bins.iter().sum();
@@ -530,30 +579,25 @@ impl ServerHistory {
     /// Mean latency per 5 minutes over the last 24 h: (slot start, ms).
     pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
         self.five_min
-            .ring
             .iter()
-            .filter(|b| i64::from(b.start) > now - DAY && b.latency_n > 0)
-            .map(|b| {
-                (
-                    i64::from(b.start),
-                    f64::from(b.latency_sum) / f64::from(b.latency_n),
-                )
-            })
+            .filter(|(start, b)| *start > now - DAY && *start <= now && b.latency_n > 0)
+            .map(|(start, b)| (start, f64::from(b.latency_sum) / f64::from(b.latency_n)))
             .collect()
     }
 
     /// Uptime per day for the last `days` days, oldest first: (day start, ratio).
     pub fn daily_uptime(&self, now: i64, days: usize) -> Vec<(i64, Option<f64>)> {
         let today = now - now.rem_euclid(DAY);
+        let kept: std::collections::HashMap<i64, (u64, u64)> = self
+            .daily
+            .iter()
+            .map(|(start, b)| (start, (u64::from(b.up), u64::from(b.rounds))))
+            .collect();
         (0..days as i64)
             .rev()
             .map(|back| {
                 let start = today - back * DAY;
-                let b = self.daily.ring.iter().find(|b| i64::from(b.start) == start);
-                (
-                    start,
-                    b.and_then(|b| ratio((u64::from(b.up), u64::from(b.rounds)))),
-                )
+                (start, kept.get(&start).copied().and_then(ratio))
             })
             .collect()
     }
@@ -751,11 +795,65 @@ mod tests {
             t += 10;
         }
         assert_eq!(h.recent.len(), RECENT);
-        assert!(h.five_min.ring.len() <= 288);
-        assert!(h.hourly.ring.len() <= 168);
-        assert!(h.daily.ring.len() <= 90);
-        assert!(h.histograms.len() <= 24);
+        assert_eq!(h.five_min.ring.len(), 288);
+        assert_eq!(h.hourly.ring.len(), 168);
+        assert_eq!(h.daily.ring.len(), 90);
+        assert!(h.histograms.len() <= 25);
+        assert!(
+            h.histograms.iter().all(|x| x.bins.len() == 1),
+            "one bin used"
+        );
         assert_eq!(h.uptime(t)[4].1, Some(1.0));
+    }
+
+    #[test]
+    fn the_bucket_ring_forgets_what_a_gap_skipped_over_and_ignores_a_clock_going_back() {
+        let mut b = Buckets::new(FIVE_MIN, DAY);
+        let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
+        b.add(&sample(t0, true, 10.0));
+        b.add(&sample(t0 + 10, false, 0.0));
+        // Three hours later: the first slot is still within 24 h, the slots between are empty.
+        b.add(&sample(t0 + 3 * HOUR, true, 30.0));
+        assert_eq!(b.uptime(t0 + 3 * HOUR, DAY), (2, 3));
+        assert_eq!(b.iter().count(), 2);
+        // The clock goes back a slot: dropped, nothing else changes.
+        b.add(&sample(t0 + 3 * HOUR - FIVE_MIN, true, 30.0));
+        assert_eq!(b.uptime(t0 + 3 * HOUR, DAY), (2, 3));
+        // 23 h after the first round it is still counted; a day and a slot later it is gone,
+        // even though the ring index of that slot was not written again.
+        b.add(&sample(t0 + DAY - HOUR, true, 30.0));
+        assert_eq!(b.uptime(t0 + DAY - HOUR, DAY), (3, 4));
+        b.add(&sample(t0 + DAY + FIVE_MIN, true, 30.0));
+        assert_eq!(b.uptime(t0 + DAY + FIVE_MIN, DAY), (3, 3));
+        // After a silence longer than the ring, only the new round is left.
+        b.add(&sample(t0 + 5 * DAY, true, 30.0));
+        assert_eq!(b.iter().count(), 1);
+        assert_eq!(b.current().unwrap().start, t0 + 5 * DAY);
+        // What is saved loads back the same.
+        let mut c = Buckets::new(FIVE_MIN, DAY);
+        c.load(&[b.current().unwrap()]);
+        assert_eq!(c.current(), b.current());
+    }
+
+    #[test]
+    fn sparse_histograms_round_trip_through_the_stored_dense_form() {
+        let mut h = Histogram {
+            hour: 0,
+            bins: Vec::new(),
+        };
+        for ms in [40.0, 41.0, 400.0, 0.1, 1e9] {
+            h.add(Histogram::bin(ms));
+        }
+        assert_eq!(h.bins.len(), 4, "40 and 41 ms share a bin: {:?}", h.bins);
+        assert!(
+            h.bins.windows(2).all(|w| w[0].0 < w[1].0),
+            "kept in bin order"
+        );
+        let dense = h.dense();
+        assert_eq!(dense.len(), BINS);
+        assert_eq!(dense.iter().map(|c| u32::from(*c)).sum::<u32>(), 5);
+        assert_eq!(dense[BINS - 1], 1, "a huge latency lands in the last bin");
+        assert_eq!(Histogram::from_dense(0, &dense).bins, h.bins);
     }
 
     #[test]

@@ -1,21 +1,28 @@
-//! The Prometheus metrics of design.md, as a typed struct registered once at start-up.
-//! Labels come from bounded sets (server names from the config, error kinds, phases, windows)
-//! or are length-capped (software name and version from the servers themselves). Series of a
-//! server are removed when it leaves the config, and stale `_info` series when values change.
+//! The Prometheus metrics of design.md. Labels come from bounded sets (server names from the
+//! config, error kinds, phases, windows) or are length-capped (software name and version from
+//! the servers themselves). Series of a server are removed when it leaves the config, and
+//! stale `_info` series when values change.
+//!
+//! The per-server families live in one compact record per server and are written straight
+//! into the text format: with thousands of servers, the `prometheus` crate's per-series
+//! objects (label pairs, descriptors, atomics) cost about ten times the memory, and its
+//! gather-then-encode rendering several times the time. Process-wide metrics (build info,
+//! reloads, scheduler lateness, process) stay in a `prometheus` registry, rendered first.
 //!
 //! Histogram buckets for `mxping_phase_duration_seconds` (seconds): 1 ms to 10 s, dense
 //! between 10 ms and 300 ms where Internet round trips and TLS handshakes fall, with 200 ms
 //! (the default `green_below`) as a bucket edge so the green/yellow boundary can be queried.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::discovery::Resolution;
+use crate::history::WINDOWS;
 use crate::report::{Round, Status};
 use crate::text;
 
@@ -29,47 +36,83 @@ pub const LATENESS_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /// Longest software/version label value.
 const MAX_LABEL_CHARS: usize = 64;
 
-/// The label values created for one server, so its series can be removed exactly.
-#[derive(Clone, Default, PartialEq)]
-struct InfoLabels {
-    software: Option<(String, String)>,
-    discovery: Option<(String, String)>,
-    certs: Vec<String>,
-    probes: Vec<(&'static str, &'static str)>,
+/// Phases observed in `mxping_phase_duration_seconds`, in series order.
+const PHASES: [&str; 4] = ["discovery", "connect", "tls", "request"];
+
+/// One histogram series: per-bucket (not cumulative) counts, the `+Inf` overflow, the sum.
+#[derive(Clone, Default)]
+struct PhaseHistogram {
+    buckets: [u64; PHASE_BUCKETS.len()],
+    count: u64,
+    sum: f64,
 }
 
-/// Phases observed in `mxping_phase_duration_seconds`.
-const PHASES: [&str; 4] = ["discovery", "connect", "tls", "request"];
+impl PhaseHistogram {
+    fn observe(&mut self, v: f64) {
+        if let Some(i) = PHASE_BUCKETS.iter().position(|le| v <= *le) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+}
+
+/// Every per-server series of one server.
+#[derive(Clone)]
+struct ServerSeries {
+    up: Option<bool>,
+    status: Status,
+    latency_s: Option<f64>,
+    /// By [`PHASES`] index; a phase appears once observed.
+    phases: [Option<Box<PhaseHistogram>>; 4],
+    /// (ip_family, result) → rounds.
+    probes: Vec<(&'static str, &'static str, u64)>,
+    /// (address, notAfter as Unix seconds) of the addresses that presented a certificate.
+    certs: Vec<(String, f64)>,
+    software: Option<(String, String)>,
+    discovery: Option<(String, String)>,
+    /// By [`WINDOWS`] index.
+    uptime: [Option<f64>; WINDOWS.len()],
+}
+
+impl ServerSeries {
+    fn new(status: Status) -> Self {
+        ServerSeries {
+            up: None,
+            status,
+            latency_s: None,
+            phases: Default::default(),
+            probes: Vec::new(),
+            certs: Vec::new(),
+            software: None,
+            discovery: None,
+            uptime: [None; WINDOWS.len()],
+        }
+    }
+
+    fn observe(&mut self, phase: usize, seconds: f64) {
+        self.phases[phase]
+            .get_or_insert_with(Default::default)
+            .observe(seconds);
+    }
+
+    fn set_uptime(&mut self, uptime: &[(&str, Option<f64>)]) {
+        for (window, ratio) in uptime {
+            if let (Some(i), Some(v)) = (WINDOWS.iter().position(|w| w.0 == *window), ratio) {
+                self.uptime[i] = Some(*v);
+            }
+        }
+    }
+}
 
 /// Every metric mxping exports.
 pub struct Metrics {
     registry: Registry,
-    up: IntGaugeVec,
-    status: IntGaugeVec,
-    latency: GaugeVec,
-    phase: HistogramVec,
-    probes: IntCounterVec,
-    cert_expiry: GaugeVec,
-    server_info: IntGaugeVec,
-    discovery_info: IntGaugeVec,
-    uptime: GaugeVec,
+    servers: Mutex<BTreeMap<String, ServerSeries>>,
     reload_ok: IntGauge,
     reload_time: Gauge,
     lateness: Histogram,
     in_flight: IntGauge,
-    info: Mutex<HashMap<String, InfoLabels>>,
-}
-
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    let m = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(m.clone())).expect("registered once");
-    m
-}
-
-fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(m.clone())).expect("registered once");
-    m
 }
 
 impl Default for Metrics {
@@ -79,75 +122,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric.
+    /// Registers the process-wide metrics; per-server series appear with their servers.
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let up = int_gauge_vec(
-            &r,
-            "mxping_up",
-            "1 if at least one address of the server answered in the last round, else 0.",
-            &["server"],
-        );
-        let status = int_gauge_vec(
-            &r,
-            "mxping_status",
-            "1 for the server's current status (green, yellow, red, unknown), 0 for the others.",
-            &["server", "status"],
-        );
-        let latency = gauge_vec(
-            &r,
-            "mxping_latency_seconds",
-            "Headline latency of the last round: median request time on the warm connection of the first working address.",
-            &["server"],
-        );
-        let phase = HistogramVec::new(
-            HistogramOpts::new("mxping_phase_duration_seconds", "Duration of each probe phase: discovery (when it ran), connect, tls, request (each ping).")
-                .buckets(PHASE_BUCKETS.to_vec()),
-            &["server", "phase"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(phase.clone()))
-            .expect("registered once");
-        let probes = IntCounterVec::new(
-            Opts::new(
-                "mxping_probes_total",
-                "Probe rounds per address, by IP family and result (ok or an error kind).",
-            ),
-            &["server", "ip_family", "result"],
-        )
-        .expect("valid metric");
-        r.register(Box::new(probes.clone()))
-            .expect("registered once");
-        let cert_expiry = gauge_vec(
-            &r,
-            "mxping_tls_certificate_expiry_timestamp_seconds",
-            "Expiry (notAfter) of the certificate each address presented, as a Unix timestamp.",
-            &["server", "address"],
-        );
-        let server_info = int_gauge_vec(
-            &r,
-            "mxping_server_info",
-            "Software and version the server reports on /_matrix/federation/v1/version (values capped at 64 characters).",
-            &["server", "software", "version"],
-        );
-        let discovery_info = int_gauge_vec(
-            &r,
-            "mxping_discovery_info",
-            "How the server name was resolved: the spec step (method) and the delegated name.",
-            &["server", "method", "delegated_name"],
-        );
-        let uptime = gauge_vec(
-            &r,
-            "mxping_uptime_ratio",
-            "Share of rounds in which at least one address answered, per window (1h, 24h, 7d, 30d, 90d).",
-            &["server", "window"],
-        );
-        let build = int_gauge_vec(
-            &r,
-            "mxping_build_info",
-            "Build information; always 1.",
+        let build = IntGaugeVec::new(
+            Opts::new("mxping_build_info", "Build information; always 1."),
             &["version"],
-        );
+        )
+        .expect("valid metric");
+        r.register(Box::new(build.clone()))
+            .expect("registered once");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let reload_ok = IntGauge::new(
             "mxping_config_last_reload_successful",
@@ -181,20 +165,23 @@ impl Metrics {
         .expect("registered once");
         Metrics {
             registry: r,
-            up,
-            status,
-            latency,
-            phase,
-            probes,
-            cert_expiry,
-            server_info,
-            discovery_info,
-            uptime,
+            servers: Mutex::new(BTreeMap::new()),
             reload_ok,
             reload_time,
             lateness,
             in_flight,
-            info: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_server(&self, server: &str, f: impl FnOnce(&mut ServerSeries)) {
+        let mut servers = self.servers.lock().expect("metrics lock");
+        match servers.get_mut(server) {
+            Some(s) => f(s),
+            None => {
+                let mut s = ServerSeries::new(Status::Unknown);
+                f(&mut s);
+                servers.insert(server.to_owned(), s);
+            }
         }
     }
 
@@ -205,21 +192,15 @@ impl Metrics {
 
     /// Sets the series a restored history determines before the first round of this run.
     pub fn restore_server(&self, server: &str, status: Status, uptime: &[(&str, Option<f64>)]) {
-        self.set_status(server, status);
-        for (window, ratio) in uptime {
-            if let Some(v) = ratio {
-                self.uptime.with_label_values(&[server, window]).set(*v);
-            }
-        }
+        self.with_server(server, |s| {
+            s.status = status;
+            s.set_uptime(uptime);
+        });
     }
 
     /// Sets the status series of `server`.
     pub fn set_status(&self, server: &str, current: Status) {
-        for s in Status::ALL {
-            self.status
-                .with_label_values(&[server, s.as_str()])
-                .set(i64::from(s == current));
-        }
+        self.with_server(server, |s| s.status = current);
     }
 
     /// Records a finished round of `server`, whose status is now `status`.
@@ -232,66 +213,7 @@ impl Metrics {
         status: Status,
         uptime: &[(&str, Option<f64>)],
     ) {
-        self.up
-            .with_label_values(&[server])
-            .set(i64::from(round.any_ok()));
-        self.set_status(server, status);
-        match round.latency_ms() {
-            Some(ms) => self.latency.with_label_values(&[server]).set(ms / 1000.0),
-            None => {
-                let _ = self.latency.remove_label_values(&[server]);
-            }
-        }
         let r = &round.resolution;
-        if discovery_ran {
-            self.phase
-                .with_label_values(&[server, "discovery"])
-                .observe(r.duration_ms / 1000.0);
-        }
-        let mut certs = Vec::new();
-        let mut probes = Vec::new();
-        for a in &round.addresses {
-            let result = a.error.as_ref().map_or("ok", |e| e.kind.as_str());
-            self.probes
-                .with_label_values(&[server, a.ip_family, result])
-                .inc();
-            probes.push((a.ip_family, result));
-            let p = &a.phases_ms;
-            if let Some(c) = p.connect {
-                self.phase
-                    .with_label_values(&[server, "connect"])
-                    .observe(c / 1000.0);
-            }
-            if let Some(t) = p.tls {
-                self.phase
-                    .with_label_values(&[server, "tls"])
-                    .observe(t / 1000.0);
-            }
-            for req in &p.requests {
-                self.phase
-                    .with_label_values(&[server, "request"])
-                    .observe(req / 1000.0);
-            }
-            if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
-                let address = a.address.to_string();
-                self.cert_expiry
-                    .with_label_values(&[server, &address])
-                    .set(cert.not_after.unix_timestamp() as f64);
-                certs.push(address);
-            }
-        }
-        if let (Some(e), true) = (&round.resolution.error, round.addresses.is_empty()) {
-            // Discovery failed before any address: counted under ip_family "none".
-            self.probes
-                .with_label_values(&[server, "none", e.kind.as_str()])
-                .inc();
-            probes.push(("none", e.kind.as_str()));
-        }
-        for (window, ratio) in uptime {
-            if let Some(v) = ratio {
-                self.uptime.with_label_values(&[server, window]).set(*v);
-            }
-        }
         let software = round.software().map(|s| {
             (
                 text::cap_to(&s.name, MAX_LABEL_CHARS),
@@ -299,67 +221,59 @@ impl Metrics {
             )
         });
         let discovery = discovery_labels(r);
-        let mut info = self.info.lock().expect("metrics lock");
-        let old = info.entry(server.to_owned()).or_default();
-        for p in probes {
-            if !old.probes.contains(&p) {
-                old.probes.push(p);
+        self.with_server(server, |s| {
+            s.up = Some(round.any_ok());
+            s.status = status;
+            s.latency_s = round.latency_ms().map(|ms| ms / 1000.0);
+            if discovery_ran {
+                s.observe(0, r.duration_ms / 1000.0);
             }
-        }
-        if old.software != software {
-            if let Some((s, v)) = &old.software {
-                let _ = self.server_info.remove_label_values(&[server, s, v]);
+            let mut count = |family: &'static str, result: &'static str| match s
+                .probes
+                .iter_mut()
+                .find(|p| p.0 == family && p.1 == result)
+            {
+                Some(p) => p.2 += 1,
+                None => s.probes.push((family, result, 1)),
+            };
+            for a in &round.addresses {
+                count(
+                    a.ip_family,
+                    a.error.as_ref().map_or("ok", |e| e.kind.as_str()),
+                );
             }
-            if let Some((s, v)) = &software {
-                self.server_info.with_label_values(&[server, s, v]).set(1);
+            if let (Some(e), true) = (&r.error, round.addresses.is_empty()) {
+                // Discovery failed before any address: counted under ip_family "none".
+                count("none", e.kind.as_str());
             }
-        }
-        if old.discovery != discovery {
-            if let Some((m, d)) = &old.discovery {
-                let _ = self.discovery_info.remove_label_values(&[server, m, d]);
+            s.certs.clear();
+            for a in &round.addresses {
+                let p = &a.phases_ms;
+                if let Some(c) = p.connect {
+                    s.observe(1, c / 1000.0);
+                }
+                if let Some(t) = p.tls {
+                    s.observe(2, t / 1000.0);
+                }
+                for req in &p.requests {
+                    s.observe(3, req / 1000.0);
+                }
+                if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
+                    s.certs.push((
+                        a.address.to_string(),
+                        cert.not_after.unix_timestamp() as f64,
+                    ));
+                }
             }
-            if let Some((m, d)) = &discovery {
-                self.discovery_info
-                    .with_label_values(&[server, m, d])
-                    .set(1);
-            }
-        }
-        for gone in old.certs.iter().filter(|c| !certs.contains(c)) {
-            let _ = self.cert_expiry.remove_label_values(&[server, gone]);
-        }
-        old.software = software;
-        old.discovery = discovery;
-        old.certs = certs;
+            s.set_uptime(uptime);
+            s.software = software;
+            s.discovery = discovery;
+        });
     }
 
     /// Removes every series of a server that left the config.
     pub fn remove_server(&self, server: &str) {
-        let _ = self.up.remove_label_values(&[server]);
-        let _ = self.latency.remove_label_values(&[server]);
-        for s in Status::ALL {
-            let _ = self.status.remove_label_values(&[server, s.as_str()]);
-        }
-        for phase in PHASES {
-            let _ = self.phase.remove_label_values(&[server, phase]);
-        }
-        for (window, _) in crate::history::WINDOWS {
-            let _ = self.uptime.remove_label_values(&[server, window]);
-        }
-        let Some(old) = self.info.lock().expect("metrics lock").remove(server) else {
-            return;
-        };
-        for (family, result) in old.probes {
-            let _ = self.probes.remove_label_values(&[server, family, result]);
-        }
-        for cert in old.certs {
-            let _ = self.cert_expiry.remove_label_values(&[server, &cert]);
-        }
-        if let Some((s, v)) = old.software {
-            let _ = self.server_info.remove_label_values(&[server, &s, &v]);
-        }
-        if let Some((m, d)) = old.discovery {
-            let _ = self.discovery_info.remove_label_values(&[server, &m, &d]);
-        }
+        self.servers.lock().expect("metrics lock").remove(server);
     }
 
     /// Records the outcome of a configuration (re)load.
@@ -381,14 +295,258 @@ impl Metrics {
         &self.in_flight
     }
 
-    /// The text exposition.
+    /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
-        let mut out = Vec::with_capacity(16 * 1024);
+        let mut head = Vec::with_capacity(8 * 1024);
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&self.registry.gather(), &mut head)
             .expect("text encoding never fails");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        // Copy out under the lock (fast), format outside it: rounds finishing meanwhile wait
+        // microseconds, not the whole rendering.
+        let servers: Vec<(String, ServerSeries)> = self
+            .servers
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = String::from_utf8(head).expect("the text format is UTF-8");
+        out.reserve(servers.len() * 9 * 1024);
+        write_servers(&mut out, &servers);
+        out
     }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+struct Label<'a>(&'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sample value as Prometheus parses it (Go float syntax for the special values).
+struct Value(f64);
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            v if v.is_nan() => f.write_str("NaN"),
+            v if v == f64::INFINITY => f.write_str("+Inf"),
+            v if v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            v => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Writes one family: its HELP and TYPE lines, then what `samples` writes; a family without
+/// samples is left out entirely, as the `prometheus` crate does.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl FnOnce(&mut String)) {
+    let start = out.len();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    let header = out.len();
+    samples(out);
+    if out.len() == header {
+        out.truncate(start);
+    }
+}
+
+fn write_servers(out: &mut String, servers: &[(String, ServerSeries)]) {
+    family(
+        out,
+        "mxping_discovery_info",
+        "gauge",
+        "How the server name was resolved: the spec step (method) and the delegated name.",
+        |out| {
+            for (name, s) in servers {
+                if let Some((method, delegated)) = &s.discovery {
+                    let _ = writeln!(
+                        out,
+                        "mxping_discovery_info{{server=\"{}\",method=\"{}\",delegated_name=\"{}\"}} 1",
+                        Label(name),
+                        Label(method),
+                        Label(delegated)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_latency_seconds",
+        "gauge",
+        "Headline latency of the last round: median request time on the warm connection of the first working address.",
+        |out| {
+            for (name, s) in servers {
+                if let Some(v) = s.latency_s {
+                    let _ = writeln!(
+                        out,
+                        "mxping_latency_seconds{{server=\"{}\"}} {}",
+                        Label(name),
+                        Value(v)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_phase_duration_seconds",
+        "histogram",
+        "Duration of each probe phase: discovery (when it ran), connect, tls, request (each ping).",
+        |out| {
+            for (name, s) in servers {
+                for (phase, h) in PHASES.iter().zip(&s.phases) {
+                    let Some(h) = h else { continue };
+                    let labels = format!("server=\"{}\",phase=\"{phase}\"", Label(name));
+                    let mut cumulative = 0;
+                    for (le, n) in PHASE_BUCKETS.iter().zip(h.buckets) {
+                        cumulative += n;
+                        let _ = writeln!(
+                            out,
+                            "mxping_phase_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                        );
+                    }
+                    let _ = writeln!(
+                        out,
+                        "mxping_phase_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                        h.count
+                    );
+                    let _ = writeln!(
+                        out,
+                        "mxping_phase_duration_seconds_sum{{{labels}}} {}",
+                        Value(h.sum)
+                    );
+                    let _ = writeln!(
+                        out,
+                        "mxping_phase_duration_seconds_count{{{labels}}} {}",
+                        h.count
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_probes_total",
+        "counter",
+        "Probe rounds per address, by IP family and result (ok or an error kind).",
+        |out| {
+            for (name, s) in servers {
+                for (ip_family, result, n) in &s.probes {
+                    let _ = writeln!(
+                        out,
+                        "mxping_probes_total{{server=\"{}\",ip_family=\"{ip_family}\",result=\"{result}\"}} {n}",
+                        Label(name)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_server_info",
+        "gauge",
+        "Software and version the server reports on /_matrix/federation/v1/version (values capped at 64 characters).",
+        |out| {
+            for (name, s) in servers {
+                if let Some((software, version)) = &s.software {
+                    let _ = writeln!(
+                        out,
+                        "mxping_server_info{{server=\"{}\",software=\"{}\",version=\"{}\"}} 1",
+                        Label(name),
+                        Label(software),
+                        Label(version)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_status",
+        "gauge",
+        "1 for the server's current status (green, yellow, red, unknown), 0 for the others.",
+        |out| {
+            for (name, s) in servers {
+                for status in Status::ALL {
+                    let _ = writeln!(
+                        out,
+                        "mxping_status{{server=\"{}\",status=\"{}\"}} {}",
+                        Label(name),
+                        status.as_str(),
+                        u8::from(status == s.status)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_tls_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "Expiry (notAfter) of the certificate each address presented, as a Unix timestamp.",
+        |out| {
+            for (name, s) in servers {
+                for (address, expiry) in &s.certs {
+                    let _ = writeln!(
+                        out,
+                        "mxping_tls_certificate_expiry_timestamp_seconds{{server=\"{}\",address=\"{}\"}} {}",
+                        Label(name),
+                        Label(address),
+                        Value(*expiry)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_up",
+        "gauge",
+        "1 if at least one address of the server answered in the last round, else 0.",
+        |out| {
+            for (name, s) in servers {
+                if let Some(up) = s.up {
+                    let _ = writeln!(
+                        out,
+                        "mxping_up{{server=\"{}\"}} {}",
+                        Label(name),
+                        u8::from(up)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_uptime_ratio",
+        "gauge",
+        "Share of rounds in which at least one address answered, per window (1h, 24h, 7d, 30d, 90d).",
+        |out| {
+            for (name, s) in servers {
+                for ((window, _), v) in WINDOWS.iter().zip(s.uptime) {
+                    if let Some(v) = v {
+                        let _ = writeln!(
+                            out,
+                            "mxping_uptime_ratio{{server=\"{}\",window=\"{window}\"}} {}",
+                            Label(name),
+                            Value(v)
+                        );
+                    }
+                }
+            }
+        },
+    );
 }
 
 fn discovery_labels(r: &Resolution) -> Option<(String, String)> {
@@ -398,4 +556,88 @@ fn discovery_labels(r: &Resolution) -> Option<(String, String)> {
             text::cap_to(&r.delegated_name, MAX_LABEL_CHARS),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(m: &Metrics) -> String {
+        let text = m.render();
+        // Only the per-server part.
+        text[text.find("mxping_build_info").unwrap()..].to_owned()
+    }
+
+    #[test]
+    fn per_server_series_follow_the_text_format() {
+        let m = Metrics::new();
+        m.add_server("b.test");
+        m.restore_server(
+            "a.test",
+            Status::Red,
+            &[("1h", Some(0.5)), ("24h", None), ("bogus", Some(1.0))],
+        );
+        m.with_server("a.test", |s| {
+            for v in [0.0005, 0.2, 0.2, 99.0] {
+                s.observe(3, v);
+            }
+            s.software = Some(("Syn\"apse\\".into(), "1\n2".into()));
+            s.probes.push(("ipv4", "ok", 3));
+            s.latency_s = Some(f64::NAN);
+        });
+        let text = rendered(&m);
+        let lines: Vec<&str> = text.lines().collect();
+        let has = |l: &str| lines.contains(&l);
+        // Cumulative buckets, +Inf counting what overflowed the last bucket.
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="0.001"} 1"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="0.15"} 1"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="0.2"} 3"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="10"} 3"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="+Inf"} 4"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_count{server="a.test",phase="request"} 4"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_sum{server="a.test",phase="request"} 99.4005"#
+        ));
+        // Phases never observed have no series.
+        assert!(!text.contains(r#"phase="tls""#));
+        // Label values escaped, special values in Go syntax.
+        assert!(has(
+            r#"mxping_server_info{server="a.test",software="Syn\"apse\\",version="1\n2"} 1"#
+        ));
+        assert!(has(r#"mxping_latency_seconds{server="a.test"} NaN"#));
+        assert!(has(r#"mxping_status{server="a.test",status="red"} 1"#));
+        assert!(has(r#"mxping_status{server="b.test",status="unknown"} 1"#));
+        assert!(has(r#"mxping_status{server="b.test",status="green"} 0"#));
+        assert!(has(
+            r#"mxping_uptime_ratio{server="a.test",window="1h"} 0.5"#
+        ));
+        assert!(!text.contains(r#"window="24h""#) && !text.contains("bogus"));
+        assert!(has(
+            r#"mxping_probes_total{server="a.test",ip_family="ipv4",result="ok"} 3"#
+        ));
+        // Families without samples are left out; each present family is declared once.
+        assert!(!text.contains("mxping_tls_certificate_expiry_timestamp_seconds"));
+        assert!(!text.contains("mxping_up{") && !text.contains("# TYPE mxping_up "));
+        for name in ["mxping_status", "mxping_phase_duration_seconds"] {
+            assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1);
+        }
+        // Servers in name order; a removed server leaves nothing behind.
+        assert!(text.find("server=\"a.test\"").unwrap() < text.find("server=\"b.test\"").unwrap());
+        m.remove_server("a.test");
+        let text = rendered(&m);
+        assert!(!text.contains("a.test"));
+        assert!(text.contains(r#"mxping_status{server="b.test",status="unknown"} 1"#));
+    }
 }
