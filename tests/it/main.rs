@@ -7,9 +7,9 @@ mod support;
 
 mod bad_config;
 mod browser;
-mod contrib;
 mod cli;
 mod client_api;
+mod contrib;
 mod discovery;
 mod hostile;
 mod packaging;

@@ -22,17 +22,25 @@ const VERSION: &[u8] = br#"{"server":{"name":"Synapse","version":"1.163.2"}}"#;
 
 async fn serve(listener: TcpListener, acceptor: TlsAcceptor, delay: Duration) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
             let service = service_fn(move |req: Request<Incoming>| async move {
                 let found = req.uri().path() == "/_matrix/federation/v1/version";
                 if found && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let (status, body) = if found { (200, VERSION) } else { (404, &br#"{"errcode":"M_UNRECOGNIZED"}"#[..]) };
+                let (status, body) = if found {
+                    (200, VERSION)
+                } else {
+                    (404, &br#"{"errcode":"M_UNRECOGNIZED"}"#[..])
+                };
                 Ok::<_, Infallible>(
                     Response::builder()
                         .status(status)
@@ -41,7 +49,9 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, delay: Duration) {
                         .expect("a valid response"),
                 )
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         });
     }
 }
@@ -54,10 +64,18 @@ async fn main() {
     for line in list.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = line.split_whitespace();
         let ip: std::net::IpAddr = parts.next().unwrap().parse().expect("an IP address");
-        let delay = Duration::from_micros((parts.next().map_or(0.0, |d| d.parse::<f64>().unwrap()) * 1000.0) as u64);
+        let delay = Duration::from_micros(
+            (parts.next().map_or(0.0, |d| d.parse::<f64>().unwrap()) * 1000.0) as u64,
+        );
         for port in [8448, 443] {
-            let listener = TcpListener::bind((ip, port)).await.unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
-            tokio::spawn(serve(listener, acceptor.clone(), if port == 8448 { delay } else { Duration::ZERO }));
+            let listener = TcpListener::bind((ip, port))
+                .await
+                .unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
+            tokio::spawn(serve(
+                listener,
+                acceptor.clone(),
+                if port == 8448 { delay } else { Duration::ZERO },
+            ));
         }
         count += 1;
     }

@@ -1,7 +1,9 @@
 //! The floor: the least a probe can do with the same libraries as mxping (tokio, rustls with
 //! ring, hyper): a fresh TCP connection, a verified TLS handshake and one
 //! `GET /_matrix/federation/v1/version`, at `--rate` probes per second spread over the targets
-//! in `--targets` (`IP:PORT TLS_NAME` per line), for `--seconds`. Prints a JSON summary.
+//! in `--targets` (`IP:PORT TLS_NAME` per line), for `--seconds`. With `--requests N`, each
+//! probe sends N requests one after the other on its connection (mxping's pings). Prints a
+//! JSON summary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,23 +18,39 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-async fn probe(connector: TlsConnector, addr: std::net::SocketAddr, name: String) -> bool {
-    let Ok(tcp) = TcpStream::connect(addr).await else { return false };
+async fn probe(
+    connector: TlsConnector,
+    addr: std::net::SocketAddr,
+    name: String,
+    requests: u32,
+) -> bool {
+    let Ok(tcp) = TcpStream::connect(addr).await else {
+        return false;
+    };
     let _ = tcp.set_nodelay(true);
-    let Ok(server_name) = ServerName::try_from(name.clone()) else { return false };
-    let Ok(tls) = connector.connect(server_name, tcp).await else { return false };
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tls)).await else {
+    let Ok(server_name) = ServerName::try_from(name.clone()) else {
+        return false;
+    };
+    let Ok(tls) = connector.connect(server_name, tcp).await else {
+        return false;
+    };
+    let Ok((mut sender, conn)) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tls)).await
+    else {
         return false;
     };
     let task = tokio::spawn(conn);
-    let req = Request::get("/_matrix/federation/v1/version")
-        .header("host", name)
-        .body(Empty::new())
-        .expect("a valid request");
-    let ok = match sender.send_request(req).await {
-        Ok(resp) => resp.status().is_success() && resp.into_body().collect().await.is_ok(),
-        Err(_) => false,
-    };
+    let mut ok = true;
+    for _ in 0..requests {
+        let req = Request::get("/_matrix/federation/v1/version")
+            .header("host", name.clone())
+            .body(Empty::new())
+            .expect("a valid request");
+        ok &= match sender.send_request(req).await {
+            Ok(resp) => resp.status().is_success() && resp.into_body().collect().await.is_ok(),
+            Err(_) => false,
+        };
+    }
     task.abort();
     ok
 }
@@ -44,23 +62,31 @@ async fn main() {
     for cert in rustls_pemfile::certs(&mut std::fs::read(ca).unwrap().as_slice()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = TlsConnector::from(Arc::new(config));
-    let targets: Vec<(std::net::SocketAddr, String)> = std::fs::read_to_string(required("--targets"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let mut p = l.split_whitespace();
-            (p.next().unwrap().parse().unwrap(), p.next().unwrap().to_owned())
-        })
-        .collect();
+    let targets: Vec<(std::net::SocketAddr, String)> =
+        std::fs::read_to_string(required("--targets"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut p = l.split_whitespace();
+                (
+                    p.next().unwrap().parse().unwrap(),
+                    p.next().unwrap().to_owned(),
+                )
+            })
+            .collect();
     let rate: f64 = required("--rate").parse().unwrap();
     let seconds: f64 = required("--seconds").parse().unwrap();
+    let requests: u32 =
+        mxping_bench::arg("--requests").map_or(1, |v| v.parse().expect("--requests: a count"));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -72,7 +98,11 @@ async fn main() {
         let (addr, name) = targets[i % targets.len()].clone();
         let (connector, ok, failed) = (connector.clone(), ok.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
-            let counter = if probe(connector, addr, name).await { ok } else { failed };
+            let counter = if probe(connector, addr, name, requests).await {
+                ok
+            } else {
+                failed
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }));
     }

@@ -17,21 +17,52 @@ fn main() {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect();
-    let retention = Retention { raw: Duration::from_secs(3 * 86_400), rollups: Duration::from_secs(400 * 86_400) };
-    let store = Store::open(std::path::Path::new(&required("--data-dir")), Duration::from_secs(3600), retention)
-        .expect("the store opens");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let retention = Retention {
+        raw: Duration::from_secs(3 * 86_400),
+        rollups: Duration::from_secs(400 * 86_400),
+    };
+    let store = Store::open(
+        std::path::Path::new(&required("--data-dir")),
+        Duration::from_secs(3600),
+        retention,
+    )
+    .expect("the store opens");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     for (i, name) in names.iter().enumerate() {
         let mut buckets = Vec::new();
         let slot = |w: i64, back: i64| now - now.rem_euclid(w) - back * w;
         for b in 1..288 {
-            buckets.push(BucketRow { width: 300, start: slot(300, b), rounds: 5, up: 5, latency_sum: 200.0, latency_n: 5 });
+            buckets.push(BucketRow {
+                width: 300,
+                start: slot(300, b),
+                rounds: 5,
+                up: 5,
+                latency_sum: 200.0,
+                latency_n: 5,
+            });
         }
         for b in 1..168 {
-            buckets.push(BucketRow { width: 3600, start: slot(3600, b), rounds: 60, up: 60, latency_sum: 2400.0, latency_n: 60 });
+            buckets.push(BucketRow {
+                width: 3600,
+                start: slot(3600, b),
+                rounds: 60,
+                up: 60,
+                latency_sum: 2400.0,
+                latency_n: 60,
+            });
         }
         for b in 1..90 {
-            buckets.push(BucketRow { width: 86_400, start: slot(86_400, b), rounds: 1440, up: 1440, latency_sum: 57600.0, latency_n: 1440 });
+            buckets.push(BucketRow {
+                width: 86_400,
+                start: slot(86_400, b),
+                rounds: 1440,
+                up: 1440,
+                latency_sum: 57600.0,
+                latency_n: 1440,
+            });
         }
         let mut histogram = vec![0u16; 64];
         histogram[20] = 60;
@@ -54,7 +85,13 @@ fn main() {
 }
 
 fn record(name: &str, at: i64) -> RoundRecord {
-    let sample = Sample { at, up: true, all_ok: true, latency_ms: Some(40.0), error: None };
+    let sample = Sample {
+        at,
+        up: true,
+        all_ok: true,
+        latency_ms: Some(40.0),
+        error: None,
+    };
     RoundRecord {
         server: name.to_owned(),
         delta: Delta {
@@ -62,7 +99,10 @@ fn record(name: &str, at: i64) -> RoundRecord {
             addresses: Vec::new(),
             buckets: Vec::new(),
             histogram: None,
-            state: StatusState { status: Some(Status::Green), ..StatusState::default() },
+            state: StatusState {
+                status: Some(Status::Green),
+                ..StatusState::default()
+            },
         },
         software: Some(("Synapse".into(), "1.163.2".into())),
     }

@@ -11,7 +11,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, delay: Duration) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
@@ -28,7 +32,7 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
         }
     });
     while let Some((due, data)) = rx.recv().await {
-        tokio::time::sleep_until(due).await;
+        wait_until(due).await;
         if data.is_empty() || to.write_all(&data).await.is_err() {
             break;
         }
@@ -37,13 +41,33 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
     reader.abort();
 }
 
+/// Waits until `due` precisely: tokio's timer has millisecond granularity, which alone would add
+/// up to a millisecond of error per direction, so the last stretch is a short spin.
+async fn wait_until(due: Instant) {
+    let spin = Duration::from_micros(1500);
+    if let Some(early) = due.checked_sub(spin)
+        && early > Instant::now()
+    {
+        tokio::time::sleep_until(early).await;
+    }
+    while Instant::now() < due {
+        std::hint::spin_loop();
+    }
+}
+
 async fn forward(listen: String, target: String, delay: Duration) {
-    let listener = TcpListener::bind(&listen).await.unwrap_or_else(|e| panic!("bind {listen}: {e}"));
+    let listener = TcpListener::bind(&listen)
+        .await
+        .unwrap_or_else(|e| panic!("bind {listen}: {e}"));
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
         let target = target.clone();
         tokio::spawn(async move {
-            let Ok(server) = TcpStream::connect(&target).await else { return };
+            let Ok(server) = TcpStream::connect(&target).await else {
+                return;
+            };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
             let (cr, cw) = client.into_split();
@@ -55,10 +79,15 @@ async fn forward(listen: String, target: String, delay: Duration) {
 
 #[tokio::main]
 async fn main() {
-    let delay = Duration::from_micros((required("--delay-ms").parse::<f64>().unwrap() * 1000.0) as u64);
+    let delay =
+        Duration::from_micros((required("--delay-ms").parse::<f64>().unwrap() * 1000.0) as u64);
     let mut pairs = Vec::new();
     if let Some(file) = arg("--pairs") {
-        for line in std::fs::read_to_string(file).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+        for line in std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             let mut p = line.split_whitespace();
             pairs.push((p.next().unwrap().to_owned(), p.next().unwrap().to_owned()));
         }
