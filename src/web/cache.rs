@@ -22,6 +22,10 @@ use flate2::write::GzEncoder;
 pub(crate) const FRESH: Duration = Duration::from_secs(1);
 /// How long an outdated page may still be served while its replacement is built.
 pub(crate) const STALE: Duration = Duration::from_secs(10);
+/// A variant nobody asked for this long is dropped: with 10,000 servers a page is tens of
+/// megabytes, and a crawler walking every language, order and filter once must not leave
+/// them all in memory.
+pub(crate) const IDLE: Duration = Duration::from_secs(300);
 
 /// One built page.
 pub(crate) struct Page {
@@ -39,10 +43,7 @@ pub(crate) struct Page {
 impl Page {
     /// Builds a page from its HTML and CSP, compressing it once.
     pub(crate) fn new(generation: u64, body: String, csp: String) -> Page {
-        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::new(6));
-        gz.write_all(body.as_bytes())
-            .expect("writing to a Vec cannot fail");
-        let gzip = gz.finish().expect("writing to a Vec cannot fail");
+        let gzip = gzip(body.as_bytes(), Compression::new(6));
         Page {
             generation,
             built: Instant::now(),
@@ -74,10 +75,11 @@ impl Variant {
     }
 }
 
-/// Built pages by variant (language, sort order, filter: a small closed set).
+/// Built pages by variant (language, sort order, filter: a small closed set), with when each
+/// was last asked for.
 #[derive(Default)]
 pub(crate) struct PageCache {
-    variants: Mutex<HashMap<String, Arc<Variant>>>,
+    variants: Mutex<HashMap<String, (Arc<Variant>, Instant)>>,
 }
 
 impl PageCache {
@@ -87,13 +89,7 @@ impl PageCache {
     where
         F: Fn() -> Page + Send + Sync + 'static,
     {
-        let variant = self
-            .variants
-            .lock()
-            .expect("variants lock")
-            .entry(key.to_owned())
-            .or_default()
-            .clone();
+        let variant = self.variant(key, Instant::now());
         let build = Arc::new(build);
         if let Some(page) = variant.current() {
             if page.usable(generation, FRESH) {
@@ -126,6 +122,26 @@ impl PageCache {
         variant.set(page.clone());
         page
     }
+}
+
+impl PageCache {
+    /// The variant for `key`, marked as used at `now`; variants idle for [`IDLE`] are dropped.
+    fn variant(&self, key: &str, now: Instant) -> Arc<Variant> {
+        let mut variants = self.variants.lock().expect("variants lock");
+        variants.retain(|k, (_, used)| k == key || now.saturating_duration_since(*used) < IDLE);
+        let entry = variants
+            .entry(key.to_owned())
+            .or_insert_with(|| (Arc::default(), now));
+        entry.1 = now;
+        entry.0.clone()
+    }
+}
+
+/// `data`, gzip-compressed at `level`.
+pub(crate) fn gzip(data: &[u8], level: Compression) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 4), level);
+    gz.write_all(data).expect("writing to a Vec cannot fail");
+    gz.finish().expect("writing to a Vec cannot fail")
 }
 
 /// Whether the request's `Accept-Encoding` allows gzip.
@@ -203,6 +219,28 @@ mod tests {
         }
         assert_eq!(&fresh.body[..], b"<p>build 2</p>");
         assert_eq!(builds.load(Ordering::SeqCst), 2, "one background rebuild");
+    }
+
+    #[tokio::test]
+    async fn variants_nobody_asks_for_are_dropped() {
+        let cache = PageCache::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        for key in ["en|name|0", "zh|name|0", "en|latency|1"] {
+            cache.get(key, 1, counting(&builds, 1)).await;
+        }
+        assert_eq!(cache.variants.lock().unwrap().len(), 3);
+        // Within IDLE everything stays.
+        let soon = Instant::now() + IDLE / 2;
+        cache.variant("en|name|0", soon);
+        assert_eq!(cache.variants.lock().unwrap().len(), 3);
+        // Past IDLE only the ones used since survive.
+        cache.variant("en|name|0", soon + IDLE / 2 + Duration::from_secs(1));
+        let mut left: Vec<_> = cache.variants.lock().unwrap().keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, ["en|name|0"]);
+        // A dropped variant is built again when asked for.
+        cache.get("zh|name|0", 1, counting(&builds, 1)).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -514,6 +514,32 @@ async fn metrics_follow_the_contract_and_pass_promtool() {
             .starts_with("text/plain")
     );
     let body = r.text().await.unwrap();
+    // Prometheus asks for gzip; what it gets is the same exposition, compressed.
+    let gz = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(s.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "Accept-Encoding");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&gz.bytes().await.unwrap()[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    let families = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("# TYPE"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(families(&unzipped), families(&body));
+    assert!(unzipped.contains("mxping_up{server=\"healthy.test\"} 1\n"));
     let all = samples(&body);
     let one = |name: &str, labels: &[(&str, &str)]| -> f64 {
         let found = find(&all, name, labels);
