@@ -7,14 +7,16 @@
 //! | what | entries | bytes |
 //! |---|---|---|
 //! | last round, in full (addresses, phases, discovery) | 1 | ~2–4 KB |
-//! | recent rounds, compact ([`Sample`]) | [`RECENT`] = 60 | ~1 KB |
-//! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart) | 288 | ~4.6 KB |
-//! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2.7 KB |
-//! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.4 KB |
-//! | hourly latency histograms for 24 h (p50 / p95) | 24 | ~3.3 KB |
-//! | per address: recent samples + 5-minute buckets | per address | ~5.6 KB each |
+//! | recent rounds, compact ([`Sample`], 24 B) | [`RECENT`] = 60 | ~1.4 KB |
+//! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart), 12 B each | 288 | ~3.4 KB |
+//! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2 KB |
+//! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.1 KB |
+//! | hourly latency histograms for 24 h (p50 / p95), sparse | 24 | ~1–1.5 KB |
+//! | per address: hourly buckets for 24 h + last seen | per address | ~0.35 KB each |
 //!
-//! About 16 KB per single-address server plus its last round; see the README.
+//! About 9–10 KB per server plus its last round (heaptrack at 1,000 servers: 8.8 KB of
+//! history, 24 KB per server in all with the task, the views and the metric series); see
+//! BENCHMARKS.md.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -50,14 +50,20 @@ pub struct ServerView {
     pub latency_p95_ms: Option<f64>,
     /// Consecutive rounds in which no address answered.
     pub failed_rounds: u32,
-    /// The last rounds, oldest first.
-    pub recent: Vec<Sample>,
+    /// The server's history: serialized as `recent`, the last rounds oldest first, and read
+    /// for the charts when a page is built, rather than copied into every view (those copies
+    /// would be most of a view's size, made every round, for every server).
+    #[serde(rename = "recent", serialize_with = "recent_samples")]
+    history: Arc<Mutex<ServerHistory>>,
     /// Uptime over 24 h per address.
     pub address_uptime_24h: BTreeMap<String, Option<f64>>,
-    /// The server's history, for the charts: read when a page is built rather than copied
-    /// into every view (that copy would be most of a view's size, made every round).
-    #[serde(skip)]
-    history: Arc<Mutex<ServerHistory>>,
+}
+
+fn recent_samples<S: serde::Serializer>(
+    history: &Arc<Mutex<ServerHistory>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(history.lock().expect("history lock").recent())
 }
 
 impl ServerView {
@@ -116,18 +122,27 @@ impl ServerView {
             latency_p50_ms: history.latency_percentile(now, 0.5),
             latency_p95_ms: history.latency_percentile(now, 0.95),
             failed_rounds: history.state.failed_rounds,
-            recent: history.recent().copied().collect(),
+            history: shared.clone(),
             address_uptime_24h: history
                 .addresses()
                 .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
                 .collect(),
-            history: shared.clone(),
         }
     }
 
     /// The status.
     pub fn status(&self) -> Status {
         self.report.status
+    }
+
+    /// The last rounds, oldest first.
+    pub fn recent(&self) -> Vec<Sample> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .recent()
+            .copied()
+            .collect()
     }
 
     /// Mean latency per 5 minutes over the 24 h before `now` (Unix seconds, ms).
@@ -591,9 +606,11 @@ impl Job {
                 .metrics
                 .observe_lateness(started.saturating_duration_since(next).as_secs_f64());
             self.monitor.metrics.in_flight().inc();
+            // Boxed: a round's future is kilobytes (discovery, TLS, HTTP), and unboxed it would
+            // size every server's task while it sleeps between rounds, 10,000 times over.
             let outcome = tokio::select! {
                 () = cancel.cancelled() => None,
-                r = self.round(started) => Some(r),
+                r = Box::pin(self.round(started)) => Some(r),
             };
             self.monitor.metrics.in_flight().dec();
             drop(permit);

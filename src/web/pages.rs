@@ -881,7 +881,7 @@ pub(super) async fn server(
         )
     });
     let recent = v
-        .recent
+        .recent()
         .iter()
         .rev()
         .take(20)
