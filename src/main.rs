@@ -79,12 +79,6 @@ fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-/// mimalloc rather than the system allocator: with thousands of servers, glibc's per-thread
-/// arenas kept memory freed after start-up and between rounds (RSS about 1.5× the live heap
-/// at 10,000 servers); mimalloc returns it. See BENCHMARKS.md, "Scale".
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
