@@ -41,16 +41,32 @@ async fn pump(
     reader.abort();
 }
 
-/// Waits until `due` precisely: tokio's timer has millisecond granularity, which alone would add
-/// up to a millisecond of error per direction, so the last stretch is a short spin.
+/// Waits until `due` precisely. Tokio's timer has millisecond granularity, which alone would
+/// add up to a millisecond of error per direction; spinning through that millisecond, with
+/// several proxies and the monitor on two cores, took the CPU the measured side needed and
+/// added milliseconds of scheduling noise. So the wait is a thread sleep (high-resolution
+/// timer, ~60 µs late at worst) to just before `due`, then a spin of at most [`SPIN`].
 async fn wait_until(due: Instant) {
-    let spin = Duration::from_micros(1500);
-    if let Some(early) = due.checked_sub(spin)
-        && early > Instant::now()
-    {
-        tokio::time::sleep_until(early).await;
+    const SPIN: Duration = Duration::from_micros(150);
+    let due = due.into_std();
+    if due.saturating_duration_since(std::time::Instant::now()) <= SPIN {
+        spin_until(due);
+        return;
     }
-    while Instant::now() < due {
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(rest) = due
+            .checked_sub(SPIN)
+            .map(|early| early.saturating_duration_since(std::time::Instant::now()))
+        {
+            std::thread::sleep(rest);
+        }
+        spin_until(due);
+    })
+    .await;
+}
+
+fn spin_until(due: std::time::Instant) {
+    while std::time::Instant::now() < due {
         std::hint::spin_loop();
     }
 }
