@@ -108,23 +108,20 @@ pub(super) fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// One cell of the 90-day bar: `span` days with the same colour, labelled for the tooltip
-/// (`uptime` is the lowest day's; `None`: no data).
+/// One day of the 90-day bar, labelled for the tooltip (`uptime`: `None` without data).
 pub(super) struct Day {
     pub(super) label: String,
     pub(super) uptime: Option<f64>,
-    pub(super) span: usize,
 }
 
 /// The 90-day uptime bar: one cell per [`Day`], 3 units per day, coloured by uptime, each with
 /// a tooltip.
 pub(super) fn uptime_bar(days: &[Day], label: &str) -> String {
-    let total: usize = days.iter().map(|d| d.span).sum();
     let mut svg = String::with_capacity(128 + days.len() * 80);
     let _ = write!(
         svg,
         r#"<svg class="bar" viewBox="0 0 {} 14" preserveAspectRatio="none" role="img" aria-label="{}">"#,
-        total * 3,
+        days.len() * 3,
         escape(label)
     );
     let mut x = 0;
@@ -137,11 +134,10 @@ pub(super) fn uptime_bar(days: &[Day], label: &str) -> String {
         };
         let _ = write!(
             svg,
-            r#"<rect x="{x}" width="{}" height="14" class="{class}"><title>{}</title></rect>"#,
-            d.span * 3 - 1,
+            r#"<rect x="{x}" width="2" height="14" class="{class}"><title>{}</title></rect>"#,
             escape(&d.label)
         );
-        x += d.span * 3;
+        x += 3;
     }
     svg.push_str("</svg>");
     svg
@@ -232,31 +228,30 @@ mod bar_tests {
     use super::*;
 
     #[test]
-    fn bars_draw_each_cell_with_its_span_and_colour() {
-        let days = [
-            Day {
-                label: "88 days: no data".into(),
+    fn bars_draw_one_cell_per_day_with_its_colour_and_tooltip() {
+        let mut days: Vec<Day> = (0..88)
+            .map(|i| Day {
+                label: format!("day {i}: no data"),
                 uptime: None,
-                span: 88,
-            },
-            Day {
-                label: "yesterday: 99.5%".into(),
-                uptime: Some(0.995),
-                span: 1,
-            },
-            Day {
-                label: "today <b>".into(),
-                uptime: Some(1.0),
-                span: 1,
-            },
-        ];
+            })
+            .collect();
+        days.push(Day {
+            label: "yesterday: 99.5%".into(),
+            uptime: Some(0.995),
+        });
+        days.push(Day {
+            label: "today <b>".into(),
+            uptime: Some(1.0),
+        });
         let svg = uptime_bar(&days, "90 days");
-        assert_eq!(svg.matches("<rect").count(), 3);
+        assert_eq!(svg.matches("<rect").count(), 90);
+        assert_eq!(svg.matches(r#"class="n""#).count(), 88);
         assert!(svg.contains(r#"viewBox="0 0 270 14""#));
-        assert!(svg.contains(r#"class="y"><title>yesterday: 99.5%</title>"#));
+        assert!(svg.contains(
+            r#"<rect x="264" width="2" height="14" class="y"><title>yesterday: 99.5%</title>"#
+        ));
         assert!(svg.contains(r#"<rect x="267" width="2" height="14" class="g">"#));
         assert!(svg.contains("today &lt;b&gt;"));
-        assert!(svg.contains(r#"width="263""#), "88 days in one cell: {svg}");
     }
 
     #[test]

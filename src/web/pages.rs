@@ -269,53 +269,21 @@ fn origin(url: &str) -> Option<String> {
     ))
 }
 
-/// The cells of the 90-day bar. A day below 99.9 % gets a cell of its own; runs of days at
-/// or above it, and runs without data, share one cell (a healthy server's bar is one cell,
-/// which keeps a page of a thousand servers small).
+/// The 90-day bar: one cell per day, oldest first, with the date and uptime in its tooltip.
 fn days(t: &Locale, v: &ServerView, now: i64) -> Vec<Day> {
-    let daily = v.daily(now);
-    let date = |start: i64| {
-        OffsetDateTime::from_unix_timestamp(start)
-            .map(|d| t.date(d))
-            .unwrap_or_default()
-    };
-    let mergeable = |u: Option<f64>| match u {
-        None => Some(false),
-        Some(u) if u >= 0.999 => Some(true),
-        Some(_) => None,
-    };
-    let mut cells = Vec::new();
-    let mut i = 0;
-    while i < daily.len() {
-        let (first, uptime) = daily[i];
-        let mut end = i + 1;
-        if let Some(kind) = mergeable(uptime) {
-            while end < daily.len() && mergeable(daily[end].1) == Some(kind) {
-                end += 1;
-            }
-        }
-        let lowest = daily[i..end]
-            .iter()
-            .filter_map(|d| d.1)
-            .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.min(u))));
-        let (from, to) = (date(first), date(daily[end - 1].0));
-        let label = match (lowest, end - i) {
-            (Some(u), 1) => t.f("bar_day", &[("date", &from), ("uptime", &percent(Some(u)))]),
-            (Some(u), _) => t.f(
-                "bar_days",
-                &[("from", &from), ("to", &to), ("uptime", &percent(Some(u)))],
-            ),
-            (None, 1) => t.f("bar_no_data", &[("date", &from)]),
-            (None, _) => t.f("bar_no_data_days", &[("from", &from), ("to", &to)]),
-        };
-        cells.push(Day {
-            label,
-            uptime: lowest,
-            span: end - i,
-        });
-        i = end;
-    }
-    cells
+    v.daily(now)
+        .into_iter()
+        .map(|(start, uptime)| {
+            let date = OffsetDateTime::from_unix_timestamp(start)
+                .map(|d| t.date(d))
+                .unwrap_or_default();
+            let label = match uptime {
+                Some(u) => t.f("bar_day", &[("date", &date), ("uptime", &percent(Some(u)))]),
+                None => t.f("bar_no_data", &[("date", &date)]),
+            };
+            Day { label, uptime }
+        })
+        .collect()
 }
 
 struct Ping {

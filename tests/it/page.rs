@@ -428,36 +428,25 @@ async fn the_main_page_for_the_built_in_list_is_small() {
     let transferred = r.bytes().await.unwrap().len();
     assert!(transferred < 60 * 1024, "{transferred} bytes");
     let plain = s.text("/").await.1;
-    // Days below 99.9 % get their own cell; runs of better days share one.
+    // One cell per day, oldest first, coloured by that day's uptime, its date and uptime in
+    // the tooltip.
     let green = |day: i64| f64::from(2880 - (day as u32 % 7)) / 2880.0 >= 0.999;
-    let mut cells = 0;
-    let mut previous_green = false;
-    for day in (0..90).rev() {
-        if !(green(day) && previous_green) {
-            cells += 1;
-        }
-        previous_green = green(day);
-    }
     let doc = Html::parse_document(&plain);
     let bars: Vec<_> = doc.select(&Selector::parse("svg.bar").unwrap()).collect();
     assert_eq!(bars.len(), 5);
     for bar in bars {
         let rects: Vec<_> = bar.select(&Selector::parse("rect").unwrap()).collect();
-        assert_eq!(rects.len(), cells);
-        let days: usize = rects
-            .iter()
-            .map(|r| (r.value().attr("width").unwrap().parse::<usize>().unwrap() + 1) / 3)
-            .sum();
-        assert_eq!(days, 90, "every day is drawn once");
-        let run = rects
-            .iter()
-            .find(|r| r.value().attr("width") == Some("8"))
-            .expect("three good days in one cell");
-        let title = run.text().collect::<String>();
-        assert!(
-            title.contains(" – ") && title.ends_with("at least 99.93% uptime every day"),
-            "{title}"
-        );
+        assert_eq!(rects.len(), 90, "one cell per day");
+        for (i, rect) in rects.iter().enumerate() {
+            let day = 89 - i as i64;
+            let expected = if green(day) { "g" } else { "y" };
+            assert_eq!(rect.value().attr("class"), Some(expected), "day -{day}");
+            assert_eq!(rect.value().attr("width"), Some("2"));
+            let title = rect.text().collect::<String>();
+            assert!(title.ends_with("% uptime"), "day -{day}: {title}");
+        }
+        let day3 = rects[86].text().collect::<String>();
+        assert!(day3.ends_with(": 99.89% uptime"), "{day3}");
     }
     let css = s
         .get("/static/style.css")
