@@ -417,13 +417,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
     }
     store.close();
     let s = Serve::start(&path).await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let r = client
-        .get(s.url("/"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_gzip("/").await;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let transferred = r.bytes().await.unwrap().len();
     assert!(transferred < 60 * 1024, "{transferred} bytes");

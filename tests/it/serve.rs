@@ -515,15 +515,7 @@ async fn metrics_follow_the_contract_and_pass_promtool() {
     );
     let body = r.text().await.unwrap();
     // Prometheus asks for gzip; what it gets is the same exposition, compressed.
-    let gz = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(s.url("/metrics"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let gz = s.get_gzip("/metrics").await;
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     assert_eq!(gz.headers()["vary"], "Accept-Encoding");
     let mut unzipped = String::new();

@@ -77,6 +77,17 @@ impl Serve {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `path` asked for with `Accept-Encoding: gzip`, as browsers and Prometheus do; the
+    /// body is returned as sent (the test client does not decompress).
+    pub async fn get_gzip(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn text(&self, path: &str) -> (u16, String) {
         let r = self.get(path).await;
         (r.status().as_u16(), r.text().await.unwrap())
