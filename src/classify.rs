@@ -1,16 +1,11 @@
-//! Turning library errors (io, rustls, hyper, reqwest) into one [`ErrorKind`] with a message a
-//! person can act on. Errors nest: reqwest wraps hyper-util wraps io wraps rustls, and
+//! Turning library errors (io, rustls, hyper) into one [`ErrorKind`] with a message a
+//! person can act on. Errors nest: hyper wraps io wraps rustls, and
 //! `io::Error::source()` skips the wrapped error, so the chain is walked by hand.
 
 use std::error::Error as StdError;
 use std::io;
 
 use crate::error::{ErrorKind, ProbeError};
-
-/// An error produced by our own resolver inside reqwest, carried through its error chain.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.message)]
-pub struct Resolution(pub ProbeError);
 
 /// Every error in the chain, outermost first, looking inside `io::Error` wrappers.
 fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
@@ -69,52 +64,70 @@ pub fn connect_error(err: &io::Error, addr: &str) -> ProbeError {
     }
 }
 
-/// Classifies a reqwest error for `url`.
-pub fn reqwest_error(err: &reqwest::Error, url: &reqwest::Url) -> ProbeError {
-    let links = chain(err);
-    for e in &links {
-        if let Some(Resolution(inner)) = e.downcast_ref::<Resolution>() {
-            return inner.clone();
-        }
-    }
-    for e in &links {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            let host = url.host_str().unwrap_or_default();
-            return match tls {
-                rustls::Error::InvalidCertificate(_) => ProbeError::new(
-                    ErrorKind::TlsCertificate,
-                    crate::tls::explain_certificate_error(tls, host, None),
-                ),
-                other => ProbeError::new(
-                    ErrorKind::TlsHandshake,
-                    format!("TLS handshake with {host} failed: {other}"),
-                ),
-            };
-        }
-    }
-    for e in &links {
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.get_ref().is_none()
-        {
-            let host = url.host_str().unwrap_or_default();
-            let port = url.port_or_known_default().unwrap_or(443);
-            return connect_error(io, &format!("{host}:{port}"));
-        }
-    }
-    if err.is_timeout() {
-        return ProbeError::new(ErrorKind::Timeout, format!("{url} did not answer in time"));
-    }
-    if err.is_connect() {
+/// Classifies a hyper error on a request for `path`.
+pub(crate) fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
+    let detail = chain_text(e);
+    let reset = detail.contains("reset by peer");
+    let msg = if reset {
+        format!("the server reset the connection (TCP RST) before a complete answer to {path}")
+    } else if e.is_parse() || e.is_parse_status() {
+        format!(
+            "the answer to {path} is not valid HTTP/1.1 ({detail}); is this port serving something else?"
+        )
+    } else if e.is_parse_too_large() {
         return ProbeError::new(
-            ErrorKind::Connect,
-            format!("connecting for {url} failed: {}", chain_text(err)),
+            ErrorKind::BodyTooLarge,
+            format!(
+                "the response headers for {path} are larger than {} KiB",
+                crate::probe::MAX_HEAD_BUFFER / 1024
+            ),
+        );
+    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        format!("the connection closed before a complete answer to {path} ({detail})")
+    } else {
+        format!("the request for {path} failed: {detail}")
+    };
+    ProbeError::new(ErrorKind::InvalidResponse, msg)
+}
+
+/// Classifies a failed TLS handshake with `addr`; certificate problems are `tls_certificate`
+/// with the name `expected` explained.
+pub(crate) fn tls_error(e: &std::io::Error, addr: &str, expected: &str) -> ProbeError {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        if let rustls::Error::InvalidCertificate(_) = tls {
+            return ProbeError::new(
+                ErrorKind::TlsCertificate,
+                crate::tls::explain_certificate_error(tls, expected, None),
+            );
+        }
+        let why = match tls {
+            rustls::Error::AlertReceived(alert) => {
+                format!("the server sent the TLS alert {alert:?}")
+            }
+            rustls::Error::PeerIncompatible(p) => {
+                format!("no TLS version or cipher in common ({p:?})")
+            }
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                "the server does not speak TLS on this port (plain HTTP?)".to_owned()
+            }
+            other => other.to_string(),
+        };
+        return ProbeError::new(
+            ErrorKind::TlsHandshake,
+            format!("TLS handshake with {addr} failed: {why}"),
         );
     }
+    let why = match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake".to_owned()
+        }
+        std::io::ErrorKind::ConnectionReset => {
+            "the server reset the connection during the handshake".to_owned()
+        }
+        _ => e.to_string(),
+    };
     ProbeError::new(
-        ErrorKind::InvalidResponse,
-        format!(
-            "{url} did not give a valid HTTP answer: {}",
-            chain_text(err)
-        ),
+        ErrorKind::TlsHandshake,
+        format!("TLS handshake with {addr} failed: {why}"),
     )
 }

@@ -6,18 +6,19 @@
 //! Outcomes follow the spec's table: 404 → IGNORE (the client keeps `https://<hostname>`);
 //! another status, an empty or non-JSON body, or a missing `base_url` → FAIL_PROMPT; a
 //! `base_url` that is not a URL, or a `/versions` that errors or has the wrong shape →
-//! FAIL_ERROR. Redirects are not followed (that is new in v1.20, not yet released).
+//! FAIL_ERROR. An `m.identity_server` without `base_url` → FAIL_PROMPT; one whose
+//! `/_matrix/identity/v2` does not answer → FAIL_ERROR. Redirects are followed, as the spec says
+//! they SHOULD be and browsers and SDKs do: at most 10, loops refused, never from HTTPS to plain
+//! HTTP, every hop's address through the private-address guard.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::time::Instant;
 
-use crate::dns::Dns;
-use crate::net_guard::NetGuard;
-use crate::server_name::{Host, ServerName};
-use crate::{classify, text};
+use crate::fetch::{Connection, Endpoint, Fetcher};
+use crate::server_name::ServerName;
+use crate::text;
 
 /// Cap on either body.
 const MAX_BODY: usize = 64 * 1024;
@@ -51,77 +52,105 @@ pub struct ClientReport {
     pub versions: Vec<String>,
     /// What went wrong, in words.
     pub error: Option<String>,
+    /// Redirects followed on the way (well-known and `/versions`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub redirects: Vec<String>,
+    /// The identity server the well-known names, if any, and whether it answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub identity_server: Option<IdentityServer>,
+}
+
+/// The `m.identity_server` of a client well-known.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdentityServer {
+    /// Its `base_url` (capped).
+    pub base_url: String,
+    /// `/_matrix/identity/v2` answered 200 with a JSON object.
+    pub ok: bool,
 }
 
 /// Checks client APIs.
 pub struct ClientChecker {
-    client: reqwest::Client,
+    fetcher: Fetcher,
     timeout: Duration,
 }
 
-impl ClientChecker {
-    /// A checker using the guarded resolver and verifying TLS.
-    pub fn new(
-        dns: Dns,
-        guard: NetGuard,
-        tls: rustls::ClientConfig,
-        timeout: Duration,
-    ) -> ClientChecker {
-        ClientChecker {
-            // One idle connection, so the second /versions request measures a warm connection.
-            client: crate::http::guarded_client(dns, guard, tls, 1),
-            timeout,
-        }
-    }
+/// The identity server's status endpoint (identity service API v2).
+const IDENTITY_PATH: &str = "/_matrix/identity/v2";
 
-    /// Runs the check for `name`, bounded by the timeout as a whole.
-    pub async fn check(&self, name: &str) -> ClientReport {
-        match tokio::time::timeout(self.timeout, self.check_unbounded(name)).await {
-            Ok(report) => report,
-            Err(_) => ClientReport {
-                discovery: Discovery::FailError,
-                base_url: None,
-                ok: false,
-                latency_ms: None,
-                versions: Vec::new(),
-                error: Some(format!(
-                    "the client API check did not finish within {}",
-                    humantime::format_duration(self.timeout)
-                )),
-            },
-        }
-    }
-
-    async fn check_unbounded(&self, name: &str) -> ClientReport {
-        let failed = |discovery, error: String| ClientReport {
+impl ClientReport {
+    fn failed(discovery: Discovery, error: String) -> ClientReport {
+        ClientReport {
             discovery,
             base_url: None,
             ok: false,
             latency_ms: None,
             versions: Vec::new(),
             error: Some(error),
-        };
+            redirects: Vec::new(),
+            identity_server: None,
+        }
+    }
+}
+
+impl ClientChecker {
+    /// A checker fetching through `fetcher` (guarded, verifying TLS).
+    pub fn new(fetcher: Fetcher, timeout: Duration) -> ClientChecker {
+        ClientChecker { fetcher, timeout }
+    }
+
+    /// Runs the check for `name`, bounded by the timeout as a whole.
+    pub async fn check(&self, name: &str) -> ClientReport {
+        let mut redirects = Vec::new();
+        let outcome =
+            tokio::time::timeout(self.timeout, self.check_unbounded(name, &mut redirects)).await;
+        let mut report = outcome.unwrap_or_else(|_| {
+            ClientReport::failed(
+                Discovery::FailError,
+                format!(
+                    "the client API check did not finish within {}",
+                    humantime::format_duration(self.timeout)
+                ),
+            )
+        });
+        report.redirects = redirects.into_iter().map(|r| text::cap(&r)).collect();
+        report
+    }
+
+    async fn check_unbounded(&self, name: &str, redirects: &mut Vec<String>) -> ClientReport {
         let Ok(parsed) = ServerName::parse(name) else {
-            return failed(Discovery::FailError, "invalid server name".into());
+            return ClientReport::failed(Discovery::FailError, "invalid server name".into());
         };
-        let hostname = match parsed.host() {
-            Host::Dns(h) => h.clone(),
-            other => other.to_string(),
-        };
-        let fallback = format!("https://{hostname}");
-        let url = format!("{fallback}/.well-known/matrix/client");
-        let (discovery, base_url) = match self.get(&url).await {
-            Err(e) => return failed(Discovery::FailPrompt, format!("{url}: {e}")),
-            Ok((404, _, _)) => (Discovery::Ignore, fallback),
-            Ok((status, _, _)) if status != 200 => {
-                return failed(Discovery::FailPrompt, format!("{url}: HTTP {status}"));
+        // The hostname exactly as typed: a name made of digits stays a DNS name.
+        let start = Endpoint::https(parsed.host().clone(), 443, "/.well-known/matrix/client");
+        let fallback = start.with_path("");
+        let mut conn = None;
+        let mut hop = |e: &Endpoint| redirects.push(e.to_string());
+        let well_known = self
+            .fetcher
+            .get_following(&start, MAX_BODY, &mut conn, &mut hop)
+            .await;
+        let (discovery, base_url, identity) = match well_known {
+            Err(e) => {
+                return ClientReport::failed(
+                    Discovery::FailPrompt,
+                    format!("{start}: {}", e.message),
+                );
             }
-            Ok((_, body, _)) => match parse_well_known(&body) {
-                Ok(base) => (Discovery::Found, base),
-                Err((d, why)) => return failed(d, format!("{url}: {why}")),
+            Ok(f) if f.response.status.as_u16() == 404 => {
+                (Discovery::Ignore, fallback.to_string(), None)
+            }
+            Ok(f) if f.response.status.as_u16() != 200 => {
+                return ClientReport::failed(
+                    Discovery::FailPrompt,
+                    format!("{}: HTTP {}", f.url, f.response.status),
+                );
+            }
+            Ok(f) => match parse_well_known(&f.response.body) {
+                Ok(found) => (Discovery::Found, found.homeserver, found.identity_server),
+                Err((d, why)) => return ClientReport::failed(d, format!("{}: {why}", f.url)),
             },
         };
-        let versions_url = format!("{}/_matrix/client/versions", base_url.trim_end_matches('/'));
         let mut report = ClientReport {
             discovery,
             base_url: Some(text::cap(&base_url)),
@@ -129,84 +158,124 @@ impl ClientChecker {
             latency_ms: None,
             versions: Vec::new(),
             error: None,
+            redirects: Vec::new(),
+            identity_server: None,
         };
-        // Twice: the first request pays for DNS, TCP and TLS; the second is what a client
-        // that is already connected waits for.
+        let versions_url = match base_endpoint(&base_url, "/_matrix/client/versions") {
+            Ok(u) => u,
+            Err(why) => {
+                report.discovery = Discovery::FailError;
+                report.error = Some(why);
+                return report;
+            }
+        };
+        // Twice: the first request pays for DNS, TCP and TLS (and follows any redirect); the
+        // second, to where the first ended, is what an already-connected client waits for.
+        let mut conn: Option<Connection> = None;
+        let mut url = versions_url;
         for attempt in 0..2 {
-            match self.get(&versions_url).await {
-                Err(e) => {
-                    report.discovery = Discovery::FailError;
-                    report.error = Some(format!("{versions_url}: {e}"));
-                    return report;
+            let answer = self
+                .fetcher
+                .get_following(&url, MAX_BODY, &mut conn, &mut hop)
+                .await;
+            let why = match answer {
+                Err(e) => Some(format!("{url}: {}", e.message)),
+                Ok(f) if f.response.status.as_u16() != 200 => {
+                    Some(format!("{}: HTTP {}", f.url, f.response.status))
                 }
-                Ok((status, body, elapsed)) => {
-                    if status != 200 {
-                        report.discovery = Discovery::FailError;
-                        report.error = Some(format!("{versions_url}: HTTP {status}"));
-                        return report;
-                    }
-                    match parse_versions(&body) {
-                        Ok(v) => report.versions = v,
-                        Err(why) => {
-                            report.discovery = Discovery::FailError;
-                            report.error = Some(format!("{versions_url}: {why}"));
-                            return report;
+                Ok(f) => match parse_versions(&f.response.body) {
+                    Err(why) => Some(format!("{}: {why}", f.url)),
+                    Ok(v) => {
+                        report.versions = v;
+                        if attempt == 1 {
+                            report.latency_ms = Some(crate::ms(f.response.head_time));
                         }
+                        url = f.url;
+                        None
                     }
-                    if attempt == 1 {
-                        report.latency_ms = Some(crate::ms(elapsed));
-                    }
-                }
+                },
+            };
+            if let Some(why) = why {
+                report.discovery = Discovery::FailError;
+                report.error = Some(why);
+                return report;
             }
         }
         report.ok = true;
-        report
-    }
-
-    /// GET `url`: status, capped body, and time to the response head.
-    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>, Duration), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
-        let started = Instant::now();
-        let request = self.client.get(parsed.clone()).timeout(self.timeout).send();
-        let mut response = match tokio::time::timeout(self.timeout, request).await {
-            Err(_) => {
-                return Err(format!(
-                    "no answer within {}",
-                    humantime::format_duration(self.timeout)
-                ));
+        // Spec step: an identity server named without a base_url → FAIL_PROMPT; one that does
+        // not answer → FAIL_ERROR. The homeserver itself is fine either way, so `ok` stays.
+        match identity {
+            None => {}
+            Some(None) => {
+                report.discovery = Discovery::FailPrompt;
+                report.error = Some(
+                    "m.identity_server is present but has no base_url; clients ask the user".into(),
+                );
             }
-            Ok(Err(e)) => return Err(classify::reqwest_error(&e, &parsed).message),
-            Ok(Ok(r)) => r,
-        };
-        let elapsed = started.elapsed();
-        let status = response.status().as_u16();
-        let mut body = Vec::new();
-        let deadline = started + self.timeout;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, response.chunk()).await {
-                Err(_) => return Err("the body did not arrive in time".into()),
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "the body could not be read: {}",
-                        classify::chain_text(&e)
-                    ));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        return Err(format!("the body is larger than {} KiB", MAX_BODY / 1024));
+            Some(Some(is_base)) => {
+                let answer = match base_endpoint(&is_base, IDENTITY_PATH) {
+                    Err(why) => Err(why),
+                    Ok(u) => {
+                        let mut is_conn = None;
+                        match self
+                            .fetcher
+                            .get_following(&u, MAX_BODY, &mut is_conn, &mut hop)
+                            .await
+                        {
+                            Err(e) => Err(format!("{u}: {}", e.message)),
+                            Ok(f) => {
+                                check_identity(&f.url, f.response.status.as_u16(), &f.response.body)
+                            }
+                        }
                     }
-                    body.extend_from_slice(&chunk);
+                };
+                let ok = answer.is_ok();
+                report.identity_server = Some(IdentityServer {
+                    base_url: text::cap(&is_base),
+                    ok,
+                });
+                if let Err(why) = answer {
+                    report.discovery = Discovery::FailError;
+                    report.error = Some(format!(
+                        "the identity server (m.identity_server) does not answer: {why}"
+                    ));
                 }
             }
         }
-        Ok((status, body, elapsed))
+        report
     }
 }
 
+/// `base` (a base URL from a well-known) with `path` appended, as clients build it.
+fn base_endpoint(base: &str, path: &str) -> Result<Endpoint, String> {
+    let url = url::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+        .map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+    Endpoint::from_url(&url).map_err(|e| text::cap(&e))
+}
+
+/// `/_matrix/identity/v2` must answer 200 with a JSON object.
+fn check_identity(url: &Endpoint, status: u16, body: &[u8]) -> Result<(), String> {
+    if status != 200 {
+        return Err(format!("{url}: HTTP {status}"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(_)) => Ok(()),
+        _ => Err(format!("{url}: the answer is not a JSON object")),
+    }
+}
+
+/// What a valid client well-known names.
+#[derive(Debug, PartialEq)]
+pub struct ClientWellKnown {
+    /// `m.homeserver.base_url`.
+    pub homeserver: String,
+    /// `m.identity_server`: absent (`None`), present without a `base_url` (`Some(None)`), or
+    /// its `base_url`.
+    pub identity_server: Option<Option<String>>,
+}
+
 /// `m.homeserver.base_url` from a client well-known body, or the spec's failure outcome.
-pub fn parse_well_known(body: &[u8]) -> Result<String, (Discovery, String)> {
+pub fn parse_well_known(body: &[u8]) -> Result<ClientWellKnown, (Discovery, String)> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err((Discovery::FailPrompt, "the body is empty".into()));
     }
@@ -220,13 +289,24 @@ pub fn parse_well_known(body: &[u8]) -> Result<String, (Discovery, String)> {
             Discovery::FailPrompt,
             "m.homeserver.base_url is missing".to_owned(),
         ))?;
-    match reqwest::Url::parse(base) {
-        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Ok(base.to_owned()),
-        _ => Err((
-            Discovery::FailError,
-            format!("base_url {:?} is not an http(s) URL", text::cap(base)),
-        )),
+    match url::Url::parse(base) {
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => {}
+        _ => {
+            return Err((
+                Discovery::FailError,
+                format!("base_url {:?} is not an http(s) URL", text::cap(base)),
+            ));
+        }
     }
+    let identity_server = value.get("m.identity_server").map(|is| {
+        is.get("base_url")
+            .and_then(Value::as_str)
+            .map(ToOwned::to_owned)
+    });
+    Ok(ClientWellKnown {
+        homeserver: base.to_owned(),
+        identity_server,
+    })
 }
 
 /// The `versions` list of a `/_matrix/client/versions` body (required: an array of strings).
@@ -256,13 +336,21 @@ mod tests {
             parse_well_known(
                 br#"{"m.homeserver":{"base_url":"https://matrix-client.matrix.org"}}"#
             )
-            .unwrap(),
+            .unwrap()
+            .homeserver,
             "https://matrix-client.matrix.org"
         );
-        assert_eq!(
-            parse_well_known(br#"{"m.homeserver":{"base_url":"https://x.org/"}}"#).unwrap(),
-            "https://x.org/"
-        );
+        let wk = parse_well_known(
+            br#"{"m.homeserver":{"base_url":"https://x.org/"},"m.identity_server":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(wk.homeserver, "https://x.org/");
+        assert_eq!(wk.identity_server, Some(None));
+        let wk = parse_well_known(
+            br#"{"m.homeserver":{"base_url":"https://x.org"},"m.identity_server":{"base_url":"https://id.x.org"}}"#,
+        )
+        .unwrap();
+        assert_eq!(wk.identity_server, Some(Some("https://id.x.org".into())));
         for (body, outcome) in [
             (&b""[..], Discovery::FailPrompt),
             (b"  ", Discovery::FailPrompt),

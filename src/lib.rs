@@ -9,8 +9,8 @@ pub mod config;
 pub mod discovery;
 pub mod dns;
 pub mod error;
+pub mod fetch;
 pub mod history;
-pub mod http;
 pub mod i18n;
 pub mod keys;
 pub mod metrics;
@@ -62,21 +62,19 @@ impl Services {
         let roots = tls::load_roots(config.tls.extra_ca_file.as_deref())?;
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());
-        let discovery = Discovery::new(
+        // One guarded, verifying client for every request that is not a probe.
+        let fetcher = fetch::Fetcher::new(
             dns.clone(),
             guard.clone(),
             tls::verifying_config(roots.clone()),
-            config.monitor.timeout,
         );
-        let client = config.monitor.check_client.then(|| {
-            client_api::ClientChecker::new(
-                dns.clone(),
-                guard.clone(),
-                tls::verifying_config(roots.clone()),
-                config.monitor.timeout,
-            )
-        });
+        let discovery = Discovery::new(dns, guard.clone(), fetcher.clone(), config.monitor.timeout);
+        let client = config
+            .monitor
+            .check_client
+            .then(|| client_api::ClientChecker::new(fetcher, config.monitor.timeout));
         let prober = Prober::new(
+            guard,
             tls::ProbeTls::new(roots),
             ProbeSettings {
                 timeout: config.monitor.timeout,
@@ -102,8 +100,16 @@ impl Services {
         let federation = probe::probe_all(&self.prober, &resolution.targets, name);
         let client = async {
             match (&self.client, &resolution.error) {
-                // An invalid name has no client API either.
-                (_, Some(e)) if e.kind == error::ErrorKind::InvalidName => None,
+                // An invalid name has no client API either; a name whose federation address
+                // is blocked is not contacted in any other way.
+                (_, Some(e))
+                    if matches!(
+                        e.kind,
+                        error::ErrorKind::InvalidName | error::ErrorKind::BlockedAddress
+                    ) =>
+                {
+                    None
+                }
                 (Some(c), _) => Some(c.check(name).await),
                 (None, _) => None,
             }

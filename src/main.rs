@@ -115,15 +115,10 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             runtime.block_on(async {
-                let client = reqwest::Client::builder()
-                    .timeout(std::time::Duration::from_secs(3))
-                    .no_proxy()
-                    .build()
-                    .expect("a plain HTTP client builds");
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
-                    Ok(r) => {
-                        eprintln!("{url}: HTTP {}", r.status());
+                match mxping::fetch::get_trusted(&url, std::time::Duration::from_secs(3)).await {
+                    Ok(status) if status.is_success() => ExitCode::SUCCESS,
+                    Ok(status) => {
+                        eprintln!("{url}: HTTP {status}");
                         ExitCode::FAILURE
                     }
                     Err(e) => {

@@ -2,11 +2,19 @@
 //! anywhere, so every address discovery produces — from DNS answers, IP literals, well-known
 //! redirects — is checked here before anything connects to it, and the probe connects to exactly
 //! the address that was checked. `[network] allow` exempts CIDRs (tests allow 127.0.0.0/8).
+//!
+//! The check sits where sockets are connected: [`NetGuard::connect`] is the only function in
+//! mxping that opens a TCP connection to a remote host (the probe, the well-known fetch and its
+//! redirects, the client-API check and the key fetch all go through it), and `clippy.toml`
+//! forbids calling `TcpStream::connect` anywhere else, so no new code path can skip the guard —
+//! not one whose URL holds an IP literal, which never asks a resolver.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
+use tokio::net::TcpStream;
 
+use crate::classify;
 use crate::error::{ErrorKind, ProbeError};
 
 /// The private-address guard.
@@ -19,6 +27,18 @@ impl NetGuard {
     /// A guard that blocks every non-public range except those in `allow`.
     pub fn new(allow: Vec<IpNet>) -> Self {
         NetGuard { allow }
+    }
+
+    /// Opens a TCP connection to `addr` if the guard allows its IP, else fails with
+    /// `blocked_address` before any packet is sent. Connect errors are classified.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, ProbeError> {
+        self.check(addr.ip())?;
+        // The one sanctioned call: every other connection in mxping is made through here.
+        #[allow(clippy::disallowed_methods)]
+        let stream = TcpStream::connect(addr).await;
+        let stream = stream.map_err(|e| classify::connect_error(&e, &addr.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 
     /// `Ok` when `ip` may be contacted, else a `blocked_address` error naming the range.

@@ -29,6 +29,7 @@ use tokio_rustls::client::TlsStream;
 use crate::discovery::{Target, ip_family};
 use crate::error::{ErrorKind, ProbeError};
 use crate::keys::{self, KeyChecks};
+use crate::net_guard::NetGuard;
 use crate::tls::{CertInfo, ProbeTls, explain_certificate_error};
 use crate::{classify, ms, text};
 
@@ -41,7 +42,7 @@ pub const MAX_VERSION_BODY: usize = 64 * 1024;
 /// Cap on a `/key/v2/server` body.
 pub const MAX_KEYS_BODY: usize = 256 * 1024;
 /// Cap on the HTTP read buffer, which bounds the response head (hyper's minimum is 8 KiB).
-const MAX_HEAD_BUFFER: usize = 16 * 1024;
+pub(crate) const MAX_HEAD_BUFFER: usize = 16 * 1024;
 
 /// How to probe.
 #[derive(Clone, Debug)]
@@ -159,6 +160,7 @@ impl AddressReport {
 /// Probes targets. Cheap to clone.
 #[derive(Clone)]
 pub struct Prober {
+    guard: NetGuard,
     tls: ProbeTls,
     settings: ProbeSettings,
 }
@@ -178,9 +180,13 @@ struct Connection {
 }
 
 impl Prober {
-    /// A prober with the given TLS setup and settings.
-    pub fn new(tls: ProbeTls, settings: ProbeSettings) -> Prober {
-        Prober { tls, settings }
+    /// A prober connecting through `guard` with the given TLS setup and settings.
+    pub fn new(guard: NetGuard, tls: ProbeTls, settings: ProbeSettings) -> Prober {
+        Prober {
+            guard,
+            tls,
+            settings,
+        }
     }
 
     /// The settings in use.
@@ -296,11 +302,10 @@ impl Prober {
         let addr = target.address;
         let shown = addr.to_string();
         let t0 = Instant::now();
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| classify::connect_error(&e, &shown))?;
+        // Through the guard even though discovery checked this address: the probe never
+        // relies on its caller for that.
+        let tcp = self.guard.connect(addr).await?;
         let connect_time = t0.elapsed();
-        let _ = tcp.set_nodelay(true);
 
         let (config, verifier) = self.tls.for_connection();
         let name = match &target.tls_name {
@@ -325,7 +330,7 @@ impl Prober {
         let tls = TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| tls_error(&e, &shown))?;
+            .map_err(|e| classify::tls_error(&e, &shown, &expected))?;
         let tls_time = t1.elapsed();
 
         let certificate = tls
@@ -417,13 +422,13 @@ async fn request(
     conn.sender
         .ready()
         .await
-        .map_err(|e| http_error(&e, path))?;
+        .map_err(|e| classify::http_error(&e, path))?;
     let t0 = Instant::now();
     let response = conn
         .sender
         .send_request(req)
         .await
-        .map_err(|e| http_error(&e, path))?;
+        .map_err(|e| classify::http_error(&e, path))?;
     let elapsed = t0.elapsed();
     let status = response.status();
     let closing = response
@@ -459,65 +464,6 @@ async fn request(
         tokio::task::yield_now().await;
     }
     Ok((elapsed, status, body))
-}
-
-fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
-    let detail = classify::chain_text(e);
-    let reset = detail.contains("reset by peer");
-    let msg = if reset {
-        format!("the server reset the connection (TCP RST) before a complete answer to {path}")
-    } else if e.is_parse() || e.is_parse_status() {
-        format!(
-            "the answer to {path} is not valid HTTP/1.1 ({detail}); is this port serving something else?"
-        )
-    } else if e.is_parse_too_large() {
-        return ProbeError::new(
-            ErrorKind::BodyTooLarge,
-            format!(
-                "the response headers for {path} are larger than {} KiB",
-                MAX_HEAD_BUFFER / 1024
-            ),
-        );
-    } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
-        format!("the connection closed before a complete answer to {path} ({detail})")
-    } else {
-        format!("the request for {path} failed: {detail}")
-    };
-    ProbeError::new(ErrorKind::InvalidResponse, msg)
-}
-
-fn tls_error(e: &std::io::Error, addr: &str) -> ProbeError {
-    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        let why = match tls {
-            rustls::Error::AlertReceived(alert) => {
-                format!("the server sent the TLS alert {alert:?}")
-            }
-            rustls::Error::PeerIncompatible(p) => {
-                format!("no TLS version or cipher in common ({p:?})")
-            }
-            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-                "the server does not speak TLS on this port (plain HTTP?)".to_owned()
-            }
-            other => other.to_string(),
-        };
-        return ProbeError::new(
-            ErrorKind::TlsHandshake,
-            format!("TLS handshake with {addr} failed: {why}"),
-        );
-    }
-    let why = match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            "the server closed the connection during the handshake".to_owned()
-        }
-        std::io::ErrorKind::ConnectionReset => {
-            "the server reset the connection during the handshake".to_owned()
-        }
-        _ => e.to_string(),
-    };
-    ProbeError::new(
-        ErrorKind::TlsHandshake,
-        format!("TLS handshake with {addr} failed: {why}"),
-    )
 }
 
 fn timeout_error(report: &AddressReport, target: &Target, timeout: Duration) -> ProbeError {

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::dns::{Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, SrvRecord};
 use crate::error::{ErrorKind, ProbeError};
+use crate::fetch::Fetcher;
 use crate::net_guard::NetGuard;
 use crate::server_name::{Host, ServerName};
 use well_known::{WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
@@ -254,17 +255,12 @@ fn too_slow(timeout: Duration) -> String {
 }
 
 impl Discovery {
-    /// A discovery service. `well_known_tls` must verify certificates normally; `timeout`
-    /// bounds the well-known fetch.
-    pub fn new(
-        dns: Dns,
-        guard: NetGuard,
-        well_known_tls: rustls::ClientConfig,
-        timeout: Duration,
-    ) -> Discovery {
+    /// A discovery service. `fetcher` (guarded, verifying certificates normally) fetches the
+    /// well-known; `timeout` bounds the well-known fetch and, separately, the DNS lookups.
+    pub fn new(dns: Dns, guard: NetGuard, fetcher: Fetcher, timeout: Duration) -> Discovery {
         Discovery {
             timeout,
-            well_known: WellKnownClient::new(dns.clone(), guard.clone(), well_known_tls, timeout),
+            well_known: WellKnownClient::new(fetcher, timeout),
             dns,
             guard,
             cache: WellKnownCache::default(),

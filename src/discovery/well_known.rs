@@ -11,23 +11,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{CACHE_CONTROL, EXPIRES, HeaderMap, LOCATION};
-use reqwest::{StatusCode, Url};
+use hyper::StatusCode;
+use hyper::header::{CACHE_CONTROL, EXPIRES, HeaderMap};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::dns::Dns;
 use crate::error::{ErrorKind, ProbeError};
-use crate::net_guard::NetGuard;
-use crate::server_name::ServerName;
-use crate::{classify, text};
+use crate::fetch::{Endpoint, Fetcher};
+
+use crate::server_name::{Host, ServerName};
+use crate::text;
 
 /// Body size cap, as Synapse and gomatrixserverlib use.
 pub const MAX_BODY_BYTES: usize = 50 * 1024;
 /// Redirect hop limit (Go's default, which gomatrixserverlib uses).
-pub const MAX_REDIRECTS: usize = 10;
+pub use crate::fetch::MAX_REDIRECTS;
 /// Cache lifetime when the response has no cache headers (spec recommendation).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest cache lifetime honoured (spec recommendation).
@@ -119,38 +119,28 @@ impl WellKnownReport {
     }
 }
 
-/// Fetches well-known files with the guarded resolver and verifying TLS.
+/// Fetches well-known files through the guarded client, verifying TLS.
 #[derive(Clone)]
 pub struct WellKnownClient {
-    client: reqwest::Client,
-    guard: NetGuard,
+    fetcher: Fetcher,
     timeout: Duration,
 }
 
 impl WellKnownClient {
-    /// A client resolving through `dns`, refusing addresses `guard` blocks, trusting `tls`'s
-    /// roots, and giving up on a whole fetch (all hops) after `timeout`.
-    pub fn new(
-        dns: Dns,
-        guard: NetGuard,
-        tls: rustls::ClientConfig,
-        timeout: Duration,
-    ) -> WellKnownClient {
-        let client = crate::http::guarded_client(dns, guard.clone(), tls, 0);
-        WellKnownClient {
-            client,
-            guard,
-            timeout,
-        }
+    /// A client fetching through `fetcher` (guarded, verifying certificates), giving up on a
+    /// whole fetch (all hops) after `timeout`.
+    pub fn new(fetcher: Fetcher, timeout: Duration) -> WellKnownClient {
+        WellKnownClient { fetcher, timeout }
     }
 
-    /// Fetches and validates the well-known file of `host` (a DNS name without port).
+    /// Fetches and validates the well-known file of `host` (a DNS name without port, exactly
+    /// as written in the server name: never re-read as an address).
     pub async fn fetch(&self, host: &str) -> WellKnownReport {
-        let url = format!("https://{host}/.well-known/matrix/server");
-        let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(url.clone()));
+        let first = Endpoint::https(Host::Dns(host.to_owned()), 443, PATH);
+        let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(first.to_string()));
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let outcome = self.fetch_inner(&url, deadline, &mut report).await;
+        let outcome = self.fetch_inner(first, deadline, &mut report).await;
         report.duration_ms = Some(crate::ms(started.elapsed()));
         if let Err(e) = outcome {
             report.status = WellKnownStatus::Error;
@@ -163,56 +153,44 @@ impl WellKnownClient {
 
     async fn fetch_inner(
         &self,
-        first: &str,
+        first: Endpoint,
         deadline: Instant,
         report: &mut WellKnownReport,
     ) -> Result<(), ProbeError> {
-        let mut url = Url::parse(first).map_err(|e| {
-            ProbeError::new(ErrorKind::InvalidName, format!("cannot build {first}: {e}"))
-        })?;
-        let mut seen = vec![url.clone()];
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(timeout_error(self.timeout));
+        let mut conn = None;
+        let mut hops = Vec::new();
+        let mut on_hop = |next: &Endpoint| hops.push(next.to_string());
+        let fetch = self
+            .fetcher
+            .get_following(&first, MAX_BODY_BYTES, &mut conn, &mut on_hop);
+        let outcome = tokio::time::timeout_at(deadline, fetch).await;
+        report.redirects = hops;
+        let followed = match outcome {
+            Err(_) => return Err(timeout_error(self.timeout)),
+            Ok(Err(e)) if e.kind == ErrorKind::BodyTooLarge => {
+                // An HTTP answer, just too big to be a delegation.
+                report.status = WellKnownStatus::Invalid;
+                report.problem = Some(e.message);
+                return Ok(());
             }
-            let request = self.client.get(url.clone()).timeout(remaining).send();
-            let mut response = match tokio::time::timeout(remaining, request).await {
-                Err(_) => return Err(timeout_error(self.timeout)),
-                Ok(Err(e)) => return Err(classify::reqwest_error(&e, &url)),
-                Ok(Ok(r)) => r,
-            };
-            let status = response.status();
-            report.http_status = Some(status.as_u16());
-            if is_redirect(status) {
-                let next = next_hop(&url, response.headers(), &seen, &self.guard)?;
-                report.redirects.push(next.to_string());
-                seen.push(next.clone());
-                url = next;
-                continue;
-            }
-            let headers = response.headers().clone();
-            let body = read_capped(&mut response, deadline, self.timeout).await;
-            let body = match body {
-                Ok(b) => b,
-                Err(e) if e.kind == ErrorKind::BodyTooLarge => {
-                    report.status = WellKnownStatus::Invalid;
-                    report.problem = Some(e.message);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            report.body = Some(text::excerpt(&body, 200));
-            judge(status, &body, report);
-            report.cache = Some(if report.status == WellKnownStatus::Delegated {
-                success_cache_policy(&headers, SystemTime::now())
-            } else {
-                failure_cache_policy(1, SystemTime::now())
-            });
-            return Ok(());
-        }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(f)) => f,
+        };
+        let response = followed.response;
+        report.http_status = Some(response.status.as_u16());
+        report.body = Some(text::excerpt(&response.body, 200));
+        judge(response.status, &response.body, report);
+        report.cache = Some(if report.status == WellKnownStatus::Delegated {
+            success_cache_policy(&response.headers, SystemTime::now())
+        } else {
+            failure_cache_policy(1, SystemTime::now())
+        });
+        Ok(())
     }
 }
+
+/// The path of the server well-known file.
+const PATH: &str = "/.well-known/matrix/server";
 
 fn timeout_error(timeout: Duration) -> ProbeError {
     ProbeError::new(
@@ -222,90 +200,6 @@ fn timeout_error(timeout: Duration) -> ProbeError {
             humantime::format_duration(timeout)
         ),
     )
-}
-
-fn is_redirect(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
-}
-
-/// The next URL of a redirect, refusing loops, too many hops, non-HTTPS and guarded IPs.
-fn next_hop(
-    current: &Url,
-    headers: &HeaderMap,
-    seen: &[Url],
-    guard: &NetGuard,
-) -> Result<Url, ProbeError> {
-    let redirect_error = |msg: String| ProbeError::new(ErrorKind::InvalidResponse, msg);
-    let location = headers
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| redirect_error(format!("{current} redirects without a Location header")))?;
-    let next = current.join(location).map_err(|e| {
-        redirect_error(format!(
-            "{current} redirects to an invalid URL {location:?}: {e}"
-        ))
-    })?;
-    if next.scheme() != "https" {
-        return Err(redirect_error(format!(
-            "{current} redirects to {next}, which is not HTTPS; the well-known must be served over HTTPS"
-        )));
-    }
-    if seen.contains(&next) {
-        return Err(redirect_error(format!(
-            "redirect loop: {current} redirects back to {next}"
-        )));
-    }
-    if seen.len() > MAX_REDIRECTS {
-        return Err(redirect_error(format!(
-            "more than {MAX_REDIRECTS} redirects (last one to {next})"
-        )));
-    }
-    // DNS names are guarded by the resolver; IP literals never reach it, so check them here.
-    match next.host() {
-        Some(url::Host::Ipv4(ip)) => guard.check(ip.into())?,
-        Some(url::Host::Ipv6(ip)) => guard.check(ip.into())?,
-        _ => {}
-    }
-    Ok(next)
-}
-
-async fn read_capped(
-    response: &mut reqwest::Response,
-    deadline: Instant,
-    timeout: Duration,
-) -> Result<Vec<u8>, ProbeError> {
-    let too_large = || {
-        ProbeError::new(
-            ErrorKind::BodyTooLarge,
-            format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
-        )
-    };
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, response.chunk()).await {
-            Err(_) => return Err(timeout_error(timeout)),
-            Ok(Err(e)) => {
-                return Err(ProbeError::new(
-                    ErrorKind::InvalidResponse,
-                    format!("the body could not be read: {}", classify::chain_text(&e)),
-                ));
-            }
-            Ok(Ok(None)) => return Ok(body),
-            Ok(Ok(Some(chunk))) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-        }
-    }
 }
 
 /// What a final (non-redirect) answer with `status` and `body` means, on its own (for tests
@@ -537,13 +431,14 @@ impl WellKnownCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use crate::fetch::next_hop;
+    use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                 HeaderValue::from_str(v).unwrap(),
             );
         }
@@ -673,28 +568,23 @@ mod tests {
 
     #[test]
     fn redirects_are_checked() {
-        let guard = NetGuard::default();
-        let here = Url::parse("https://example.com/.well-known/matrix/server").unwrap();
+        let here = Endpoint::https(Host::Dns("example.com".into()), 443, PATH);
         let loc = |l: &str| headers(&[("location", l)]);
         let seen = vec![here.clone()];
-        let next = next_hop(&here, &loc("https://www.example.com/wk"), &seen, &guard).unwrap();
-        assert_eq!(next.as_str(), "https://www.example.com/wk");
-        let rel = next_hop(&here, &loc("/other"), &seen, &guard).unwrap();
-        assert_eq!(rel.as_str(), "https://example.com/other");
-        let e = next_hop(&here, &loc("http://example.com/x"), &seen, &guard).unwrap_err();
+        let next = next_hop(&here, &loc("https://www.example.com/wk"), &seen).unwrap();
+        assert_eq!(next.to_string(), "https://www.example.com/wk");
+        let rel = next_hop(&here, &loc("/other"), &seen).unwrap();
+        assert_eq!(rel.to_string(), "https://example.com/other");
+        let e = next_hop(&here, &loc("http://example.com/x"), &seen).unwrap_err();
         assert!(e.message.contains("not HTTPS"));
-        let e = next_hop(&here, &loc(here.as_str()), &seen, &guard).unwrap_err();
+        let e = next_hop(&here, &loc(&here.to_string()), &seen).unwrap_err();
         assert!(e.message.contains("loop"));
-        let e = next_hop(&here, &loc("https://127.0.0.1/x"), &seen, &guard).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::BlockedAddress);
-        let e = next_hop(&here, &loc("https://[::ffff:10.0.0.1]/x"), &seen, &guard).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::BlockedAddress);
-        let e = next_hop(&here, &HeaderMap::new(), &seen, &guard).unwrap_err();
+        let e = next_hop(&here, &HeaderMap::new(), &seen).unwrap_err();
         assert!(e.message.contains("without a Location"));
-        let many: Vec<Url> = (0..=MAX_REDIRECTS)
-            .map(|i| Url::parse(&format!("https://h{i}.example.com/")).unwrap())
+        let many: Vec<Endpoint> = (0..=MAX_REDIRECTS)
+            .map(|i| Endpoint::https(Host::Dns(format!("h{i}.example.com")), 443, "/"))
             .collect();
-        let e = next_hop(&here, &loc("https://new.example.com/"), &many, &guard).unwrap_err();
+        let e = next_hop(&here, &loc("https://new.example.com/"), &many).unwrap_err();
         assert!(e.message.contains("more than 10 redirects"));
     }
 }
