@@ -8,7 +8,7 @@ use mxping::error::ErrorKind;
 use scraper::{Html, Selector};
 use serde_json::json;
 
-use crate::support::https::handler;
+use crate::support::https::{handler, well_known};
 use crate::support::serve::Serve;
 use crate::support::*;
 
@@ -218,4 +218,153 @@ async fn no_request_to_the_web_app_makes_the_monitor_contact_a_host() {
         asked.is_empty(),
         "the monitor looked up a visitor-supplied name: {asked:?}"
     );
+}
+
+/// Issue 11: every path that makes a connection — federation probe, server well-known and its
+/// redirects, client well-known and its redirects, `base_url`, `/versions`, the identity
+/// server — meets the guard where the socket is connected, IP literal or not. A tripwire
+/// outside `[network] allow` fails the test if anything reaches it.
+#[tokio::test]
+async fn no_path_reaches_an_address_outside_allow() {
+    let mut h = Harness::new().await;
+    let trip = Tripwire::claim();
+    let t = trip.ip;
+    let mut origin = h.host("origin.test");
+    let mut api = h.host("api.test");
+    h.allow_only = vec![origin.ip, api.ip];
+    let (tr, tr2) = (t.to_string(), t.to_string());
+    // origin.test: its server well-known redirects to the tripwire; its client well-known
+    // names the tripwire as base_url (plain http on a high port: an internal service), and
+    // its federation is on api.test.
+    h.serve(
+        &mut origin,
+        443,
+        h.ca.leaf(&["origin.test"]),
+        handler(move |s| match s.path.as_str() {
+            "/.well-known/matrix/server" => {
+                Reply::redirect(302, &format!("https://{tr}/.well-known/matrix/server"))
+            }
+            "/.well-known/matrix/client" => {
+                Reply::json(json!({"m.homeserver": {"base_url": format!("http://{tr}:8080")}}))
+            }
+            _ => Reply::not_found(),
+        }),
+    );
+    // api.test: its client well-known redirects to the tripwire, and names an identity server
+    // on the tripwire; its /versions redirects there too.
+    h.serve(
+        &mut api,
+        443,
+        h.ca.leaf(&["api.test"]),
+        handler(move |s| match s.path.as_str() {
+            "/.well-known/matrix/client" => Reply::json(json!({
+                "m.homeserver": {"base_url": "https://api.test"},
+                "m.identity_server": {"base_url": format!("https://{tr2}")},
+            })),
+            "/_matrix/client/versions" => {
+                Reply::redirect(307, &format!("https://{tr2}/_matrix/client/versions"))
+            }
+            _ => Reply::not_found(),
+        }),
+    );
+    let services = h.services();
+
+    let round = services.round("origin.test").await;
+    let wk = &round.resolution.well_known;
+    assert_eq!(wk.error_kind, Some(ErrorKind::BlockedAddress), "{wk:?}");
+    let c = round.client.unwrap();
+    assert!(!c.ok);
+    assert!(
+        c.error
+            .as_deref()
+            .unwrap()
+            .contains("mxping does not contact such addresses"),
+        "base_url on an IP literal is guarded: {:?}",
+        c.error
+    );
+
+    let round = services.round("api.test").await;
+    let c = round.client.unwrap();
+    assert!(
+        c.error
+            .as_deref()
+            .unwrap()
+            .contains("mxping does not contact such addresses"),
+        "a /versions redirect to an IP literal is guarded: {:?}",
+        c.error
+    );
+
+    // The monitored name is itself an IP literal outside allow: federation is blocked, and
+    // no other check (client API) contacts it either.
+    let round = services.round(&format!("{t}:8448")).await;
+    assert_eq!(
+        round.resolution.error.as_ref().unwrap().kind,
+        ErrorKind::BlockedAddress
+    );
+    assert!(
+        round.client.is_none(),
+        "no client-API check for a blocked server"
+    );
+    assert!(round.addresses.iter().all(|a| !a.ok));
+    let round = services.round(&t.to_string()).await;
+    assert!(round.client.is_none());
+
+    // A well-known that delegates to the tripwire.
+    let mut deleg = h.host("deleg.test");
+    h.allow_only.push(deleg.ip);
+    let services = h.services();
+    h.serve(
+        &mut deleg,
+        443,
+        h.ca.leaf(&["deleg.test"]),
+        well_known(json!({"m.server": format!("{t}:443")})),
+    );
+    let round = services.round("deleg.test").await;
+    assert_eq!(
+        round.resolution.error.as_ref().unwrap().kind,
+        ErrorKind::BlockedAddress
+    );
+    trip.assert_untouched("every path").await;
+}
+
+/// Issue 11: names of digits and dots that are not four 1–3 digit decimals are DNS names by
+/// the grammar. No path — the server well-known, the client well-known — may read them as
+/// IPv4 addresses (as a URL parser would: `2130706433` is 127.0.0.1 to WHATWG).
+#[tokio::test]
+async fn digit_names_are_looked_up_and_never_fetched_as_addresses() {
+    let mut h = Harness::new().await;
+    // Not even loopback is allowed: 127.0.0.1 would only be reached by misreading the name.
+    let placeholder = TestHost::claim();
+    h.allow_only = vec![placeholder.ip];
+    let trip = Tripwire::at(std::net::Ipv4Addr::LOCALHOST, &[443, 8448]);
+    let services = h.services();
+    for name in [
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "127.1",
+        "017700000001",
+    ] {
+        let round = services.round(name).await;
+        let wk = &round.resolution.well_known;
+        assert_eq!(
+            wk.url.as_deref(),
+            Some(format!("https://{name}/.well-known/matrix/server").as_str())
+        );
+        assert_eq!(wk.error_kind, Some(ErrorKind::NoAddress), "{name}: {wk:?}");
+        assert!(
+            h.dns.asked(name, RecordType::A),
+            "{name} is looked up in DNS"
+        );
+        let c = round.client.unwrap();
+        assert!(
+            c.error
+                .as_deref()
+                .unwrap()
+                .contains("has no A or AAAA record"),
+            "{name}: the client well-known looks the name up too: {:?}",
+            c.error
+        );
+    }
+    trip.assert_untouched("digit names").await;
 }

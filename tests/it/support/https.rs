@@ -323,3 +323,71 @@ impl TestHost {
 pub fn ipv6_listener() -> std::net::TcpListener {
     std::net::TcpListener::bind("[::1]:0").unwrap()
 }
+
+/// Listeners on an address outside `[network] allow` that count every connection made to
+/// them: a test fails if the monitor touches one.
+pub struct Tripwire {
+    pub ip: Ipv4Addr,
+    pub ports: Vec<u16>,
+    hits: Arc<Mutex<Vec<u16>>>,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tripwire {
+    /// A fresh 127.x address with ports 443, 8448 and 8080.
+    pub fn claim() -> Tripwire {
+        let mut host = TestHost::claim();
+        let ip = host.ip;
+        let mut listeners = vec![(443, host.take(443)), (8448, host.take(8448))];
+        listeners.push((8080, host.take(8080)));
+        Tripwire::on(ip, listeners)
+    }
+
+    /// Tripwires on `ip` at `ports` (for fixed addresses such as 127.0.0.1).
+    pub fn at(ip: Ipv4Addr, ports: &[u16]) -> Tripwire {
+        let listeners = ports
+            .iter()
+            .map(|p| {
+                let l = std::net::TcpListener::bind((ip, *p))
+                    .unwrap_or_else(|e| panic!("tripwire {ip}:{p}: {e}"));
+                (*p, l)
+            })
+            .collect();
+        Tripwire::on(ip, listeners)
+    }
+
+    fn on(ip: Ipv4Addr, listeners: Vec<(u16, std::net::TcpListener)>) -> Tripwire {
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let mut ports = Vec::new();
+        let mut tasks = Vec::new();
+        for (port, l) in listeners {
+            ports.push(port);
+            l.set_nonblocking(true).unwrap();
+            let l = TcpListener::from_std(l).unwrap();
+            let hits = hits.clone();
+            tasks.push(tokio::spawn(async move {
+                while l.accept().await.is_ok() {
+                    hits.lock().unwrap().push(port);
+                }
+            }));
+        }
+        Tripwire {
+            ip,
+            ports,
+            hits,
+            _tasks: tasks,
+        }
+    }
+
+    /// Panics if anything connected.
+    pub async fn assert_untouched(&self, what: &str) {
+        // Let any connection in flight be accepted first.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let hits = self.hits.lock().unwrap().clone();
+        assert!(
+            hits.is_empty(),
+            "{what}: something connected to {} (outside [network] allow) on ports {hits:?}",
+            self.ip
+        );
+    }
+}

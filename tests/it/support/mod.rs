@@ -15,7 +15,7 @@ use mxping::Services;
 use mxping::config::Config;
 
 pub use dns::{Fault, Rr, TestDns};
-pub use https::{Handler, HttpsServer, Reply, Seen, TestHost, TlsOptions};
+pub use https::{Handler, HttpsServer, Reply, Seen, TestHost, TlsOptions, Tripwire};
 pub use pki::TestCa;
 
 pub struct Harness {
@@ -25,6 +25,8 @@ pub struct Harness {
     pub extra: String,
     /// Whether loopback is exempt from the private-address guard (true for most tests).
     pub allow_loopback: bool,
+    /// When not empty, `[network] allow` lists exactly these addresses (and not loopback).
+    pub allow_only: Vec<std::net::Ipv4Addr>,
     /// Servers listed in the config (a placeholder when empty).
     pub servers: Vec<String>,
     https: Vec<Arc<HttpsServer>>,
@@ -38,6 +40,7 @@ impl Harness {
             ca: TestCa::new(),
             extra: String::new(),
             allow_loopback: true,
+            allow_only: Vec::new(),
             servers: Vec::new(),
             https: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
@@ -46,10 +49,17 @@ impl Harness {
 
     /// The config text: the test DNS server, the test CA, loopback allowed, short timeouts.
     pub fn config_text(&self) -> String {
-        let allow = if self.allow_loopback {
-            r#"["127.0.0.0/8", "::1/128"]"#
+        let allow = if !self.allow_only.is_empty() {
+            let list: Vec<String> = self
+                .allow_only
+                .iter()
+                .map(|ip| format!("\"{ip}/32\""))
+                .collect();
+            format!("[{}]", list.join(", "))
+        } else if self.allow_loopback {
+            r#"["127.0.0.0/8", "::1/128"]"#.to_owned()
         } else {
-            "[]"
+            "[]".to_owned()
         };
         let monitor = if self.extra.contains("[monitor]") {
             ""
