@@ -124,6 +124,32 @@ impl ServerName {
         self.host.to_string()
     }
 
+    /// The DNS name ends with a dot (`example.org.`), when it does.
+    pub fn has_trailing_dot(&self) -> bool {
+        matches!(&self.host, Host::Dns(n) if n.ends_with('.'))
+    }
+
+    /// What a trailing dot means for federation, in words (an error finding: Synapse cannot
+    /// verify the certificate of such a name).
+    pub fn trailing_dot_finding(&self) -> Option<String> {
+        let Host::Dns(name) = &self.host else {
+            return None;
+        };
+        let bare = name.strip_suffix('.')?;
+        Some(format!(
+            "{raw:?} ends with a dot: a fully qualified DNS name, valid by the server-name \
+             grammar. mxping looks up {bare}, sends Host: {host} as homeservers do, and SNI {bare} \
+             (without the dot, as RFC 6066 requires), and checks the certificate for {bare}. \
+             Synapse sends the name with the dot and compares certificate names byte for byte, so \
+             it rejects a certificate for {bare}: Synapse servers cannot federate with this name. \
+             Matrix also compares server names exactly, so @user:{raw} and @user:{bare_full} are \
+             different users. Write it without the dot",
+            raw = self.raw,
+            host = self.raw,
+            bare_full = self.raw.replacen(name.as_str(), bare, 1),
+        ))
+    }
+
     /// Notes about a valid but unusual name (upper case, very long, looks like a mistyped IP).
     pub fn advisories(&self) -> Vec<String> {
         let mut notes = Vec::new();
@@ -256,11 +282,13 @@ fn parse_host(host: &str) -> Result<Host, String> {
         ));
     }
     // The grammar allows any sequence of dns-chars, but a name with an empty label or a label
-    // over 63 octets cannot exist in DNS, so no homeserver could ever reach it.
-    for label in host.split('.') {
+    // over 63 octets cannot exist in DNS, so no homeserver could ever reach it. One trailing
+    // dot is the root label of a fully qualified name (`example.org.`): valid, and resolvable.
+    let labels = host.strip_suffix('.').unwrap_or(host);
+    for label in labels.split('.') {
         if label.is_empty() {
             return Err(
-                "the host name has an empty label (a leading, trailing or doubled '.'), which DNS cannot resolve"
+                "the host name has an empty label (a leading or doubled '.'), which DNS cannot resolve"
                     .into(),
             );
         }
@@ -373,7 +401,14 @@ mod tests {
         );
         assert!(err("a..b").contains("empty label"));
         assert!(err(".example.com").contains("empty label"));
-        assert!(err("example.com.").contains("empty label"));
+        assert!(err("example.com..").contains("empty label"));
+        assert!(err(".").contains("empty label"));
+        let fq = ok("example.com.");
+        assert_eq!(fq.host(), &Host::Dns("example.com.".into()));
+        assert!(fq.has_trailing_dot());
+        assert_eq!(ok("example.com.:8448").port(), Some(8448));
+        assert!(fq.trailing_dot_finding().unwrap().contains("Synapse"));
+        assert!(ok("example.com").trailing_dot_finding().is_none());
         assert!(err(&format!("{}.com", "a".repeat(64))).contains("at most 63"));
         let long = vec!["abcdefghij"; 24].join(".");
         assert!(long.len() > 255);

@@ -282,6 +282,9 @@ impl Discovery {
                 for note in parsed.advisories() {
                     r.note(Severity::Warning, note);
                 }
+                if let Some(note) = parsed.trailing_dot_finding() {
+                    r.note(Severity::Error, note);
+                }
                 self.resolve_name(&parsed, &mut r, &mut budget).await;
             }
         }
@@ -331,6 +334,12 @@ impl Discovery {
 
     /// Steps 3.1–3.5: the delegated name never gets another well-known lookup.
     async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
+        if let Some(note) = name.trailing_dot_finding() {
+            r.note(
+                Severity::Error,
+                format!("the delegated name (m.server): {note}"),
+            );
+        }
         match (name.host(), name.port()) {
             (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
             (Host::Dns(host), Some(port)) => {

@@ -1245,3 +1245,67 @@ async fn uncacheable_well_known_is_fetched_every_time_and_failures_back_off() {
     services.discovery.resolve("example.test").await;
     assert_eq!(wk.hits(WK).len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11 spec gaps
+
+/// Issue 11 item 1: a trailing dot is valid by the grammar, in the server name and in
+/// `m.server`. The name is resolved, Host carries it as given (as Synapse sends it), SNI goes
+/// without it (RFC 6066), the round succeeds, and an error finding says Synapse cannot verify
+/// the certificate of such a name.
+#[tokio::test]
+async fn trailing_dot_names_resolve_and_are_explained() {
+    let mut h = Harness::new().await;
+    let mut origin = h.host("example.test");
+    let mut fed = h.host("matrix.example.test");
+    let wk = h.serve(
+        &mut origin,
+        443,
+        h.ca.leaf(&["example.test"]),
+        well_known(json!({"m.server": "matrix.example.test.:8448"})),
+    );
+    let server = h.homeserver(&mut fed, 8448, "matrix.example.test", "example.test.");
+    let services = h.services();
+    let round = services.round("example.test.").await;
+    let r = &round.resolution;
+    assert_eq!(
+        r.well_known.status,
+        WellKnownStatus::Delegated,
+        "{:?}",
+        r.well_known
+    );
+    assert_eq!(r.delegated_name, "matrix.example.test.:8448");
+    assert_eq!(
+        targets(r),
+        [t(
+            format!("{}:8448", ip(&fed)),
+            "matrix.example.test.:8448",
+            Some("matrix.example.test.")
+        )]
+    );
+    assert!(round.all_ok(), "{:?}", round.error());
+    assert_eq!(
+        wk.hits(WK)[0],
+        seen(Some("example.test"), "example.test.", WK),
+        "the well-known is asked for with Host as given and SNI without the dot"
+    );
+    assert_eq!(
+        server.hits(VERSION)[0],
+        seen(
+            Some("matrix.example.test"),
+            "matrix.example.test.:8448",
+            VERSION
+        )
+    );
+    assert!(has_finding(
+        r,
+        Severity::Error,
+        "\"example.test.\" ends with a dot"
+    ));
+    assert!(has_finding(
+        r,
+        Severity::Error,
+        "the delegated name (m.server)"
+    ));
+    assert!(!round.federation_ok(), "Synapse cannot federate with it");
+}
