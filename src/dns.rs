@@ -20,8 +20,12 @@ use tokio::time::Instant;
 
 /// At most this many addresses per host are kept; a larger answer is capped and reported.
 pub const MAX_ADDRESSES_PER_HOST: usize = 16;
-/// At most this many SRV records are considered.
+/// At most this many SRV records are probed: the first in the order a homeserver would try
+/// them (priority, then RFC 2782 weight), never the first in answer order.
 pub const MAX_SRV_RECORDS: usize = 16;
+/// At most this many records of one SRV answer are kept for ordering (lowest priority values
+/// first), bounding the work a huge answer can cause.
+const MAX_SRV_KEPT: usize = 1024;
 
 /// A configured DNS resolver.
 #[derive(Clone)]
@@ -58,7 +62,8 @@ pub struct SrvRecord {
 /// SRV records with the time they stay valid.
 #[derive(Clone, Debug)]
 pub struct SrvAnswer {
-    /// The records (at most [`MAX_SRV_RECORDS`]).
+    /// The records, by ascending priority (at most 1024; discovery orders them by weight and
+    /// keeps [`MAX_SRV_RECORDS`]).
     pub records: Vec<SrvRecord>,
     /// How many records the answer held before capping.
     pub total: usize,
@@ -159,7 +164,10 @@ impl Dns {
                     return Answer::NotFound;
                 }
                 let total = records.len();
-                records.truncate(MAX_SRV_RECORDS);
+                // Sorted before any cap, so a record with a low priority value can't vanish
+                // because the server listed it late.
+                records.sort_by_key(|r| r.priority);
+                records.truncate(MAX_SRV_KEPT);
                 Answer::Found(SrvAnswer {
                     records,
                     total,

@@ -22,7 +22,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::dns::{Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, SrvRecord};
+use crate::dns::{Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_SRV_RECORDS, SrvRecord};
 use crate::error::{ErrorKind, ProbeError};
 use crate::fetch::Fetcher;
 use crate::net_guard::NetGuard;
@@ -435,16 +435,7 @@ impl Discovery {
             }
             Answer::Found(answer) => {
                 budget.add(Some(answer.valid_until));
-                if answer.total > answer.records.len() {
-                    r.note(
-                        Severity::Warning,
-                        format!(
-                            "{query} has {} SRV records; only the first {} are used",
-                            answer.total,
-                            answer.records.len()
-                        ),
-                    );
-                }
+                let total = answer.total;
                 let (dot, usable): (Vec<_>, Vec<_>) = answer
                     .records
                     .into_iter()
@@ -469,7 +460,20 @@ impl Discovery {
                         );
                     }
                     lookup.outcome = "found";
-                    let ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
+                    // Order first (priority, then weight), then cap: the records kept are the
+                    // ones a homeserver would try first.
+                    let mut ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
+                    if total > MAX_SRV_RECORDS {
+                        r.note(
+                            Severity::Warning,
+                            format!(
+                                "{query} has {total} SRV records; only the first \
+                                 {MAX_SRV_RECORDS} in the order a homeserver tries them \
+                                 (priority, then weight) are probed"
+                            ),
+                        );
+                        ordered.truncate(MAX_SRV_RECORDS);
+                    }
                     lookup.records = ordered.clone();
                     SrvResult::Records(ordered)
                 }
@@ -500,13 +504,16 @@ impl Discovery {
             .unwrap_or_else(|_| HostLookup::failed(host, too_slow(self.timeout)));
         budget.add(lookup.valid_until);
         if srv.is_some() && !lookup.cnames.is_empty() {
+            // The spec: the SRV target "may not be a CNAME" (RFC 2782). Probed anyway, so the
+            // report shows whether the address answers, but it is an error.
             r.note(
-                Severity::Warning,
+                Severity::Error,
                 format!(
-                    "SRV target {host} is a CNAME (to {}), which RFC 2782 forbids; Synapse and \
-                     Dendrite still connect, the federation tester rejects it. Point the SRV \
-                     record at the canonical name",
-                    lookup.cnames.join(" → ")
+                    "SRV target {host} is a CNAME (to {}), which the Matrix spec and RFC 2782 \
+                     forbid: homeservers may refuse it (the federation tester does; Synapse and \
+                     Dendrite still connect). Point the SRV record at the canonical name {}",
+                    lookup.cnames.join(" → "),
+                    lookup.cnames.last().map_or(host, String::as_str)
                 ),
             );
         }

@@ -285,17 +285,20 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// The cache lifetime the response headers ask for, as Synapse reads them:
-/// `no-store` → 0; `max-age=N` (case-insensitive, spaces around `=` allowed) wins over
-/// `Expires`; a malformed `max-age` falls through to `Expires`; an invalid `Expires` → 0.
-/// `None` when neither header says anything usable.
+/// The cache lifetime the response headers ask for, read as Synapse reads them plus the two
+/// HTTP rules it skips (RFC 9111): `no-store` and `no-cache` → 0 (`no-cache` means "revalidate
+/// before every use", which for a fetch without validators is "don't cache"); `max-age=N`
+/// (case-insensitive, spaces around `=` allowed) wins over `Expires`, less the response's `Age`
+/// (`max-age=3600` with `Age: 3500` lives 100 s); a malformed `max-age` falls through to
+/// `Expires`; an invalid `Expires` → 0. `None` when neither header says anything usable.
 pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let mut max_age = None;
     for value in headers.get_all(CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
         for directive in value.split(',') {
             let directive = directive.trim().to_ascii_lowercase();
-            if directive == "no-store" {
+            // `no-cache="field"` only restricts that field; the bare directive forbids reuse.
+            if directive == "no-store" || directive == "no-cache" {
                 return Some(Duration::ZERO);
             }
             if let Some((k, v)) = directive.split_once('=')
@@ -306,8 +309,14 @@ pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
             }
         }
     }
-    if max_age.is_some() {
-        return max_age;
+    if let Some(max_age) = max_age {
+        // Age: how long the answer already sat in a cache on the way (RFC 9111 §5.1).
+        let age = headers
+            .get(hyper::header::AGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_secs);
+        return Some(max_age.saturating_sub(age));
     }
     let expires = headers.get(EXPIRES)?;
     match expires
@@ -468,6 +477,28 @@ mod tests {
             ),
             (&[("expires", "0")], Some(0)),
             (&[("cache-control", "no-store")], Some(0)),
+            (&[("cache-control", "no-cache")], Some(0)),
+            (&[("cache-control", "public, No-Cache")], Some(0)),
+            (
+                &[("cache-control", "no-cache=\"set-cookie\", max-age=60")],
+                Some(60),
+            ),
+            (
+                &[("cache-control", "max-age=3600"), ("age", "3500")],
+                Some(100),
+            ),
+            (
+                &[("cache-control", "max-age=3600"), ("age", "7200")],
+                Some(0),
+            ),
+            (
+                &[("cache-control", "max-age=3600"), ("age", "soon")],
+                Some(3600),
+            ),
+            (
+                &[("expires", "Wed, 30 Jan 2019 07:35:33 GMT"), ("age", "20")],
+                Some(33),
+            ),
             (&[], None),
         ];
         for (h, want) in cases {

@@ -917,15 +917,22 @@ async fn e6_srv_target_that_is_a_cname_is_reported_and_still_probed() {
     h.homeserver(&mut real, 8448, "example.test", "example.test");
     let round = h.services().round("example.test").await;
     let r = &round.resolution;
+    // The spec says an SRV target "may not be a CNAME": an error finding (homeservers may
+    // refuse it), while the address is still probed and shown (issue 11 item 5).
     assert!(
         has_finding(
             r,
-            Severity::Warning,
-            "SRV target alias.example.net is a CNAME"
+            Severity::Error,
+            "SRV target alias.example.net is a CNAME (to real.example.net), which the Matrix spec"
         ),
         "{:?}",
         r.findings
     );
+    assert!(has_finding(
+        r,
+        Severity::Error,
+        "canonical name real.example.net"
+    ));
     assert_eq!(
         targets(r),
         [t(
@@ -934,7 +941,50 @@ async fn e6_srv_target_that_is_a_cname_is_reported_and_still_probed() {
             Some("example.test")
         )]
     );
-    assert!(round.all_ok());
+    assert!(round.all_ok(), "the address answers: {:?}", round.error());
+    assert!(
+        !round.federation_ok(),
+        "but the setup breaks federation for some"
+    );
+}
+
+/// Issue 11 item 4: with more SRV records than are probed, the ones kept are those a
+/// homeserver tries first — ordered by priority before the cap, not cut in answer order.
+#[tokio::test]
+async fn srv_records_are_ordered_before_they_are_capped() {
+    let mut h = Harness::new().await;
+    // 20 records at priority 50 come first in the answer; the only priority-1 record last.
+    for i in 0..20 {
+        h.dns.srv(
+            "_matrix-fed._tcp.example.test",
+            50,
+            10,
+            8448,
+            &format!("backup{i}.example.net"),
+        );
+    }
+    h.dns.srv(
+        "_matrix-fed._tcp.example.test",
+        1,
+        0,
+        8448,
+        "primary.example.net",
+    );
+    let mut primary = h.host("primary.example.net");
+    h.homeserver(&mut primary, 8448, "example.test", "example.test");
+    let round = h.services().round("example.test").await;
+    let r = &round.resolution;
+    let records = &r.srv[0].records;
+    assert_eq!(records.len(), 16, "capped at 16");
+    assert_eq!(records[0].target, "primary.example.net", "{records:?}");
+    assert!(records[1..].iter().all(|rec| rec.priority == 50));
+    assert!(has_finding(
+        r,
+        Severity::Warning,
+        "has 21 SRV records; only the first 16 in the order a homeserver tries them"
+    ));
+    assert_eq!(r.targets[0].address.ip(), std::net::IpAddr::V4(primary.ip));
+    assert!(round.addresses[0].ok, "{:?}", round.addresses[0].error);
 }
 
 #[tokio::test]
@@ -1308,4 +1358,48 @@ async fn trailing_dot_names_resolve_and_are_explained() {
         "the delegated name (m.server)"
     ));
     assert!(!round.federation_ok(), "Synapse cannot federate with it");
+}
+
+/// Issue 11 item 7: `Cache-Control: no-cache` means revalidate before every use (fetched each
+/// time), and `Age` shortens `max-age` (`max-age=3600` with `Age: 3500` lives 100 s).
+#[tokio::test]
+async fn no_cache_refetches_and_age_shortens_max_age() {
+    for (headers, ttl, fetches) in [
+        (vec![("cache-control", "no-cache")], 0, 2),
+        (
+            vec![("cache-control", "max-age=3600"), ("age", "3500")],
+            100,
+            1,
+        ),
+    ] {
+        let mut h = Harness::new().await;
+        let hdrs = headers.clone();
+        let (_origin, wk) = delegating(
+            &mut h,
+            handler(move |_| {
+                hdrs.iter().fold(
+                    Reply::json(json!({"m.server": "matrix.example.test:443"})),
+                    |r, (k, v)| r.header(k, v),
+                )
+            }),
+        );
+        h.dns.a("matrix.example.test", "127.0.0.1".parse().unwrap());
+        let services = h.services();
+        let first = services.discovery.resolve("example.test").await;
+        assert_eq!(first.well_known.status, WellKnownStatus::Delegated);
+        assert_eq!(
+            first.well_known.cache.as_ref().unwrap().ttl_s,
+            ttl,
+            "{headers:?}"
+        );
+        services.discovery.resolve("example.test").await;
+        assert_eq!(wk.hits(WK).len(), fetches, "{headers:?}");
+        if ttl == 100 {
+            let left = first.valid_for.as_secs();
+            assert!(
+                (95..=100).contains(&left),
+                "expires with the well-known: {left}"
+            );
+        }
+    }
 }
