@@ -40,15 +40,30 @@ pub async fn run(services: &Services, name: &str, green_below: Duration) -> Chec
 }
 
 fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
-    let n = round.addresses.len();
-    let working = round.addresses.iter().filter(|a| a.ok).count();
+    let n = round.counted().count();
+    let working = round.counted().filter(|a| a.ok).count();
+    let unchecked = round.addresses.len() - n;
+    let unchecked_note = if unchecked > 0 {
+        format!(
+            "; {unchecked} IPv6 address{} not checked: this monitor has no IPv6",
+            if unchecked == 1 { "" } else { "es" }
+        )
+    } else {
+        String::new()
+    };
+    if !round.measurable() {
+        return format!(
+            "cannot be checked from here: this monitor has no IPv6 and every address of the \
+             server is IPv6 ({unchecked}); run the check from a machine with IPv6"
+        );
+    }
     if ok {
         let latency = server
             .latency_ms
             .map(|l| format!(", latency {l:.1} ms"))
             .unwrap_or_default();
         return format!(
-            "federation works: {n} address{} answered{latency}",
+            "federation works: {n} address{} answered{latency}{unchecked_note}",
             if n == 1 { "" } else { "es" }
         );
     }
@@ -132,6 +147,13 @@ pub fn render_text(report: &CheckReport) -> String {
             crate::client_api::Discovery::FailError => "clients show an error",
         };
         let _ = writeln!(out, "  base URL     {base} ({how})");
+        if !c.redirects.is_empty() {
+            let _ = writeln!(out, "  redirects    {}", c.redirects.join(" → "));
+        }
+        if let Some(is) = &c.identity_server {
+            let state = if is.ok { "answers" } else { "does not answer" };
+            let _ = writeln!(out, "  identity     {} ({state})", is.base_url);
+        }
         match (&c.error, c.latency_ms) {
             (Some(e), _) => {
                 let _ = writeln!(out, "  ✖ {e}");

@@ -4,6 +4,7 @@
 
 use std::error::Error as StdError;
 use std::io;
+use std::net::SocketAddr;
 
 use crate::error::{ErrorKind, ProbeError};
 
@@ -31,37 +32,61 @@ pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
     parts.last().cloned().unwrap_or_default()
 }
 
-/// Classifies an io error from a TCP connect.
-pub fn connect_error(err: &io::Error, addr: &str) -> ProbeError {
+/// Classifies an io error from a TCP connect to `addr`.
+pub fn connect_error(err: &io::Error, addr: &SocketAddr) -> ProbeError {
+    let shown = addr.to_string();
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ProbeError::new(
             ErrorKind::ConnectRefused,
             format!(
-                "{addr} refused the connection: nothing listens on that port, or a firewall rejects it"
+                "{shown} refused the connection: nothing listens on that port, or a firewall rejects it"
             ),
         ),
         io::ErrorKind::TimedOut => ProbeError::new(
             ErrorKind::ConnectTimeout,
-            format!("connecting to {addr} timed out"),
+            format!("connecting to {shown} timed out"),
         ),
-        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
-            let family = if addr.starts_with('[') {
-                "IPv6"
-            } else {
-                "IPv4"
-            };
+        io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::AddrNotAvailable => {
+            if addr.is_ipv6() && !monitor_has_route(addr) {
+                let mut e = ProbeError::new(
+                    ErrorKind::Connect,
+                    format!(
+                        "this monitor has no IPv6: it has no route to {shown} ({err}). The \
+                         server is not at fault; this address is not counted in its status or \
+                         uptime. Give the monitor IPv6 connectivity to check it"
+                    ),
+                );
+                e.monitor_side = true;
+                return e;
+            }
+            let family = if addr.is_ipv6() { "IPv6" } else { "IPv4" };
             ProbeError::new(
                 ErrorKind::Connect,
                 format!(
-                    "{addr} is unreachable from the monitor ({err}); check the monitor's {family} connectivity"
+                    "{shown} is unreachable from the monitor ({err}); a router on the way \
+                     reports no route, or the monitor's {family} connectivity is broken"
                 ),
             )
         }
         _ => ProbeError::new(
             ErrorKind::Connect,
-            format!("connecting to {addr} failed: {err}"),
+            format!("connecting to {shown} failed: {err}"),
         ),
     }
+}
+
+/// Whether this machine's routing table has a route to `addr`: a UDP socket "connected" to it
+/// asks the kernel for the route and sends nothing. No IPv6 on the host (disabled, no address,
+/// no default route) fails here, so a connect failure can be told apart from the server's.
+fn monitor_has_route(addr: &SocketAddr) -> bool {
+    let local: SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    std::net::UdpSocket::bind(local).is_ok_and(|s| s.connect(addr).is_ok())
 }
 
 /// Classifies a hyper error on a request for `path`.

@@ -94,6 +94,10 @@ pub struct ProbeError {
     pub kind: ErrorKind,
     /// What happened and, where possible, what to do about it.
     pub message: String,
+    /// The failure is the monitor's own, not the server's: this monitor has no route to the
+    /// address (no IPv6). Such an address is not counted in the server's status or uptime.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub monitor_side: bool,
 }
 
 impl ProbeError {
@@ -102,6 +106,7 @@ impl ProbeError {
         ProbeError {
             kind,
             message: message.into(),
+            monitor_side: false,
         }
     }
 }

@@ -453,7 +453,8 @@ impl ServerHistory {
             .advance(sample.up, round.status(green_below), &self.thresholds);
         self.record_sample(sample);
         let mut address_samples = Vec::with_capacity(round.addresses.len());
-        for a in &round.addresses {
+        // An address this monitor cannot reach (it has no IPv6) says nothing about the server.
+        for a in round.counted() {
             let s = Sample {
                 at: now,
                 up: a.ok,

@@ -660,6 +660,12 @@ impl Job {
 
     fn publish(&self, round: Round, discovery_ran: bool) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        if !round.measurable() {
+            // This monitor reached none of the addresses through no fault of the server (it
+            // has no IPv6): the round is shown, but not counted in status, uptime or metrics.
+            self.publish_unmeasured(round, now);
+            return;
+        }
         let mut history = self.slot.history.lock().expect("history lock");
         let before = history.status();
         let delta = history.record(&round, now);
@@ -699,6 +705,21 @@ impl Job {
             status,
             &uptime,
         );
+        *self.slot.view.write().expect("view lock") = Arc::new(view);
+        self.monitor.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn publish_unmeasured(&self, round: Round, now: i64) {
+        let history = self.slot.history.lock().expect("history lock");
+        let view = ServerView::build(
+            &self.slot.server,
+            &self.slot.history,
+            &history,
+            Some(&round),
+            None,
+            now,
+        );
+        drop(history);
         *self.slot.view.write().expect("view lock") = Arc::new(view);
         self.monitor.generation.fetch_add(1, Ordering::Release);
     }

@@ -36,7 +36,7 @@ impl NetGuard {
         // The one sanctioned call: every other connection in mxping is made through here.
         #[allow(clippy::disallowed_methods)]
         let stream = TcpStream::connect(addr).await;
-        let stream = stream.map_err(|e| classify::connect_error(&e, &addr.to_string()))?;
+        let stream = stream.map_err(|e| classify::connect_error(&e, &addr))?;
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }

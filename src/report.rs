@@ -180,16 +180,33 @@ pub struct Round {
 }
 
 impl Round {
+    /// The addresses that count for the server: all but those this monitor cannot reach
+    /// through no fault of the server (it has no IPv6).
+    pub fn counted(&self) -> impl Iterator<Item = &AddressReport> {
+        self.addresses
+            .iter()
+            .filter(|a| a.error.as_ref().is_none_or(|e| !e.monitor_side))
+    }
+
+    /// The round says something about the server: discovery failed (the server's doing), or
+    /// at least one address counts. A round in which this monitor could reach none of the
+    /// addresses (an IPv6-only server, a monitor without IPv6) is not counted at all.
+    pub fn measurable(&self) -> bool {
+        self.resolution.error.is_some()
+            || self.addresses.is_empty()
+            || self.counted().next().is_some()
+    }
+
     /// At least one address answered correctly.
     pub fn any_ok(&self) -> bool {
         self.addresses.iter().any(|a| a.ok)
     }
 
-    /// Discovery worked and every address answered correctly.
+    /// Discovery worked and every counted address answered correctly.
     pub fn all_ok(&self) -> bool {
         self.resolution.error.is_none()
-            && !self.addresses.is_empty()
-            && self.addresses.iter().all(|a| a.ok)
+            && self.counted().next().is_some()
+            && self.counted().all(|a| a.ok)
     }
 
     /// The headline latency: that of the first working address in the order a homeserver
@@ -212,6 +229,7 @@ impl Round {
         self.resolution
             .error
             .clone()
+            .or_else(|| self.counted().find_map(|a| a.error.clone()))
             .or_else(|| self.addresses.iter().find_map(|a| a.error.clone()))
     }
 
@@ -227,7 +245,7 @@ impl Round {
                 }),
             );
         }
-        if let Some(failing) = self.addresses.iter().find(|a| !a.ok) {
+        if let Some(failing) = self.counted().find(|a| !a.ok) {
             let family = if failing.ip_family == "ipv6" {
                 "IPv6"
             } else {

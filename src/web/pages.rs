@@ -553,6 +553,18 @@ fn index_page(monitor: &Monitor, t: &'static Locale, sort: &str, problems: bool)
     Page::new(generation, body, csp_with_connect(&origins))
 }
 
+/// The client-API section of the detail page.
+struct ClientView {
+    base_url: String,
+    latency: String,
+    versions: String,
+    error: String,
+    /// Redirects followed on the way, in order.
+    redirects: Vec<String>,
+    /// The identity server and whether it answers.
+    identity_server: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "server.html")]
 struct ServerPage {
@@ -581,7 +593,7 @@ struct ServerPage {
     targets: Vec<(String, String, String, String)>,
     findings: Vec<(&'static str, String)>,
     addresses: Vec<AddressRow>,
-    client: Option<(String, String, String, String)>,
+    client: Option<ClientView>,
     recent: Vec<RecentRow>,
     api_href: String,
 }
@@ -841,12 +853,21 @@ pub(super) async fn server(
             ClientDiscovery::Ignore => format!("{base} (no /.well-known/matrix/client)"),
             _ => base,
         };
-        (
-            base,
-            ms(c.latency_ms),
-            c.versions.join(", "),
-            c.error.clone().unwrap_or_default(),
-        )
+        ClientView {
+            base_url: base,
+            latency: ms(c.latency_ms),
+            versions: c.versions.join(", "),
+            error: c.error.clone().unwrap_or_default(),
+            redirects: c.redirects.clone(),
+            identity_server: c.identity_server.as_ref().map(|is| {
+                let state = if is.ok {
+                    t.t("client_identity_ok")
+                } else {
+                    t.t("client_identity_failing")
+                };
+                format!("{} ({state})", is.base_url)
+            }),
+        }
     });
     let recent = v
         .recent()

@@ -506,3 +506,109 @@ async fn a_full_accept_queue_is_a_connect_timeout() {
     );
     assert!(round.addresses[0].phases_ms.connect.is_none());
 }
+
+/// Runs `body` on a thread of its own in a new network namespace (made here, removed when the
+/// thread ends) whose loopback is up but has no IPv6: a monitor without IPv6.
+fn in_a_network_without_ipv6<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("a new network namespace (run as root or in `unshare -rn`)");
+        // Children forked from this thread live in its namespace.
+        let run = |cmd: &[&str]| {
+            let status = std::process::Command::new(cmd[0])
+                .args(&cmd[1..])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{cmd:?}");
+        };
+        run(&["ip", "link", "set", "lo", "up"]);
+        run(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        run(&["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(body());
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+/// Issue 11 item 8: when the monitor has no IPv6, a dual-stack or IPv6-only server is not at
+/// fault. The IPv6 address says "this monitor has no IPv6", is not counted (the dual-stack
+/// server is green, all_ok), and a round with only such addresses is not measurable at all.
+#[test]
+fn a_monitor_without_ipv6_does_not_blame_the_server() {
+    in_a_network_without_ipv6(|| async {
+        let mut h = Harness::new().await;
+        let mut dual = h.host("dual.test");
+        h.dns.aaaa("dual.test", "::1".parse().unwrap());
+        h.dns.aaaa("v6only.test", "::1".parse().unwrap());
+        h.homeserver(&mut dual, 8448, "dual.test", "dual.test");
+        let services = h.services();
+
+        let round = services.round("dual.test").await;
+        assert_eq!(round.addresses.len(), 2, "{:?}", round.addresses);
+        let v6 = round
+            .addresses
+            .iter()
+            .find(|a| a.ip_family == "ipv6")
+            .unwrap();
+        let e = v6.error.as_ref().unwrap();
+        assert!(e.monitor_side, "{e:?}");
+        assert!(
+            e.message.starts_with("this monitor has no IPv6"),
+            "{}",
+            e.message
+        );
+        assert!(round.measurable());
+        assert!(
+            round.all_ok(),
+            "only the IPv4 address counts: {:?}",
+            round.error()
+        );
+        assert_eq!(
+            round.status(std::time::Duration::from_millis(200)).0,
+            mxping::report::Status::Green
+        );
+        assert!(round.federation_ok());
+
+        let mut history = mxping::history::ServerHistory::new(mxping::history::Thresholds {
+            green_below_ms: 200.0,
+            down_after: 3,
+            up_after: 2,
+        });
+        let delta = history.record(&round, 1_800_000_000);
+        assert_eq!(
+            delta.addresses.len(),
+            1,
+            "the IPv6 address gets no uptime sample"
+        );
+
+        let round = services.round("v6only.test").await;
+        assert!(!round.measurable(), "{:?}", round.addresses);
+        assert!(
+            round
+                .addresses
+                .iter()
+                .all(|a| a.error.as_ref().is_some_and(|e| e.monitor_side))
+        );
+        let report = mxping::check::run(
+            &services,
+            "v6only.test",
+            std::time::Duration::from_millis(200),
+        )
+        .await;
+        assert!(
+            report
+                .verdict
+                .starts_with("cannot be checked from here: this monitor has no IPv6"),
+            "{}",
+            report.verdict
+        );
+    });
+}
