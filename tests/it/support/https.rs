@@ -328,7 +328,6 @@ pub fn ipv6_listener() -> std::net::TcpListener {
 /// them: a test fails if the monitor touches one.
 pub struct Tripwire {
     pub ip: Ipv4Addr,
-    pub ports: Vec<u16>,
     hits: Arc<Mutex<Vec<u16>>>,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -358,10 +357,8 @@ impl Tripwire {
 
     fn on(ip: Ipv4Addr, listeners: Vec<(u16, std::net::TcpListener)>) -> Tripwire {
         let hits = Arc::new(Mutex::new(Vec::new()));
-        let mut ports = Vec::new();
         let mut tasks = Vec::new();
         for (port, l) in listeners {
-            ports.push(port);
             l.set_nonblocking(true).unwrap();
             let l = TcpListener::from_std(l).unwrap();
             let hits = hits.clone();
@@ -373,7 +370,6 @@ impl Tripwire {
         }
         Tripwire {
             ip,
-            ports,
             hits,
             _tasks: tasks,
         }
