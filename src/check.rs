@@ -172,6 +172,7 @@ pub fn render_text(report: &CheckReport) -> String {
         let notes: Vec<String> = r
             .findings
             .iter()
+            .chain(&s.findings)
             .map(|f| {
                 let tag = match f.severity {
                     Severity::Info => "info",

@@ -32,8 +32,60 @@ pub struct KeyChecks {
     pub has_ed25519_key: bool,
     /// Per ed25519 key ID.
     pub ed25519: BTreeMap<String, Ed25519Check>,
+    /// The ed25519 public keys by key ID, as served (capped), to compare across addresses.
+    pub verify_keys: BTreeMap<String, String>,
     /// Problems and advisories in plain words.
     pub notes: Vec<String>,
+}
+
+/// At most this many keys per response are kept for comparing addresses.
+const MAX_KEYS_COMPARED: usize = 16;
+
+/// When the addresses of one server serve different `verify_keys`, a sentence saying which
+/// serves what: a split brain (two servers answering for one name, a stale standby) that makes
+/// other servers reject events signed with whichever key they did not fetch. `None` when every
+/// address that answered serves the same keys (or fewer than two answered).
+pub fn split_brain<'a>(
+    served: impl IntoIterator<Item = (std::net::SocketAddr, &'a KeyChecks)>,
+) -> Option<String> {
+    let mut groups: Vec<(&BTreeMap<String, String>, Vec<String>)> = Vec::new();
+    for (address, checks) in served {
+        match groups
+            .iter_mut()
+            .find(|(keys, _)| **keys == checks.verify_keys)
+        {
+            Some((_, addresses)) => addresses.push(address.to_string()),
+            None => groups.push((&checks.verify_keys, vec![address.to_string()])),
+        }
+    }
+    if groups.len() < 2 {
+        return None;
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(keys, addresses)| {
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|(id, key)| format!("{id} {}…", key.chars().take(8).collect::<String>()))
+                .collect();
+            let keys = if keys.is_empty() {
+                "no ed25519 key".to_owned()
+            } else {
+                keys.join(", ")
+            };
+            format!(
+                "{} serve{} {keys}",
+                addresses.join(", "),
+                if addresses.len() == 1 { "s" } else { "" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "the addresses serve different signing keys ({}): a split brain — two servers \
+         answering for one name, or a stale standby. Other servers keep whichever key they \
+         fetched first and reject events signed with the other; serve one key set everywhere",
+        parts.join("; ")
+    ))
 }
 
 /// Checks for one ed25519 key.
@@ -126,6 +178,7 @@ pub fn check_keys(response: &Value, requested: &str, now_ms: i64) -> KeyChecks {
         valid_until_ts: None,
         has_ed25519_key: false,
         ed25519: BTreeMap::new(),
+        verify_keys: BTreeMap::new(),
         notes: Vec::new(),
     };
     let Value::Object(map) = response else {
@@ -198,6 +251,11 @@ pub fn check_keys(response: &Value, requested: &str, now_ms: i64) -> KeyChecks {
                 false
             }
         };
+        if checks.verify_keys.len() < MAX_KEYS_COMPARED {
+            checks
+                .verify_keys
+                .insert(crate::text::cap(key_id), crate::text::cap_to(encoded, 64));
+        }
         checks.ed25519.insert(
             crate::text::cap(key_id),
             Ed25519Check {

@@ -98,6 +98,7 @@ impl ServerView {
                 discovery: None,
                 addresses: Vec::new(),
                 error: None,
+                findings: Vec::new(),
                 client: None,
             },
             None => ServerReport {
@@ -110,6 +111,7 @@ impl ServerView {
                 discovery: None,
                 addresses: Vec::new(),
                 error: None,
+                findings: Vec::new(),
                 client: None,
             },
         };

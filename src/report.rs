@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::client_api::ClientReport;
-use crate::discovery::{Resolution, Severity};
+use crate::discovery::{Finding, Resolution, Severity};
 use crate::error::{ErrorKind, ProbeError};
 use crate::probe::{AddressReport, Software};
 
@@ -273,6 +273,24 @@ impl Round {
         }
     }
 
+    /// What probing found across addresses, beyond each address's own report (today: the
+    /// addresses serving different signing keys).
+    pub fn findings(&self) -> Vec<Finding> {
+        let served = self.addresses.iter().filter_map(|a| {
+            a.keys
+                .as_ref()
+                .and_then(|k| k.checks.as_ref())
+                .map(|c| (a.address, c))
+        });
+        crate::keys::split_brain(served)
+            .map(|message| Finding {
+                severity: Severity::Error,
+                message,
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// Federation works: discovery, every address, every key check (when made), and no
     /// finding that breaks federation with some servers.
     pub fn federation_ok(&self) -> bool {
@@ -285,6 +303,7 @@ impl Round {
                 .resolution
                 .findings
                 .iter()
+                .chain(&self.findings())
                 .any(|f| f.severity == Severity::Error)
     }
 }
@@ -313,6 +332,9 @@ pub struct ServerReport {
     /// What explains a failure, if anything failed.
     pub error: Option<ProbeError>,
     /// The client API, checked as Matrix clients discover it (when enabled).
+    /// What probing found across the addresses (e.g. different signing keys per address).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     pub client: Option<ClientReport>,
 }
 
@@ -340,6 +362,7 @@ impl ServerReport {
             discovery: Some(round.resolution.clone()),
             addresses: round.addresses.clone(),
             error: round.error(),
+            findings: round.findings(),
             client: round.client.clone(),
         }
     }

@@ -762,7 +762,7 @@ pub(super) async fn server(
                 tg.via.clone(),
             ));
         }
-        for f in &d.findings {
+        for f in d.findings.iter().chain(&r.findings) {
             let sev = match f.severity {
                 Severity::Info => "info",
                 Severity::Warning => "warning",

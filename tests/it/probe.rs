@@ -434,6 +434,69 @@ async fn h6_h7_key_checks_on_the_wire() {
     assert!(!checks.ed25519["ed25519:test"].matching_signature);
 }
 
+/// Issue 11 item 6: two addresses of one server serving different `verify_keys` (a split
+/// brain) is an error finding naming which address serves which key; the same keys everywhere
+/// is fine.
+#[tokio::test]
+async fn different_keys_on_different_addresses_are_a_split_brain() {
+    for split in [false, true] {
+        let mut h = Harness::new().await;
+        let mut a = h.host("example.test");
+        let mut b = TestHost::claim();
+        h.dns.a("example.test", b.ip);
+        let first = signed_keys("example.test", i64::MAX);
+        let second = if split {
+            https::signed_keys_with_seed("example.test", i64::MAX, [7; 32])
+        } else {
+            signed_keys("example.test", i64::MAX)
+        };
+        for (host, keys) in [(&mut a, first), (&mut b, second)] {
+            let leaf = h.ca.leaf(&["example.test"]);
+            h.serve(host, 8448, leaf, keys_reply(keys));
+        }
+        let round = h.services().round("example.test").await;
+        assert_eq!(round.addresses.len(), 2);
+        assert!(round.all_ok(), "{:?}", round.error());
+        assert!(
+            round
+                .addresses
+                .iter()
+                .all(|x| x.keys.as_ref().unwrap().all_ok()),
+            "each address's keys are valid on their own"
+        );
+        let findings = round.findings();
+        if split {
+            assert_eq!(findings.len(), 1, "{findings:?}");
+            let f = &findings[0];
+            assert_eq!(f.severity, mxping::discovery::Severity::Error);
+            assert!(
+                f.message.contains("serve different signing keys"),
+                "{}",
+                f.message
+            );
+            for ip in [a.ip, b.ip] {
+                assert!(
+                    f.message
+                        .contains(&format!("{ip}:8448 serves ed25519:test ")),
+                    "{}",
+                    f.message
+                );
+            }
+            assert!(!round.federation_ok());
+            let report = mxping::report::ServerReport::from_round(
+                "example.test",
+                &round,
+                std::time::Duration::from_millis(200),
+            );
+            let json = serde_json::to_value(&report).unwrap();
+            assert_eq!(json["findings"][0]["severity"], "error");
+        } else {
+            assert!(findings.is_empty(), "{findings:?}");
+            assert!(round.federation_ok());
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures are bounded in time
 

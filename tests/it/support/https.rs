@@ -107,9 +107,16 @@ pub fn homeserver(name: &str) -> Handler {
 
 /// A key response for `server_name` signed by a fresh ed25519 key.
 pub fn signed_keys(server_name: &str, valid_until_ts: i64) -> Value {
+    // One key per server name, as a real server has: every address of it serves the same.
+    let digest = ring::digest::digest(&ring::digest::SHA256, server_name.as_bytes());
+    let seed: [u8; 32] = digest.as_ref().try_into().unwrap();
+    signed_keys_with_seed(server_name, valid_until_ts, seed)
+}
+
+/// A key response for `server_name` signed by the ed25519 key made from `seed`.
+pub fn signed_keys_with_seed(server_name: &str, valid_until_ts: i64, seed: [u8; 32]) -> Value {
     use base64::Engine as _;
     use ed25519_dalek::{Signer, SigningKey};
-    let seed: [u8; 32] = rand::rng().random();
     let key = SigningKey::from_bytes(&seed);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD_NO_PAD.encode(b);
     let mut v = json!({
