@@ -27,7 +27,7 @@ use crate::error::{ErrorKind, ProbeError};
 use crate::fetch::Fetcher;
 use crate::net_guard::NetGuard;
 use crate::server_name::{Host, ServerName};
-use well_known::{WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
+use well_known::{Cached, WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
 
 /// The federation port used when nothing else names one.
 pub const DEFAULT_PORT: u16 = 8448;
@@ -308,20 +308,50 @@ impl Discovery {
                 .await;
             return;
         }
-        // Step 3: the well-known file, served from cache while it is fresh.
+        // Step 3: the well-known file, served from cache while it is fresh, and refreshed
+        // before it expires as Synapse does: a transient failure then keeps the delegation.
         let now = Instant::now();
-        let report = match self.cache.get(&host, now) {
-            Some(cached) => cached,
-            None => {
-                let mut fresh = self.well_known.fetch(&host).await;
-                self.cache.store(&host, &mut fresh, now);
-                fresh
+        let mut kept = None;
+        let report = match self.cache.lookup(&host, now) {
+            Cached::Fresh(cached) => cached,
+            Cached::Refetch {
+                previous,
+                had_valid,
+            } => {
+                let mut fresh = self.well_known.fetch_retrying(&host, had_valid).await;
+                match previous {
+                    Some(previous) if fresh.is_transient_failure() => {
+                        kept = Some(fresh);
+                        previous
+                    }
+                    _ => {
+                        self.cache.store(&host, &mut fresh, now);
+                        fresh
+                    }
+                }
             }
         };
-        budget.add(self.cache.expiry(&host));
+        budget.add(self.cache.refresh_at(&host));
         budget.deadline = Instant::now() + self.timeout;
         r.well_known = report;
         explain_well_known(r);
+        if let Some(failed) = kept {
+            let until = r
+                .well_known
+                .cache
+                .as_ref()
+                .map(|c| crate::timestamp::format(c.expires_at))
+                .unwrap_or_default();
+            r.note(
+                Severity::Warning,
+                format!(
+                    "refreshing the well-known failed ({}); the cached delegation is still \
+                     valid until {until} and is kept, as homeservers (Synapse) keep it through a \
+                     transient failure. It is fetched again next round",
+                    failed.problem.unwrap_or_default()
+                ),
+            );
+        }
         match r.well_known.delegated.clone() {
             Some(delegated) => {
                 r.delegated_name = delegated.as_str().to_owned();

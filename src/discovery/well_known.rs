@@ -36,6 +36,15 @@ pub const MAX_TTL: Duration = Duration::from_secs(48 * 3600);
 pub const FIRST_FAILURE_TTL: Duration = Duration::from_secs(120);
 /// Failures are cached for at most an hour (spec).
 pub const MAX_FAILURE_TTL: Duration = Duration::from_secs(3600);
+/// A valid delegation is refetched once this share of its lifetime is left (Synapse's
+/// `WELL_KNOWN_GRACE_PERIOD_FACTOR`), so a transient failure then can fall back on it.
+pub const REFRESH_SHARE: f64 = 0.2;
+/// How long after a valid delegation expires the host still counts as "recently valid"
+/// (Synapse's `WELL_KNOWN_REMEMBER_DOMAIN_HAD_VALID`): its failures are retried and cached
+/// for only [`FIRST_FAILURE_TTL`].
+pub const REMEMBER_VALID: Duration = Duration::from_secs(2 * 3600);
+/// Attempts, 500 ms apart, when a recently valid well-known fails transiently (Synapse's).
+pub const RETRY_ATTEMPTS: u32 = 3;
 
 /// What the well-known lookup gave (the `discovery.well_known` contract field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -133,6 +142,26 @@ impl WellKnownClient {
         WellKnownClient { fetcher, timeout }
     }
 
+    /// Fetches the well-known of `host` like [`fetch`](Self::fetch); with `retry` (the host
+    /// had a valid well-known recently) a transient failure is retried up to
+    /// [`RETRY_ATTEMPTS`] times, 500 ms apart, within the one timeout, as Synapse does.
+    pub async fn fetch_retrying(&self, host: &str, retry: bool) -> WellKnownReport {
+        let deadline = Instant::now() + self.timeout;
+        let mut attempt = 1;
+        loop {
+            let report = self.fetch(host).await;
+            if !retry || attempt >= RETRY_ATTEMPTS || !report.is_transient_failure() {
+                return report;
+            }
+            let next = Instant::now() + Duration::from_millis(500);
+            if next >= deadline {
+                return report;
+            }
+            tokio::time::sleep_until(next).await;
+            attempt += 1;
+        }
+    }
+
     /// Fetches and validates the well-known file of `host` (a DNS name without port, exactly
     /// as written in the server name: never re-read as an address).
     pub async fn fetch(&self, host: &str) -> WellKnownReport {
@@ -170,6 +199,7 @@ impl WellKnownClient {
             Ok(Err(e)) if e.kind == ErrorKind::BodyTooLarge => {
                 // An HTTP answer, just too big to be a delegation.
                 report.status = WellKnownStatus::Invalid;
+                report.error_kind = Some(e.kind);
                 report.problem = Some(e.message);
                 return Ok(());
             }
@@ -379,7 +409,7 @@ fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
-/// Well-known results by host, for the spec's cache lifetimes.
+/// Well-known results by host, for the spec's cache lifetimes, refreshed the way Synapse does.
 #[derive(Default)]
 pub struct WellKnownCache {
     entries: Mutex<HashMap<String, CacheEntry>>,
@@ -388,41 +418,121 @@ pub struct WellKnownCache {
 struct CacheEntry {
     report: WellKnownReport,
     expires: Instant,
+    ttl: Duration,
     failures: u32,
+    /// Until when the host counts as having had a valid delegation.
+    had_valid_until: Option<Instant>,
+}
+
+/// What the cache says about a host.
+pub enum Cached {
+    /// Use this; no fetch needed.
+    Fresh(WellKnownReport),
+    /// Fetch again. `previous` is a still-valid delegation in the last part of its lifetime:
+    /// keep it if the fetch fails transiently. `had_valid`: the host had a valid well-known
+    /// recently, so retry transient failures.
+    Refetch {
+        /// The delegation to fall back on.
+        previous: Option<WellKnownReport>,
+        /// The host had a valid well-known recently.
+        had_valid: bool,
+    },
+}
+
+impl WellKnownReport {
+    /// A failure that may pass by itself (Synapse's "temporary"): no HTTP answer (DNS,
+    /// connection, TLS, timeout), a 5xx, or a body over the cap. A 404, another 4xx or an
+    /// invalid body is the server's answer and is taken as it is.
+    pub fn is_transient_failure(&self) -> bool {
+        match self.status {
+            WellKnownStatus::Error => true,
+            WellKnownStatus::Invalid => {
+                self.http_status.is_some_and(|s| (500..600).contains(&s))
+                    || self.error_kind == Some(ErrorKind::BodyTooLarge)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl WellKnownCache {
-    /// The cached report for `host` if it has not expired at `now`.
-    pub fn get(&self, host: &str, now: Instant) -> Option<WellKnownReport> {
+    /// What to do for `host` at `now`.
+    pub fn lookup(&self, host: &str, now: Instant) -> Cached {
         let entries = self.entries.lock().expect("cache lock");
-        let entry = entries.get(host)?;
-        (now < entry.expires).then(|| {
+        let Some(entry) = entries.get(host) else {
+            return Cached::Refetch {
+                previous: None,
+                had_valid: false,
+            };
+        };
+        let had_valid = entry.had_valid_until.is_some_and(|t| now < t);
+        let delegated = entry.report.status == WellKnownStatus::Delegated;
+        let refresh_at = if delegated {
+            entry.expires - entry.ttl.mul_f64(REFRESH_SHARE)
+        } else {
+            entry.expires
+        };
+        let cached = || {
             let mut report = entry.report.clone();
             report.from_cache = true;
             report.duration_ms = None;
             report
-        })
+        };
+        if now < refresh_at {
+            Cached::Fresh(cached())
+        } else if delegated && now < entry.expires {
+            Cached::Refetch {
+                previous: Some(cached()),
+                had_valid,
+            }
+        } else {
+            Cached::Refetch {
+                previous: None,
+                had_valid,
+            }
+        }
     }
 
-    /// Stores a fresh `report` (fetched at `now`), setting its cache policy. Failures (anything
-    /// but a delegation or a 404-free valid answer) back off exponentially.
+    /// Stores a fresh `report` (fetched at `now`), setting its cache policy. A delegation keeps
+    /// its own lifetime; failures back off exponentially, except that a host with a valid
+    /// well-known in the last [`REMEMBER_VALID`] is retried after [`FIRST_FAILURE_TTL`] each
+    /// time, as Synapse does.
     pub fn store(&self, host: &str, report: &mut WellKnownReport, now: Instant) {
         let mut entries = self.entries.lock().expect("cache lock");
-        let failures = if report.status == WellKnownStatus::Delegated {
-            0
+        let previous = entries.get(host);
+        let had_valid_until = previous.and_then(|e| e.had_valid_until);
+        let recently_valid = had_valid_until.is_some_and(|t| now < t);
+        let (failures, had_valid_until) = if report.status == WellKnownStatus::Delegated {
+            (0, None)
+        } else if recently_valid {
+            (1, had_valid_until)
         } else {
-            entries.get(host).map_or(0, |e| e.failures) + 1
+            (previous.map_or(0, |e| e.failures) + 1, None)
         };
         if failures > 0 {
-            report.cache = Some(failure_cache_policy(failures, SystemTime::now()));
+            let mut policy = failure_cache_policy(failures, SystemTime::now());
+            if recently_valid {
+                policy.reason = format!(
+                    "failure after a valid well-known: retried after {}, as homeservers do",
+                    human(FIRST_FAILURE_TTL)
+                );
+            }
+            report.cache = Some(policy);
         }
         let ttl = Duration::from_secs(report.cache.as_ref().map_or(0, |c| c.ttl_s));
+        let had_valid_until = if report.status == WellKnownStatus::Delegated {
+            Some(now + ttl + REMEMBER_VALID)
+        } else {
+            had_valid_until
+        };
         entries.insert(
             host.to_owned(),
             CacheEntry {
                 report: report.clone(),
                 expires: now + ttl,
+                ttl,
                 failures,
+                had_valid_until,
             },
         );
     }
@@ -434,6 +544,17 @@ impl WellKnownCache {
             .expect("cache lock")
             .get(host)
             .map(|e| e.expires)
+    }
+
+    /// When the entry for `host` is due for its early refresh, if there is one.
+    pub fn refresh_at(&self, host: &str) -> Option<Instant> {
+        self.entries.lock().expect("cache lock").get(host).map(|e| {
+            if e.report.status == WellKnownStatus::Delegated {
+                e.expires - e.ttl.mul_f64(REFRESH_SHARE)
+            } else {
+                e.expires
+            }
+        })
     }
 }
 

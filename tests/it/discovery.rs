@@ -1396,10 +1396,80 @@ async fn no_cache_refetches_and_age_shortens_max_age() {
         assert_eq!(wk.hits(WK).len(), fetches, "{headers:?}");
         if ttl == 100 {
             let left = first.valid_for.as_secs();
+            // Refreshed when a fifth of the 100 s is left, as Synapse does.
+            assert!((75..=80).contains(&left), "refreshed at 80 s: {left}");
+        }
+    }
+}
+
+/// Issue 11 item 9: as Synapse does, a valid delegation is refreshed once a fifth of its
+/// lifetime is left; a transient failure then (5xx, no connection) keeps the delegation with a
+/// warning, while the server's real answer (404) replaces it. After the delegation has
+/// expired, a failure is cached for only 2 minutes, since the host was recently valid.
+#[tokio::test]
+async fn a_transient_failure_at_refresh_keeps_a_valid_delegation() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    for (failure, kept) in [(503u16, true), (404, false)] {
+        let mut h = Harness::new().await;
+        // 0 = a valid delegation with max-age=2; otherwise answer with that status.
+        let answer = std::sync::Arc::new(AtomicU16::new(0));
+        let a = answer.clone();
+        let (_origin, wk) = delegating(
+            &mut h,
+            handler(move |_| match a.load(Ordering::SeqCst) {
+                0 => Reply::json(json!({"m.server": "matrix.example.test:443"}))
+                    .header("cache-control", "max-age=2"),
+                status => Reply::status(status, "{}"),
+            }),
+        );
+        h.dns.a("matrix.example.test", "127.0.0.1".parse().unwrap());
+        let services = h.services();
+        let first = services.discovery.resolve("example.test").await;
+        assert_eq!(first.well_known.status, WellKnownStatus::Delegated);
+        // Due for refresh after 80 % of the lifetime: the resolution expires then.
+        assert!(
+            first.valid_for <= std::time::Duration::from_millis(1600),
+            "{:?}",
+            first.valid_for
+        );
+        answer.store(failure, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+        let second = services.discovery.resolve("example.test").await;
+        // Refreshed before expiry; the host is recently valid, so a transient failure is
+        // retried (3 attempts, 500 ms apart) and a 404 is not.
+        let at_refresh = if kept { 1 + 3 } else { 1 + 1 };
+        assert_eq!(wk.hits(WK).len(), at_refresh, "refreshed before expiry");
+        if kept {
+            assert_eq!(second.well_known.status, WellKnownStatus::Delegated);
+            assert_eq!(second.delegated_name, "matrix.example.test:443");
             assert!(
-                (95..=100).contains(&left),
-                "expires with the well-known: {left}"
+                has_finding(
+                    &second,
+                    Severity::Warning,
+                    "refreshing the well-known failed (HTTP 503"
+                ),
+                "{:?}",
+                second.findings
             );
+            // Once the delegation has expired, the failure stands, cached for 2 minutes.
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            let third = services.discovery.resolve("example.test").await;
+            assert_eq!(third.well_known.status, WellKnownStatus::Invalid);
+            let cache = third.well_known.cache.clone().unwrap();
+            assert_eq!(cache.ttl_s, 120);
+            assert!(
+                cache.reason.contains("failure after a valid well-known"),
+                "{}",
+                cache.reason
+            );
+            assert_eq!(
+                wk.hits(WK).len(),
+                at_refresh + 3,
+                "3 attempts after expiry too"
+            );
+        } else {
+            assert_eq!(second.well_known.status, WellKnownStatus::NotFound);
+            assert_eq!(second.delegated_name, "example.test");
         }
     }
 }
