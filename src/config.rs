@@ -92,6 +92,8 @@ pub struct DnsConfig {
 /// TLS settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsConfig {
+    /// Which trust store to check certificates against.
+    pub roots: crate::tls::Roots,
     /// PEM bundle trusted in addition to the built-in roots (resolved against the config's
     /// directory).
     pub extra_ca_file: Option<PathBuf>,
@@ -203,6 +205,7 @@ struct RawDns {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
+    roots: Option<Spanned<String>>,
     extra_ca_file: Option<Spanned<String>>,
 }
 
@@ -657,7 +660,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
             Some(dir) if Path::new(s).is_relative() => dir.join(s),
             _ => PathBuf::from(s),
         };
-        if let Err(e) = crate::tls::load_roots(Some(&path)) {
+        if let Err(e) = crate::tls::load_roots(crate::tls::Roots::Webpki, Some(&path)) {
             p.add(
                 Some(v.span()),
                 "[tls] extra_ca_file",
@@ -667,6 +670,31 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         }
         Some(path)
     });
+
+    let roots = match raw.tls.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
+        None => crate::tls::Roots::Webpki,
+        Some((_, "webpki")) => crate::tls::Roots::Webpki,
+        Some((v, "system")) => {
+            if let Err(e) = crate::tls::load_roots(crate::tls::Roots::System, None) {
+                p.add(
+                    Some(v.span()),
+                    "[tls] roots",
+                    e,
+                    "install the system's CA certificates (Debian: the ca-certificates package), or write roots = \"webpki\"",
+                );
+            }
+            crate::tls::Roots::System
+        }
+        Some((v, other)) => {
+            p.add(
+                Some(v.span()),
+                "[tls] roots",
+                format!("{other:?} is not a trust store"),
+                "write roots = \"webpki\" (the public roots built into mxping) or roots = \"system\" (the operating system's store)",
+            );
+            crate::tls::Roots::Webpki
+        }
+    };
 
     let allow = raw
         .network
@@ -769,7 +797,10 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
         monitor,
         web,
         dns,
-        tls: TlsConfig { extra_ca_file },
+        tls: TlsConfig {
+            roots,
+            extra_ca_file,
+        },
         network: NetworkConfig { allow },
         storage,
         servers,

@@ -369,7 +369,7 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
         "0.0.0.0/0".parse().expect("a CIDR"),
         "::/0".parse().expect("a CIDR"),
     ];
-    let roots = crate::tls::load_roots(None)?;
+    let roots = crate::tls::load_roots(crate::tls::Roots::Webpki, None)?;
     let fetcher = Fetcher::new(
         Dns::new(&[], timeout),
         NetGuard::new(everything),

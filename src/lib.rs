@@ -59,7 +59,7 @@ pub struct Services {
 impl Services {
     /// Builds the services for `config`.
     pub fn new(config: &Config) -> Result<Services, String> {
-        let roots = tls::load_roots(config.tls.extra_ca_file.as_deref())?;
+        let roots = tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());
         // One guarded, verifying client for every request that is not a probe.

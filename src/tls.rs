@@ -33,10 +33,57 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The public roots plus the certificates in `extra_ca_file` (PEM), if given.
-pub fn load_roots(extra_ca_file: Option<&Path>) -> Result<Arc<RootCertStore>, String> {
+/// Which trust store certificates are checked against (`[tls] roots`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Roots {
+    /// The public roots built into mxping (Mozilla's, via `webpki-roots`): the same everywhere,
+    /// so the container image needs no CA bundle.
+    #[default]
+    Webpki,
+    /// The operating system's trust store (`rustls-native-certs`), as the spec encourages:
+    /// what the machine's administrator decided to trust, including a company CA.
+    System,
+}
+
+impl Roots {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Roots::Webpki => "webpki",
+            Roots::System => "system",
+        }
+    }
+}
+
+/// The roots chosen by `roots` plus the certificates in `extra_ca_file` (PEM), if given.
+pub fn load_roots(
+    roots_from: Roots,
+    extra_ca_file: Option<&Path>,
+) -> Result<Arc<RootCertStore>, String> {
     let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    match roots_from {
+        Roots::Webpki => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(format!(
+                    "the operating system's trust store has no usable certificates{}",
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({why})")
+                    }
+                ));
+            }
+        }
+    }
     if let Some(path) = extra_ca_file {
         let pem = std::fs::read(path)
             .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;

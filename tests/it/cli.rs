@@ -292,3 +292,40 @@ async fn check_verdicts_name_the_cause() {
     assert!(text.contains("keys ✖ server_name MISMATCH"), "{text}");
     assert!(text.contains("Verdict: FAIL — federation is broken: every address answers, but the signing-key checks fail"), "{text}");
 }
+
+/// Issue 11 item 10: `[tls] roots = "system"` trusts the operating system's store (here the
+/// test CA, given to the child process through SSL_CERT_FILE, which the OS store honours) and
+/// not the built-in public roots; `"webpki"` (the default) trusts the built-in roots only.
+#[tokio::test]
+async fn tls_roots_can_be_the_operating_systems_store() {
+    let (h, _o, _m) = delegated().await;
+    let without_extra = h.config_text().replace(
+        &format!("extra_ca_file = \"{}\"", h.ca.pem_path.display()),
+        "extra_ca_file = \"\"",
+    );
+    assert_ne!(without_extra, h.config_text());
+    for (roots, code, expect) in [
+        ("system", 0, "Verdict: OK"),
+        ("webpki", 1, "not signed by a trusted CA"),
+    ] {
+        let text = without_extra.replace("[tls]\n", &format!("[tls]\nroots = \"{roots}\"\n"));
+        let path = h.dir.path().join(format!("{roots}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
+            .args(["check", "example.test", "--config", path.to_str().unwrap()])
+            .env("MXPING_LOG", "off")
+            .env("SSL_CERT_FILE", &h.ca.pem_path)
+            .env("SSL_CERT_DIR", h.dir.path().join("no-such-dir"))
+            .output()
+            .await
+            .unwrap();
+        let text = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{roots}: {text}{}",
+            stderr(&out)
+        );
+        assert!(text.contains(expect), "{roots}: {text}");
+    }
+}
