@@ -68,7 +68,8 @@ pub fn codes() -> Vec<&'static str> {
     locales().iter().map(|l| l.code.as_str()).collect()
 }
 
-fn english() -> &'static Locale {
+/// English, the fallback (and the language of the command line).
+pub fn english() -> &'static Locale {
     &locales()[0]
 }
 
@@ -166,6 +167,16 @@ mod tests {
             .collect();
         v.sort_unstable();
         v
+    }
+
+    #[test]
+    fn every_translated_finding_has_its_text() {
+        for code in crate::discovery::FINDING_CODES {
+            let key = format!("finding_{code}");
+            for l in locales() {
+                assert!(l.messages.contains_key(&key), "{} lacks {key}", l.code);
+            }
+        }
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub struct KeyChecks {
 /// At most this many keys per response are kept for comparing addresses.
 const MAX_KEYS_COMPARED: usize = 16;
 
-/// When the addresses of one server serve different `verify_keys`, a sentence saying which
-/// serves what: a split brain (two servers answering for one name, a stale standby) that makes
+/// When the addresses of one server serve different `verify_keys`, which serves what
+/// (`a:8448 serves ed25519:x AbCd…; b:8448 serves ed25519:y …`): a split brain (two servers answering for one name, a stale standby) that makes
 /// other servers reject events signed with whichever key they did not fetch. `None` when every
 /// address that answered serves the same keys (or fewer than two answered).
 pub fn split_brain<'a>(
@@ -80,12 +80,7 @@ pub fn split_brain<'a>(
             )
         })
         .collect();
-    Some(format!(
-        "the addresses serve different signing keys ({}): a split brain — two servers \
-         answering for one name, or a stale standby. Other servers keep whichever key they \
-         fetched first and reject events signed with the other; serve one key set everywhere",
-        parts.join("; ")
-    ))
+    Some(parts.join("; "))
 }
 
 /// Checks for one ed25519 key.

@@ -273,8 +273,8 @@ impl Round {
         }
     }
 
-    /// What probing found across addresses, beyond each address's own report (today: the
-    /// addresses serving different signing keys).
+    /// What probing found across addresses, beyond each address's own report: addresses
+    /// serving different signing keys, and addresses this monitor cannot reach (no IPv6).
     pub fn findings(&self) -> Vec<Finding> {
         let served = self.addresses.iter().filter_map(|a| {
             a.keys
@@ -282,13 +282,24 @@ impl Round {
                 .and_then(|k| k.checks.as_ref())
                 .map(|c| (a.address, c))
         });
-        crate::keys::split_brain(served)
-            .map(|message| Finding {
-                severity: Severity::Error,
-                message,
-            })
+        let mut findings: Vec<Finding> = crate::keys::split_brain(served)
+            .map(|detail| Finding::coded(Severity::Error, "keys_split", vec![("detail", detail)]))
             .into_iter()
-            .collect()
+            .collect();
+        let unreachable: Vec<String> = self
+            .addresses
+            .iter()
+            .filter(|a| a.error.as_ref().is_some_and(|e| e.monitor_side))
+            .map(|a| a.address.to_string())
+            .collect();
+        if !unreachable.is_empty() {
+            findings.push(Finding::coded(
+                Severity::Info,
+                "monitor_no_ipv6",
+                vec![("addresses", unreachable.join(", "))],
+            ));
+        }
+        findings
     }
 
     /// Federation works: discovery, every address, every key check (when made), and no

@@ -129,25 +129,18 @@ impl ServerName {
         matches!(&self.host, Host::Dns(n) if n.ends_with('.'))
     }
 
-    /// What a trailing dot means for federation, in words (an error finding: Synapse cannot
-    /// verify the certificate of such a name).
-    pub fn trailing_dot_finding(&self) -> Option<String> {
+    /// The placeholders of the trailing-dot finding (`name`: as written, `bare`: the host
+    /// without the dot, `bare_name`: the server name without it), when the name has one.
+    pub fn trailing_dot_args(&self) -> Option<Vec<(&'static str, String)>> {
         let Host::Dns(name) = &self.host else {
             return None;
         };
         let bare = name.strip_suffix('.')?;
-        Some(format!(
-            "{raw:?} ends with a dot: a fully qualified DNS name, valid by the server-name \
-             grammar. mxping looks up {bare}, sends Host: {host} as homeservers do, and SNI {bare} \
-             (without the dot, as RFC 6066 requires), and checks the certificate for {bare}. \
-             Synapse sends the name with the dot and compares certificate names byte for byte, so \
-             it rejects a certificate for {bare}: Synapse servers cannot federate with this name. \
-             Matrix also compares server names exactly, so @user:{raw} and @user:{bare_full} are \
-             different users. Write it without the dot",
-            raw = self.raw,
-            host = self.raw,
-            bare_full = self.raw.replacen(name.as_str(), bare, 1),
-        ))
+        Some(vec![
+            ("name", self.raw.clone()),
+            ("bare", bare.to_owned()),
+            ("bare_name", self.raw.replacen(name.as_str(), bare, 1)),
+        ])
     }
 
     /// Notes about a valid but unusual name (upper case, very long, looks like a mistyped IP).
@@ -407,8 +400,13 @@ mod tests {
         assert_eq!(fq.host(), &Host::Dns("example.com.".into()));
         assert!(fq.has_trailing_dot());
         assert_eq!(ok("example.com.:8448").port(), Some(8448));
-        assert!(fq.trailing_dot_finding().unwrap().contains("Synapse"));
-        assert!(ok("example.com").trailing_dot_finding().is_none());
+        let args = fq.trailing_dot_args().unwrap();
+        assert_eq!(args[1], ("bare", "example.com".to_owned()));
+        assert_eq!(
+            ok("example.com.:8448").trailing_dot_args().unwrap()[2],
+            ("bare_name", "example.com:8448".to_owned())
+        );
+        assert!(ok("example.com").trailing_dot_args().is_none());
         assert!(err(&format!("{}.com", "a".repeat(64))).contains("at most 63"));
         let long = vec!["abcdefghij"; 24].join(".");
         assert!(long.len() > 255);

@@ -98,8 +98,67 @@ pub enum Severity {
 pub struct Finding {
     /// How much it matters.
     pub severity: Severity,
-    /// What was found and what to do.
+    /// What was found and what to do (English).
     pub message: String,
+    /// A stable identifier, for findings whose text is translated (`finding_<code>` in
+    /// `locales/`); the page shows them in the reader's language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// The values of the translated text's placeholders.
+    #[serde(skip)]
+    pub args: Vec<(&'static str, String)>,
+}
+
+/// The codes of the translated findings; each has `finding_<code>` in every locale.
+pub const FINDING_CODES: &[&str] = &[
+    "trailing_dot",
+    "trailing_dot_delegated",
+    "srv_target_cname",
+    "srv_capped",
+    "keys_split",
+    "well_known_kept",
+    "monitor_no_ipv6",
+];
+
+impl Finding {
+    /// A finding in English only.
+    pub fn new(severity: Severity, message: impl Into<String>) -> Finding {
+        Finding {
+            severity,
+            message: message.into(),
+            code: None,
+            args: Vec::new(),
+        }
+    }
+
+    /// A translated finding: the text is `finding_<code>` of `locales/`, in English here.
+    pub fn coded(
+        severity: Severity,
+        code: &'static str,
+        args: Vec<(&'static str, String)>,
+    ) -> Finding {
+        debug_assert!(FINDING_CODES.contains(&code), "{code}");
+        Finding {
+            severity,
+            message: Finding::render(code, &args, crate::i18n::english()),
+            code: Some(code),
+            args,
+        }
+    }
+
+    /// The text of a translated finding in `locale`.
+    fn render(code: &str, args: &[(&'static str, String)], locale: &crate::i18n::Locale) -> String {
+        let pairs: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        locale.f(&format!("finding_{code}"), &pairs)
+    }
+
+    /// The text in `locale`: translated when the finding has a code, else the English message.
+    pub fn text(&self, locale: &crate::i18n::Locale) -> String {
+        match self.code {
+            Some(code) => Finding::render(code, &self.args, locale),
+            None => self.message.clone(),
+        }
+    }
 }
 
 /// One SRV query and what it gave.
@@ -208,10 +267,16 @@ impl Resolution {
     }
 
     fn note(&mut self, severity: Severity, message: impl Into<String>) {
-        self.findings.push(Finding {
-            severity,
-            message: message.into(),
-        });
+        self.findings.push(Finding::new(severity, message));
+    }
+
+    fn note_coded(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        args: Vec<(&'static str, String)>,
+    ) {
+        self.findings.push(Finding::coded(severity, code, args));
     }
 
     /// The targets the guard allows.
@@ -282,8 +347,8 @@ impl Discovery {
                 for note in parsed.advisories() {
                     r.note(Severity::Warning, note);
                 }
-                if let Some(note) = parsed.trailing_dot_finding() {
-                    r.note(Severity::Error, note);
+                if let Some(args) = parsed.trailing_dot_args() {
+                    r.note_coded(Severity::Error, "trailing_dot", args);
                 }
                 self.resolve_name(&parsed, &mut r, &mut budget).await;
             }
@@ -342,14 +407,13 @@ impl Discovery {
                 .as_ref()
                 .map(|c| crate::timestamp::format(c.expires_at))
                 .unwrap_or_default();
-            r.note(
+            r.note_coded(
                 Severity::Warning,
-                format!(
-                    "refreshing the well-known failed ({}); the cached delegation is still \
-                     valid until {until} and is kept, as homeservers (Synapse) keep it through a \
-                     transient failure. It is fetched again next round",
-                    failed.problem.unwrap_or_default()
-                ),
+                "well_known_kept",
+                vec![
+                    ("problem", failed.problem.unwrap_or_default()),
+                    ("until", until),
+                ],
             );
         }
         match r.well_known.delegated.clone() {
@@ -364,11 +428,8 @@ impl Discovery {
 
     /// Steps 3.1–3.5: the delegated name never gets another well-known lookup.
     async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
-        if let Some(note) = name.trailing_dot_finding() {
-            r.note(
-                Severity::Error,
-                format!("the delegated name (m.server): {note}"),
-            );
+        if let Some(args) = name.trailing_dot_args() {
+            r.note_coded(Severity::Error, "trailing_dot_delegated", args);
         }
         match (name.host(), name.port()) {
             (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
@@ -494,13 +555,14 @@ impl Discovery {
                     // ones a homeserver would try first.
                     let mut ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
                     if total > MAX_SRV_RECORDS {
-                        r.note(
+                        r.note_coded(
                             Severity::Warning,
-                            format!(
-                                "{query} has {total} SRV records; only the first \
-                                 {MAX_SRV_RECORDS} in the order a homeserver tries them \
-                                 (priority, then weight) are probed"
-                            ),
+                            "srv_capped",
+                            vec![
+                                ("query", query.to_owned()),
+                                ("total", total.to_string()),
+                                ("kept", MAX_SRV_RECORDS.to_string()),
+                            ],
                         );
                         ordered.truncate(MAX_SRV_RECORDS);
                     }
@@ -536,15 +598,17 @@ impl Discovery {
         if srv.is_some() && !lookup.cnames.is_empty() {
             // The spec: the SRV target "may not be a CNAME" (RFC 2782). Probed anyway, so the
             // report shows whether the address answers, but it is an error.
-            r.note(
+            r.note_coded(
                 Severity::Error,
-                format!(
-                    "SRV target {host} is a CNAME (to {}), which the Matrix spec and RFC 2782 \
-                     forbid: homeservers may refuse it (the federation tester does; Synapse and \
-                     Dendrite still connect). Point the SRV record at the canonical name {}",
-                    lookup.cnames.join(" → "),
-                    lookup.cnames.last().map_or(host, String::as_str)
-                ),
+                "srv_target_cname",
+                vec![
+                    ("target", host.to_owned()),
+                    ("chain", lookup.cnames.join(" → ")),
+                    (
+                        "canonical",
+                        lookup.cnames.last().map_or(host, String::as_str).to_owned(),
+                    ),
+                ],
             );
         }
         if lookup.total_addresses > lookup.addresses.len() {
@@ -601,10 +665,10 @@ impl Discovery {
             for h in &r.hosts {
                 if !h.addresses.is_empty() {
                     for e in &h.errors {
-                        r.findings.push(Finding {
-                            severity: Severity::Warning,
-                            message: format!("{}: {e} (the other address family answered)", h.host),
-                        });
+                        r.findings.push(Finding::new(
+                            Severity::Warning,
+                            format!("{}: {e} (the other address family answered)", h.host),
+                        ));
                     }
                 }
             }

@@ -768,7 +768,7 @@ pub(super) async fn server(
                 Severity::Warning => "warning",
                 Severity::Error => "error",
             };
-            findings.push((sev, f.message.clone()));
+            findings.push((sev, f.text(t)));
         }
     }
     let addresses = r

@@ -1350,13 +1350,30 @@ async fn trailing_dot_names_resolve_and_are_explained() {
     assert!(has_finding(
         r,
         Severity::Error,
-        "\"example.test.\" ends with a dot"
+        "example.test. ends with a dot"
     ));
     assert!(has_finding(
         r,
         Severity::Error,
-        "the delegated name (m.server)"
+        "the delegated name (m.server) matrix.example.test.:8448 ends with a dot"
     ));
+    assert!(has_finding(
+        r,
+        Severity::Error,
+        "Write m.server as matrix.example.test:8448"
+    ));
+    // The detail page explains it in the reader's language.
+    let zh = mxping::i18n::find("zh").unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == Some("trailing_dot"))
+        .unwrap();
+    assert!(
+        f.text(zh).contains("example.test. 以点结尾"),
+        "{}",
+        f.text(zh)
+    );
     assert!(!round.federation_ok(), "Synapse cannot federate with it");
 }
 

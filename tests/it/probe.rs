@@ -639,6 +639,15 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
             mxping::report::Status::Green
         );
         assert!(round.federation_ok());
+        let finding = &round.findings()[0];
+        assert_eq!(finding.code, Some("monitor_no_ipv6"));
+        assert_eq!(finding.severity, mxping::discovery::Severity::Info);
+        let zh = mxping::i18n::find("zh").unwrap();
+        assert!(
+            finding.text(zh).starts_with("本监测点没有 IPv6"),
+            "{}",
+            finding.text(zh)
+        );
 
         let mut history = mxping::history::ServerHistory::new(mxping::history::Thresholds {
             green_below_ms: 200.0,
