@@ -40,6 +40,10 @@ enum Command {
         /// Listen on this address instead of [web] listen, e.g. 0.0.0.0:8080.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Keep history in this directory instead of [storage] data_dir (the container image
+        /// uses /var/lib/mxping, its own volume, so the config can be mounted read-only).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Discover and probe one server now, and print the whole chain and a verdict.
     ///
@@ -91,13 +95,17 @@ fn main() -> ExitCode {
     mxping::tls::install_default_provider();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
             let source = match config {
                 Some(path) => ConfigSource::File(path),
                 None => ConfigSource::Default,
             };
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            match runtime.block_on(serve::run(source, listen)) {
+            match runtime.block_on(serve::run(source, listen, data_dir)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e @ (ServeError::Config(_) | ServeError::Listen { .. })) => {
                     eprint!("{e}");

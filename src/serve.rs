@@ -65,9 +65,22 @@ pub enum ServeError {
     Other(String),
 }
 
-/// Runs the monitor until SIGINT or SIGTERM.
-pub async fn run(source: ConfigSource, listen: Option<SocketAddr>) -> Result<(), ServeError> {
-    let config = source.load()?;
+/// Runs the monitor until SIGINT or SIGTERM. `listen` and `data_dir` override the config's
+/// `[web] listen` and `[storage] data_dir`.
+pub async fn run(
+    source: ConfigSource,
+    listen: Option<SocketAddr>,
+    data_dir: Option<std::path::PathBuf>,
+) -> Result<(), ServeError> {
+    let load = || {
+        source.load().map(|mut config| {
+            if let Some(dir) = &data_dir {
+                config.storage.data_dir = Some(dir.clone());
+            }
+            config
+        })
+    };
+    let config = load()?;
     let addr = listen.unwrap_or(config.web.listen);
     let listener = TcpListener::bind(addr)
         .await
@@ -118,7 +131,7 @@ pub async fn run(source: ConfigSource, listen: Option<SocketAddr>) -> Result<(),
 
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&monitor, &source),
+            _ = hup.recv() => reload(&monitor, load()),
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
         }
@@ -136,9 +149,9 @@ pub async fn run(source: ConfigSource, listen: Option<SocketAddr>) -> Result<(),
     Ok(())
 }
 
-fn reload(monitor: &Arc<Monitor>, source: &ConfigSource) {
+fn reload(monitor: &Arc<Monitor>, loaded: Result<Config, ConfigError>) {
     info!("SIGHUP: reloading the configuration");
-    match source.load() {
+    match loaded {
         Ok(config) => match monitor.reload(config) {
             Ok(notes) => {
                 for note in notes {

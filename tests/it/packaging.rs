@@ -1,5 +1,7 @@
 //! The Dockerfile: no container engine runs here, so its structure is checked and the commands
-//! it relies on are run outside a container (the release build itself runs in .ci/run).
+//! it relies on are run outside a container. scripts/container-check (run by .ci/run, as root)
+//! goes further: it builds from exactly what the COPY lines copy and runs the image's command
+//! as the image's user with a read-only config, checking that history survives a restart.
 
 use std::time::Duration;
 
@@ -68,10 +70,14 @@ fn multi_stage_build_with_a_small_non_root_final_image() {
         user.1
     );
     assert!(last.iter().any(|(k, r)| k == "EXPOSE" && r == "8080"));
+    // History on its own volume, written by the image's user; the config can be read-only.
     assert!(
         last.iter()
-            .any(|(k, r)| k == "VOLUME" && r.contains("/etc/mxping"))
+            .any(|(k, r)| k == "VOLUME" && r == r#"["/var/lib/mxping"]"#)
     );
+    assert!(last.iter().any(|(k, r)| k == "COPY"
+        && r.starts_with("--from=build --chown=65532:65532 ")
+        && r.ends_with(" /var/lib/mxping")));
     assert!(
         last.iter()
             .any(|(k, r)| k == "COPY" && r == "servers.toml /etc/mxping/servers.toml")
@@ -91,8 +97,8 @@ fn the_build_command_is_the_one_ci_runs() {
         .collect();
     assert_eq!(run, ["cargo build --release --locked"]);
     assert!(
-        CI.contains("cargo build --release --locked"),
-        ".ci/run must run the Dockerfile's build command"
+        CI.lines().any(|l| l.trim() == "scripts/container-check"),
+        ".ci/run must build from the Dockerfile's context and run the image's command"
     );
 }
 
@@ -116,7 +122,9 @@ async fn the_image_command_and_health_check_work_outside_a_container() {
             "--config",
             "/etc/mxping/servers.toml",
             "--listen",
-            "0.0.0.0:8080"
+            "0.0.0.0:8080",
+            "--data-dir",
+            "/var/lib/mxping"
         ]
     );
     assert_eq!(
