@@ -1,30 +1,30 @@
 //! mxping: a Matrix homeserver latency and availability monitor.
 //!
 //! Data flows one way: config → scheduler → discovery → probe → history → page / API / metrics.
+//! Each stage is a folder: `config/` (servers.toml → validated config), `scheduler/` (per-server
+//! loops, hysteresis, published snapshots), `discovery/` (the spec's resolution steps, DNS),
+//! `net/` (the guarded connector, the small HTTPS client, TLS, error classification), `probe/`
+//! (federation rounds, signing keys, the client API), `history/` (rings, rollups, events, the
+//! store), `web/` (pages, API, badges, feed) and `cli/` (`check`, `serve`).
 
-pub mod check;
-pub mod classify;
-pub mod client_api;
+// The stages, in the order data flows through them.
+pub mod cli;
 pub mod config;
 pub mod discovery;
-pub mod dns;
-pub mod error;
-pub mod fetch;
 pub mod history;
-pub mod i18n;
-pub mod keys;
 pub mod metrics;
-pub mod monitor;
-pub mod net_guard;
+pub mod net;
 pub mod probe;
+pub mod scheduler;
+pub mod web;
+
+// What the stages share: the contract's objects, error kinds, names, words and time.
+pub mod error;
+pub mod i18n;
 pub mod report;
-pub mod serve;
 pub mod server_name;
-pub mod store;
 pub mod text;
 pub mod timestamp;
-pub mod tls;
-pub mod web;
 
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::discovery::Discovery;
-use crate::dns::Dns;
-use crate::net_guard::NetGuard;
+use crate::discovery::dns::Dns;
+use crate::net::guard::NetGuard;
 use crate::probe::{ProbeSettings, Prober};
 use crate::report::Round;
 
@@ -53,29 +53,29 @@ pub struct Services {
     /// Probes targets.
     pub prober: Prober,
     /// Checks the client API, when enabled.
-    pub client: Option<client_api::ClientChecker>,
+    pub client: Option<probe::client_api::ClientChecker>,
 }
 
 impl Services {
     /// Builds the services for `config`.
     pub fn new(config: &Config) -> Result<Services, String> {
-        let roots = tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
+        let roots = net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());
         // One guarded, verifying client for every request that is not a probe.
-        let fetcher = fetch::Fetcher::new(
+        let fetcher = net::fetch::Fetcher::new(
             dns.clone(),
             guard.clone(),
-            tls::verifying_config(roots.clone()),
+            net::tls::verifying_config(roots.clone()),
         );
         let discovery = Discovery::new(dns, guard.clone(), fetcher.clone(), config.monitor.timeout);
         let client = config
             .monitor
             .check_client
-            .then(|| client_api::ClientChecker::new(fetcher, config.monitor.timeout));
+            .then(|| probe::client_api::ClientChecker::new(fetcher, config.monitor.timeout));
         let prober = Prober::new(
             guard,
-            tls::ProbeTls::new(roots),
+            net::tls::ProbeTls::new(roots),
             ProbeSettings {
                 timeout: config.monitor.timeout,
                 pings: config.monitor.pings,

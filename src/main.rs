@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mxping::Services;
+use mxping::cli::check;
+use mxping::cli::serve::{self, ConfigSource, ServeError};
 use mxping::config::Config;
-use mxping::serve::{self, ConfigSource, ServeError};
-use mxping::{Services, check};
 
 /// Exit code for a usage or config error (design.md).
 const EXIT_USAGE: u8 = 2;
@@ -92,7 +93,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    mxping::tls::install_default_provider();
+    mxping::net::tls::install_default_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
@@ -123,7 +124,8 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             runtime.block_on(async {
-                match mxping::fetch::get_trusted(&url, std::time::Duration::from_secs(3)).await {
+                match mxping::net::fetch::get_trusted(&url, std::time::Duration::from_secs(3)).await
+                {
                     Ok(status) if status.is_success() => ExitCode::SUCCESS,
                     Ok(status) => {
                         eprintln!("{url}: HTTP {status}");

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::client_api::ClientReport;
 use crate::discovery::{Finding, Resolution, Severity};
 use crate::error::{ErrorKind, ProbeError};
+use crate::probe::client_api::ClientReport;
 use crate::probe::{AddressReport, Software};
 
 /// Green, yellow, red or unknown (design.md "Status").
@@ -282,7 +282,7 @@ impl Round {
                 .and_then(|k| k.checks.as_ref())
                 .map(|c| (a.address, c))
         });
-        let mut findings: Vec<Finding> = crate::keys::split_brain(served)
+        let mut findings: Vec<Finding> = crate::probe::keys::split_brain(served)
             .map(|detail| Finding::coded(Severity::Error, "keys_split", vec![("detail", detail)]))
             .into_iter()
             .collect();

@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mxping::discovery::srv::order;
-use mxping::dns::SrvRecord;
+use mxping::discovery::dns::SrvRecord;
 use rand::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,6 +9,7 @@
 //! guard. Nothing here branches on being tested: tests aim it at a loopback DNS server and
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
+pub mod dns;
 pub mod srv;
 pub mod well_known;
 
@@ -22,10 +23,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::dns::{Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_SRV_RECORDS, SrvRecord};
+use crate::discovery::dns::{
+    Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_SRV_RECORDS, SrvRecord,
+};
 use crate::error::{ErrorKind, ProbeError};
-use crate::fetch::Fetcher;
-use crate::net_guard::NetGuard;
+use crate::net::fetch::Fetcher;
+use crate::net::guard::NetGuard;
 use crate::server_name::{Host, ServerName};
 use well_known::{Cached, WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
 

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::error::{ErrorKind, ProbeError};
-use crate::fetch::{Endpoint, Fetcher};
+use crate::net::fetch::{Endpoint, Fetcher};
 
 use crate::server_name::{Host, ServerName};
 use crate::text;
@@ -27,7 +27,7 @@ use crate::text;
 /// Body size cap, as Synapse and gomatrixserverlib use.
 pub const MAX_BODY_BYTES: usize = 50 * 1024;
 /// Redirect hop limit (Go's default, which gomatrixserverlib uses).
-pub use crate::fetch::MAX_REDIRECTS;
+pub use crate::net::fetch::MAX_REDIRECTS;
 /// Cache lifetime when the response has no cache headers (spec recommendation).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest cache lifetime honoured (spec recommendation).
@@ -561,7 +561,7 @@ impl WellKnownCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::next_hop;
+    use crate::net::fetch::next_hop;
     use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

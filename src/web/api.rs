@@ -10,8 +10,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::AppState;
-use crate::monitor::ServerView;
 use crate::report::Status;
+use crate::scheduler::ServerView;
 
 #[derive(Serialize)]
 struct Summary {

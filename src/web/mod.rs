@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::monitor::Monitor;
+use crate::scheduler::Monitor;
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");

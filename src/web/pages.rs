@@ -14,15 +14,15 @@ use time::OffsetDateTime;
 use super::cache::{Page, accepts_gzip};
 use super::chart::{self, Day};
 use super::{AppState, csp_with_connect};
-use crate::client_api::Discovery as ClientDiscovery;
 use crate::config::Config;
 use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Method, Resolution, Severity};
 use crate::error::ErrorKind;
 use crate::i18n::{self, Locale};
-use crate::monitor::{Monitor, ServerView};
+use crate::net::tls::days_until;
+use crate::probe::client_api::Discovery as ClientDiscovery;
 use crate::report::{Reason, Status};
-use crate::tls::days_until;
+use crate::scheduler::{Monitor, ServerView};
 
 /// Query parameters the pages understand.
 #[derive(Deserialize, Default)]

@@ -367,11 +367,11 @@ async fn the_main_page_for_the_built_in_list_is_small() {
     let path = h.dir.path().join("servers.toml");
     std::fs::write(&path, config).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let retention = mxping::store::Retention {
+    let retention = mxping::history::store::Retention {
         raw: Duration::from_secs(86_400),
         rollups: Duration::from_secs(400 * 86_400),
     };
-    let store = mxping::store::Store::open(
+    let store = mxping::history::store::Store::open(
         &h.dir.path().join("mxping-data"),
         Duration::from_secs(1),
         retention,
@@ -403,7 +403,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
             latency_ms: Some(80.0),
             error: None,
         };
-        store.write(mxping::store::RoundRecord {
+        store.write(mxping::history::store::RoundRecord {
             server: name.into(),
             delta: mxping::history::Delta {
                 sample,

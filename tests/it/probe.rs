@@ -669,7 +669,7 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
                 .iter()
                 .all(|a| a.error.as_ref().is_some_and(|e| e.monitor_side))
         );
-        let report = mxping::check::run(
+        let report = mxping::cli::check::run(
             &services,
             "v6only.test",
             std::time::Duration::from_millis(200),

@@ -20,7 +20,7 @@ pub struct Serve {
 impl Serve {
     /// Starts `mxping serve --config PATH` and waits until it listens.
     pub async fn start(config: &Path) -> Serve {
-        mxping::tls::install_default_provider();
+        mxping::net::tls::install_default_provider();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mxping"))
             .args([
                 "serve",

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use mxping::history::store::{Retention, RoundRecord, Store};
 use mxping::history::{BucketRow, Delta, Sample, StatusState};
 use mxping::report::Status;
-use mxping::store::{Retention, RoundRecord, Store};
 use mxping_bench::required;
 
 fn main() {

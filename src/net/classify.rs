@@ -122,7 +122,7 @@ pub(crate) fn tls_error(e: &std::io::Error, addr: &str, expected: &str) -> Probe
         if let rustls::Error::InvalidCertificate(_) = tls {
             return ProbeError::new(
                 ErrorKind::TlsCertificate,
-                crate::tls::explain_certificate_error(tls, expected, None),
+                crate::net::tls::explain_certificate_error(tls, expected, None),
             );
         }
         let why = match tls {

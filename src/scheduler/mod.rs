@@ -24,10 +24,11 @@ use tokio_util::task::TaskTracker;
 use crate::Services;
 use crate::config::{Config, ServerConfig};
 use crate::discovery::Resolution;
+use crate::history::events::{Event, MAX_EVENTS};
+use crate::history::store::{RoundRecord, Saved, Store};
 use crate::history::{Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::report::{Reason, Round, ServerReport, Status};
-use crate::store::{RoundRecord, Saved, Store};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
 #[derive(Clone, Debug, Serialize)]
@@ -277,27 +278,8 @@ pub struct Snapshot {
     pub servers: Vec<Arc<ServerView>>,
 }
 
-/// A status change, for the feed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Event {
-    /// The server.
-    pub server: String,
-    /// When, Unix seconds.
-    pub at: i64,
-    /// The status before.
-    pub from: Status,
-    /// The status after.
-    pub to: Status,
-    /// Why, in words.
-    #[serde(serialize_with = "crate::report::reason_text")]
-    pub reason: Option<Reason>,
-}
-
 /// Servers whose saved history is read from the store at once on start-up.
 const RESTORE_BATCH: usize = 256;
-
-/// Status changes kept for the feed.
-pub const MAX_EVENTS: usize = 200;
 
 /// The monitor.
 pub struct Monitor {

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use crate::Services;
 use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Method, Resolution, Severity};
+use crate::net::tls::days_until;
 use crate::probe::AddressReport;
 use crate::report::{Round, ServerReport, Status};
-use crate::tls::days_until;
 
 /// What `check --json` prints: the `Server` shape plus the verdict.
 #[derive(Serialize)]
@@ -137,14 +137,14 @@ pub fn render_text(report: &CheckReport) -> String {
         let _ = writeln!(out, "\nClient API (as Matrix clients discover it)");
         let base = c.base_url.clone().unwrap_or_else(|| "–".into());
         let how = match c.discovery {
-            crate::client_api::Discovery::Found => "from /.well-known/matrix/client",
-            crate::client_api::Discovery::Ignore => {
+            crate::probe::client_api::Discovery::Found => "from /.well-known/matrix/client",
+            crate::probe::client_api::Discovery::Ignore => {
                 "no /.well-known/matrix/client (404): the server name itself"
             }
-            crate::client_api::Discovery::FailPrompt => {
+            crate::probe::client_api::Discovery::FailPrompt => {
                 "broken /.well-known/matrix/client: clients ask the user"
             }
-            crate::client_api::Discovery::FailError => "clients show an error",
+            crate::probe::client_api::Discovery::FailError => "clients show an error",
         };
         let _ = writeln!(out, "  base URL     {base} ({how})");
         if !c.redirects.is_empty() {

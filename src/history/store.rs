@@ -26,8 +26,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tracing::{error, warn};
 
 use crate::error::ErrorKind;
+use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::{BucketRow, Delta, Restored, Sample, StatusState};
-use crate::monitor::Event;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
@@ -699,7 +699,7 @@ impl Writer {
             tx.execute("DELETE FROM histograms WHERE hour < ?1", [now - 86_400])?;
             tx.execute(
                 "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-                [crate::monitor::MAX_EVENTS as i64],
+                [MAX_EVENTS as i64],
             )?;
             tx.commit()
         })();

@@ -18,6 +18,9 @@
 //! history, 24 KB per server in all with the task, the views and the metric series); see
 //! BENCHMARKS.md.
 
+pub mod events;
+pub mod store;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 

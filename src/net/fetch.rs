@@ -27,10 +27,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use crate::classify;
-use crate::dns::Dns;
+use crate::discovery::dns::Dns;
 use crate::error::{ErrorKind, ProbeError};
-use crate::net_guard::NetGuard;
+use crate::net::classify;
+use crate::net::guard::NetGuard;
 use crate::server_name::Host;
 
 /// Where a request goes: scheme, typed host, port and path (with query).
@@ -369,11 +369,11 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
         "0.0.0.0/0".parse().expect("a CIDR"),
         "::/0".parse().expect("a CIDR"),
     ];
-    let roots = crate::tls::load_roots(crate::tls::Roots::Webpki, None)?;
+    let roots = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, None)?;
     let fetcher = Fetcher::new(
         Dns::new(&[], timeout),
         NetGuard::new(everything),
-        crate::tls::verifying_config(roots),
+        crate::net::tls::verifying_config(roots),
     );
     match tokio::time::timeout(timeout, fetcher.get(&to, 64 * 1024)).await {
         Err(_) => Err(format!(

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
+use crate::history::store::{Retention, Store, StoreError};
 use crate::metrics::Metrics;
-use crate::monitor::Monitor;
-use crate::store::{Retention, Store, StoreError};
+use crate::scheduler::Monitor;
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(5);

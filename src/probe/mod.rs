@@ -7,6 +7,9 @@
 //! with success or exactly one [`ErrorKind`]. Timing uses the monotonic clock around the
 //! socket operations only, so the monitor's own scheduling never leaks into the numbers.
 
+pub mod client_api;
+pub mod keys;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -28,10 +31,11 @@ use tokio_rustls::client::TlsStream;
 
 use crate::discovery::{Target, ip_family};
 use crate::error::{ErrorKind, ProbeError};
-use crate::keys::{self, KeyChecks};
-use crate::net_guard::NetGuard;
-use crate::tls::{CertInfo, ProbeTls, explain_certificate_error};
-use crate::{classify, ms, text};
+use crate::net::classify;
+use crate::net::guard::NetGuard;
+use crate::net::tls::{CertInfo, ProbeTls, explain_certificate_error};
+use crate::{ms, text};
+use keys::KeyChecks;
 
 /// The federation version endpoint.
 pub const VERSION_PATH: &str = "/_matrix/federation/v1/version";

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::fetch::{Connection, Endpoint, Fetcher};
+use crate::net::fetch::{Connection, Endpoint, Fetcher};
 use crate::server_name::ServerName;
 use crate::text;
 

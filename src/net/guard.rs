@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnet::IpNet;
 use tokio::net::TcpStream;
 
-use crate::classify;
 use crate::error::{ErrorKind, ProbeError};
+use crate::net::classify;
 
 /// The private-address guard.
 #[derive(Clone, Debug, Default)]

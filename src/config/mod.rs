@@ -19,7 +19,7 @@ use toml::Spanned;
 use crate::server_name::ServerName;
 
 /// The shipped server list, built into the binary.
-pub const BUILTIN: &str = include_str!("../servers.toml");
+pub const BUILTIN: &str = include_str!("../../servers.toml");
 /// How the built-in list is named in messages.
 pub const BUILTIN_NAME: &str = "built-in servers.toml";
 
@@ -93,7 +93,7 @@ pub struct DnsConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsConfig {
     /// Which trust store to check certificates against.
-    pub roots: crate::tls::Roots,
+    pub roots: crate::net::tls::Roots,
     /// PEM bundle trusted in addition to the built-in roots (resolved against the config's
     /// directory).
     pub extra_ca_file: Option<PathBuf>,
@@ -660,7 +660,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
             Some(dir) if Path::new(s).is_relative() => dir.join(s),
             _ => PathBuf::from(s),
         };
-        if let Err(e) = crate::tls::load_roots(crate::tls::Roots::Webpki, Some(&path)) {
+        if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, Some(&path)) {
             p.add(
                 Some(v.span()),
                 "[tls] extra_ca_file",
@@ -672,10 +672,10 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
     });
 
     let roots = match raw.tls.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
-        None => crate::tls::Roots::Webpki,
-        Some((_, "webpki")) => crate::tls::Roots::Webpki,
+        None => crate::net::tls::Roots::Webpki,
+        Some((_, "webpki")) => crate::net::tls::Roots::Webpki,
         Some((v, "system")) => {
-            if let Err(e) = crate::tls::load_roots(crate::tls::Roots::System, None) {
+            if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::System, None) {
                 p.add(
                     Some(v.span()),
                     "[tls] roots",
@@ -683,7 +683,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
                     "install the system's CA certificates (Debian: the ca-certificates package), or write roots = \"webpki\"",
                 );
             }
-            crate::tls::Roots::System
+            crate::net::tls::Roots::System
         }
         Some((v, other)) => {
             p.add(
@@ -692,7 +692,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
                 format!("{other:?} is not a trust store"),
                 "write roots = \"webpki\" (the public roots built into mxping) or roots = \"system\" (the operating system's store)",
             );
-            crate::tls::Roots::Webpki
+            crate::net::tls::Roots::Webpki
         }
     };
 
