@@ -118,7 +118,7 @@ pub async fn run(
     let stop_web = CancellationToken::new();
     let web = {
         let stop = stop_web.clone();
-        let app = crate::web::app(monitor.clone());
+        let app = crate::web::app(monitor.board());
         tokio::spawn(async move {
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

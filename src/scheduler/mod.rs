@@ -5,11 +5,14 @@
 //! every server at once), then runs a round every `interval` — or every `retry_interval` while
 //! the server fails, to confirm an outage quickly. A round reuses the cached resolution until
 //! its inputs expire (well-known cache lifetime, DNS TTLs) and re-runs discovery after a round
-//! in which no address answered. After each round the loop publishes a new view; handlers only
-//! ever clone an `Arc` of the latest one, so page views never wait for probes.
+//! in which no address answered. After each round the loop publishes a new view on the
+//! [`Board`]; handlers only ever clone an `Arc` of the latest one, so page views never wait for
+//! probes. A view is a value: its history is an `Arc<ServerHistory>` that the loop replaces
+//! copy-on-write (`Arc::make_mut`) and never mutates while anyone can read it.
+
+pub mod board;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use crate::history::store::{RoundRecord, Saved, Store};
 use crate::history::{Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::report::{Reason, Round, ServerReport, Status};
+pub use board::{Board, Cell, Snapshot};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
 #[derive(Clone, Debug, Serialize)]
@@ -51,27 +55,29 @@ pub struct ServerView {
     pub latency_p95_ms: Option<f64>,
     /// Consecutive rounds in which no address answered.
     pub failed_rounds: u32,
-    /// The server's history: serialized as `recent`, the last rounds oldest first, and read
-    /// for the charts when a page is built, rather than copied into every view (those copies
-    /// would be most of a view's size, made every round, for every server).
+    /// The server's history as of this view (immutable; shared with the scheduler until its
+    /// next round replaces it): serialized as `recent`, the last rounds oldest first, and
+    /// read for the charts when a page is built.
     #[serde(rename = "recent", serialize_with = "recent_samples")]
-    history: Arc<Mutex<ServerHistory>>,
+    history: Arc<ServerHistory>,
     /// Uptime over 24 h per address.
     pub address_uptime_24h: BTreeMap<String, Option<f64>>,
 }
 
 fn recent_samples<S: serde::Serializer>(
-    history: &Arc<Mutex<ServerHistory>>,
+    history: &Arc<ServerHistory>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(history.lock().expect("history lock").recent())
+    serializer.collect_seq(history.recent())
 }
 
 impl ServerView {
-    fn build(
+    /// The view of `server` with `history` at `now`: the status and numbers come from the
+    /// history, the details from `last` (the round just recorded, if any; before any round of
+    /// this run, from `restored_software` and the history alone).
+    pub fn build(
         server: &ServerConfig,
-        shared: &Arc<Mutex<ServerHistory>>,
-        history: &ServerHistory,
+        history: Arc<ServerHistory>,
         last: Option<&Round>,
         restored_software: Option<&(String, String)>,
         now: i64,
@@ -125,11 +131,11 @@ impl ServerView {
             latency_p50_ms: history.latency_percentile(now, 0.5),
             latency_p95_ms: history.latency_percentile(now, 0.95),
             failed_rounds: history.state.failed_rounds,
-            history: shared.clone(),
             address_uptime_24h: history
                 .addresses()
                 .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
                 .collect(),
+            history,
         }
     }
 
@@ -140,28 +146,17 @@ impl ServerView {
 
     /// The last rounds, oldest first.
     pub fn recent(&self) -> Vec<Sample> {
-        self.history
-            .lock()
-            .expect("history lock")
-            .recent()
-            .copied()
-            .collect()
+        self.history.recent().copied().collect()
     }
 
     /// Mean latency per 5 minutes over the 24 h before `now` (Unix seconds, ms).
     pub fn chart(&self, now: i64) -> Vec<(i64, f64)> {
-        self.history
-            .lock()
-            .expect("history lock")
-            .latency_series(now)
+        self.history.latency_series(now)
     }
 
     /// Uptime per day for the 90 days up to `now` (day start, ratio), oldest first.
     pub fn daily(&self, now: i64) -> Vec<(i64, Option<f64>)> {
-        self.history
-            .lock()
-            .expect("history lock")
-            .daily_uptime(now, 90)
+        self.history.daily_uptime(now, 90)
     }
 }
 
@@ -188,12 +183,13 @@ impl ServerView {
     }
 }
 
-/// One monitored server: its config, history and the latest published view.
+/// One monitored server: its config, history and the cell its views are published in.
 pub struct Slot {
     /// The server's config entry.
     pub server: ServerConfig,
-    history: Arc<Mutex<ServerHistory>>,
-    view: RwLock<Arc<ServerView>>,
+    /// The history; only this server's loop writes it, replacing it copy-on-write.
+    history: Mutex<Arc<ServerHistory>>,
+    cell: Arc<Cell>,
     resolution: Mutex<Option<(Resolution, Instant)>>,
     cancel: CancellationToken,
 }
@@ -208,26 +204,25 @@ impl Slot {
         restored_software: Option<&(String, String)>,
         cancel: CancellationToken,
     ) -> Slot {
-        let shared = Arc::new(Mutex::new(history));
+        let history = Arc::new(history);
         let view = match previous {
             Some(prev) => {
                 let mut view = (*prev).clone();
                 view.title = server.title.clone();
                 view.description = server.description.clone();
                 view.client_url = server.client_url.clone();
-                view.history = shared.clone();
+                view.history = history.clone();
                 view
             }
             None => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
-                let history = shared.lock().expect("history lock");
-                ServerView::build(&server, &shared, &history, None, restored_software, now)
+                ServerView::build(&server, history.clone(), None, restored_software, now)
             }
         };
         Slot {
             server,
-            history: shared,
-            view: RwLock::new(Arc::new(view)),
+            history: Mutex::new(history),
+            cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
             cancel,
         }
@@ -235,7 +230,7 @@ impl Slot {
 
     /// The latest published view.
     pub fn view(&self) -> Arc<ServerView> {
-        self.view.read().expect("view lock").clone()
+        self.cell.view()
     }
 
     /// A cached resolution that has not expired at `now`.
@@ -259,8 +254,12 @@ struct Live {
 }
 
 impl Live {
-    fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
-        self.index.get(name).map(|&i| &self.slots[i])
+    /// The cells of every slot, in config order, for the board.
+    fn cells(&self) -> Vec<(String, Arc<Cell>)> {
+        self.slots
+            .iter()
+            .map(|s| (s.server.name.clone(), s.cell.clone()))
+            .collect()
     }
 
     fn push(&mut self, slot: Arc<Slot>) {
@@ -270,27 +269,17 @@ impl Live {
     }
 }
 
-/// A consistent view of every server, for one page or API response.
-pub struct Snapshot {
-    /// The config in force.
-    pub config: Arc<Config>,
-    /// Every server's view, in config order.
-    pub servers: Vec<Arc<ServerView>>,
-}
-
 /// Servers whose saved history is read from the store at once on start-up.
 const RESTORE_BATCH: usize = 256;
 
-/// The monitor.
+/// The monitor: the loops, and the board they publish on.
 pub struct Monitor {
     live: RwLock<Live>,
     metrics: Arc<Metrics>,
-    events: Mutex<std::collections::VecDeque<Event>>,
+    board: Arc<Board>,
     store: Option<Store>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    /// Bumped whenever a published view or the config changes, so readers can cache.
-    generation: AtomicU64,
 }
 
 impl Monitor {
@@ -302,27 +291,29 @@ impl Monitor {
         store: Option<Store>,
     ) -> Result<Arc<Monitor>, String> {
         let services = Arc::new(Services::new(&config)?);
+        let config = Arc::new(config);
         let monitor = Arc::new(Monitor {
             live: RwLock::new(Live {
                 semaphore: Arc::new(Semaphore::new(config.monitor.concurrency)),
-                config: Arc::new(config),
+                config: config.clone(),
                 services,
                 slots: Vec::new(),
                 index: HashMap::new(),
             }),
+            board: Arc::new(Board::new(config, metrics.clone())),
             metrics,
-            events: Mutex::new(std::collections::VecDeque::new()),
             store,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            generation: AtomicU64::new(0),
         });
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
         if let Some(store) = &monitor.store {
             let events = store.load_events(MAX_EVENTS).map_err(|e| e.to_string())?;
-            monitor.events.lock().expect("events lock").extend(events);
+            for event in events {
+                monitor.board.push_event(event);
+            }
         }
         // Saved histories are read a batch at a time: as stored rows they are several times
         // the size of the rebuilt histories, and reading ten thousand at once would leave
@@ -336,6 +327,7 @@ impl Monitor {
                 live.push(slot);
             }
         }
+        monitor.board.set_layout(live.config.clone(), live.cells());
         drop(live);
         monitor.metrics.config_loaded(true);
         Ok(monitor)
@@ -392,8 +384,7 @@ impl Monitor {
         let slot = Arc::new(slot);
         let view = slot.view();
         if view.status() != Status::Unknown {
-            let history = slot.history.lock().expect("history lock");
-            let uptime = history.uptime(now);
+            let uptime = view.history.uptime(now);
             self.metrics
                 .restore_server(&slot.server.name, view.status(), &uptime);
         }
@@ -413,46 +404,16 @@ impl Monitor {
         self.tracker.spawn(job.run(jitter));
     }
 
-    /// Every server's latest view.
-    pub fn snapshot(&self) -> Snapshot {
-        let live = self.live.read().expect("live lock");
-        Snapshot {
-            config: live.config.clone(),
-            servers: live.slots.iter().map(|s| s.view()).collect(),
-        }
-    }
-
-    /// The latest view of `name`, if it is monitored.
-    pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
-        let live = self.live.read().expect("live lock");
-        live.slot(name).map(|s| (live.config.clone(), s.view()))
-    }
-
-    /// Status changes, newest first.
-    pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .expect("events lock")
-            .iter()
-            .rev()
-            .cloned()
-            .collect()
+    /// The board the loops publish on: what the web layer reads.
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
     }
 
     fn record_event(&self, event: Event) {
         if let Some(store) = &self.store {
             store.write_event(event.clone());
         }
-        let mut events = self.events.lock().expect("events lock");
-        if events.len() == MAX_EVENTS {
-            events.pop_front();
-        }
-        events.push_back(event);
-    }
-
-    /// The config in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.live.read().expect("live lock").config.clone()
+        self.board.push_event(event);
     }
 
     /// Applies a new, already validated config: servers added, removed or changed start, stop
@@ -496,7 +457,7 @@ impl Monitor {
                 }
                 Some(slot) => {
                     slot.cancel.cancel();
-                    let mut history = slot.history.lock().expect("history lock").clone();
+                    let mut history = (**slot.history.lock().expect("history lock")).clone();
                     history.set_thresholds(thresholds);
                     let fresh = self.new_slot(server.clone(), history, Some(slot.view()));
                     self.spawn(&live, fresh.clone());
@@ -525,7 +486,7 @@ impl Monitor {
             new.servers.len() - added - changed
         ));
         self.metrics.config_loaded(true);
-        self.generation.fetch_add(1, Ordering::Release);
+        self.board.set_layout(live.config.clone(), live.cells());
         Ok(notes)
     }
 
@@ -541,12 +502,6 @@ impl Monitor {
         tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_ok()
-    }
-
-    /// A number that changes whenever any view or the config changes: equal numbers mean
-    /// a page built from [`Monitor::snapshot`] would come out the same (apart from the clock).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// The metrics.
@@ -647,13 +602,22 @@ impl Job {
         if !round.measurable() {
             // This monitor reached none of the addresses through no fault of the server (it
             // has no IPv6): the round is shown, but not counted in status, uptime or metrics.
-            self.publish_unmeasured(round, now);
+            let history = self.slot.history.lock().expect("history lock").clone();
+            let view = ServerView::build(&self.slot.server, history, Some(&round), None, now);
+            self.monitor.board.publish(&self.slot.cell, view);
             return;
         }
-        let mut history = self.slot.history.lock().expect("history lock");
+        // Only this loop writes the history. The published view holds the previous value, so
+        // `make_mut` copies it (a few KB) rather than changing what a reader may be reading.
+        let mut shared = self.slot.history.lock().expect("history lock");
+        let history = Arc::make_mut(&mut shared);
         let before = history.status();
         let delta = history.record(&round, now);
         let after = history.status();
+        let reason = history.state.reason.clone();
+        let uptime = history.uptime(now);
+        let history = shared.clone();
+        drop(shared);
         // The first round after start-up is not a change worth announcing.
         if before != after && before != Status::Unknown {
             self.monitor.record_event(Event {
@@ -661,17 +625,9 @@ impl Job {
                 at: now,
                 from: before,
                 to: after,
-                reason: history.state.reason.clone(),
+                reason,
             });
         }
-        let view = ServerView::build(
-            &self.slot.server,
-            &self.slot.history,
-            &history,
-            Some(&round),
-            None,
-            now,
-        );
         if let Some(store) = &self.monitor.store {
             store.write(RoundRecord {
                 server: self.slot.server.name.clone(),
@@ -679,32 +635,14 @@ impl Job {
                 software: round.software().map(|s| (s.name, s.version)),
             });
         }
-        let uptime = history.uptime(now);
-        let status = history.status();
-        drop(history);
         self.monitor.metrics.observe_round(
             &self.slot.server.name,
             &round,
             discovery_ran,
-            status,
+            after,
             &uptime,
         );
-        *self.slot.view.write().expect("view lock") = Arc::new(view);
-        self.monitor.generation.fetch_add(1, Ordering::Release);
-    }
-
-    fn publish_unmeasured(&self, round: Round, now: i64) {
-        let history = self.slot.history.lock().expect("history lock");
-        let view = ServerView::build(
-            &self.slot.server,
-            &self.slot.history,
-            &history,
-            Some(&round),
-            None,
-            now,
-        );
-        drop(history);
-        *self.slot.view.write().expect("view lock") = Arc::new(view);
-        self.monitor.generation.fetch_add(1, Ordering::Release);
+        let view = ServerView::build(&self.slot.server, history, Some(&round), None, now);
+        self.monitor.board.publish(&self.slot.cell, view);
     }
 }

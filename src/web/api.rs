@@ -40,7 +40,7 @@ struct One {
 }
 
 pub(super) async fn servers(State(state): State<AppState>) -> Response {
-    let snap = state.monitor.snapshot();
+    let snap = state.board.snapshot();
     let count = |s: Status| snap.servers.iter().filter(|v| v.status() == s).count();
     Json(ServerList {
         vantage: snap.config.web.vantage.clone(),
@@ -58,7 +58,7 @@ pub(super) async fn servers(State(state): State<AppState>) -> Response {
 }
 
 pub(super) async fn server(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    match state.monitor.server(&name) {
+    match state.board.server(&name) {
         Some((config, view)) => Json(One {
             vantage: config.web.vantage.clone(),
             server: view,

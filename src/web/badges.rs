@@ -57,7 +57,7 @@ pub(super) async fn badge_handler(
     State(state): State<AppState>,
     Path((name, kind)): Path<(String, String)>,
 ) -> Response {
-    let Some((config, view)) = state.monitor.server(&name) else {
+    let Some((config, view)) = state.board.server(&name) else {
         return svg(
             StatusCode::NOT_FOUND,
             badge("mxping", "unknown server", UNKNOWN),

@@ -10,7 +10,7 @@
 //! waits for a rebuild, so nobody gets a page much older than the data. The page states when
 //! it was generated.
 //!
-//! [`generation`]: crate::scheduler::Monitor::generation
+//! [`generation`]: crate::scheduler::Board::generation
 
 use std::collections::HashMap;
 use std::io::Write as _;

@@ -21,8 +21,8 @@ fn stamp(at: i64) -> String {
 }
 
 pub(super) async fn atom(State(state): State<AppState>) -> Response {
-    let config = state.monitor.config();
-    let events = state.monitor.events();
+    let config = state.board.config();
+    let events = state.board.events();
     let updated = events.first().map_or_else(
         || crate::timestamp::format(OffsetDateTime::now_utc()),
         |e| stamp(e.at),

@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::scheduler::Monitor;
+use crate::scheduler::Board;
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");
@@ -51,14 +51,14 @@ pub(crate) fn csp_with_connect(origins: &std::collections::BTreeSet<String>) -> 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// The monitor whose snapshots are shown.
-    pub monitor: Arc<Monitor>,
+    /// What the scheduler publishes: the only thing the handlers read.
+    pub board: Arc<Board>,
     /// Built status pages.
     pages: Arc<cache::PageCache>,
 }
 
-/// The router.
-pub fn app(monitor: Arc<Monitor>) -> Router {
+/// The router, reading `board` (the scheduler's, or one a test fills by hand).
+pub fn app(board: Arc<Board>) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/server/{name}", get(pages::server))
@@ -74,7 +74,7 @@ pub fn app(monitor: Arc<Monitor>) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(AppState {
-            monitor,
+            board,
             pages: Arc::default(),
         })
 }
@@ -84,9 +84,9 @@ pub fn app(monitor: Arc<Monitor>) -> Router {
 /// holds up the probes' timers on the async workers.
 async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
     let gzip = cache::accepts_gzip(&headers);
-    let monitor = state.monitor.clone();
+    let board = state.board.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let text = monitor.metrics().render();
+        let text = board.metrics().render();
         if gzip {
             cache::gzip(text.as_bytes(), flate2::Compression::fast())
         } else {

@@ -22,7 +22,7 @@ use crate::i18n::{self, Locale};
 use crate::net::tls::days_until;
 use crate::probe::client_api::Discovery as ClientDiscovery;
 use crate::report::{Reason, Status};
-use crate::scheduler::{Monitor, ServerView};
+use crate::scheduler::{Board, ServerView};
 
 /// Query parameters the pages understand.
 #[derive(Deserialize, Default)]
@@ -425,12 +425,12 @@ pub(super) async fn index(
     };
     let problems = query.filter.as_deref() == Some("problems");
     let locale = lang.locale;
-    let monitor = state.monitor.clone();
+    let board = state.board.clone();
     let key = format!("{}|{sort}|{problems}", locale.code);
     let page = state
         .pages
-        .get(&key, state.monitor.generation(), move || {
-            index_page(&monitor, locale, sort, problems)
+        .get(&key, state.board.generation(), move || {
+            index_page(&board, locale, sort, problems)
         })
         .await;
     let mut response = if accepts_gzip(&headers) {
@@ -460,11 +460,11 @@ pub(super) async fn index(
 }
 
 /// Builds the status page for one language, sort order and filter.
-fn index_page(monitor: &Monitor, t: &'static Locale, sort: &str, problems: bool) -> Page {
+fn index_page(board: &Board, t: &'static Locale, sort: &str, problems: bool) -> Page {
     // Read before the snapshot: a change racing with this build makes the page look older
     // than it is, never newer.
-    let generation = monitor.generation();
-    let snap = monitor.snapshot();
+    let generation = board.generation();
+    let snap = board.snapshot();
     let config = &snap.config;
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
@@ -670,9 +670,9 @@ pub(super) async fn server(
 ) -> Response {
     let lang = language(&query, &headers);
     let t = lang.locale;
-    let Some((config, v)) = state.monitor.server(&name) else {
+    let Some((config, v)) = state.board.server(&name) else {
         let message = t.f("not_found_server", &[("name", &name)]);
-        return not_found_page(&state.monitor.config(), &lang, message);
+        return not_found_page(&state.board.config(), &lang, message);
     };
     let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)));
     let now = OffsetDateTime::now_utc();
@@ -986,5 +986,5 @@ pub(super) async fn not_found(
 ) -> Response {
     let lang = language(&query, &headers);
     let message = lang.locale.t("not_found_page").to_owned();
-    not_found_page(&state.monitor.config(), &lang, message)
+    not_found_page(&state.board.config(), &lang, message)
 }

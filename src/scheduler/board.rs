@@ -1,0 +1,164 @@
+//! The board: what the scheduler publishes and the web layer reads (design.md "snapshot").
+//!
+//! Each server has a cell holding its latest [`ServerView`], an immutable value (its history is
+//! an `Arc<ServerHistory>` the scheduler replaces copy-on-write, never one it mutates). A round
+//! swaps one cell's `Arc`; a reload swaps the layout (config and cells). Readers clone `Arc`s
+//! and never wait for a probe, and the web layer depends on this type alone — not on the
+//! scheduler — so a test can publish hand-made views and drive the router in-process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::config::Config;
+use crate::history::events::{Event, MAX_EVENTS};
+use crate::metrics::Metrics;
+
+use super::ServerView;
+
+/// One server's latest view.
+pub struct Cell {
+    view: RwLock<Arc<ServerView>>,
+}
+
+impl Cell {
+    /// A cell showing `view`.
+    pub fn new(view: ServerView) -> Cell {
+        Cell {
+            view: RwLock::new(Arc::new(view)),
+        }
+    }
+
+    /// The latest view.
+    pub fn view(&self) -> Arc<ServerView> {
+        self.view.read().expect("view lock").clone()
+    }
+}
+
+/// The config in force and the cells of its servers, in config order.
+struct Layout {
+    config: Arc<Config>,
+    cells: Vec<Arc<Cell>>,
+    index: HashMap<String, usize>,
+}
+
+/// A consistent view of every server, for one page or API response.
+pub struct Snapshot {
+    /// The config in force.
+    pub config: Arc<Config>,
+    /// Every server's view, in config order.
+    pub servers: Vec<Arc<ServerView>>,
+}
+
+/// The published state. Cheap to share (`Arc<Board>`).
+pub struct Board {
+    layout: RwLock<Arc<Layout>>,
+    events: Mutex<VecDeque<Event>>,
+    generation: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Board {
+    /// A board for `config` with no servers shown yet.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Board {
+        Board {
+            layout: RwLock::new(Arc::new(Layout {
+                config,
+                cells: Vec::new(),
+                index: HashMap::new(),
+            })),
+            events: Mutex::new(VecDeque::new()),
+            generation: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// Shows `config` with these cells (in config order), replacing the layout.
+    pub fn set_layout(&self, config: Arc<Config>, cells: Vec<(String, Arc<Cell>)>) {
+        let index = cells
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
+        let layout = Layout {
+            config,
+            cells: cells.into_iter().map(|(_, c)| c).collect(),
+            index,
+        };
+        *self.layout.write().expect("layout lock") = Arc::new(layout);
+        self.bump();
+    }
+
+    /// Shows `views` under `config` (one per server, in config order): what a test publishes.
+    pub fn show(&self, config: Arc<Config>, views: Vec<ServerView>) {
+        let cells = views
+            .into_iter()
+            .map(|v| (v.report.name.clone(), Arc::new(Cell::new(v))))
+            .collect();
+        self.set_layout(config, cells);
+    }
+
+    /// Publishes `view` in `cell`.
+    pub fn publish(&self, cell: &Cell, view: ServerView) {
+        *cell.view.write().expect("view lock") = Arc::new(view);
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Every server's latest view.
+    pub fn snapshot(&self) -> Snapshot {
+        let layout = self.layout.read().expect("layout lock").clone();
+        Snapshot {
+            config: layout.config.clone(),
+            servers: layout.cells.iter().map(|c| c.view()).collect(),
+        }
+    }
+
+    /// The latest view of `name`, if it is monitored.
+    pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
+        let layout = self.layout.read().expect("layout lock").clone();
+        let i = *layout.index.get(name)?;
+        Some((layout.config.clone(), layout.cells[i].view()))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.layout.read().expect("layout lock").config.clone()
+    }
+
+    /// Adds a status change (the oldest beyond [`MAX_EVENTS`] is dropped).
+    pub fn push_event(&self, event: Event) {
+        let mut events = self.events.lock().expect("events lock");
+        if events.len() == MAX_EVENTS {
+            events.pop_front();
+        }
+        events.push_back(event);
+        drop(events);
+        self.bump();
+    }
+
+    /// Status changes, newest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .expect("events lock")
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    }
+
+    /// A number that changes whenever a view, the events or the config change: equal numbers
+    /// mean a page built from [`Board::snapshot`] would come out the same (apart from the clock).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
