@@ -29,7 +29,7 @@ use crate::config::{Config, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::store::{RoundRecord, Saved, Store};
-use crate::history::{Sample, ServerHistory, Thresholds};
+use crate::history::{Delta, Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::report::{Reason, Round, ServerReport, Status};
 pub use board::{Board, Cell, Snapshot};
@@ -510,7 +510,48 @@ impl Monitor {
     }
 }
 
-fn thresholds(config: &Config) -> Thresholds {
+/// What recording one round did.
+pub struct Recorded {
+    /// What changed in the history, for the store.
+    pub delta: Delta,
+    /// The status change, unless there was none (or it was the first status after start).
+    pub event: Option<Event>,
+    /// The status after the round.
+    pub status: Status,
+    /// Uptime per window after the round.
+    pub uptime: Vec<(&'static str, Option<f64>)>,
+}
+
+/// Records `round` of `server`, finished at `now` (Unix seconds), in `history`: the
+/// scheduler's step after each round, pure (no clock, no I/O), so tests replay real rounds at
+/// the times they choose.
+pub fn record_round(
+    server: &str,
+    history: &mut ServerHistory,
+    round: &Round,
+    now: i64,
+) -> Recorded {
+    let before = history.status();
+    let delta = history.record(round, now);
+    let status = history.status();
+    // The first round after start-up is not a change worth announcing.
+    let event = (before != status && before != Status::Unknown).then(|| Event {
+        server: server.to_owned(),
+        at: now,
+        from: before,
+        to: status,
+        reason: history.state.reason.clone(),
+    });
+    Recorded {
+        delta,
+        event,
+        status,
+        uptime: history.uptime(now),
+    }
+}
+
+/// The hysteresis settings of `config`.
+pub fn thresholds(config: &Config) -> Thresholds {
     Thresholds {
         green_below_ms: config.monitor.green_below.as_secs_f64() * 1000.0,
         down_after: config.monitor.down_after,
@@ -610,28 +651,21 @@ impl Job {
         // Only this loop writes the history. The published view holds the previous value, so
         // `make_mut` copies it (a few KB) rather than changing what a reader may be reading.
         let mut shared = self.slot.history.lock().expect("history lock");
-        let history = Arc::make_mut(&mut shared);
-        let before = history.status();
-        let delta = history.record(&round, now);
-        let after = history.status();
-        let reason = history.state.reason.clone();
-        let uptime = history.uptime(now);
+        let recorded = record_round(
+            &self.slot.server.name,
+            Arc::make_mut(&mut shared),
+            &round,
+            now,
+        );
         let history = shared.clone();
         drop(shared);
-        // The first round after start-up is not a change worth announcing.
-        if before != after && before != Status::Unknown {
-            self.monitor.record_event(Event {
-                server: self.slot.server.name.clone(),
-                at: now,
-                from: before,
-                to: after,
-                reason,
-            });
+        if let Some(event) = recorded.event {
+            self.monitor.record_event(event);
         }
         if let Some(store) = &self.monitor.store {
             store.write(RoundRecord {
                 server: self.slot.server.name.clone(),
-                delta,
+                delta: recorded.delta,
                 software: round.software().map(|s| (s.name, s.version)),
             });
         }
@@ -639,8 +673,8 @@ impl Job {
             &self.slot.server.name,
             &round,
             discovery_ran,
-            after,
-            &uptime,
+            recorded.status,
+            &recorded.uptime,
         );
         let view = ServerView::build(&self.slot.server, history, Some(&round), None, now);
         self.monitor.board.publish(&self.slot.cell, view);

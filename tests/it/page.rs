@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::support::https::{self, handler};
 use crate::support::serve::Serve;
+use crate::support::web::Web;
 use crate::support::*;
 
 const MONITOR: &str = "[monitor]\ninterval = \"1s\"\nretry_interval = \"300ms\"\ntimeout = \"800ms\"\npings = 2\n\
@@ -88,22 +89,40 @@ pub(crate) async fn setup() -> (Harness, Vec<TestHost>, HttpsServer) {
 }
 
 async fn page(
-    s: &Serve,
+    web: &Web,
     path: &str,
     accept_language: Option<&str>,
     cookie: Option<&str>,
-) -> (reqwest::header::HeaderMap, Html) {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut req = client.get(s.url(path));
+) -> (axum::http::HeaderMap, Html) {
+    let mut headers = Vec::new();
     if let Some(l) = accept_language {
-        req = req.header("accept-language", l);
+        headers.push(("accept-language", l));
     }
     if let Some(c) = cookie {
-        req = req.header("cookie", c);
+        headers.push(("cookie", c));
     }
-    let r = req.send().await.unwrap();
-    let headers = r.headers().clone();
-    (headers, Html::parse_document(&r.text().await.unwrap()))
+    let (_, headers, body) = web.get_with(path, &headers).await;
+    (
+        headers,
+        Html::parse_document(&String::from_utf8(body).unwrap()),
+    )
+}
+
+/// The app in-process after enough real rounds (recorded a second apart) for example.test
+/// and fast.test to be green and down.test red, as `wait_states` waits for with the binary.
+async fn settled(h: &Harness) -> Web {
+    let text = std::fs::read_to_string(h.dir.path().join("servers.toml")).unwrap();
+    let config = mxping::config::Config::parse(&text, "servers.toml", Some(h.dir.path())).unwrap();
+    let mut web = Web::new(config);
+    web.rounds(3).await;
+    for (name, status) in [
+        ("example.test", "green"),
+        ("fast.test", "green"),
+        ("down.test", "red"),
+    ] {
+        assert_eq!(web.server(name).await["status"], status, "{name}");
+    }
+    web
 }
 
 pub(crate) async fn wait_states(s: &Serve) {
@@ -123,8 +142,7 @@ pub(crate) async fn wait_states(s: &Serve) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chinese_and_english_by_header_switch_and_cookie() {
     let (h, _hosts, _fast) = setup().await;
-    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
-    wait_states(&s).await;
+    let s = settled(&h).await;
 
     let (headers, doc) = page(&s, "/", Some("zh-CN,zh;q=0.9,en;q=0.5"), None).await;
     assert_eq!(headers["content-language"], "zh");
@@ -182,8 +200,7 @@ async fn chinese_and_english_by_header_switch_and_cookie() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sorting_filtering_history_and_the_browser_ping_cell() {
     let (h, hosts, _fast) = setup().await;
-    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
-    wait_states(&s).await;
+    let s = settled(&h).await;
     let order = |doc: &Html| -> Vec<String> {
         select(doc, "tr.server")
             .iter()
@@ -264,8 +281,7 @@ async fn sorting_filtering_history_and_the_browser_ping_cell() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_detail_page_explains_discovery_in_plain_words() {
     let (h, _hosts, _fast) = setup().await;
-    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
-    wait_states(&s).await;
+    let s = settled(&h).await;
     let (_, doc) = page(&s, "/server/example.test", None, None).await;
     assert_eq!(
         text(&select(&doc, "#explanation")[0]),
@@ -303,18 +319,17 @@ async fn the_detail_page_explains_discovery_in_plain_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badges_and_the_status_feed() {
     let (h, _hosts, fast_server) = setup().await;
-    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
-    wait_states(&s).await;
+    let mut s = settled(&h).await;
     for (path, want) in [
         ("/badge/fast.test/status.svg", "fast.test: operational"),
         ("/badge/down.test/status.svg", "down.test: down"),
         ("/badge/fast.test/uptime.svg", "uptime 30d: 100%"),
         ("/badge/down.test/latency.svg", "latency: unreachable"),
     ] {
-        let r = s.get(path).await;
-        assert_eq!(r.status(), 200, "{path}");
-        assert_eq!(r.headers()["content-type"], "image/svg+xml; charset=utf-8");
-        let body = r.text().await.unwrap();
+        let (status, headers, body) = s.get_with(path, &[]).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(headers["content-type"], "image/svg+xml; charset=utf-8");
+        let body = String::from_utf8(body).unwrap();
         assert!(
             body.contains(&format!("<title>{want}</title>")),
             "{path}: {body}"
@@ -322,29 +337,23 @@ async fn badges_and_the_status_feed() {
     }
     let latency = s.text("/badge/fast.test/latency.svg").await.1;
     assert!(latency.contains("<title>latency: ") && latency.contains(" ms</title>"));
-    assert_eq!(s.get("/badge/nope.test/status.svg").await.status(), 404);
-    assert_eq!(s.get("/badge/fast.test/other.svg").await.status(), 404);
+    assert_eq!(s.text("/badge/nope.test/status.svg").await.0, 404);
+    assert_eq!(s.text("/badge/fast.test/other.svg").await.0, 404);
 
-    // Stop fast.test: its fall to red shows in the feed.
+    // Stop fast.test: its fall to red (down_after = 2 failed rounds) shows in the feed.
     drop(fast_server);
-    s.wait_for(
-        Duration::from_secs(15),
-        "a red fast.test in the feed",
-        || async {
-            s.text("/feed.atom")
-                .await
-                .1
-                .contains("<title>fast.test: yellow → red</title>")
-                .then_some(())
-        },
-    )
-    .await;
-    let r = s.get("/feed.atom").await;
+    s.rounds(2).await;
+    assert_eq!(s.server("fast.test").await["status"], "red");
+    let (_, headers, feed) = s.get_with("/feed.atom", &[]).await;
     assert_eq!(
-        r.headers()["content-type"],
+        headers["content-type"],
         "application/atom+xml; charset=utf-8"
     );
-    let feed = r.text().await.unwrap();
+    let feed = String::from_utf8(feed).unwrap();
+    assert!(
+        feed.contains("<title>fast.test: yellow → red</title>"),
+        "{feed}"
+    );
     assert!(
         feed.starts_with("<?xml") && feed.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">")
     );

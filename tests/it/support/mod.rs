@@ -8,6 +8,7 @@ pub mod hostile;
 pub mod https;
 pub mod pki;
 pub mod serve;
+pub mod web;
 
 use std::sync::Arc;
 

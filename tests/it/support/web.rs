@@ -1,0 +1,133 @@
+//! The web app in-process: real rounds (production discovery and probes against the loopback
+//! servers) recorded at times the test chooses, exactly as the scheduler records them
+//! (`scheduler::record_round`), published on a `Board`, and the router driven with
+//! `tower::ServiceExt::oneshot` — no binary, no port, no waiting for the scheduler's cadence.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use mxping::Services;
+use mxping::config::Config;
+use mxping::history::ServerHistory;
+use mxping::metrics::Metrics;
+use mxping::scheduler::{Board, ServerView, record_round, thresholds};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+pub struct Web {
+    pub board: Arc<Board>,
+    config: Arc<Config>,
+    services: Services,
+    histories: Vec<ServerHistory>,
+    /// The time the next round is recorded at (Unix seconds).
+    pub clock: i64,
+}
+
+impl Web {
+    /// The app for `config`, no round made yet; rounds are recorded from ten minutes ago on.
+    pub fn new(config: Config) -> Web {
+        let metrics = Arc::new(Metrics::new());
+        let config = Arc::new(config);
+        let board = Arc::new(Board::new(config.clone(), metrics));
+        let histories = config
+            .servers
+            .iter()
+            .map(|_| ServerHistory::new(thresholds(&config)))
+            .collect();
+        let web = Web {
+            board,
+            services: Services::new(&config).unwrap(),
+            histories,
+            clock: time::OffsetDateTime::now_utc().unix_timestamp() - 600,
+            config,
+        };
+        web.publish(&[]);
+        web
+    }
+
+    /// One round of every server, recorded one second after the last, then published.
+    pub async fn round(&mut self) {
+        let rounds = futures_util::future::join_all(
+            self.config
+                .servers
+                .iter()
+                .map(|s| self.services.round(&s.name)),
+        )
+        .await;
+        let now = self.clock;
+        self.clock += 1;
+        for ((server, history), round) in self
+            .config
+            .servers
+            .iter()
+            .zip(&mut self.histories)
+            .zip(&rounds)
+        {
+            if let Some(event) = record_round(&server.name, history, round, now).event {
+                self.board.push_event(event);
+            }
+        }
+        self.publish(&rounds);
+    }
+
+    /// `n` rounds of every server.
+    pub async fn rounds(&mut self, n: usize) {
+        for _ in 0..n {
+            self.round().await;
+        }
+    }
+
+    fn publish(&self, rounds: &[mxping::report::Round]) {
+        let views = self
+            .config
+            .servers
+            .iter()
+            .zip(&self.histories)
+            .enumerate()
+            .map(|(i, (server, history))| {
+                ServerView::build(
+                    server,
+                    Arc::new(history.clone()),
+                    rounds.get(i),
+                    None,
+                    self.clock - 1,
+                )
+            })
+            .collect();
+        self.board.show(self.config.clone(), views);
+    }
+
+    /// GET `path` with `headers`: status, headers and body as sent.
+    pub async fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Vec<u8>) {
+        let mut request = Request::get(path);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = mxping::web::app(self.board.clone())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, body.to_vec())
+    }
+
+    /// GET `path`: status and body text.
+    pub async fn text(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.get_with(path, &[]).await;
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    /// The API object of one server.
+    pub async fn server(&self, name: &str) -> Value {
+        serde_json::from_str(&self.text(&format!("/api/v1/servers/{name}")).await.1).unwrap()
+    }
+}
