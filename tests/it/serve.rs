@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::https::{self, handler};
 use crate::support::serve::Serve;
+use crate::support::web::Web;
 use crate::support::*;
 
 const VERSION: &str = "/_matrix/federation/v1/version";
@@ -195,12 +196,12 @@ impl Watcher {
     }
 }
 
+/// The start-up behaviour of the binary: every server is unknown, with no data, until its
+/// first round, and first rounds are spread over the interval (start-up jitter).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statuses_follow_the_design_table_with_hysteresis() {
-    let mut zoo = zoo().await;
+async fn servers_start_unknown_and_first_rounds_are_spread() {
+    let zoo = zoo().await;
     let s = Serve::start(&zoo.h.config_file()).await;
-
-    // Before its first round a server is unknown, with no data.
     let first = s.json("/api/v1/servers").await;
     for v in first["servers"].as_array().unwrap() {
         if v["status"] == "unknown" {
@@ -208,59 +209,109 @@ async fn statuses_follow_the_design_table_with_hysteresis() {
             assert_eq!(v["addresses"], json!([]));
         }
     }
-
     let w = Watcher::start(&s);
     w.until("healthy.test", "green", "").await;
     assert_eq!(w.statuses("healthy.test"), ["green"]);
-    let why = w.until("slow.test", "yellow", "≥ 200 ms").await;
-    assert!(why.starts_with("latency "), "{why}");
-    let why = w
-        .until("v6broken.test", "yellow", "IPv6 address [::1]:8448 failing")
-        .await;
-    assert!(why.contains("connect_refused"), "{why}");
-
-    // Down: yellow while unconfirmed, then red after down_after (3) failed rounds.
-    w.until("down.test", "red", "3 failed rounds: connect_refused")
-        .await;
-    assert_eq!(w.statuses("down.test"), ["yellow", "red"]);
     // Start-up jitter spreads first rounds over the 2 s interval: most start unknown.
     assert!(
         w.first_unknown() >= 3,
         "servers start unknown until their first round"
     );
-    let reasons = w.reasons("down.test");
-    assert!(
-        reasons.iter().any(|r| r.contains("1 of 3 failed rounds")),
-        "{reasons:?}"
+}
+
+/// The design's status table with hysteresis, round by round: real rounds against the zoo,
+/// recorded as the scheduler records them (in-process: no cadence to wait for).
+#[tokio::test]
+async fn statuses_follow_the_design_table_with_hysteresis() {
+    let mut zoo = zoo().await;
+    let mut s = Web::new(zoo.h.config());
+    let state = |v: Value| {
+        (
+            v["status"].as_str().unwrap().to_owned(),
+            v["reason"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    // Before its first round a server is unknown, with no data.
+    for v in s.json("/api/v1/servers").await["servers"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(v["status"], "unknown");
+        assert_eq!(v["checked_at"], Value::Null);
+        assert_eq!(v["addresses"], json!([]));
+    }
+
+    s.round().await;
+    assert_eq!(
+        state(s.server("healthy.test").await),
+        ("green".into(), "".into())
     );
+    let (status, why) = state(s.server("slow.test").await);
+    assert_eq!(status, "yellow");
     assert!(
-        reasons.iter().any(|r| r.contains("2 of 3 failed rounds")),
-        "{reasons:?}"
+        why.starts_with("latency ") && why.contains("≥ 200 ms"),
+        "{why}"
     );
-    w.until("tlsbroken.test", "red", "tls_certificate").await;
+    let (status, why) = state(s.server("v6broken.test").await);
+    assert_eq!(status, "yellow");
+    assert!(
+        why.contains("IPv6 address [::1]:8448 failing") && why.contains("connect_refused"),
+        "{why}"
+    );
+    // Down: yellow while unconfirmed, then red after down_after (3) failed rounds.
+    let (status, why) = state(s.server("down.test").await);
+    assert_eq!(status, "yellow");
+    assert!(why.contains("1 of 3 failed rounds"), "{why}");
+    s.round_of(&["down.test", "tlsbroken.test"]).await;
+    let (status, why) = state(s.server("down.test").await);
+    assert_eq!(status, "yellow");
+    assert!(why.contains("2 of 3 failed rounds"), "{why}");
+    s.round_of(&["down.test", "tlsbroken.test"]).await;
+    let (status, why) = state(s.server("down.test").await);
+    assert_eq!(status, "red");
+    assert!(why.contains("3 failed rounds: connect_refused"), "{why}");
+    let (status, why) = state(s.server("tlsbroken.test").await);
+    assert_eq!(status, "red");
+    assert!(why.contains("tls_certificate"), "{why}");
 
     // Flappy: green, then stopped → yellow → red, then started → recovering → green.
-    w.until("flappy.test", "green", "").await;
-    w.reset("flappy.test");
+    assert_eq!(state(s.server("flappy.test").await).0, "green");
     zoo.flappy_server = None; // stop it: connections are refused
-    w.until("flappy.test", "red", "connect_refused").await;
-    assert_eq!(w.statuses("flappy.test"), ["green", "yellow", "red"]);
-    w.reset("flappy.test");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        s.round_of(&["flappy.test"]).await;
+        seen.push(state(s.server("flappy.test").await));
+    }
+    assert_eq!(
+        seen.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["yellow", "yellow", "red"]
+    );
+    assert!(seen[2].1.contains("connect_refused"), "{:?}", seen[2]);
     zoo.flappy_server = Some(HttpsServer::start(
         zoo.flappy.take(8448),
         zoo.h.ca.leaf(&["flappy.test"]),
         https::homeserver("flappy.test"),
     ));
-    w.until("flappy.test", "green", "").await;
+    s.round_of(&["flappy.test"]).await;
     assert_eq!(
-        w.statuses("flappy.test"),
-        ["red", "yellow", "green"],
+        state(s.server("flappy.test").await),
+        ("yellow".into(), "recovering (1 of 2 good rounds)".into()),
         "recovery takes up_after (2) good rounds"
     );
-    assert!(
-        w.reasons("flappy.test")
-            .contains(&"recovering (1 of 2 good rounds)".to_owned())
-    );
+    s.round_of(&["flappy.test"]).await;
+    assert_eq!(state(s.server("flappy.test").await).0, "green");
+    let feed = s.text("/feed.atom").await.1;
+    for change in [
+        "flappy.test: green → yellow",
+        "flappy.test: yellow → red",
+        "flappy.test: red → yellow",
+        "flappy.test: yellow → green",
+    ] {
+        assert!(
+            feed.contains(&format!("<title>{change}</title>")),
+            "{change}"
+        );
+    }
 
     // The JSON contract for a healthy server.
     let v = s.server("healthy.test").await;
@@ -315,11 +366,14 @@ fn text(e: &scraper::ElementRef<'_>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
     let zoo = zoo().await;
-    let s = Serve::start(&zoo.h.config_file()).await;
-    let w = Watcher::start(&s);
-    w.until("healthy.test", "green", "").await;
-    w.until("down.test", "red", "").await;
-    w.until("v6broken.test", "yellow", "IPv6").await;
+    let mut s = Web::new(zoo.h.config());
+    // One round of everything, then down.test's 2nd and 3rd (down_after = 3) to turn it red.
+    s.round().await;
+    s.round_of(&["down.test"]).await;
+    s.round_of(&["down.test"]).await;
+    assert_eq!(s.server("healthy.test").await["status"], "green");
+    assert_eq!(s.server("down.test").await["status"], "red");
+    assert_eq!(s.server("v6broken.test").await["status"], "yellow");
 
     let (code, body) = s.text("/").await;
     assert_eq!(code, 200);
@@ -446,14 +500,14 @@ async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
     let (code, body) = s.text("/healthz").await;
     assert_eq!((code, body.as_str()), (200, "ok\n"));
     // Security headers.
-    let r = s.get("/").await;
+    let (_, headers, _) = s.get_with("/", &[]).await;
     assert!(
-        r.headers()["content-security-policy"]
+        headers["content-security-policy"]
             .to_str()
             .unwrap()
             .contains("frame-ancestors 'none'")
     );
-    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
 }
 
 /// Parses the text exposition into (name, labels, value).

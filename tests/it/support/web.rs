@@ -20,6 +20,7 @@ pub struct Web {
     config: Arc<Config>,
     services: Services,
     histories: Vec<ServerHistory>,
+    last: Vec<Option<mxping::report::Round>>,
     /// The time the next round is recorded at (Unix seconds).
     pub clock: i64,
 }
@@ -36,39 +37,44 @@ impl Web {
             .map(|_| ServerHistory::new(thresholds(&config)))
             .collect();
         let web = Web {
+            last: config.servers.iter().map(|_| None).collect(),
             board,
             services: Services::new(&config).unwrap(),
             histories,
             clock: time::OffsetDateTime::now_utc().unix_timestamp() - 600,
             config,
         };
-        web.publish(&[]);
+        web.publish();
         web
     }
 
     /// One round of every server, recorded one second after the last, then published.
     pub async fn round(&mut self) {
-        let rounds = futures_util::future::join_all(
-            self.config
-                .servers
-                .iter()
-                .map(|s| self.services.round(&s.name)),
-        )
+        self.round_of(&[]).await;
+    }
+
+    /// One round of the servers named (all when empty); the others keep their last round.
+    pub async fn round_of(&mut self, names: &[&str]) {
+        let chosen = |name: &str| names.is_empty() || names.contains(&name);
+        let rounds = futures_util::future::join_all(self.config.servers.iter().map(|s| async {
+            if chosen(&s.name) {
+                Some(self.services.round(&s.name).await)
+            } else {
+                None
+            }
+        }))
         .await;
         let now = self.clock;
         self.clock += 1;
-        for ((server, history), round) in self
-            .config
-            .servers
-            .iter()
-            .zip(&mut self.histories)
-            .zip(&rounds)
-        {
-            if let Some(event) = record_round(&server.name, history, round, now).event {
+        for (i, round) in rounds.into_iter().enumerate() {
+            let Some(round) = round else { continue };
+            let name = self.config.servers[i].name.clone();
+            if let Some(event) = record_round(&name, &mut self.histories[i], &round, now).event {
                 self.board.push_event(event);
             }
+            self.last[i] = Some(round);
         }
-        self.publish(&rounds);
+        self.publish();
     }
 
     /// `n` rounds of every server.
@@ -78,7 +84,7 @@ impl Web {
         }
     }
 
-    fn publish(&self, rounds: &[mxping::report::Round]) {
+    fn publish(&self) {
         let views = self
             .config
             .servers
@@ -89,7 +95,7 @@ impl Web {
                 ServerView::build(
                     server,
                     Arc::new(history.clone()),
-                    rounds.get(i),
+                    self.last[i].as_ref(),
                     None,
                     self.clock - 1,
                 )
@@ -124,6 +130,11 @@ impl Web {
     pub async fn text(&self, path: &str) -> (u16, String) {
         let (status, _, body) = self.get_with(path, &[]).await;
         (status, String::from_utf8(body).unwrap())
+    }
+
+    /// GET `path` as JSON.
+    pub async fn json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.text(path).await.1).unwrap()
     }
 
     /// The API object of one server.
