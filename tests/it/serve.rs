@@ -179,21 +179,6 @@ impl Watcher {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// Reasons `name` showed, in order.
-    fn reasons(&self, name: &str) -> Vec<String> {
-        let seen = self.seen.lock().unwrap();
-        seen.get(name)
-            .into_iter()
-            .flatten()
-            .map(|(_, r)| r.clone())
-            .collect()
-    }
-
-    /// Forgets what was seen of `name` (to watch a new sequence of transitions).
-    fn reset(&self, name: &str) {
-        self.seen.lock().unwrap().remove(name);
-    }
 }
 
 /// The start-up behaviour of the binary: every server is unknown, with no data, until its
