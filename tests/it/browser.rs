@@ -200,30 +200,38 @@ async fn screenshots_in_both_languages_at_phone_and_desktop_widths() {
         ("fast.test", &servers[2]),
         ("down.test", &servers[3]),
     ]);
-    for (lang, width, height, device) in [
+    // The four combinations at once: each waits mostly for its page's browser pings (four,
+    // a second apart), which need no CPU.
+    let shots = [
         ("en", 1280, 1000, "desktop"),
         ("zh", 1280, 1000, "desktop"),
         ("en", 390, 1600, "phone"),
         ("zh", 390, 1600, "phone"),
-    ] {
-        let browser = Browser {
-            hosts: map.clone(),
-            size: Some((width, height)),
-            ..Browser::default()
-        };
-        let ready =
-            "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
-        for (page, path) in [("index", "/"), ("detail", "/server/example.test")] {
-            let url = s.url(&format!("{path}?lang={lang}"));
-            let shot = browser
-                .live_screenshot(
-                    &url,
-                    ready,
-                    std::time::Duration::from_secs(20),
-                    &format!("{page}-{lang}-{device}.png"),
-                )
-                .await;
-            assert_eq!(png_size(&shot), (width, height), "{}", shot.display());
+    ]
+    .map(|(lang, width, height, device)| {
+        let map = map.clone();
+        let s = &s;
+        async move {
+            let browser = Browser {
+                hosts: map,
+                size: Some((width, height)),
+                ..Browser::default()
+            };
+            let ready =
+                "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
+            for (page, path) in [("index", "/"), ("detail", "/server/example.test")] {
+                let url = s.url(&format!("{path}?lang={lang}"));
+                let shot = browser
+                    .live_screenshot(
+                        &url,
+                        ready,
+                        std::time::Duration::from_secs(20),
+                        &format!("{page}-{lang}-{device}.png"),
+                    )
+                    .await;
+                assert_eq!(png_size(&shot), (width, height), "{}", shot.display());
+            }
         }
-    }
+    });
+    futures_util::future::join_all(shots).await;
 }
