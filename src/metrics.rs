@@ -238,7 +238,7 @@ impl Metrics {
             };
             for a in &round.addresses {
                 count(
-                    a.ip_family,
+                    a.ip_family.as_str(),
                     a.error.as_ref().map_or("ok", |e| e.kind.as_str()),
                 );
             }

@@ -246,11 +246,7 @@ impl Round {
             );
         }
         if let Some(failing) = self.counted().find(|a| !a.ok) {
-            let family = if failing.ip_family == "ipv6" {
-                "IPv6"
-            } else {
-                "IPv4"
-            };
+            let family = failing.ip_family.name();
             return (
                 Status::Yellow,
                 Some(Reason::Partial {

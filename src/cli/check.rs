@@ -263,7 +263,7 @@ fn render_discovery(out: &mut String, r: &Resolution) {
             out,
             "  SRV          {} → {}",
             srv.name,
-            srv.outcome.replace('_', " ")
+            srv.outcome.as_str().replace('_', " ")
         );
         if let Some(e) = &srv.error {
             let _ = write!(out, ": {e}");
@@ -326,11 +326,7 @@ fn render_discovery(out: &mut String, r: &Resolution) {
 }
 
 fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
-    let family = if a.ip_family == "ipv6" {
-        "IPv6"
-    } else {
-        "IPv4"
-    };
+    let family = a.ip_family.name();
     let mark = if a.ok { "✔" } else { "✖" };
     let _ = write!(out, "  {mark} {} ({family})", a.address);
     match &a.error {

@@ -164,13 +164,39 @@ impl Finding {
     }
 }
 
+/// What one SRV query gave (JSON: `found`, `not_found`, `failed`, `unavailable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrvOutcome {
+    /// Records with real targets.
+    Found,
+    /// NXDOMAIN or no records: the spec's cue to fall back.
+    NotFound,
+    /// SERVFAIL, timeout, refused: reported, no fallback.
+    Failed,
+    /// The single target `.`: the domain offers no federation.
+    Unavailable,
+}
+
+impl SrvOutcome {
+    /// How it is written in JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrvOutcome::Found => "found",
+            SrvOutcome::NotFound => "not_found",
+            SrvOutcome::Failed => "failed",
+            SrvOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// One SRV query and what it gave.
 #[derive(Clone, Debug, Serialize)]
 pub struct SrvLookup {
     /// The name queried, e.g. `_matrix-fed._tcp.example.com`.
     pub name: String,
-    /// `found`, `not_found`, `failed` or `unavailable` (the single target `.`).
-    pub outcome: &'static str,
+    /// What the query gave.
+    pub outcome: SrvOutcome,
     /// Records in the order a homeserver would try them.
     pub records: Vec<SrvRecord>,
     /// Why the lookup failed.
@@ -510,7 +536,7 @@ impl Discovery {
     async fn srv_lookup(&self, query: &str, r: &mut Resolution, budget: &mut Budget) -> SrvResult {
         let mut lookup = SrvLookup {
             name: query.to_owned(),
-            outcome: "not_found",
+            outcome: SrvOutcome::NotFound,
             records: Vec::new(),
             error: None,
         };
@@ -518,7 +544,7 @@ impl Discovery {
         let result = match answer.unwrap_or_else(|_| Answer::Failed(too_slow(self.timeout))) {
             Answer::NotFound => SrvResult::None,
             Answer::Failed(why) => {
-                lookup.outcome = "failed";
+                lookup.outcome = SrvOutcome::Failed;
                 lookup.error = Some(why.clone());
                 // Not a reason to fall back (edge case E7): a homeserver would fail too.
                 r.error = Some(ProbeError::new(
@@ -536,7 +562,7 @@ impl Discovery {
                     .partition(|rec| rec.target == ".");
                 if usable.is_empty() {
                     // RFC 2782: a lone target "." means the service is decidedly not available.
-                    lookup.outcome = "unavailable";
+                    lookup.outcome = SrvOutcome::Unavailable;
                     lookup.records = dot;
                     r.error = Some(ProbeError::new(
                         ErrorKind::ServiceUnavailable,
@@ -553,7 +579,7 @@ impl Discovery {
                             format!("{query} mixes the \"no service\" target \".\" with real targets; \".\" is ignored"),
                         );
                     }
-                    lookup.outcome = "found";
+                    lookup.outcome = SrvOutcome::Found;
                     // Order first (priority, then weight), then cap: the records kept are the
                     // ones a homeserver would try first.
                     let mut ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
@@ -758,10 +784,38 @@ fn explain_well_known(r: &mut Resolution) {
     r.note(severity, message);
 }
 
-/// The address family of an IP, as used in reports and metrics.
-pub fn ip_family(ip: IpAddr) -> &'static str {
-    match ip {
-        IpAddr::V4(_) => "ipv4",
-        IpAddr::V6(_) => "ipv6",
+/// The address family of an IP, as used in reports (`"ipv4"`, `"ipv6"`) and metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpFamily {
+    /// An IPv4 address.
+    Ipv4,
+    /// An IPv6 address.
+    Ipv6,
+}
+
+impl IpFamily {
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> IpFamily {
+        match ip {
+            IpAddr::V4(_) => IpFamily::Ipv4,
+            IpAddr::V6(_) => IpFamily::Ipv6,
+        }
+    }
+
+    /// The word used in JSON and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        }
+    }
+
+    /// How people write it: `IPv4`, `IPv6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "IPv4",
+            IpFamily::Ipv6 => "IPv6",
+        }
     }
 }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::discovery::{Target, ip_family};
+use crate::discovery::{IpFamily, Target};
 use crate::error::{ErrorKind, ProbeError};
 use crate::net::classify;
 use crate::net::guard::NetGuard;
@@ -118,7 +118,7 @@ pub struct AddressReport {
     /// The address probed.
     pub address: SocketAddr,
     /// `ipv4` or `ipv6`.
-    pub ip_family: &'static str,
+    pub ip_family: IpFamily,
     /// The round succeeded.
     pub ok: bool,
     /// Why it did not.
@@ -146,7 +146,7 @@ impl AddressReport {
     fn new(address: SocketAddr) -> Self {
         AddressReport {
             address,
-            ip_family: ip_family(address.ip()),
+            ip_family: IpFamily::of(address.ip()),
             ok: false,
             error: None,
             phases_ms: Phases::default(),

@@ -15,6 +15,7 @@ use super::cache::{Page, accepts_gzip};
 use super::chart::{self, Day};
 use super::{AppState, csp_with_connect};
 use crate::config::Config;
+use crate::discovery::SrvOutcome;
 use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Method, Resolution, Severity};
 use crate::error::ErrorKind;
@@ -725,10 +726,14 @@ pub(super) async fn server(
                 })
                 .collect();
             let detail = match srv.outcome {
-                "found" => records.join("; "),
-                "failed" => format!("failed: {}", srv.error.clone().unwrap_or_default()),
-                "unavailable" => "target \".\": federation explicitly not offered".to_owned(),
-                _ => "no record".to_owned(),
+                SrvOutcome::Found => records.join("; "),
+                SrvOutcome::Failed => {
+                    format!("failed: {}", srv.error.clone().unwrap_or_default())
+                }
+                SrvOutcome::Unavailable => {
+                    "target \".\": federation explicitly not offered".to_owned()
+                }
+                SrvOutcome::NotFound => "no record".to_owned(),
             };
             discovery.push((format!("SRV {}", srv.name), detail));
         }
@@ -779,11 +784,7 @@ pub(super) async fn server(
             let cert = tls.and_then(|x| x.certificate.as_ref());
             AddressRow {
                 address: a.address.to_string(),
-                family: if a.ip_family == "ipv6" {
-                    "IPv6"
-                } else {
-                    "IPv4"
-                },
+                family: a.ip_family.name(),
                 class: if a.ok { "ok" } else { "failing" },
                 result: match &a.error {
                     None => t.t("ok").to_owned(),

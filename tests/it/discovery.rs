@@ -4,7 +4,7 @@
 
 use hickory_server::proto::rr::RecordType;
 use mxping::discovery::well_known::WellKnownStatus;
-use mxping::discovery::{Method, Resolution, Severity};
+use mxping::discovery::{IpFamily, Method, Resolution, Severity, SrvOutcome};
 use mxping::error::ErrorKind;
 use serde_json::json;
 
@@ -99,7 +99,7 @@ async fn a4_ipv6_literal_keeps_brackets_in_host_and_sends_no_sni() {
     assert_eq!(round.resolution.method, Some(Method::IpLiteral));
     assert_eq!(targets(&round.resolution), [t(name.clone(), &name, None)]);
     assert!(round.federation_ok(), "{:?}", round.error());
-    assert_eq!(round.addresses[0].ip_family, "ipv6");
+    assert_eq!(round.addresses[0].ip_family, IpFamily::Ipv6);
     assert_eq!(server.hits(VERSION)[0], seen(None, &name, VERSION));
 }
 
@@ -897,7 +897,7 @@ async fn e5_srv_target_dot_means_service_unavailable_without_fallback() {
         ErrorKind::ServiceUnavailable
     );
     assert!(r.targets.is_empty());
-    assert_eq!(r.srv[0].outcome, "unavailable");
+    assert_eq!(r.srv[0].outcome, SrvOutcome::Unavailable);
     assert!(!h.dns.asked("_matrix._tcp.example.test", RecordType::SRV));
     assert!(r.hosts.is_empty(), "no 8448 fallback: {:?}", r.hosts);
 }
@@ -1002,7 +1002,7 @@ async fn e7_srv_servfail_or_timeout_is_a_dns_error_not_a_fallback() {
             "{}",
             e.message
         );
-        assert_eq!(round.resolution.srv[0].outcome, "failed");
+        assert_eq!(round.resolution.srv[0].outcome, SrvOutcome::Failed);
         assert!(
             !h.dns.asked("_matrix._tcp.example.test", RecordType::SRV),
             "{fault:?}: no fallback"
@@ -1101,12 +1101,12 @@ async fn f2_f3_ipv4_and_ipv6_are_probed_and_reported_separately() {
             ),
         ]
     );
-    let by_family: Vec<(&str, bool)> = round
+    let by_family: Vec<(IpFamily, bool)> = round
         .addresses
         .iter()
         .map(|a| (a.ip_family, a.ok))
         .collect();
-    assert_eq!(by_family, [("ipv6", true), ("ipv4", false)]);
+    assert_eq!(by_family, [(IpFamily::Ipv6, true), (IpFamily::Ipv4, false)]);
     assert_eq!(
         round.addresses[1].error.as_ref().unwrap().kind,
         ErrorKind::ConnectRefused

@@ -619,7 +619,7 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
         let v6 = round
             .addresses
             .iter()
-            .find(|a| a.ip_family == "ipv6")
+            .find(|a| a.ip_family == mxping::discovery::IpFamily::Ipv6)
             .unwrap();
         let e = v6.error.as_ref().unwrap();
         assert!(e.monitor_side, "{e:?}");
