@@ -58,7 +58,7 @@ pub struct Services {
 
 impl Services {
     /// Builds the services for `config`.
-    pub fn new(config: &Config) -> Result<Services, String> {
+    pub fn new(config: &Config) -> Result<Services, net::tls::RootsError> {
         let roots = net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());

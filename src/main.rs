@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mxping::Services;
 use mxping::cli::check;
-use mxping::cli::serve::{self, ConfigSource, ServeError};
+use mxping::cli::serve::{self, ConfigSource};
 use mxping::config::Config;
 
 /// Exit code for a usage or config error (design.md).
@@ -79,7 +79,7 @@ fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
         None => Config::load_default(),
     };
     loaded.map_err(|e| {
-        eprint!("{e}");
+        eprintln!("{e}");
         ExitCode::from(EXIT_USAGE)
     })
 }
@@ -108,16 +108,14 @@ fn main() -> ExitCode {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             match runtime.block_on(serve::run(source, listen, data_dir)) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ (ServeError::Config(_) | ServeError::Listen { .. })) => {
-                    eprint!("{e}");
-                    if !e.to_string().ends_with('\n') {
-                        eprintln!();
-                    }
+                // A config or command-line problem reads like `validate`'s report.
+                Err(e) if e.exit_code() == EXIT_USAGE => {
+                    eprintln!("{e}");
                     ExitCode::from(EXIT_USAGE)
                 }
                 Err(e) => {
                     eprintln!("mxping: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(e.exit_code())
                 }
             }
         }

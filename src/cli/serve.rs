@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, ConfigError};
 use crate::history::store::{Retention, Store, StoreError};
 use crate::metrics::Metrics;
-use crate::scheduler::Monitor;
+use crate::scheduler::{Monitor, StartError};
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -60,9 +60,33 @@ pub enum ServeError {
     /// The history store cannot be used (exit code 1; the file is left untouched).
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// Anything else that prevents start-up.
-    #[error("{0}")]
-    Other(String),
+    /// The monitor could not start: its roots or its store.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The operating system refused something every start needs (signal handlers, the
+    /// bound socket's address).
+    #[error("{what}: {source}")]
+    System {
+        /// What could not be set up.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// The exit code: 2 for what the user fixes in the config or command line (as for
+    /// `validate`), 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Config(_)
+            | ServeError::Listen { .. }
+            | ServeError::Start(StartError::Roots(_)) => 2,
+            ServeError::Store(_)
+            | ServeError::Start(StartError::Store(_))
+            | ServeError::System { .. } => 1,
+        }
+    }
 }
 
 /// Runs the monitor until SIGINT or SIGTERM. `listen` and `data_dir` override the config's
@@ -85,13 +109,20 @@ pub async fn run(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| ServeError::Other(e.to_string()))?;
+    let local = listener.local_addr().map_err(|source| ServeError::System {
+        what: "cannot read the listening socket's address",
+        source,
+    })?;
     // Signal handlers before anything runs, so an early SIGHUP/SIGTERM is never lost.
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| ServeError::Other(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| ServeError::Other(e.to_string()))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| ServeError::Other(e.to_string()))?;
+    let handler = |kind| {
+        signal(kind).map_err(|source| ServeError::System {
+            what: "cannot install a signal handler",
+            source,
+        })
+    };
+    let mut hup = handler(SignalKind::hangup())?;
+    let mut int = handler(SignalKind::interrupt())?;
+    let mut term = handler(SignalKind::terminate())?;
 
     let store = match &config.storage.data_dir {
         Some(dir) => {
@@ -110,8 +141,7 @@ pub async fn run(
     };
     let source_name = config.source.clone();
     let servers = config.servers.len();
-    let monitor =
-        Monitor::start(config, Arc::new(Metrics::new()), store).map_err(ServeError::Other)?;
+    let monitor = Monitor::start(config, Arc::new(Metrics::new()), store)?;
     info!("monitoring {servers} servers from {source_name}");
     info!("listening on http://{local}");
 

@@ -275,9 +275,12 @@ impl fmt::Display for ConfigError {
             } else {
                 write!(f, "  {}: ", self.file)?;
             }
-            writeln!(f, "{}: {}", p.key, p.message)?;
+            write!(f, "{}: {}", p.key, p.message)?;
             if !p.fix.is_empty() {
-                writeln!(f, "      fix: {}", p.fix)?;
+                write!(f, "\n      fix: {}", p.fix)?;
+            }
+            if !std::ptr::eq(p, self.problems.last().expect("a problem")) {
+                writeln!(f)?;
             }
         }
         Ok(())
@@ -664,7 +667,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
             p.add(
                 Some(v.span()),
                 "[tls] extra_ca_file",
-                e,
+                e.to_string(),
                 "point it at a readable PEM file of CA certificates (relative paths are relative to the config file), or set it to \"\"",
             );
         }
@@ -679,7 +682,7 @@ fn validate(raw: RawConfig, name: &str, base_dir: Option<&Path>, p: &mut Problem
                 p.add(
                     Some(v.span()),
                     "[tls] roots",
-                    e,
+                    e.to_string(),
                     "install the system's CA certificates (Debian: the ca-certificates package), or write roots = \"webpki\"",
                 );
             }

@@ -369,7 +369,8 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
         "0.0.0.0/0".parse().expect("a CIDR"),
         "::/0".parse().expect("a CIDR"),
     ];
-    let roots = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, None)?;
+    let roots = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, None)
+        .map_err(|e| e.to_string())?;
     let fetcher = Fetcher::new(
         Dns::new(&[], timeout),
         NetGuard::new(everything),

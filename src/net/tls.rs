@@ -55,11 +55,52 @@ impl Roots {
     }
 }
 
+/// Why the trusted roots could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    /// `extra_ca_file` cannot be read.
+    #[error("cannot read CA file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// `extra_ca_file` is not PEM.
+    #[error("{} is not valid PEM: {detail}", path.display())]
+    NotPem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parser's words.
+        detail: String,
+    },
+    /// A certificate in `extra_ca_file` cannot be a trust anchor.
+    #[error("{} holds a certificate that cannot be a trust anchor: {detail}", path.display())]
+    BadAnchor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The verifier's words.
+        detail: String,
+    },
+    /// `extra_ca_file` has no certificate in it.
+    #[error("{} holds no PEM certificates (expected -----BEGIN CERTIFICATE----- blocks)", path.display())]
+    Empty {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// `roots = "system"` and the operating system's store gave nothing usable.
+    #[error("the operating system's trust store has no usable certificates{why}")]
+    SystemStore {
+        /// What the loader said, `" (…)"`, or nothing.
+        why: String,
+    },
+}
+
 /// The roots chosen by `roots` plus the certificates in `extra_ca_file` (PEM), if given.
 pub fn load_roots(
     roots_from: Roots,
     extra_ca_file: Option<&Path>,
-) -> Result<Arc<RootCertStore>, String> {
+) -> Result<Arc<RootCertStore>, RootsError> {
     let mut roots = RootCertStore::empty();
     match roots_from {
         Roots::Webpki => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -73,36 +114,37 @@ pub fn load_roots(
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
-                return Err(format!(
-                    "the operating system's trust store has no usable certificates{}",
-                    if why.is_empty() {
+                return Err(RootsError::SystemStore {
+                    why: if why.is_empty() {
                         String::new()
                     } else {
                         format!(" ({why})")
-                    }
-                ));
+                    },
+                });
             }
         }
     }
     if let Some(path) = extra_ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| RootsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut found = 0;
         for item in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = item.map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| {
-                format!(
-                    "{} holds a certificate that cannot be a trust anchor: {e}",
-                    path.display()
-                )
+            let cert = item.map_err(|e| RootsError::NotPem {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+            roots.add(cert).map_err(|e| RootsError::BadAnchor {
+                path: path.to_owned(),
+                detail: e.to_string(),
             })?;
             found += 1;
         }
         if found == 0 {
-            return Err(format!(
-                "{} holds no PEM certificates (expected -----BEGIN CERTIFICATE----- blocks)",
-                path.display()
-            ));
+            return Err(RootsError::Empty {
+                path: path.to_owned(),
+            });
         }
     }
     Ok(Arc::new(roots))

@@ -28,7 +28,19 @@ use crate::Services;
 use crate::config::{Config, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
-use crate::history::store::{RoundRecord, Saved, Store};
+use crate::history::store::{RoundRecord, Saved, Store, StoreError};
+use crate::net::tls::RootsError;
+
+/// Why the monitor could not start, or a reload could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The trusted roots could not be loaded (a config problem: exit code 2).
+    #[error(transparent)]
+    Roots(#[from] RootsError),
+    /// The history store could not be read (exit code 1; the file is left untouched).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 use crate::history::{Delta, Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::report::{Reason, Round, ServerReport, Status};
@@ -289,7 +301,7 @@ impl Monitor {
         config: Config,
         metrics: Arc<Metrics>,
         store: Option<Store>,
-    ) -> Result<Arc<Monitor>, String> {
+    ) -> Result<Arc<Monitor>, StartError> {
         let services = Arc::new(Services::new(&config)?);
         let config = Arc::new(config);
         let monitor = Arc::new(Monitor {
@@ -310,7 +322,7 @@ impl Monitor {
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
         if let Some(store) = &monitor.store {
-            let events = store.load_events(MAX_EVENTS).map_err(|e| e.to_string())?;
+            let events = store.load_events(MAX_EVENTS)?;
             for event in events {
                 monitor.board.push_event(event);
             }
@@ -349,14 +361,12 @@ impl Monitor {
     }
 
     /// What the store holds for `servers` (nothing without a store).
-    fn load_saved(&self, servers: &[ServerConfig]) -> Result<HashMap<String, Saved>, String> {
+    fn load_saved(&self, servers: &[ServerConfig]) -> Result<HashMap<String, Saved>, StoreError> {
         let Some(store) = &self.store else {
             return Ok(HashMap::new());
         };
         let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
-        store
-            .load(&names, OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|e| e.to_string())
+        store.load(&names, OffsetDateTime::now_utc().unix_timestamp())
     }
 
     /// A slot for a server new to this run, with its saved history if the store has one.
@@ -418,7 +428,7 @@ impl Monitor {
 
     /// Applies a new, already validated config: servers added, removed or changed start, stop
     /// or restart without losing history. Settings that need a new listener are reported.
-    pub fn reload(self: &Arc<Self>, new: Config) -> Result<Vec<String>, String> {
+    pub fn reload(self: &Arc<Self>, new: Config) -> Result<Vec<String>, StartError> {
         let mut live = self.live.write().expect("live lock");
         let old = live.config.clone();
         let settings_changed = new.monitor != old.monitor
