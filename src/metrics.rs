@@ -23,6 +23,7 @@ use prometheus::{
 
 use crate::discovery::Resolution;
 use crate::history::WINDOWS;
+use crate::probe::Software;
 use crate::report::{Round, Status};
 use crate::text;
 
@@ -69,7 +70,7 @@ struct ServerSeries {
     probes: Vec<(&'static str, &'static str, u64)>,
     /// (address, notAfter as Unix seconds) of the addresses that presented a certificate.
     certs: Vec<(String, f64)>,
-    software: Option<(String, String)>,
+    software: Option<Software>,
     discovery: Option<(String, String)>,
     /// By [`WINDOWS`] index.
     uptime: [Option<f64>; WINDOWS.len()],
@@ -214,11 +215,9 @@ impl Metrics {
         uptime: &[(&str, Option<f64>)],
     ) {
         let r = &round.resolution;
-        let software = round.software().map(|s| {
-            (
-                text::cap_to(&s.name, MAX_LABEL_CHARS),
-                text::cap_to(&s.version, MAX_LABEL_CHARS),
-            )
+        let software = round.software().map(|s| Software {
+            name: text::cap_to(&s.name, MAX_LABEL_CHARS),
+            version: text::cap_to(&s.version, MAX_LABEL_CHARS),
         });
         let discovery = discovery_labels(r);
         self.with_server(server, |s| {
@@ -467,7 +466,11 @@ fn write_servers(out: &mut String, servers: &[(String, ServerSeries)]) {
         "Software and version the server reports on /_matrix/federation/v1/version (values capped at 64 characters).",
         |out| {
             for (name, s) in &servers {
-                if let Some((software, version)) = &s.software {
+                if let Some(Software {
+                    name: software,
+                    version,
+                }) = &s.software
+                {
                     let _ = writeln!(
                         out,
                         "mxping_server_info{{server=\"{}\",software=\"{}\",version=\"{}\"}} 1",
@@ -584,7 +587,10 @@ mod tests {
             for v in [0.0005, 0.2, 0.2, 99.0] {
                 s.observe(3, v);
             }
-            s.software = Some(("Syn\"apse\\".into(), "1\n2".into()));
+            s.software = Some(Software {
+                name: "Syn\"apse\\".into(),
+                version: "1\n2".into(),
+            });
             s.probes.push(("ipv4", "ok", 3));
             s.latency_s = Some(f64::NAN);
         });

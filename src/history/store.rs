@@ -28,6 +28,7 @@ use tracing::{error, warn};
 use crate::error::ErrorKind;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::{BucketRow, Delta, Restored, Sample, StatusState};
+use crate::probe::Software;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
@@ -104,7 +105,7 @@ pub struct RoundRecord {
     /// What the round changed.
     pub delta: Delta,
     /// The software it reported.
-    pub software: Option<(String, String)>,
+    pub software: Option<Software>,
 }
 
 enum Msg {
@@ -126,7 +127,7 @@ pub struct Saved {
     /// The history parts.
     pub history: Restored,
     /// The software of the last round that reported one.
-    pub software: Option<(String, String)>,
+    pub software: Option<Software>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -462,7 +463,7 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
                         down: r.get(4)?,
                     },
                     match (r.get::<_, Option<String>>(5)?, r.get::<_, Option<String>>(6)?) {
-                        (Some(n), Some(v)) => Some((n, v)),
+                        (Some(name), Some(version)) => Some(Software { name, version }),
                         _ => None,
                     },
                 ))
@@ -645,7 +646,7 @@ impl Writer {
                 }
                 let st = &r.delta.state;
                 let (sw_name, sw_version) = match &r.software {
-                    Some((n, v)) => (Some(n.as_str()), Some(v.as_str())),
+                    Some(s) => (Some(s.name.as_str()), Some(s.version.as_str())),
                     None => (None, None),
                 };
                 state.execute(params![
@@ -752,7 +753,10 @@ mod tests {
                 histogram: Some((at - at % 3600, (0..64).map(|i| i as u16).collect())),
                 state,
             },
-            software: Some(("Synapse".into(), "1.2.3".into())),
+            software: Some(Software {
+                name: "Synapse".into(),
+                version: "1.2.3".into(),
+            }),
         }
     }
 
@@ -787,7 +791,13 @@ mod tests {
         assert_eq!(a.history.recent[0], sample(now - 50, true));
         assert_eq!(a.history.recent[4].error, Some(ErrorKind::Timeout));
         assert_eq!(a.history.state, red);
-        assert_eq!(a.software, Some(("Synapse".into(), "1.2.3".into())));
+        assert_eq!(
+            a.software,
+            Some(Software {
+                name: "Synapse".into(),
+                version: "1.2.3".into()
+            })
+        );
         assert_eq!(a.history.addresses[0].1.len(), 5);
         assert_eq!(a.history.histograms[0].1[63], 63);
         let h = ServerHistory::restore(T, a.history.clone(), now);

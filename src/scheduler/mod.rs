@@ -43,6 +43,7 @@ pub enum StartError {
 }
 use crate::history::{Delta, Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
+use crate::probe::Software;
 use crate::report::{Reason, Round, ServerReport, Status};
 pub use board::{Board, Cell, Snapshot};
 
@@ -91,7 +92,7 @@ impl ServerView {
         server: &ServerConfig,
         history: Arc<ServerHistory>,
         last: Option<&Round>,
-        restored_software: Option<&(String, String)>,
+        restored_software: Option<&Software>,
         now: i64,
     ) -> ServerView {
         let last_sample = history.recent().last().copied();
@@ -110,10 +111,7 @@ impl ServerView {
                 latency_ms: last_sample.and_then(|s| s.latency_ms).map(f64::from),
                 checked_at: last_sample
                     .and_then(|s| OffsetDateTime::from_unix_timestamp(s.at).ok()),
-                software: restored_software.map(|(name, version)| crate::probe::Software {
-                    name: name.clone(),
-                    version: version.clone(),
-                }),
+                software: restored_software.cloned(),
                 discovery: None,
                 addresses: Vec::new(),
                 error: None,
@@ -213,7 +211,7 @@ impl Slot {
         server: ServerConfig,
         history: ServerHistory,
         previous: Option<Arc<ServerView>>,
-        restored_software: Option<&(String, String)>,
+        restored_software: Option<&Software>,
         cancel: CancellationToken,
     ) -> Slot {
         let history = Arc::new(history);
@@ -676,7 +674,7 @@ impl Job {
             store.write(RoundRecord {
                 server: self.slot.server.name.clone(),
                 delta: recorded.delta,
-                software: round.software().map(|s| (s.name, s.version)),
+                software: round.software(),
             });
         }
         self.monitor.metrics.observe_round(

@@ -421,7 +421,10 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 histogram: None,
                 state: Default::default(),
             },
-            software: Some(("Synapse".into(), "1.163.2".into())),
+            software: Some(mxping::probe::Software {
+                name: "Synapse".into(),
+                version: "1.163.2".into(),
+            }),
         });
     }
     store.close();

@@ -104,6 +104,9 @@ fn record(name: &str, at: i64) -> RoundRecord {
                 ..StatusState::default()
             },
         },
-        software: Some(("Synapse".into(), "1.163.2".into())),
+        software: Some(mxping::probe::Software {
+            name: "Synapse".into(),
+            version: "1.163.2".into(),
+        }),
     }
 }
