@@ -8,8 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::Services;
-use crate::discovery::well_known::WellKnownStatus;
-use crate::discovery::{Method, Resolution, Severity};
+use crate::discovery::{Resolution, Severity};
 use crate::net::tls::days_until;
 use crate::probe::AddressReport;
 use crate::report::{Round, ServerReport, Status};
@@ -94,22 +93,6 @@ fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
     "federation works with spec-following servers, but a finding above breaks it for some \
      implementations"
         .into()
-}
-
-/// Which spec step a method is, for a name that was or was not delegated.
-fn step(method: Method, delegated: bool) -> &'static str {
-    match (method, delegated) {
-        (Method::IpLiteral, false) => "step 1: the name is an IP literal",
-        (Method::IpLiteral, true) => "step 3.1: the delegated name is an IP literal",
-        (Method::ExplicitPort, false) => "step 2: hostname with an explicit port",
-        (Method::ExplicitPort, true) => "step 3.2: delegated hostname with an explicit port",
-        (Method::SrvMatrixFed, false) => "step 4: SRV _matrix-fed._tcp",
-        (Method::SrvMatrixFed, true) => "step 3.3: SRV _matrix-fed._tcp of the delegated name",
-        (Method::SrvMatrix, false) => "step 5: deprecated SRV _matrix._tcp",
-        (Method::SrvMatrix, true) => "step 3.4: deprecated SRV _matrix._tcp of the delegated name",
-        (Method::DefaultPort, false) => "step 6: no SRV record, port 8448",
-        (Method::DefaultPort, true) => "step 3.5: no SRV record for the delegated name, port 8448",
-    }
 }
 
 /// The human-readable report.
@@ -213,96 +196,11 @@ pub fn render_text(report: &CheckReport) -> String {
 
 fn render_discovery(out: &mut String, r: &Resolution) {
     let _ = writeln!(out, "\nDiscovery ({:.0} ms)", r.duration_ms);
-    let wk = &r.well_known;
-    match wk.status {
-        WellKnownStatus::Skipped => {
-            let _ = writeln!(
-                out,
-                "  well-known   skipped (IP literal or explicit port: spec steps 1–2)"
-            );
+    for step in crate::discovery::explain::steps(r) {
+        let _ = writeln!(out, "  {:<12} {}", step.label, step.summary);
+        for line in &step.details {
+            let _ = writeln!(out, "               {line}");
         }
-        status => {
-            let url = wk.url.clone().unwrap_or_default();
-            let http = wk
-                .http_status
-                .map(|c| format!("HTTP {c}"))
-                .unwrap_or_else(|| "no answer".into());
-            let cached = if wk.from_cache { " (from cache)" } else { "" };
-            let _ = writeln!(out, "  well-known   {url} → {http}{cached}");
-            for hop in &wk.redirects {
-                let _ = writeln!(out, "               redirected to {hop}");
-            }
-            if let Some(body) = &wk.body {
-                let _ = writeln!(out, "               body: {body}");
-            }
-            match status {
-                WellKnownStatus::Delegated => {
-                    let _ = writeln!(out, "               delegates to {}", r.delegated_name);
-                }
-                _ => {
-                    let _ = writeln!(
-                        out,
-                        "               {:?}: {}",
-                        status,
-                        wk.problem.clone().unwrap_or_default()
-                    );
-                }
-            }
-            if let Some(c) = &wk.cache {
-                let _ = writeln!(
-                    out,
-                    "               cached until {} ({})",
-                    crate::timestamp::format(c.expires_at),
-                    c.reason
-                );
-            }
-        }
-    }
-    for srv in &r.srv {
-        let _ = write!(
-            out,
-            "  SRV          {} → {}",
-            srv.name,
-            srv.outcome.as_str().replace('_', " ")
-        );
-        if let Some(e) = &srv.error {
-            let _ = write!(out, ": {e}");
-        }
-        let _ = writeln!(out);
-        for rec in &srv.records {
-            let _ = writeln!(
-                out,
-                "               priority {} weight {} port {} target {}",
-                rec.priority, rec.weight, rec.port, rec.target
-            );
-        }
-    }
-    for h in &r.hosts {
-        let mut parts = Vec::new();
-        if !h.cnames.is_empty() {
-            parts.push(format!("CNAME → {}", h.cnames.join(" → ")));
-        }
-        if h.addresses.is_empty() {
-            parts.push("no addresses".into());
-        } else {
-            parts.push(
-                h.addresses
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        }
-        parts.extend(h.errors.iter().cloned());
-        let _ = writeln!(out, "  DNS          {}: {}", h.host, parts.join("; "));
-    }
-    if let Some(m) = r.method {
-        let _ = writeln!(
-            out,
-            "  method       {} ({})",
-            m.as_str(),
-            step(m, r.well_known.status == WellKnownStatus::Delegated)
-        );
     }
     for t in &r.targets {
         let sni = t

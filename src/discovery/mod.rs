@@ -10,6 +10,7 @@
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
 pub mod dns;
+pub mod explain;
 pub mod srv;
 pub mod well_known;
 

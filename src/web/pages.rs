@@ -15,9 +15,9 @@ use super::cache::{Page, accepts_gzip};
 use super::chart::{self, Day};
 use super::{AppState, csp_with_connect};
 use crate::config::Config;
-use crate::discovery::SrvOutcome;
+use crate::discovery::explain;
 use crate::discovery::well_known::WellKnownStatus;
-use crate::discovery::{Method, Resolution, Severity};
+use crate::discovery::{Resolution, Severity};
 use crate::error::ErrorKind;
 use crate::i18n::{self, Locale};
 use crate::net::tls::days_until;
@@ -590,7 +590,7 @@ struct ServerPage {
     chart_caption: String,
     explanation: String,
     well_known: String,
-    discovery: Vec<(String, String)>,
+    discovery: Vec<explain::Step>,
     targets: Vec<(String, String, String, String)>,
     findings: Vec<(&'static str, String)>,
     addresses: Vec<AddressRow>,
@@ -619,48 +619,20 @@ struct RecentRow {
     class: &'static str,
 }
 
-/// The discovery chain in one plain sentence.
+/// The discovery chain in one plain sentence, in `t`'s words.
 fn explain(t: &Locale, d: &Resolution) -> String {
-    let name = d.server_name.as_str();
-    if let Some(e) = &d.error {
-        return t.f("explain_failed", &[("problem", kind_text(t, Some(e.kind)))]);
-    }
-    let first = d.targets.first();
-    let port = first
-        .map(|x| x.address.port().to_string())
+    let sentence = explain::sentence(d);
+    let problem = sentence
+        .failure
+        .map(|k| kind_text(t, Some(k)).to_owned())
         .unwrap_or_default();
-    let target = first.map(|x| x.via.clone()).unwrap_or_default();
-    let delegated = d.well_known.status == WellKnownStatus::Delegated;
-    let host = d
-        .delegated_name
-        .rsplit_once(':')
-        .filter(|(h, p)| !h.ends_with(']') || p.chars().all(|c| c.is_ascii_digit()))
-        .map_or(d.delegated_name.as_str(), |(h, _)| h)
-        .to_owned();
-    let host = if d.delegated_name.starts_with('[') && !d.delegated_name.contains("]:") {
-        d.delegated_name.clone()
-    } else {
-        host
-    };
-    let args = [
-        ("name", name),
-        ("host", host.as_str()),
-        ("port", port.as_str()),
-        ("target", target.as_str()),
-    ];
-    match (d.method, delegated) {
-        (Some(Method::IpLiteral), false) => t.f("explain_ip", &args),
-        (Some(Method::ExplicitPort), false) => t.f("explain_explicit", &args),
-        (Some(Method::IpLiteral | Method::ExplicitPort), true) => {
-            t.f("explain_delegated_port", &args)
-        }
-        (Some(Method::SrvMatrixFed | Method::SrvMatrix), true) => {
-            t.f("explain_delegated_srv", &args)
-        }
-        (Some(Method::DefaultPort), true) => t.f("explain_delegated_default", &args),
-        (Some(Method::SrvMatrixFed | Method::SrvMatrix), false) => t.f("explain_srv", &args),
-        (Some(Method::DefaultPort), false) | (None, _) => t.f("explain_default", &args),
-    }
+    let mut args: Vec<(&str, &str)> = sentence
+        .args
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    args.push(("problem", &problem));
+    t.f(sentence.key, &args)
 }
 
 pub(super) async fn server(
@@ -698,64 +670,13 @@ pub(super) async fn server(
                 &[("name", &d.server_name), ("answer", &answer)],
             );
         }
-        let wk_text = match wk.status {
-            WellKnownStatus::Skipped => {
-                "skipped: the name is an IP literal or has an explicit port".to_owned()
-            }
-            WellKnownStatus::Delegated => format!("delegates to {}", d.delegated_name),
-            status => format!(
-                "{}: {}",
-                match status {
-                    WellKnownStatus::NotFound => "not found",
-                    WellKnownStatus::Invalid => "invalid",
-                    _ => "error",
-                },
-                wk.problem.clone().unwrap_or_default()
-            ),
-        };
-        discovery.push(("/.well-known/matrix/server".to_owned(), wk_text));
-        for srv in &d.srv {
-            let records: Vec<String> = srv
-                .records
-                .iter()
-                .map(|rec| {
-                    format!(
-                        "{} {} {} {}",
-                        rec.priority, rec.weight, rec.port, rec.target
-                    )
-                })
-                .collect();
-            let detail = match srv.outcome {
-                SrvOutcome::Found => records.join("; "),
-                SrvOutcome::Failed => {
-                    format!("failed: {}", srv.error.clone().unwrap_or_default())
-                }
-                SrvOutcome::Unavailable => {
-                    "target \".\": federation explicitly not offered".to_owned()
-                }
-                SrvOutcome::NotFound => "no record".to_owned(),
-            };
-            discovery.push((format!("SRV {}", srv.name), detail));
-        }
-        for h in &d.hosts {
-            let mut parts = Vec::new();
-            if !h.cnames.is_empty() {
-                parts.push(format!("CNAME → {}", h.cnames.join(" → ")));
-            }
-            parts.push(if h.addresses.is_empty() {
-                "no addresses".to_owned()
-            } else {
-                h.addresses
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-            parts.extend(h.errors.iter().cloned());
-            discovery.push((format!("DNS {}", h.host), parts.join("; ")));
-        }
+        discovery = explain::steps(d);
         if let Some(e) = &d.error {
-            discovery.push(("Result".to_owned(), format!("{}: {}", e.kind, e.message)));
+            discovery.push(explain::Step {
+                label: "error",
+                summary: format!("{}: {}", e.kind, e.message),
+                details: Vec::new(),
+            });
         }
         for tg in &d.targets {
             targets.push((

@@ -452,7 +452,9 @@ async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
     assert!(text(&select(&doc, "#status")[0]).contains("degraded"));
     let chain = text(&select(&doc, "#discovery")[0]);
     assert!(
-        chain.contains("SRV _matrix-fed._tcp.v6broken.test 10 0 8448 dual.test"),
+        chain.contains(
+            "SRV _matrix-fed._tcp.v6broken.test → found priority 10 weight 0 port 8448 target dual.test"
+        ),
         "{chain}"
     );
     assert!(chain.contains("DNS dual.test"), "{chain}");
