@@ -1,0 +1,238 @@
+//! The HTML pages (askama), in every language of `locales/`: one file per page, each with its
+//! named view structs; values are formatted here so the templates stay simple. askama escapes
+//! everything except the SVG charts, which are built from numbers and escaped text in
+//! [`super::chart`]. This file holds what every page shares: the page frame (`Base`), the
+//! response, and the words for statuses, error kinds and reasons.
+
+mod index;
+mod lang;
+mod not_found;
+mod server;
+
+pub(super) use index::index;
+pub(super) use not_found::not_found;
+pub(super) use server::server;
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::error::ErrorKind;
+use crate::i18n::{self, Locale};
+use crate::report::{Reason, Status};
+use crate::scheduler::ServerView;
+use crate::web::chart::Day;
+
+use lang::{Lang, language_headers};
+
+/// Query parameters the pages understand.
+#[derive(Deserialize, Default)]
+pub(super) struct PageQuery {
+    lang: Option<String>,
+    sort: Option<String>,
+    filter: Option<String>,
+}
+
+/// A link to another language.
+struct LangLink {
+    code: String,
+    name: String,
+    href: String,
+    current: bool,
+}
+
+/// What base.html needs.
+struct Base {
+    lang: String,
+    refresh_s: u64,
+    measured_from: String,
+    footer_method: String,
+    languages: Vec<LangLink>,
+}
+
+impl Base {
+    fn new(config: &Config, t: &Locale, path_query: &dyn Fn(&str) -> String) -> Base {
+        Base {
+            lang: t.code.clone(),
+            refresh_s: config.web.refresh.as_secs(),
+            measured_from: t.f("measured_from", &[("vantage", &config.web.vantage)]),
+            footer_method: t.f(
+                "footer_method",
+                &[
+                    ("pings", &config.monitor.pings.to_string()),
+                    ("ms", &config.monitor.green_below.as_millis().to_string()),
+                ],
+            ),
+            languages: i18n::locales()
+                .iter()
+                .map(|l| LangLink {
+                    code: l.code.clone(),
+                    name: l.name.clone(),
+                    href: path_query(&l.code),
+                    current: l.code == t.code,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {
+    let mut response = match page.render() {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("template error: {e}"),
+        )
+            .into_response(),
+    };
+    language_headers(&mut response, lang, "Accept-Language, Cookie");
+    if let Some(csp) = csp.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+fn word(t: &Locale, s: Status) -> &str {
+    t.t(match s {
+        Status::Green => "status_green",
+        Status::Yellow => "status_yellow",
+        Status::Red => "status_red",
+        Status::Unknown => "status_unknown",
+    })
+}
+
+fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
+    match kind {
+        Some(k) => t.t(match k {
+            ErrorKind::InvalidName => "kind_invalid_name",
+            ErrorKind::Dns => "kind_dns",
+            ErrorKind::NoAddress => "kind_no_address",
+            ErrorKind::BlockedAddress => "kind_blocked_address",
+            ErrorKind::ServiceUnavailable => "kind_service_unavailable",
+            ErrorKind::ConnectRefused => "kind_connect_refused",
+            ErrorKind::ConnectTimeout => "kind_connect_timeout",
+            ErrorKind::Connect => "kind_connect",
+            ErrorKind::TlsHandshake => "kind_tls_handshake",
+            ErrorKind::TlsCertificate => "kind_tls_certificate",
+            ErrorKind::Timeout => "kind_timeout",
+            ErrorKind::HttpStatus => "kind_http_status",
+            ErrorKind::InvalidResponse => "kind_invalid_response",
+            ErrorKind::BodyTooLarge => "kind_body_too_large",
+        }),
+        None => t.t("kind_unknown"),
+    }
+}
+
+/// A reason in plain words in `t`'s language.
+fn reason_words(t: &Locale, r: &Reason) -> String {
+    let problem = kind_text(t, r.kind());
+    match r {
+        Reason::Failed { .. } => t.f("reason_failed", &[("problem", problem)]),
+        Reason::Partial {
+            family, address, ..
+        } => t.f(
+            "reason_partial",
+            &[
+                ("family", family),
+                ("address", address),
+                ("problem", problem),
+            ],
+        ),
+        Reason::Slow {
+            latency_ms,
+            threshold_ms,
+        } => t.f(
+            "reason_slow",
+            &[
+                ("latency", &format!("{latency_ms:.0}")),
+                ("threshold", &format!("{threshold_ms:.0}")),
+            ],
+        ),
+        Reason::Unconfirmed { failed, of, .. } => t.f(
+            "reason_unconfirmed",
+            &[
+                ("failed", &failed.to_string()),
+                ("of", &of.to_string()),
+                ("problem", problem),
+            ],
+        ),
+        Reason::Down { failed, .. } => t.f(
+            "reason_down",
+            &[("failed", &failed.to_string()), ("problem", problem)],
+        ),
+        Reason::Recovering { good, of } => t.f(
+            "reason_recovering",
+            &[("good", &good.to_string()), ("of", &of.to_string())],
+        ),
+        Reason::NotChecked => t.t("reason_not_checked").to_owned(),
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"))
+}
+
+/// A ratio as a percentage, never rounded up to 100 %.
+pub(super) fn percent(v: Option<f64>) -> String {
+    match v {
+        None => "–".to_owned(),
+        Some(r) if r >= 1.0 => "100%".to_owned(),
+        Some(r) => format!("{:.2}%", (r * 100.0 * 100.0).floor() / 100.0),
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn href(name: &str) -> String {
+    format!("/server/{}", encode(name))
+}
+
+/// The URL a browser can ping for a server: the first target, by the name the browser can
+/// resolve (the delegated or SRV target host, or the IP literal) and its port.
+fn browser_url(v: &ServerView) -> Option<String> {
+    let t = v.report.discovery.as_ref()?.probe_targets().next()?;
+    let host = match &t.tls_name {
+        None => match t.address.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        },
+        Some(_) => t.via.clone(),
+    };
+    Some(format!(
+        "https://{host}:{}/_matrix/federation/v1/version",
+        t.address.port()
+    ))
+}
+
+fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(format!(
+        "https://{}:{}",
+        u.host_str()?,
+        u.port_or_known_default()?
+    ))
+}
+
+/// The 90-day bar: one cell per day, oldest first, with the date and uptime in its tooltip.
+fn days(t: &Locale, v: &ServerView, now: i64) -> Vec<Day> {
+    v.daily(now)
+        .into_iter()
+        .map(|(start, uptime)| {
+            let date = OffsetDateTime::from_unix_timestamp(start)
+                .map(|d| t.date(d))
+                .unwrap_or_default();
+            let label = match uptime {
+                Some(u) => t.f("bar_day", &[("date", &date), ("uptime", &percent(Some(u)))]),
+                None => t.f("bar_no_data", &[("date", &date)]),
+            };
+            Day { label, uptime }
+        })
+        .collect()
+}

@@ -1,0 +1,386 @@
+//! `/server/{name}`: one server in detail — the discovery chain, every address, the client API
+//! and the recent rounds.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use time::OffsetDateTime;
+
+use crate::discovery::explain;
+use crate::discovery::well_known::WellKnownStatus;
+use crate::discovery::{Resolution, Severity};
+use crate::i18n::Locale;
+use crate::net::tls::days_until;
+use crate::probe::client_api::Discovery as ClientDiscovery;
+use crate::web::AppState;
+use crate::web::chart::{self};
+
+use super::lang::language;
+use super::not_found::not_found_page;
+use super::{
+    Base, PageQuery, days, encode, href, html, kind_text, ms, percent, reason_words, word,
+};
+
+/// The client-API section of the detail page.
+struct ClientView {
+    base_url: String,
+    latency: String,
+    versions: String,
+    error: String,
+    /// Redirects followed on the way, in order.
+    redirects: Vec<String>,
+    /// The identity server and whether it answers.
+    identity_server: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "server.html")]
+struct ServerPage {
+    t: &'static Locale,
+    base: Base,
+    name: String,
+    title: String,
+    status: &'static str,
+    symbol: &'static str,
+    word: String,
+    reason: String,
+    reason_tech: String,
+    latency: String,
+    latency_24h: String,
+    software: String,
+    checked_at: String,
+    client_url: Option<String>,
+    error: Option<ErrorView>,
+    uptime: Vec<UptimeCell>,
+    bar: String,
+    chart: String,
+    chart_caption: String,
+    explanation: String,
+    well_known: String,
+    discovery: Vec<explain::Step>,
+    targets: Vec<TargetRow>,
+    findings: Vec<FindingRow>,
+    addresses: Vec<AddressRow>,
+    client: Option<ClientView>,
+    recent: Vec<RecentRow>,
+    api_href: String,
+}
+
+/// Why the last round failed.
+struct ErrorView {
+    kind: &'static str,
+    message: String,
+}
+
+/// Uptime over one window.
+struct UptimeCell {
+    window: &'static str,
+    value: String,
+}
+
+/// One address to probe and what to send it.
+struct TargetRow {
+    address: String,
+    host_header: String,
+    tls_name: String,
+    via: String,
+}
+
+/// A finding in the reader's language.
+struct FindingRow {
+    severity: &'static str,
+    text: String,
+}
+
+struct AddressRow {
+    address: String,
+    family: &'static str,
+    class: &'static str,
+    result: String,
+    connect: String,
+    tls: String,
+    tls_facts: String,
+    requests: String,
+    cert: String,
+    uptime: String,
+}
+
+struct RecentRow {
+    time: String,
+    result: String,
+    latency: String,
+    class: &'static str,
+}
+
+/// The discovery chain in one plain sentence, in `t`'s words.
+fn explain(t: &Locale, d: &Resolution) -> String {
+    let sentence = explain::sentence(d);
+    let problem = sentence
+        .failure
+        .map(|k| kind_text(t, Some(k)).to_owned())
+        .unwrap_or_default();
+    let mut args: Vec<(&str, &str)> = sentence
+        .args
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    args.push(("problem", &problem));
+    t.f(sentence.key, &args)
+}
+
+pub(in crate::web) async fn server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    let t = lang.locale;
+    let Some((config, v)) = state.board.server(&name) else {
+        let message = t.f("not_found_server", &[("name", &name)]);
+        return not_found_page(&state.board.config(), &lang, message);
+    };
+    let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)));
+    let now = OffsetDateTime::now_utc();
+    let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
+    let r = &v.report;
+    let mut discovery = Vec::new();
+    let mut targets = Vec::new();
+    let mut findings = Vec::new();
+    let mut explanation = String::new();
+    let mut well_known = String::new();
+    if let Some(d) = &r.discovery {
+        explanation = explain(t, d);
+        let wk = &d.well_known;
+        if wk.status != WellKnownStatus::Skipped {
+            let answer = match (&wk.body, &wk.problem) {
+                (Some(body), _) if wk.status == WellKnownStatus::Delegated => body.clone(),
+                (_, Some(p)) => p.clone(),
+                _ => "–".to_owned(),
+            };
+            well_known = t.f(
+                "explain_well_known",
+                &[("name", &d.server_name), ("answer", &answer)],
+            );
+        }
+        discovery = explain::steps(d);
+        if let Some(e) = &d.error {
+            discovery.push(explain::Step {
+                label: "error",
+                summary: format!("{}: {}", e.kind, e.message),
+                details: Vec::new(),
+            });
+        }
+        for tg in &d.targets {
+            targets.push(TargetRow {
+                address: tg.address.to_string(),
+                host_header: tg.host_header.clone(),
+                tls_name: tg
+                    .tls_name
+                    .clone()
+                    .unwrap_or_else(|| t.t("tls_name_none").to_owned()),
+                via: tg.via.clone(),
+            });
+        }
+        for f in d.findings.iter().chain(&r.findings) {
+            findings.push(FindingRow {
+                severity: match f.severity {
+                    Severity::Info => "info",
+                    Severity::Warning => "warning",
+                    Severity::Error => "error",
+                },
+                text: f.text(t),
+            });
+        }
+    }
+    let hrr = format!(" · {}", t.t("hello_retry_request"));
+    let addresses = r
+        .addresses
+        .iter()
+        .map(|a| {
+            let tls = a.tls.as_ref();
+            let cert = tls.and_then(|x| x.certificate.as_ref());
+            AddressRow {
+                address: a.address.to_string(),
+                family: a.ip_family.name(),
+                class: if a.ok { "ok" } else { "failing" },
+                result: match &a.error {
+                    None => t.t("ok").to_owned(),
+                    Some(e) => format!("{}: {}", kind_text(t, Some(e.kind)), e.message),
+                },
+                connect: ms(a.phases_ms.connect),
+                tls: ms(a.phases_ms.tls),
+                tls_facts: tls
+                    .map(|x| {
+                        format!(
+                            "{} {} {}{}",
+                            x.version,
+                            x.cipher,
+                            x.group.clone().unwrap_or_default(),
+                            if x.hello_retry_request {
+                                hrr.as_str()
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .unwrap_or_default(),
+                requests: if a.phases_ms.requests.is_empty() {
+                    "–".to_owned()
+                } else {
+                    a.phases_ms
+                        .requests
+                        .iter()
+                        .map(|x| format!("{x:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        + " ms"
+                },
+                cert: cert
+                    .map(|c| {
+                        let expires = t.f(
+                            "cert_expires",
+                            &[
+                                ("date", &t.date(c.not_after)),
+                                ("days", &days_until(c.not_after, now).to_string()),
+                            ],
+                        );
+                        let valid = tls.is_some_and(|x| x.certificate_valid);
+                        format!(
+                            "{}; {expires}{}",
+                            c.names_for_display(),
+                            if valid {
+                                String::new()
+                            } else {
+                                format!("; {}", t.t("cert_invalid"))
+                            }
+                        )
+                    })
+                    .unwrap_or_else(|| "–".to_owned()),
+                uptime: percent(
+                    v.address_uptime_24h
+                        .get(&a.address.to_string())
+                        .copied()
+                        .flatten(),
+                ),
+            }
+        })
+        .collect();
+    let client = r.client.as_ref().map(|c| {
+        let base = c.base_url.clone().unwrap_or_else(|| "–".to_owned());
+        let base = match c.discovery {
+            ClientDiscovery::Ignore => format!("{base} ({})", t.t("client_no_well_known")),
+            _ => base,
+        };
+        ClientView {
+            base_url: base,
+            latency: ms(c.latency_ms),
+            versions: c.versions.join(", "),
+            error: c.error.clone().unwrap_or_default(),
+            redirects: c.redirects.clone(),
+            identity_server: c.identity_server.as_ref().map(|is| {
+                let state = if is.ok {
+                    t.t("client_identity_ok")
+                } else {
+                    t.t("client_identity_failing")
+                };
+                format!("{} ({state})", is.base_url)
+            }),
+        }
+    });
+    let recent = v
+        .recent()
+        .iter()
+        .rev()
+        .take(20)
+        .map(|s| {
+            let kind = s
+                .error
+                .map(|k| kind_text(t, Some(k)).to_owned())
+                .unwrap_or_default();
+            RecentRow {
+                time: OffsetDateTime::from_unix_timestamp(s.at)
+                    .map(|x| t.datetime(x))
+                    .unwrap_or_default(),
+                result: match (s.up, s.all_ok) {
+                    (_, true) => t.t("ok").to_owned(),
+                    (true, false) => t.f("partly_failing", &[("kind", &kind)]),
+                    (false, _) => t.f("failed", &[("kind", &kind)]),
+                },
+                latency: ms(s.latency_ms.map(f64::from)),
+                class: if s.all_ok { "ok" } else { "failing" },
+            }
+        })
+        .collect();
+    let page = ServerPage {
+        t,
+        name: r.name.clone(),
+        title: v.title.clone(),
+        status: r.status.as_str(),
+        symbol: r.status.symbol(),
+        word: word(t, r.status).to_owned(),
+        reason: r
+            .reason
+            .as_ref()
+            .map(|x| reason_words(t, x))
+            .unwrap_or_default(),
+        reason_tech: r
+            .reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        latency: ms(r.latency_ms),
+        latency_24h: match (v.latency_p50_ms, v.latency_p95_ms) {
+            (Some(p50), Some(p95)) => t.f(
+                "latency_24h_summary",
+                &[("p50", &ms(Some(p50))), ("p95", &ms(Some(p95)))],
+            ),
+            _ => String::new(),
+        },
+        software: r
+            .software
+            .as_ref()
+            .map(|s| format!("{} {}", s.name, s.version))
+            .unwrap_or_else(|| "–".to_owned()),
+        checked_at: r
+            .checked_at
+            .map(|x| t.datetime(x))
+            .unwrap_or_else(|| t.t("never").to_owned()),
+        client_url: v.client_url.clone(),
+        error: r.error.as_ref().map(|e| ErrorView {
+            kind: e.kind.as_str(),
+            message: e.message.clone(),
+        }),
+        uptime: v
+            .uptime
+            .iter()
+            .map(|(w, u)| UptimeCell {
+                window: w,
+                value: percent(*u),
+            })
+            .collect(),
+        bar: chart::uptime_bar(&days(t, &v, now.unix_timestamp()), t.t("bar_label")),
+        chart: chart::latency_svg(
+            &v.chart(now.unix_timestamp()),
+            now.unix_timestamp(),
+            threshold,
+            t.t("discovery_none"),
+        ),
+        chart_caption: t.f(
+            "chart_caption",
+            &[("ms", &config.monitor.green_below.as_millis().to_string())],
+        ),
+        explanation,
+        well_known,
+        discovery,
+        targets,
+        findings,
+        addresses,
+        client,
+        recent,
+        api_href: format!("/api/v1/servers/{}", encode(&r.name)),
+        base,
+    };
+    html(&page, &lang, None)
+}
