@@ -1,0 +1,202 @@
+//! The config file as written: serde structs that accept exactly the documented keys
+//! (`deny_unknown_fields`), every value `Spanned` so a problem can name its line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) monitor: RawMonitor,
+    #[serde(default)]
+    pub(super) web: RawWeb,
+    #[serde(default)]
+    pub(super) dns: RawDns,
+    #[serde(default)]
+    pub(super) tls: RawTls,
+    #[serde(default)]
+    pub(super) network: RawNetwork,
+    #[serde(default)]
+    pub(super) storage: RawStorage,
+    #[serde(default, rename = "server")]
+    pub(super) servers: Vec<RawServer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMonitor {
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) retry_interval: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) pings: Option<Spanned<i64>>,
+    pub(super) green_below: Option<Spanned<String>>,
+    pub(super) down_after: Option<Spanned<i64>>,
+    pub(super) up_after: Option<Spanned<i64>>,
+    pub(super) concurrency: Option<Spanned<i64>>,
+    pub(super) check_keys: Option<bool>,
+    pub(super) check_client: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) vantage: Option<Spanned<String>>,
+    pub(super) refresh: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDns {
+    pub(super) nameservers: Option<Vec<Spanned<String>>>,
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) roots: Option<Spanned<String>>,
+    pub(super) extra_ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub(super) allow: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    pub(super) data_dir: Option<Spanned<String>>,
+    pub(super) flush_interval: Option<Spanned<String>>,
+    pub(super) raw_retention: Option<Spanned<String>>,
+    pub(super) rollup_retention: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) name: Spanned<String>,
+    pub(super) title: Option<Spanned<String>>,
+    pub(super) description: Option<Spanned<BTreeMap<String, String>>>,
+    pub(super) client_url: Option<Spanned<String>>,
+}
+
+/// What a key's value must be, for fixes that say what to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// A quoted duration such as `"30s"`.
+    Duration,
+    /// A whole number, unquoted.
+    Integer,
+    /// `true` or `false`, unquoted.
+    Bool,
+    /// A quoted string.
+    Text,
+    /// A list of quoted strings.
+    List,
+    /// A table of strings (`description.en = "…"`).
+    Table,
+}
+
+/// Every key the raw structs above accept, with its kind: the schema fixes are read from.
+/// (A test checks it against the structs, so the two can't drift apart.)
+pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "monitor",
+        &[
+            ("interval", Kind::Duration),
+            ("retry_interval", Kind::Duration),
+            ("timeout", Kind::Duration),
+            ("pings", Kind::Integer),
+            ("green_below", Kind::Duration),
+            ("down_after", Kind::Integer),
+            ("up_after", Kind::Integer),
+            ("concurrency", Kind::Integer),
+            ("check_keys", Kind::Bool),
+            ("check_client", Kind::Bool),
+        ],
+    ),
+    (
+        "web",
+        &[
+            ("listen", Kind::Text),
+            ("vantage", Kind::Text),
+            ("refresh", Kind::Duration),
+        ],
+    ),
+    (
+        "dns",
+        &[("nameservers", Kind::List), ("timeout", Kind::Duration)],
+    ),
+    (
+        "tls",
+        &[("roots", Kind::Text), ("extra_ca_file", Kind::Text)],
+    ),
+    ("network", &[("allow", Kind::List)]),
+    (
+        "storage",
+        &[
+            ("data_dir", Kind::Text),
+            ("flush_interval", Kind::Duration),
+            ("raw_retention", Kind::Duration),
+            ("rollup_retention", Kind::Duration),
+        ],
+    ),
+    (
+        "[server]",
+        &[
+            ("name", Kind::Text),
+            ("title", Kind::Text),
+            ("description", Kind::Table),
+            ("client_url", Kind::Text),
+        ],
+    ),
+];
+
+/// The kind of `key` in `table` (`"[server]"` for `[[server]]`), if the schema has it.
+pub(super) fn kind_of(table: &str, key: &str) -> Option<Kind> {
+    SCHEMA
+        .iter()
+        .find(|(t, _)| *t == table)?
+        .1
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, kind)| *kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema lists exactly the keys the raw structs accept: a config using every schema
+    /// key parses, and each struct refuses a key the schema does not list.
+    #[test]
+    fn the_schema_matches_the_raw_structs() {
+        let mut text = String::new();
+        for (table, keys) in SCHEMA {
+            // "[server]" becomes the array table "[[server]]".
+            text.push_str(&format!("[{table}]\n"));
+            for (key, kind) in *keys {
+                let value = match kind {
+                    Kind::Duration => "\"1s\"",
+                    Kind::Integer => "1",
+                    Kind::Bool => "true",
+                    Kind::Text => "\"x\"",
+                    Kind::List => "[]",
+                    Kind::Table => "{}",
+                };
+                text.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        toml::from_str::<RawConfig>(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        for (table, _) in SCHEMA {
+            let bad = format!("[{table}]\nno_such_key = 1\n");
+            assert!(toml::from_str::<RawConfig>(&bad).is_err(), "{table}");
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! From the file as written to a validated [`Config`]: every value checked, every problem
+//! reported at once, defaults taken from the types' `Default` impls.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::problems::{Problems, line_col};
+use super::raw::{RawConfig, RawStorage};
+use super::{
+    Config, DnsConfig, MonitorConfig, NetworkConfig, ServerConfig, StorageConfig, TlsConfig,
+    WebConfig,
+};
+use crate::server_name::ServerName;
+
+fn duration(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    default: Duration,
+    problems: &mut Problems<'_>,
+) -> Duration {
+    let Some(v) = value else { return default };
+    match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            problems.add(
+                Some(v.span()),
+                key,
+                "must be longer than zero".into(),
+                format!("e.g. {key} = \"{}\"", humantime::format_duration(default)),
+            );
+            default
+        }
+        Err(e) => {
+            problems.add(
+                Some(v.span()),
+                key,
+                format!("{:?} is not a duration ({e})", v.get_ref()),
+                format!(
+                    "write a duration such as \"{}\", \"1m 30s\" or \"250ms\"",
+                    humantime::format_duration(default)
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn integer(
+    value: &Option<Spanned<i64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: i64,
+    problems: &mut Problems<'_>,
+) -> i64 {
+    let Some(v) = value else { return default };
+    if range.contains(v.get_ref()) {
+        *v.get_ref()
+    } else {
+        problems.add(
+            Some(v.span()),
+            key,
+            format!("{} is out of range", v.get_ref()),
+            format!(
+                "use a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        );
+        default
+    }
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    name: &str,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Config {
+    let d = MonitorConfig::default();
+    let m = &raw.monitor;
+    let interval = duration(&m.interval, "[monitor] interval", d.interval, p);
+    let retry_interval = duration(
+        &m.retry_interval,
+        "[monitor] retry_interval",
+        d.retry_interval,
+        p,
+    );
+    let timeout = duration(&m.timeout, "[monitor] timeout", d.timeout, p);
+    let green_below = duration(&m.green_below, "[monitor] green_below", d.green_below, p);
+    let monitor = MonitorConfig {
+        interval,
+        retry_interval,
+        timeout,
+        pings: integer(&m.pings, "[monitor] pings", 1..=20, d.pings.into(), p) as u32,
+        green_below,
+        down_after: integer(
+            &m.down_after,
+            "[monitor] down_after",
+            1..=100,
+            d.down_after.into(),
+            p,
+        ) as u32,
+        up_after: integer(
+            &m.up_after,
+            "[monitor] up_after",
+            1..=100,
+            d.up_after.into(),
+            p,
+        ) as u32,
+        concurrency: integer(
+            &m.concurrency,
+            "[monitor] concurrency",
+            1..=10_000,
+            d.concurrency as i64,
+            p,
+        ) as usize,
+        check_keys: m.check_keys.unwrap_or(d.check_keys),
+        check_client: m.check_client.unwrap_or(d.check_client),
+    };
+    // Values that contradict each other.
+    if let Some(t) = &m.timeout
+        && monitor.timeout >= monitor.interval
+    {
+        p.add(
+            Some(t.span()),
+            "[monitor] timeout",
+            format!(
+                "{} is not shorter than interval ({}), so rounds would overlap",
+                humantime::format_duration(monitor.timeout),
+                humantime::format_duration(monitor.interval)
+            ),
+            "make timeout shorter than interval, e.g. timeout = \"10s\" with interval = \"30s\"",
+        );
+    }
+    if let Some(r) = &m.retry_interval
+        && monitor.retry_interval > monitor.interval
+    {
+        p.add(
+            Some(r.span()),
+            "[monitor] retry_interval",
+            format!(
+                "{} is longer than interval ({}); failing servers are meant to be re-probed sooner",
+                humantime::format_duration(monitor.retry_interval),
+                humantime::format_duration(monitor.interval)
+            ),
+            "make retry_interval at most interval, e.g. retry_interval = \"10s\"",
+        );
+    }
+    if let Some(g) = &m.green_below
+        && monitor.green_below >= monitor.timeout
+    {
+        p.add(
+            Some(g.span()),
+            "[monitor] green_below",
+            format!(
+                "{} is not below timeout ({}), so a slow server could never turn yellow",
+                humantime::format_duration(monitor.green_below),
+                humantime::format_duration(monitor.timeout)
+            ),
+            "make green_below well below timeout, e.g. green_below = \"200ms\"",
+        );
+    }
+
+    let web_default = WebConfig::default();
+    let listen = match &raw.web.listen {
+        None => web_default.listen,
+        Some(v) => v.get_ref().trim().parse().unwrap_or_else(|_| {
+            p.add(
+                Some(v.span()),
+                "[web] listen",
+                format!("{:?} is not an address and port", v.get_ref()),
+                "write ip:port, e.g. \"127.0.0.1:8080\" or \"[::]:8080\"",
+            );
+            web_default.listen
+        }),
+    };
+    let vantage = match &raw.web.vantage {
+        None => web_default.vantage.clone(),
+        Some(v) if v.get_ref().trim().is_empty() || v.get_ref().chars().count() > 64 => {
+            p.add(
+                Some(v.span()),
+                "[web] vantage",
+                "must be 1 to 64 characters".into(),
+                "name this monitoring location, e.g. vantage = \"frankfurt\"",
+            );
+            web_default.vantage.clone()
+        }
+        Some(v) => v.get_ref().trim().to_owned(),
+    };
+    let web = WebConfig {
+        listen,
+        vantage,
+        refresh: duration(&raw.web.refresh, "[web] refresh", web_default.refresh, p),
+    };
+
+    let nameservers = raw
+        .dns
+        .nameservers
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            let s = v.get_ref().trim();
+            s.parse::<SocketAddr>()
+                .ok()
+                .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+                .or_else(|| {
+                    p.add(
+                        Some(v.span()),
+                        "[dns] nameservers",
+                        format!("{s:?} is not an IP address with an optional port"),
+                        "write \"ip:port\", e.g. \"127.0.0.53:53\" or \"[::1]:5353\"",
+                    );
+                    None
+                })
+        })
+        .collect();
+    let dns = DnsConfig {
+        nameservers,
+        timeout: duration(
+            &raw.dns.timeout,
+            "[dns] timeout",
+            DnsConfig::default().timeout,
+            p,
+        ),
+    };
+
+    let extra_ca_file = raw.tls.extra_ca_file.as_ref().and_then(|v| {
+        let s = v.get_ref().trim();
+        if s.is_empty() {
+            return None;
+        }
+        let path = match base_dir {
+            Some(dir) if Path::new(s).is_relative() => dir.join(s),
+            _ => PathBuf::from(s),
+        };
+        if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, Some(&path)) {
+            p.add(
+                Some(v.span()),
+                "[tls] extra_ca_file",
+                e.to_string(),
+                "point it at a readable PEM file of CA certificates (relative paths are relative to the config file), or set it to \"\"",
+            );
+        }
+        Some(path)
+    });
+
+    let roots = match raw.tls.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
+        None => crate::net::tls::Roots::Webpki,
+        Some((_, "webpki")) => crate::net::tls::Roots::Webpki,
+        Some((v, "system")) => {
+            if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::System, None) {
+                p.add(
+                    Some(v.span()),
+                    "[tls] roots",
+                    e.to_string(),
+                    "install the system's CA certificates (Debian: the ca-certificates package), or write roots = \"webpki\"",
+                );
+            }
+            crate::net::tls::Roots::System
+        }
+        Some((v, other)) => {
+            p.add(
+                Some(v.span()),
+                "[tls] roots",
+                format!("{other:?} is not a trust store"),
+                "write roots = \"webpki\" (the public roots built into mxping) or roots = \"system\" (the operating system's store)",
+            );
+            crate::net::tls::Roots::Webpki
+        }
+    };
+
+    let allow = raw
+        .network
+        .allow
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            let s = v.get_ref().trim();
+            s.parse::<IpNet>()
+                .ok()
+                .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+                .or_else(|| {
+                    p.add(
+                        Some(v.span()),
+                        "[network] allow",
+                        format!("{s:?} is not a CIDR"),
+                        "write an address range such as \"127.0.0.0/8\" or \"fd00::/8\"",
+                    );
+                    None
+                })
+        })
+        .collect();
+
+    let storage = validate_storage(&raw.storage, base_dir, p);
+
+    let mut servers: Vec<ServerConfig> = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    if raw.servers.is_empty() {
+        p.add(
+            None,
+            "[[server]]",
+            "no servers are listed".into(),
+            "add at least one [[server]] table with name = \"matrix.org\"",
+        );
+    }
+    for (i, s) in raw.servers.iter().enumerate() {
+        let key = |field: &str| format!("[[server]] #{} {field}", i + 1);
+        let server_name = s.name.get_ref();
+        if let Err(e) = ServerName::parse(server_name) {
+            p.add(
+                Some(s.name.span()),
+                &key("name"),
+                e.message,
+                "write a Matrix server name as in user IDs (@user:NAME), e.g. \"matrix.org\" or \"example.com:8448\"",
+            );
+        }
+        let line = line_col(p.source, s.name.span().start).0;
+        if let Some(first) = seen.insert(server_name.clone(), line) {
+            p.add(
+                Some(s.name.span()),
+                &key("name"),
+                format!("{server_name:?} is listed twice (first on line {first})"),
+                "remove one of the two [[server]] tables",
+            );
+        }
+        let client_url = s.client_url.as_ref().map(|v| {
+            let url = v.get_ref().trim();
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url::Url::parse(url).is_err()
+            {
+                p.add(
+                    Some(v.span()),
+                    &key("client_url"),
+                    format!("{url:?} is not an http(s) URL"),
+                    "write the web client's full address, e.g. \"https://app.element.io\"",
+                );
+            }
+            url.to_owned()
+        });
+        let description = s.description.as_ref().map(|d| {
+            let languages = crate::i18n::codes();
+            for lang in d.get_ref().keys() {
+                if !languages.contains(&lang.as_str()) {
+                    p.add(
+                        Some(d.span()),
+                        &key("description"),
+                        format!("unknown language {lang:?}"),
+                        format!(
+                            "use one of: {} (a language is added with a file in locales/)",
+                            languages.join(", ")
+                        ),
+                    );
+                }
+            }
+            d.get_ref().clone()
+        });
+        servers.push(ServerConfig {
+            name: server_name.clone(),
+            title: s
+                .title
+                .as_ref()
+                .map_or_else(|| server_name.clone(), |t| t.get_ref().clone()),
+            description: description.unwrap_or_default(),
+            client_url,
+        });
+    }
+
+    Config {
+        source: name.to_owned(),
+        monitor,
+        web,
+        dns,
+        tls: TlsConfig {
+            roots,
+            extra_ca_file,
+        },
+        network: NetworkConfig { allow },
+        storage,
+        servers,
+    }
+}
+
+fn validate_storage(
+    raw: &RawStorage,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> StorageConfig {
+    let defaults = StorageConfig::default();
+    let data_dir = match raw.data_dir.as_ref().map(|v| v.get_ref().trim()) {
+        Some("") => None,
+        Some(dir) => Some(dir.to_owned()),
+        None => defaults.data_dir.map(|d| d.display().to_string()),
+    }
+    .map(|dir| match base_dir {
+        Some(base) if Path::new(&dir).is_relative() => base.join(dir),
+        _ => PathBuf::from(dir),
+    });
+    let flush_interval = duration(
+        &raw.flush_interval,
+        "[storage] flush_interval",
+        defaults.flush_interval,
+        p,
+    );
+    if let Some(v) = &raw.flush_interval
+        && !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&flush_interval)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] flush_interval",
+            "must be between 100ms and 10m".into(),
+            "e.g. flush_interval = \"5s\" (a crash loses at most this much history)",
+        );
+    }
+    let raw_retention = duration(
+        &raw.raw_retention,
+        "[storage] raw_retention",
+        defaults.raw_retention,
+        p,
+    );
+    if let Some(v) = &raw.raw_retention
+        && raw_retention < Duration::from_secs(3600)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] raw_retention",
+            "must be at least 1h".into(),
+            "keep raw rounds for a few days, e.g. raw_retention = \"3d\"",
+        );
+    }
+    let rollup_retention = duration(
+        &raw.rollup_retention,
+        "[storage] rollup_retention",
+        defaults.rollup_retention,
+        p,
+    );
+    if let Some(v) = &raw.rollup_retention
+        && rollup_retention < Duration::from_secs(90 * 86_400)
+    {
+        p.add(
+            Some(v.span()),
+            "[storage] rollup_retention",
+            "must be at least 90d, the longest uptime window".into(),
+            "e.g. rollup_retention = \"400d\"",
+        );
+    }
+    StorageConfig {
+        data_dir,
+        flush_interval,
+        raw_retention,
+        rollup_retention,
+    }
+}
