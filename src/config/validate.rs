@@ -10,7 +10,9 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::problems::{Problems, line_col};
-use super::raw::{RawConfig, RawStorage};
+use super::raw::{
+    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawStorage, RawTls, RawWeb,
+};
 use super::{
     Config, DnsConfig, MonitorConfig, NetworkConfig, ServerConfig, StorageConfig, TlsConfig,
     WebConfig,
@@ -81,8 +83,21 @@ pub(super) fn validate(
     base_dir: Option<&Path>,
     p: &mut Problems<'_>,
 ) -> Config {
+    Config {
+        source: name.to_owned(),
+        monitor: validate_monitor(&raw.monitor, p),
+        web: validate_web(&raw.web, p),
+        dns: validate_dns(&raw.dns, p),
+        tls: validate_tls(&raw.tls, base_dir, p),
+        network: validate_network(&raw.network, p),
+        storage: validate_storage(&raw.storage, base_dir, p),
+        servers: validate_servers(&raw.servers, p),
+    }
+}
+
+/// `[monitor]`, and the values in it that contradict each other.
+fn validate_monitor(m: &RawMonitor, p: &mut Problems<'_>) -> MonitorConfig {
     let d = MonitorConfig::default();
-    let m = &raw.monitor;
     let interval = duration(&m.interval, "[monitor] interval", d.interval, p);
     let retry_interval = duration(
         &m.retry_interval,
@@ -166,8 +181,13 @@ pub(super) fn validate(
         );
     }
 
+    monitor
+}
+
+/// `[web]`.
+fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
     let web_default = WebConfig::default();
-    let listen = match &raw.web.listen {
+    let listen = match &raw.listen {
         None => web_default.listen,
         Some(v) => v.get_ref().trim().parse().unwrap_or_else(|_| {
             p.add(
@@ -179,7 +199,7 @@ pub(super) fn validate(
             web_default.listen
         }),
     };
-    let vantage = match &raw.web.vantage {
+    let vantage = match &raw.vantage {
         None => web_default.vantage.clone(),
         Some(v) if v.get_ref().trim().is_empty() || v.get_ref().chars().count() > 64 => {
             p.add(
@@ -192,14 +212,17 @@ pub(super) fn validate(
         }
         Some(v) => v.get_ref().trim().to_owned(),
     };
-    let web = WebConfig {
+
+    WebConfig {
         listen,
         vantage,
-        refresh: duration(&raw.web.refresh, "[web] refresh", web_default.refresh, p),
-    };
+        refresh: duration(&raw.refresh, "[web] refresh", web_default.refresh, p),
+    }
+}
 
+/// `[dns]`.
+fn validate_dns(raw: &RawDns, p: &mut Problems<'_>) -> DnsConfig {
     let nameservers = raw
-        .dns
         .nameservers
         .iter()
         .flatten()
@@ -219,17 +242,21 @@ pub(super) fn validate(
                 })
         })
         .collect();
-    let dns = DnsConfig {
+
+    DnsConfig {
         nameservers,
         timeout: duration(
-            &raw.dns.timeout,
+            &raw.timeout,
             "[dns] timeout",
             DnsConfig::default().timeout,
             p,
         ),
-    };
+    }
+}
 
-    let extra_ca_file = raw.tls.extra_ca_file.as_ref().and_then(|v| {
+/// `[tls]`: the extra CA file (read now, so a bad one is a config error) and the trust store.
+fn validate_tls(raw: &RawTls, base_dir: Option<&Path>, p: &mut Problems<'_>) -> TlsConfig {
+    let extra_ca_file = raw.extra_ca_file.as_ref().and_then(|v| {
         let s = v.get_ref().trim();
         if s.is_empty() {
             return None;
@@ -249,7 +276,7 @@ pub(super) fn validate(
         Some(path)
     });
 
-    let roots = match raw.tls.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
+    let roots = match raw.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
         None => crate::net::tls::Roots::Webpki,
         Some((_, "webpki")) => crate::net::tls::Roots::Webpki,
         Some((v, "system")) => {
@@ -274,8 +301,15 @@ pub(super) fn validate(
         }
     };
 
+    TlsConfig {
+        roots,
+        extra_ca_file,
+    }
+}
+
+/// `[network]`.
+fn validate_network(raw: &RawNetwork, p: &mut Problems<'_>) -> NetworkConfig {
     let allow = raw
-        .network
         .allow
         .iter()
         .flatten()
@@ -296,11 +330,15 @@ pub(super) fn validate(
         })
         .collect();
 
-    let storage = validate_storage(&raw.storage, base_dir, p);
+    NetworkConfig { allow }
+}
 
+/// Every `[[server]]`: a valid name listed once, a web client URL, descriptions in known
+/// languages.
+fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig> {
     let mut servers: Vec<ServerConfig> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    if raw.servers.is_empty() {
+    if raw.is_empty() {
         p.add(
             None,
             "[[server]]",
@@ -308,7 +346,7 @@ pub(super) fn validate(
             "add at least one [[server]] table with name = \"matrix.org\"",
         );
     }
-    for (i, s) in raw.servers.iter().enumerate() {
+    for (i, s) in raw.iter().enumerate() {
         let key = |field: &str| format!("[[server]] #{} {field}", i + 1);
         let server_name = s.name.get_ref();
         if let Err(e) = ServerName::parse(server_name) {
@@ -370,19 +408,7 @@ pub(super) fn validate(
         });
     }
 
-    Config {
-        source: name.to_owned(),
-        monitor,
-        web,
-        dns,
-        tls: TlsConfig {
-            roots,
-            extra_ca_file,
-        },
-        network: NetworkConfig { allow },
-        storage,
-        servers,
-    }
+    servers
 }
 
 fn validate_storage(
