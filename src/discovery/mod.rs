@@ -277,7 +277,8 @@ impl Serialize for Resolution {
 }
 
 impl Resolution {
-    fn new(name: &str) -> Resolution {
+    /// An empty resolution of `name` (no lookups yet), resolved now.
+    pub fn new(name: &str) -> Resolution {
         let now = OffsetDateTime::now_utc();
         Resolution {
             server_name: name.to_owned(),

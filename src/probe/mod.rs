@@ -143,7 +143,8 @@ pub struct AddressReport {
 }
 
 impl AddressReport {
-    fn new(address: SocketAddr) -> Self {
+    /// A report for `address` before anything happened (not ok, no error yet).
+    pub fn new(address: SocketAddr) -> Self {
         AddressReport {
             address,
             ip_family: IpFamily::of(address.ip()),

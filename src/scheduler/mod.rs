@@ -253,17 +253,41 @@ impl Slot {
     }
 }
 
+/// What the loops need to run a round: discovery, then probing. [`Services`] is the
+/// production implementation (DNS, the well-known, TLS probes); the scheduler's own tests use
+/// scripted rounds, so cadence, retries, re-resolution and hysteresis can be checked on a
+/// paused clock.
+pub trait Rounds: Send + Sync + 'static {
+    /// Resolves `name` (the spec's discovery steps).
+    fn resolve(&self, name: &str) -> impl Future<Output = Resolution> + Send;
+    /// Probes every target of `resolution` once.
+    fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send;
+}
+
+impl Rounds for Services {
+    fn resolve(&self, name: &str) -> impl Future<Output = Resolution> + Send {
+        self.discovery.resolve(name)
+    }
+
+    fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send {
+        Services::probe(self, resolution, name)
+    }
+}
+
+/// Builds the rounds for a config (at start, and on a reload that changes settings).
+pub type MakeRounds<R> = Box<dyn Fn(&Config) -> Result<R, StartError> + Send + Sync>;
+
 /// The live configuration and what it built.
-struct Live {
+struct Live<R> {
     config: Arc<Config>,
-    services: Arc<Services>,
+    services: Arc<R>,
     semaphore: Arc<Semaphore>,
     slots: Vec<Arc<Slot>>,
     /// Position of each server in `slots`, by name.
     index: HashMap<String, usize>,
 }
 
-impl Live {
+impl<R> Live<R> {
     /// The cells of every slot, in config order, for the board.
     fn cells(&self) -> Vec<(String, Arc<Cell>)> {
         self.slots
@@ -283,8 +307,9 @@ impl Live {
 const RESTORE_BATCH: usize = 256;
 
 /// The monitor: the loops, and the board they publish on.
-pub struct Monitor {
-    live: RwLock<Live>,
+pub struct Monitor<R: Rounds = Services> {
+    live: RwLock<Live<R>>,
+    make_rounds: MakeRounds<R>,
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     store: Option<Store>,
@@ -292,7 +317,7 @@ pub struct Monitor {
     tracker: TaskTracker,
 }
 
-impl Monitor {
+impl Monitor<Services> {
     /// Starts a loop for every server of `config`, restoring each server's history from
     /// `store` when one is given.
     pub fn start(
@@ -300,9 +325,22 @@ impl Monitor {
         metrics: Arc<Metrics>,
         store: Option<Store>,
     ) -> Result<Arc<Monitor>, StartError> {
-        let services = Arc::new(Services::new(&config)?);
+        Monitor::start_with(config, metrics, store, Box::new(|c| Ok(Services::new(c)?)))
+    }
+}
+
+impl<R: Rounds> Monitor<R> {
+    /// Like [`Monitor::start`], with rounds made by `make_rounds`.
+    pub fn start_with(
+        config: Config,
+        metrics: Arc<Metrics>,
+        store: Option<Store>,
+        make_rounds: MakeRounds<R>,
+    ) -> Result<Arc<Monitor<R>>, StartError> {
+        let services = Arc::new(make_rounds(&config)?);
         let config = Arc::new(config);
         let monitor = Arc::new(Monitor {
+            make_rounds,
             live: RwLock::new(Live {
                 semaphore: Arc::new(Semaphore::new(config.monitor.concurrency)),
                 config: config.clone(),
@@ -399,7 +437,7 @@ impl Monitor {
         slot
     }
 
-    fn spawn(self: &Arc<Self>, live: &Live, slot: Arc<Slot>) {
+    fn spawn(self: &Arc<Self>, live: &Live<R>, slot: Arc<Slot>) {
         let interval = live.config.monitor.interval;
         let jitter = Duration::from_secs_f64(rand::rng().random_range(0.0..interval.as_secs_f64()));
         let job = Job {
@@ -434,7 +472,7 @@ impl Monitor {
             || new.tls != old.tls
             || new.network != old.network;
         let services = if settings_changed {
-            Arc::new(Services::new(&new)?)
+            Arc::new((self.make_rounds)(&new)?)
         } else {
             live.services.clone()
         };
@@ -568,15 +606,15 @@ pub fn thresholds(config: &Config) -> Thresholds {
 }
 
 /// One server's loop.
-struct Job {
-    monitor: Arc<Monitor>,
+struct Job<R: Rounds> {
+    monitor: Arc<Monitor<R>>,
     slot: Arc<Slot>,
-    services: Arc<Services>,
+    services: Arc<R>,
     semaphore: Arc<Semaphore>,
     config: Arc<Config>,
 }
 
-impl Job {
+impl<R: Rounds> Job<R> {
     async fn run(self, first_delay: Duration) {
         let cancel = self.slot.cancel.clone();
         let mut next = Instant::now() + first_delay;
@@ -628,7 +666,7 @@ impl Job {
         let discovery_ran = cached.is_none();
         let resolution = match cached {
             Some(r) => r,
-            None => self.services.discovery.resolve(name).await,
+            None => self.services.resolve(name).await,
         };
         let round = self.services.probe(resolution, name).await;
         let mut cache = self.slot.resolution.lock().expect("resolution lock");

@@ -19,5 +19,6 @@ mod packaging;
 mod page;
 mod persistence;
 mod probe;
+mod scheduler;
 mod security;
 mod serve;

@@ -1,0 +1,234 @@
+//! The scheduler on a paused clock (`start_paused`: tokio advances time whenever every task
+//! waits), with scripted rounds in place of the network: start-up jitter, the cadence of
+//! healthy and failing servers, reuse of a resolution until it expires, re-resolution after a
+//! failed round, hysteresis as published on the board, the concurrency cap, and shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mxping::config::Config;
+use mxping::discovery::{Resolution, Target};
+use mxping::error::{ErrorKind, ProbeError};
+use mxping::metrics::Metrics;
+use mxping::probe::AddressReport;
+use mxping::report::Round;
+use mxping::scheduler::{Monitor, Rounds};
+use tokio::time::Instant;
+
+/// Rounds without a network: every server has one address, up or down as the test says; a
+/// resolution is valid for `valid_for`. Every call is logged with the (paused) time.
+#[derive(Clone)]
+struct Scripted {
+    up: Arc<Mutex<HashMap<String, bool>>>,
+    log: Arc<Mutex<Vec<(Instant, String, &'static str)>>>,
+    in_flight: Arc<Mutex<(usize, usize)>>,
+    valid_for: Duration,
+    round_takes: Duration,
+    start: Instant,
+}
+
+impl Scripted {
+    fn new(valid_for: Duration, round_takes: Duration) -> Scripted {
+        Scripted {
+            up: Arc::default(),
+            log: Arc::default(),
+            in_flight: Arc::default(),
+            valid_for,
+            round_takes,
+            start: Instant::now(),
+        }
+    }
+
+    fn set_up(&self, name: &str, up: bool) {
+        self.up.lock().unwrap().insert(name.to_owned(), up);
+    }
+
+    /// Seconds since start of each `what` call (`resolve` or `probe`) for `name`.
+    fn times(&self, name: &str, what: &str) -> Vec<f64> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n, w)| n == name && *w == what)
+            .map(|(t, _, _)| (*t - self.start).as_secs_f64())
+            .collect()
+    }
+}
+
+impl Rounds for Scripted {
+    async fn resolve(&self, name: &str) -> Resolution {
+        self.log
+            .lock()
+            .unwrap()
+            .push((Instant::now(), name.to_owned(), "resolve"));
+        let mut r = Resolution::new(name);
+        let address: SocketAddr = "203.0.113.7:8448".parse().unwrap();
+        r.targets.push(Target {
+            address,
+            host_header: name.to_owned(),
+            tls_name: Some(name.to_owned()),
+            via: name.to_owned(),
+            srv: None,
+            blocked: None,
+        });
+        r.valid_for = self.valid_for;
+        r
+    }
+
+    async fn probe(&self, resolution: Resolution, name: &str) -> Round {
+        self.log
+            .lock()
+            .unwrap()
+            .push((Instant::now(), name.to_owned(), "probe"));
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
+        tokio::time::sleep(self.round_takes).await;
+        self.in_flight.lock().unwrap().0 -= 1;
+        let up = *self.up.lock().unwrap().get(name).unwrap_or(&true);
+        let mut a = AddressReport::new(resolution.targets[0].address);
+        if up {
+            a.ok = true;
+            a.latency_ms = Some(20.0);
+            a.phases_ms.requests = vec![20.0];
+        } else {
+            a.error = Some(ProbeError::new(ErrorKind::ConnectRefused, "refused"));
+        }
+        Round {
+            resolution,
+            addresses: vec![a],
+            client: None,
+            finished_at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+fn config(concurrency: usize) -> Config {
+    let text = format!(
+        "[monitor]\ninterval = \"30s\"\nretry_interval = \"10s\"\ntimeout = \"5s\"\n\
+         down_after = 2\nup_after = 2\nconcurrency = {concurrency}\n\
+         [storage]\ndata_dir = \"\"\n\
+         [[server]]\nname = \"up.test\"\n[[server]]\nname = \"down.test\"\n"
+    );
+    Config::parse(&text, "scheduler.toml", None).unwrap()
+}
+
+fn gaps(times: &[f64]) -> Vec<f64> {
+    times.windows(2).map(|w| (w[1] - w[0]).round()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn cadence_retries_reresolution_and_hysteresis() {
+    let script = Scripted::new(Duration::from_secs(45), Duration::from_millis(100));
+    script.set_up("down.test", false);
+    let rounds = script.clone();
+    let monitor = Monitor::start_with(
+        config(64),
+        Arc::new(Metrics::new()),
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap();
+    let board = monitor.board();
+    // Before any round: unknown.
+    assert_eq!(
+        board.server("up.test").unwrap().1.status().as_str(),
+        "unknown"
+    );
+
+    tokio::time::sleep(Duration::from_secs(151)).await;
+
+    // Start-up jitter: the first round of each server within the first interval.
+    let up = script.times("up.test", "probe");
+    let down = script.times("down.test", "probe");
+    assert!(up[0] < 30.0 && down[0] < 30.0, "{up:?} {down:?}");
+    // A healthy server every interval (30 s), a failing one every retry_interval (10 s),
+    // with no drift.
+    assert!(gaps(&up).iter().all(|g| *g == 30.0), "{up:?}");
+    assert!(gaps(&down).iter().all(|g| *g == 10.0), "{down:?}");
+    assert!(up.len() >= 4 && down.len() >= 12, "{up:?} {down:?}");
+    // A working resolution (valid 45 s) is reused by the next round and resolved again after
+    // it expires; a failed round drops it, so every round of the failing server resolves.
+    let resolved = script.times("up.test", "resolve");
+    assert_eq!(resolved.len(), up.len().div_ceil(2), "{resolved:?} {up:?}");
+    assert_eq!(script.times("down.test", "resolve").len(), down.len());
+
+    // Hysteresis as the board shows it: red after down_after (2) failed rounds.
+    assert_eq!(
+        board.server("up.test").unwrap().1.status().as_str(),
+        "green"
+    );
+    assert_eq!(
+        board.server("down.test").unwrap().1.status().as_str(),
+        "red"
+    );
+    // The failing server recovers: yellow (recovering) after one good round, green after two.
+    script.set_up("down.test", true);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (status, reason) = {
+        let v = board.server("down.test").unwrap().1;
+        (
+            v.status().as_str(),
+            v.report.reason.clone().map(|r| r.to_string()),
+        )
+    };
+    assert_eq!(
+        (status, reason.as_deref()),
+        ("yellow", Some("recovering (1 of 2 good rounds)"))
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(
+        board.server("down.test").unwrap().1.status().as_str(),
+        "green"
+    );
+    let feed: Vec<String> = board
+        .events()
+        .iter()
+        .map(|e| format!("{:?}->{:?}", e.from, e.to))
+        .collect();
+    assert_eq!(
+        feed,
+        ["Yellow->Green", "Red->Yellow", "Yellow->Red"],
+        "newest first"
+    );
+
+    assert!(
+        monitor.shutdown(Duration::from_secs(1)).await,
+        "every loop stops"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_cap_holds() {
+    // Ten servers whose rounds take 4 s, at most two at once.
+    let script = Scripted::new(Duration::from_secs(45), Duration::from_secs(4));
+    let mut text = "[monitor]\ninterval = \"30s\"\ntimeout = \"5s\"\nconcurrency = 2\n\
+                    [storage]\ndata_dir = \"\"\n"
+        .to_owned();
+    for i in 0..10 {
+        text.push_str(&format!("[[server]]\nname = \"s{i}.test\"\n"));
+    }
+    let config = Config::parse(&text, "cap.toml", None).unwrap();
+    let rounds = script.clone();
+    let monitor = Monitor::start_with(
+        config,
+        Arc::new(Metrics::new()),
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let (_, most) = *script.in_flight.lock().unwrap();
+    assert_eq!(most, 2, "at most [monitor] concurrency rounds at once");
+    for i in 0..10 {
+        assert!(
+            script.times(&format!("s{i}.test"), "probe").len() >= 2,
+            "every server still gets its rounds"
+        );
+    }
+    assert!(monitor.shutdown(Duration::from_secs(1)).await);
+}
