@@ -17,12 +17,15 @@ use mxping::report::Round;
 use mxping::scheduler::{Monitor, Rounds};
 use tokio::time::Instant;
 
+/// (when, server, `resolve` or `probe`) of every call.
+type Log = Arc<Mutex<Vec<(Instant, String, &'static str)>>>;
+
 /// Rounds without a network: every server has one address, up or down as the test says; a
 /// resolution is valid for `valid_for`. Every call is logged with the (paused) time.
 #[derive(Clone)]
 struct Scripted {
     up: Arc<Mutex<HashMap<String, bool>>>,
-    log: Arc<Mutex<Vec<(Instant, String, &'static str)>>>,
+    log: Log,
     in_flight: Arc<Mutex<(usize, usize)>>,
     valid_for: Duration,
     round_takes: Duration,
