@@ -23,8 +23,8 @@ pub mod error;
 pub mod i18n;
 pub mod report;
 pub mod server_name;
-pub mod text;
-pub mod timestamp;
+pub(crate) mod text;
+pub(crate) mod timestamp;
 
 use std::time::Duration;
 

@@ -3,16 +3,16 @@
 //! stored, shown or used as a metric label.
 
 /// The longest untrusted string kept, in characters.
-pub const MAX_UNTRUSTED_CHARS: usize = 128;
+pub(crate) const MAX_UNTRUSTED_CHARS: usize = 128;
 
 /// `s` without control characters, at most [`MAX_UNTRUSTED_CHARS`] characters (an ellipsis
 /// marks a cut).
-pub fn cap(s: &str) -> String {
+pub(crate) fn cap(s: &str) -> String {
     cap_to(s, MAX_UNTRUSTED_CHARS)
 }
 
 /// Like [`cap`] with an explicit limit.
-pub fn cap_to(s: &str, max_chars: usize) -> String {
+pub(crate) fn cap_to(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars * 4));
     for (count, c) in s.chars().enumerate() {
         if count == max_chars {
@@ -25,7 +25,7 @@ pub fn cap_to(s: &str, max_chars: usize) -> String {
 }
 
 /// The start of a body as text, for error messages: lossy UTF-8, whitespace collapsed.
-pub fn excerpt(body: &[u8], max_chars: usize) -> String {
+pub(crate) fn excerpt(body: &[u8], max_chars: usize) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(max_chars * 4)]);
     let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     cap_to(&collapsed, max_chars)

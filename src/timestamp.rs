@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// `t` in UTC, whole seconds, RFC 3339.
-pub fn format(t: OffsetDateTime) -> String {
+pub(crate) fn format(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .expect("0 is a valid nanosecond")
@@ -15,12 +15,12 @@ pub fn format(t: OffsetDateTime) -> String {
 }
 
 /// For `#[serde(serialize_with)]`.
-pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(*t))
 }
 
 /// For `#[serde(serialize_with)]` on an `Option`.
-pub fn serialize_option<S: Serializer>(
+pub(crate) fn serialize_option<S: Serializer>(
     t: &Option<OffsetDateTime>,
     s: S,
 ) -> Result<S::Ok, S::Error> {

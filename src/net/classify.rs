@@ -26,14 +26,14 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stat
 }
 
 /// The innermost useful message of an error chain.
-pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let parts: Vec<String> = chain(err).iter().map(|e| e.to_string()).collect();
     // The last element is usually the root cause; keep it short but specific.
     parts.last().cloned().unwrap_or_default()
 }
 
 /// Classifies an io error from a TCP connect to `addr`.
-pub fn connect_error(err: &io::Error, addr: &SocketAddr) -> ProbeError {
+pub(crate) fn connect_error(err: &io::Error, addr: &SocketAddr) -> ProbeError {
     let shown = addr.to_string();
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ProbeError::new(
