@@ -386,6 +386,25 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
     }
 }
 
+/// Sends `request` once the connection is ready, timing only the exchange itself: from the
+/// request going out to the response head arriving (waiting for readiness is not counted).
+pub(crate) async fn send_timed(
+    sender: &mut http1::SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+    path: &str,
+) -> Result<(hyper::Response<hyper::body::Incoming>, Duration), ProbeError> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| classify::http_error(&e, path))?;
+    let started = Instant::now();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| classify::http_error(&e, path))?;
+    Ok((response, started.elapsed()))
+}
+
 /// The HTTP/1.1 handshake on `io`, with the connection driven by a task that ends with it.
 async fn handshake<T>(io: T) -> Result<(http1::SendRequest<Empty<Bytes>>, ConnTask), ProbeError>
 where
@@ -439,17 +458,7 @@ impl Connection {
                     format!("cannot request {url}: {e}"),
                 )
             })?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| classify::http_error(&e, path))?;
-        let started = Instant::now();
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| classify::http_error(&e, path))?;
-        let head_time = started.elapsed();
+        let (response, head_time) = send_timed(&mut self.sender, request, path).await?;
         let too_large = || {
             ProbeError::new(
                 ErrorKind::BodyTooLarge,

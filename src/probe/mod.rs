@@ -424,17 +424,7 @@ async fn request(
         .header(ACCEPT, "application/json")
         .body(Empty::<Bytes>::new())
         .expect("a static request is valid");
-    conn.sender
-        .ready()
-        .await
-        .map_err(|e| classify::http_error(&e, path))?;
-    let t0 = Instant::now();
-    let response = conn
-        .sender
-        .send_request(req)
-        .await
-        .map_err(|e| classify::http_error(&e, path))?;
-    let elapsed = t0.elapsed();
+    let (response, elapsed) = crate::net::fetch::send_timed(&mut conn.sender, req, path).await?;
     let status = response.status();
     let closing = response
         .headers()

@@ -16,7 +16,7 @@ use crate::web::chart::{self};
 use crate::web::{AppState, csp_with_connect};
 
 use super::lang::{language, language_headers};
-use super::{Base, PageQuery, browser_url, days, href, ms, origin, percent, reason_words, word};
+use super::{Base, PageQuery, StatusView, browser_url, days, href, ms, origin, percent};
 
 struct Ping {
     text: String,
@@ -29,11 +29,7 @@ struct Row {
     detail_href: String,
     client_url: Option<String>,
     description: String,
-    status: &'static str,
-    symbol: &'static str,
-    word: String,
-    reason: String,
-    reason_tech: String,
+    state: StatusView,
     latency: String,
     pings: Vec<Ping>,
     browser_url: Option<String>,
@@ -103,19 +99,7 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         detail_href: href(&r.name),
         client_url: v.client_url.clone(),
         description,
-        status: r.status.as_str(),
-        symbol: r.status.symbol(),
-        word: word(t, r.status).to_owned(),
-        reason: r
-            .reason
-            .as_ref()
-            .map(|x| reason_words(t, x))
-            .unwrap_or_default(),
-        reason_tech: r
-            .reason
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        state: StatusView::new(t, r.status, r.reason.as_ref()),
         latency: ms(r.latency_ms),
         pings,
         browser_url: browser_url(v),

@@ -36,6 +36,32 @@ pub(super) struct PageQuery {
     filter: Option<String>,
 }
 
+/// A status as every page shows it: never by colour alone.
+struct StatusView {
+    /// The CSS class: `green`, `yellow`, `red`, `unknown`.
+    class: &'static str,
+    /// ●, ▲, ✖ or ?.
+    symbol: &'static str,
+    /// The word, in the reader's language.
+    word: String,
+    /// Why, in plain words (empty when green).
+    reason: String,
+    /// Why, as the API says it (for the tooltip and the details).
+    reason_tech: String,
+}
+
+impl StatusView {
+    fn new(t: &Locale, status: Status, reason: Option<&Reason>) -> StatusView {
+        StatusView {
+            class: status.as_str(),
+            symbol: status.symbol(),
+            word: word(t, status).to_owned(),
+            reason: reason.map(|x| reason_words(t, x)).unwrap_or_default(),
+            reason_tech: reason.map(ToString::to_string).unwrap_or_default(),
+        }
+    }
+}
+
 /// A link to another language.
 struct LangLink {
     code: String,

@@ -18,9 +18,7 @@ use crate::web::chart::{self};
 
 use super::lang::language;
 use super::not_found::not_found_page;
-use super::{
-    Base, PageQuery, days, encode, href, html, kind_text, ms, percent, reason_words, word,
-};
+use super::{Base, PageQuery, StatusView, days, encode, href, html, kind_text, ms, percent};
 
 /// The client-API section of the detail page.
 struct ClientView {
@@ -41,11 +39,7 @@ struct ServerPage {
     base: Base,
     name: String,
     title: String,
-    status: &'static str,
-    symbol: &'static str,
-    word: String,
-    reason: String,
-    reason_tech: String,
+    state: StatusView,
     latency: String,
     latency_24h: String,
     software: String,
@@ -317,19 +311,7 @@ pub(in crate::web) async fn server(
         t,
         name: r.name.clone(),
         title: v.title.clone(),
-        status: r.status.as_str(),
-        symbol: r.status.symbol(),
-        word: word(t, r.status).to_owned(),
-        reason: r
-            .reason
-            .as_ref()
-            .map(|x| reason_words(t, x))
-            .unwrap_or_default(),
-        reason_tech: r
-            .reason
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+        state: StatusView::new(t, r.status, r.reason.as_ref()),
         latency: ms(r.latency_ms),
         latency_24h: match (v.latency_p50_ms, v.latency_p95_ms) {
             (Some(p50), Some(p95)) => t.f(
