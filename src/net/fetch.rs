@@ -152,6 +152,10 @@ pub struct Response {
     pub head_time: Duration,
 }
 
+/// How long one address gets before the next is tried alongside it (Happy Eyeballs; Synapse's
+/// stagger).
+pub const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(300);
+
 /// Redirect hop limit (Go's default, which gomatrixserverlib uses).
 pub const MAX_REDIRECTS: usize = 10;
 
@@ -267,22 +271,7 @@ impl Fetcher {
             }
             other => vec![other.ip().expect("an IP literal")],
         };
-        let mut first_error = None;
-        let mut tcp = None;
-        for ip in ips {
-            match self.guard.connect(SocketAddr::new(ip, to.port)).await {
-                Ok(stream) => {
-                    tcp = Some(stream);
-                    break;
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let Some(tcp) = tcp else {
-            return Err(first_error.expect("at least one address was tried"));
-        };
+        let tcp = self.connect_any(&ips, to.port).await?;
         let shown = format!("{}:{}", to.host, to.port);
         let (sender, connection) = if to.https {
             let (name, expected) = match &to.host {
@@ -315,6 +304,51 @@ impl Fetcher {
             sender,
             _task: connection,
         })
+    }
+
+    /// Connects to the first of `ips` that answers, every attempt through the guard. Happy
+    /// Eyeballs, as homeservers do (Synapse's `HostnameEndpoint`): the next address is tried
+    /// [`NEXT_ADDRESS_AFTER`] after the previous one started, or at once when it failed, so a
+    /// black-holed address (often a broken IPv6 route) doesn't eat the whole timeout.
+    async fn connect_any(
+        &self,
+        ips: &[std::net::IpAddr],
+        port: u16,
+    ) -> Result<tokio::net::TcpStream, ProbeError> {
+        use futures_util::StreamExt as _;
+        let mut attempts = futures_util::stream::FuturesUnordered::new();
+        let mut next = ips.iter();
+        let mut first_error = None;
+        loop {
+            if let Some(ip) = next.next() {
+                attempts.push(self.guard.connect(SocketAddr::new(*ip, port)));
+            }
+            let stagger = tokio::time::sleep(NEXT_ADDRESS_AFTER);
+            tokio::pin!(stagger);
+            loop {
+                tokio::select! {
+                    done = attempts.next() => match done {
+                        Some(Ok(stream)) => return Ok(stream),
+                        Some(Err(e)) => {
+                            first_error.get_or_insert(e);
+                            // Failed at once: start the next address now.
+                            if next.len() > 0 {
+                                break;
+                            }
+                            if attempts.is_empty() {
+                                return Err(first_error.expect("an attempt failed"));
+                            }
+                        }
+                        None => {
+                            return Err(first_error.unwrap_or_else(|| {
+                                ProbeError::new(ErrorKind::NoAddress, "no address to connect to")
+                            }));
+                        }
+                    },
+                    () = &mut stagger, if next.len() > 0 => break,
+                }
+            }
+        }
     }
 
     /// GET `url` on a fresh connection, reading at most `max_body` bytes of body.

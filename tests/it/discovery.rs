@@ -1490,3 +1490,49 @@ async fn a_transient_failure_at_refresh_keeps_a_valid_delegation() {
         }
     }
 }
+
+/// Happy Eyeballs, as homeservers connect: a black-holed first address (here the AAAA record,
+/// tried first, whose accept queue is full so connects hang) must not stall the well-known
+/// fetch until the timeout; the next address is tried 300 ms later and answers.
+#[tokio::test]
+async fn a_black_holed_address_does_not_stall_the_well_known() {
+    use tokio::net::TcpSocket;
+    let mut h = Harness::new().await;
+    let socket = TcpSocket::new_v6().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind("[::1]:443".parse().unwrap())
+        .expect("[::1]:443 free for the black hole");
+    let _hole = socket.listen(0).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            tokio::net::TcpStream::connect("[::1]:443"),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    h.dns.aaaa("example.test", "::1".parse().unwrap());
+    let (_origin, wk) = delegating(
+        &mut h,
+        well_known(json!({"m.server": "matrix.example.test:443"})),
+    );
+    h.dns.a("matrix.example.test", "127.0.0.1".parse().unwrap());
+    let started = std::time::Instant::now();
+    let r = h.services().discovery.resolve("example.test").await;
+    assert_eq!(
+        r.well_known.status,
+        WellKnownStatus::Delegated,
+        "{:?}",
+        r.well_known
+    );
+    assert_eq!(wk.hits(WK).len(), 1);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "the IPv4 address was tried after 300 ms, not after the 3 s timeout: {took:?}"
+    );
+}
