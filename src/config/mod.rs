@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::server_name::ServerName;
+
 use ipnet::IpNet;
 
 /// The shipped server list, built into the binary.
@@ -130,7 +132,7 @@ pub struct StorageConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// The Matrix server name.
-    pub name: String,
+    pub name: ServerName,
     /// Display title; defaults to the name.
     pub title: String,
     /// Short description per language code (`en`, `zh`, ...).

@@ -349,11 +349,12 @@ fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig
     for (i, s) in raw.iter().enumerate() {
         let key = |field: &str| format!("[[server]] #{} {field}", i + 1);
         let server_name = s.name.get_ref();
-        if let Err(e) = ServerName::parse(server_name) {
+        let parsed = ServerName::parse(server_name);
+        if let Err(e) = &parsed {
             p.add(
                 Some(s.name.span()),
                 &key("name"),
-                e.message,
+                e.message.clone(),
                 "write a Matrix server name as in user IDs (@user:NAME), e.g. \"matrix.org\" or \"example.com:8448\"",
             );
         }
@@ -397,8 +398,10 @@ fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig
             }
             d.get_ref().clone()
         });
+        // An invalid name is reported above; the config is refused, so nothing is lost here.
+        let Ok(name) = parsed else { continue };
         servers.push(ServerConfig {
-            name: server_name.clone(),
+            name,
             title: s
                 .title
                 .as_ref()

@@ -364,31 +364,39 @@ impl Discovery {
         }
     }
 
-    /// Resolves `name` into targets, following the spec step by step.
+    /// Resolves `name` into targets, following the spec step by step; an invalid name is an
+    /// `invalid_name` error before any network activity.
     pub async fn resolve(&self, name: &str) -> Resolution {
+        match ServerName::parse(name) {
+            Ok(parsed) => self.resolve_name(&parsed).await,
+            Err(e) => {
+                let mut r = Resolution::new(name);
+                r.error = Some(e);
+                r
+            }
+        }
+    }
+
+    /// Resolves an already parsed server name (the config's).
+    pub async fn resolve_name(&self, name: &ServerName) -> Resolution {
         let started = Instant::now();
-        let mut r = Resolution::new(name);
+        let mut r = Resolution::new(name.as_str());
         let mut budget = Budget {
             expiry: None,
             deadline: started + self.timeout,
         };
-        match ServerName::parse(name) {
-            Err(e) => r.error = Some(e),
-            Ok(parsed) => {
-                for note in parsed.advisories() {
-                    r.note(Severity::Warning, note);
-                }
-                if let Some(args) = parsed.trailing_dot_args() {
-                    r.note_coded(Severity::Error, "trailing_dot", args);
-                }
-                self.resolve_name(&parsed, &mut r, &mut budget).await;
-            }
+        for note in name.advisories() {
+            r.note(Severity::Warning, note);
         }
+        if let Some(args) = name.trailing_dot_args() {
+            r.note_coded(Severity::Error, "trailing_dot", args);
+        }
+        self.resolve_steps(name, &mut r, &mut budget).await;
         self.finish(&mut r, budget, started);
         r
     }
 
-    async fn resolve_name(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
+    async fn resolve_steps(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
         let host = match name.host() {
             // Step 1: an IP literal; no well-known, no SRV.
             Host::Ipv4(_) | Host::Ipv6(_) => {

@@ -45,6 +45,7 @@ use crate::history::{Delta, Sample, ServerHistory, Thresholds};
 use crate::metrics::Metrics;
 use crate::probe::Software;
 use crate::report::{Reason, Round, ServerReport, Status};
+use crate::server_name::ServerName;
 pub use board::{Board, Cell, Snapshot};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
@@ -98,14 +99,14 @@ impl ServerView {
         let last_sample = history.recent().last().copied();
         let report = match last {
             Some(round) => ServerReport::with_status(
-                &server.name,
+                server.name.as_str(),
                 round,
                 history.status(),
                 history.state.reason.clone(),
             ),
             // Restored from the store: status and history, but no round of this run yet.
             None if history.status() != Status::Unknown => ServerReport {
-                name: server.name.clone(),
+                name: server.name.to_string(),
                 status: history.status(),
                 reason: history.state.reason.clone(),
                 latency_ms: last_sample.and_then(|s| s.latency_ms).map(f64::from),
@@ -119,7 +120,7 @@ impl ServerView {
                 client: None,
             },
             None => ServerReport {
-                name: server.name.clone(),
+                name: server.name.to_string(),
                 status: Status::Unknown,
                 reason: Some(Reason::NotChecked),
                 latency_ms: None,
@@ -258,15 +259,15 @@ impl Slot {
 /// scripted rounds, so cadence, retries, re-resolution and hysteresis can be checked on a
 /// paused clock.
 pub trait Rounds: Send + Sync + 'static {
-    /// Resolves `name` (the spec's discovery steps).
-    fn resolve(&self, name: &str) -> impl Future<Output = Resolution> + Send;
+    /// Resolves `name` (the spec's discovery steps), already parsed from the config.
+    fn resolve(&self, name: &ServerName) -> impl Future<Output = Resolution> + Send;
     /// Probes every target of `resolution` once.
     fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send;
 }
 
 impl Rounds for Services {
-    fn resolve(&self, name: &str) -> impl Future<Output = Resolution> + Send {
-        self.discovery.resolve(name)
+    fn resolve(&self, name: &ServerName) -> impl Future<Output = Resolution> + Send {
+        self.discovery.resolve_name(name)
     }
 
     fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send {
@@ -292,13 +293,13 @@ impl<R> Live<R> {
     fn cells(&self) -> Vec<(String, Arc<Cell>)> {
         self.slots
             .iter()
-            .map(|s| (s.server.name.clone(), s.cell.clone()))
+            .map(|s| (s.server.name.to_string(), s.cell.clone()))
             .collect()
     }
 
     fn push(&mut self, slot: Arc<Slot>) {
         self.index
-            .insert(slot.server.name.clone(), self.slots.len());
+            .insert(slot.server.name.to_string(), self.slots.len());
         self.slots.push(slot);
     }
 }
@@ -369,7 +370,7 @@ impl<R: Rounds> Monitor<R> {
         for batch in servers.chunks(RESTORE_BATCH) {
             let mut saved = monitor.load_saved(batch)?;
             for server in batch {
-                monitor.metrics.add_server(&server.name);
+                monitor.metrics.add_server(server.name.as_str());
                 let slot = monitor.restored_slot(server.clone(), thresholds, &mut saved);
                 monitor.spawn(&live, slot.clone());
                 live.push(slot);
@@ -401,7 +402,7 @@ impl<R: Rounds> Monitor<R> {
         let Some(store) = &self.store else {
             return Ok(HashMap::new());
         };
-        let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = servers.iter().map(|s| s.name.to_string()).collect();
         store.load(&names, OffsetDateTime::now_utc().unix_timestamp())
     }
 
@@ -413,7 +414,7 @@ impl<R: Rounds> Monitor<R> {
         saved: &mut HashMap<String, Saved>,
     ) -> Arc<Slot> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (history, software) = match saved.remove(&server.name) {
+        let (history, software) = match saved.remove(server.name.as_str()) {
             Some(s) => (
                 ServerHistory::restore(thresholds, s.history, now),
                 s.software,
@@ -432,7 +433,7 @@ impl<R: Rounds> Monitor<R> {
         if view.status() != Status::Unknown {
             let uptime = view.history.uptime(now);
             self.metrics
-                .restore_server(&slot.server.name, view.status(), &uptime);
+                .restore_server(slot.server.name.as_str(), view.status(), &uptime);
         }
         slot
     }
@@ -497,7 +498,7 @@ impl<R: Rounds> Monitor<R> {
         let old_index = std::mem::take(&mut live.index);
         let (mut added, mut changed, mut removed) = (0, 0, 0);
         for server in &new.servers {
-            match old_index.get(&server.name).map(|&i| &old_slots[i]) {
+            match old_index.get(server.name.as_str()).map(|&i| &old_slots[i]) {
                 Some(slot) if !settings_changed && slot.server == *server => {
                     live.push(slot.clone())
                 }
@@ -512,7 +513,7 @@ impl<R: Rounds> Monitor<R> {
                 }
                 None => {
                     let mut saved = self.load_saved(std::slice::from_ref(server))?;
-                    self.metrics.add_server(&server.name);
+                    self.metrics.add_server(server.name.as_str());
                     let fresh = self.restored_slot(server.clone(), thresholds, &mut saved);
                     self.spawn(&live, fresh.clone());
                     live.push(fresh);
@@ -521,9 +522,9 @@ impl<R: Rounds> Monitor<R> {
             }
         }
         for slot in &old_slots {
-            if !live.index.contains_key(&slot.server.name) {
+            if !live.index.contains_key(slot.server.name.as_str()) {
                 slot.cancel.cancel();
-                self.metrics.remove_server(&slot.server.name);
+                self.metrics.remove_server(slot.server.name.as_str());
                 removed += 1;
             }
         }
@@ -668,7 +669,7 @@ impl<R: Rounds> Job<R> {
             Some(r) => r,
             None => self.services.resolve(name).await,
         };
-        let round = self.services.probe(resolution, name).await;
+        let round = self.services.probe(resolution, name.as_str()).await;
         let mut cache = self.slot.resolution.lock().expect("resolution lock");
         *cache = if round.any_ok() {
             if discovery_ran {
@@ -698,7 +699,7 @@ impl<R: Rounds> Job<R> {
         // `make_mut` copies it (a few KB) rather than changing what a reader may be reading.
         let mut shared = self.slot.history.lock().expect("history lock");
         let recorded = record_round(
-            &self.slot.server.name,
+            self.slot.server.name.as_str(),
             Arc::make_mut(&mut shared),
             &round,
             now,
@@ -710,13 +711,13 @@ impl<R: Rounds> Job<R> {
         }
         if let Some(store) = &self.monitor.store {
             store.write(RoundRecord {
-                server: self.slot.server.name.clone(),
+                server: self.slot.server.name.to_string(),
                 delta: recorded.delta,
                 software: round.software(),
             });
         }
         self.monitor.metrics.observe_round(
-            &self.slot.server.name,
+            self.slot.server.name.as_str(),
             &round,
             discovery_ran,
             recorded.status,

@@ -15,6 +15,7 @@ use mxping::metrics::Metrics;
 use mxping::probe::AddressReport;
 use mxping::report::Round;
 use mxping::scheduler::{Monitor, Rounds};
+use mxping::server_name::ServerName;
 use tokio::time::Instant;
 
 /// (when, server, `resolve` or `probe`) of every call.
@@ -61,7 +62,8 @@ impl Scripted {
 }
 
 impl Rounds for Scripted {
-    async fn resolve(&self, name: &str) -> Resolution {
+    async fn resolve(&self, name: &ServerName) -> Resolution {
+        let name = name.as_str();
         self.log
             .lock()
             .unwrap()

@@ -57,8 +57,8 @@ impl Web {
     pub async fn round_of(&mut self, names: &[&str]) {
         let chosen = |name: &str| names.is_empty() || names.contains(&name);
         let rounds = futures_util::future::join_all(self.config.servers.iter().map(|s| async {
-            if chosen(&s.name) {
-                Some(self.services.round(&s.name).await)
+            if chosen(s.name.as_str()) {
+                Some(self.services.round(s.name.as_str()).await)
             } else {
                 None
             }
@@ -68,7 +68,7 @@ impl Web {
         self.clock += 1;
         for (i, round) in rounds.into_iter().enumerate() {
             let Some(round) = round else { continue };
-            let name = self.config.servers[i].name.clone();
+            let name = self.config.servers[i].name.to_string();
             if let Some(event) = record_round(&name, &mut self.histories[i], &round, now).event {
                 self.board.push_event(event);
             }
