@@ -218,8 +218,8 @@ pub struct Fetcher {
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// Aborts the HTTP connection task when the connection is dropped.
-struct ConnTask(JoinHandle<()>);
+/// Aborts the HTTP connection task when the connection (or the probe's round) is dropped.
+pub(crate) struct ConnTask(JoinHandle<()>);
 
 impl Drop for ConnTask {
     fn drop(&mut self) {
@@ -440,7 +440,9 @@ pub(crate) async fn send_timed(
 }
 
 /// The HTTP/1.1 handshake on `io`, with the connection driven by a task that ends with it.
-async fn handshake<T>(io: T) -> Result<(http1::SendRequest<Empty<Bytes>>, ConnTask), ProbeError>
+pub(crate) async fn handshake<T>(
+    io: T,
+) -> Result<(http1::SendRequest<Empty<Bytes>>, ConnTask), ProbeError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

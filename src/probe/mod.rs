@@ -24,7 +24,6 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -170,18 +169,9 @@ pub struct Prober {
     settings: ProbeSettings,
 }
 
-/// Aborts the HTTP connection task when the round ends, whatever way it ends.
-struct ConnTask(JoinHandle<()>);
-
-impl Drop for ConnTask {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 struct Connection {
     sender: http1::SendRequest<Empty<Bytes>>,
-    _task: ConnTask,
+    _task: crate::net::fetch::ConnTask,
 }
 
 impl Prober {
@@ -360,19 +350,8 @@ impl Prober {
             r.tls = Some(tls_facts(&tls, certificate, cert_error.is_none()));
         }
 
-        let (sender, connection) = http1::Builder::new()
-            .max_buf_size(MAX_HEAD_BUFFER)
-            .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
-            .await
-            .map_err(|e| {
-                ProbeError::new(
-                    ErrorKind::InvalidResponse,
-                    format!("HTTP setup failed: {e}"),
-                )
-            })?;
-        let task = ConnTask(tokio::spawn(async move {
-            let _ = connection.await;
-        }));
+        // The connection task ends with the round, whatever way it ends (ConnTask aborts it).
+        let (sender, task) = crate::net::fetch::handshake(TokioIo::new(tls)).await?;
         Ok((
             Connection {
                 sender,
