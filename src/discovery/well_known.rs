@@ -149,7 +149,7 @@ impl WellKnownClient {
         let deadline = Instant::now() + self.timeout;
         let mut attempt = 1;
         loop {
-            let report = self.fetch(host).await;
+            let report = self.fetch_until(host, deadline).await;
             if !retry || attempt >= RETRY_ATTEMPTS || !report.is_transient_failure() {
                 return report;
             }
@@ -165,10 +165,14 @@ impl WellKnownClient {
     /// Fetches and validates the well-known file of `host` (a DNS name without port, exactly
     /// as written in the server name: never re-read as an address).
     pub async fn fetch(&self, host: &str) -> WellKnownReport {
+        self.fetch_until(host, Instant::now() + self.timeout).await
+    }
+
+    /// [`fetch`](Self::fetch), given up at `deadline` (shared by a fetch's retries).
+    async fn fetch_until(&self, host: &str, deadline: Instant) -> WellKnownReport {
         let first = Endpoint::https(Host::Dns(host.to_owned()), 443, PATH);
         let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(first.to_string()));
         let started = Instant::now();
-        let deadline = started + self.timeout;
         let outcome = self.fetch_inner(first, deadline, &mut report).await;
         report.duration_ms = Some(crate::ms(started.elapsed()));
         if let Err(e) = outcome {
