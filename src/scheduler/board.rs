@@ -4,7 +4,8 @@
 //! an `Arc<ServerHistory>` the scheduler replaces copy-on-write, never one it mutates). A round
 //! swaps one cell's `Arc`; a reload swaps the layout (config and cells). Readers clone `Arc`s
 //! and never wait for a probe, and the web layer depends on this type alone — not on the
-//! scheduler — so a test can publish hand-made views and drive the router in-process.
+//! scheduler — so a test can publish views of its own (`set_layout` with new cells) and
+//! drive the router in-process.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,15 +88,6 @@ impl Board {
         };
         *self.layout.write().expect("layout lock") = Arc::new(layout);
         self.bump();
-    }
-
-    /// Shows `views` under `config` (one per server, in config order): what a test publishes.
-    pub fn show(&self, config: Arc<Config>, views: Vec<ServerView>) {
-        let cells = views
-            .into_iter()
-            .map(|v| (v.report.name.clone(), Arc::new(Cell::new(v))))
-            .collect();
-        self.set_layout(config, cells);
     }
 
     /// Publishes `view` in `cell`.

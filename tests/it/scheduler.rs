@@ -26,6 +26,8 @@ type Log = Arc<Mutex<Vec<(Instant, String, &'static str)>>>;
 #[derive(Clone)]
 struct Scripted {
     up: Arc<Mutex<HashMap<String, bool>>>,
+    /// Servers whose only address this monitor cannot reach (it has no IPv6).
+    unreachable: Arc<Mutex<Vec<String>>>,
     log: Log,
     in_flight: Arc<Mutex<(usize, usize)>>,
     valid_for: Duration,
@@ -37,6 +39,7 @@ impl Scripted {
     fn new(valid_for: Duration, round_takes: Duration) -> Scripted {
         Scripted {
             up: Arc::default(),
+            unreachable: Arc::default(),
             log: Arc::default(),
             in_flight: Arc::default(),
             valid_for,
@@ -96,7 +99,11 @@ impl Rounds for Scripted {
         self.in_flight.lock().unwrap().0 -= 1;
         let up = *self.up.lock().unwrap().get(name).unwrap_or(&true);
         let mut a = AddressReport::new(resolution.targets[0].address);
-        if up {
+        if self.unreachable.lock().unwrap().iter().any(|n| n == name) {
+            let mut e = ProbeError::new(ErrorKind::Connect, "this monitor has no IPv6");
+            e.monitor_side = true;
+            a.error = Some(e);
+        } else if up {
             a.ok = true;
             a.latency_ms = Some(20.0);
             a.phases_ms.requests = vec![20.0];
@@ -235,5 +242,51 @@ async fn the_concurrency_cap_holds() {
             "every server still gets its rounds"
         );
     }
+    assert!(monitor.shutdown(Duration::from_secs(1)).await);
+}
+
+/// Issue 11 item 8, through the scheduler: a round in which this monitor could reach none of
+/// the addresses (it has no IPv6) is shown but not counted: the status stays unknown, no
+/// history sample is kept and no status change is announced.
+#[tokio::test(start_paused = true)]
+async fn rounds_this_monitor_cannot_make_are_not_counted() {
+    let script = Scripted::new(Duration::from_secs(45), Duration::from_millis(100));
+    script
+        .unreachable
+        .lock()
+        .unwrap()
+        .push("down.test".to_owned());
+    let rounds = script.clone();
+    let monitor = Monitor::start_with(
+        config(64),
+        Arc::new(Metrics::new()),
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap();
+    let board = monitor.board();
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let probes = script.times("down.test", "probe");
+    assert!(probes.len() >= 3, "{probes:?}");
+    let view = board.server("down.test").unwrap().1;
+    assert_eq!(
+        view.status().as_str(),
+        "unknown",
+        "not counted against the server"
+    );
+    assert!(
+        view.report.addresses[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .monitor_side,
+        "but shown"
+    );
+    assert!(view.recent().is_empty(), "no history sample");
+    assert!(board.events().is_empty(), "no status change announced");
+    assert_eq!(
+        board.server("up.test").unwrap().1.status().as_str(),
+        "green"
+    );
     assert!(monitor.shutdown(Duration::from_secs(1)).await);
 }

@@ -11,7 +11,7 @@ use mxping::Services;
 use mxping::config::Config;
 use mxping::history::ServerHistory;
 use mxping::metrics::Metrics;
-use mxping::scheduler::{Board, ServerView, record_round, thresholds};
+use mxping::scheduler::{Board, Cell, ServerView, record_round, thresholds};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -85,7 +85,7 @@ impl Web {
     }
 
     fn publish(&self) {
-        let views = self
+        let views: Vec<ServerView> = self
             .config
             .servers
             .iter()
@@ -101,7 +101,11 @@ impl Web {
                 )
             })
             .collect();
-        self.board.show(self.config.clone(), views);
+        let cells = views
+            .into_iter()
+            .map(|v| (v.report.name.clone(), Arc::new(Cell::new(v))))
+            .collect();
+        self.board.set_layout(self.config.clone(), cells);
     }
 
     /// GET `path` with `headers`: status, headers and body as sent.
