@@ -17,9 +17,9 @@ use crate::support::https::{self, handler};
 use crate::support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
-const CALM_DELAY: Duration = Duration::from_millis(20);
+const CALM_DELAY: Duration = Duration::from_millis(5);
 
-/// The harness with a calm server (answers after exactly 20 ms) beside the hostile one.
+/// The harness with a calm server (answers after exactly 5 ms) beside the hostile one.
 async fn harness() -> Harness {
     let mut h = Harness::new().await;
     // Two pings a round (the compared number is still the median ping) and a 1 s timeout:

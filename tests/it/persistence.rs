@@ -114,12 +114,25 @@ async fn a_restart_restores_status_uptime_and_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_never_corrupts_and_loses_at_most_a_flush_interval() {
     let h = setup().await;
-    let config = h.config_file();
-    let mut rng = rand::rng();
+    // Twenty kills in all, as two monitors with their own stores killed side by side (ten
+    // each), so the test waits half as long for the same number of crashes.
+    let lineage = |n: usize| {
+        let dir = h.dir.path().join(format!("run-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("servers.toml");
+        std::fs::write(&config, h.config_text()).unwrap();
+        kill_repeatedly(config, 10)
+    };
+    tokio::join!(lineage(0), lineage(1));
+}
+
+/// Starts and SIGKILLs `serve` on `config` `kills` times at random moments, then checks that
+/// every round older than a kill's last flush interval survived and the store is intact.
+async fn kill_repeatedly(config: std::path::PathBuf, kills: usize) {
     // Rounds that must have survived: seen before a kill and older than that kill's last
     // flush interval (+ 2 s for the whole-second timestamps). Younger ones may be lost.
     let mut must_survive: BTreeSet<(i64, bool)> = BTreeSet::new();
-    for i in 0..20 {
+    for i in 0..kills {
         // Each start opens the store and runs SQLite's integrity check: a damaged file would
         // make `serve` exit instead of listening.
         let mut s = Serve::start(&config).await;
@@ -132,7 +145,8 @@ async fn kill_9_at_random_moments_never_corrupts_and_loses_at_most_a_flush_inter
                 "run {i}: round {round:?} was lost; restored {restored:?}"
             );
         }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1800))).await;
+        let pause = rand::rng().random_range(300..1800);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         let seen = recent(&s.server("up.test").await);
         // SIGKILL: no flush, no cleanup.
         s.signal("KILL");
@@ -144,10 +158,10 @@ async fn kill_9_at_random_moments_never_corrupts_and_loses_at_most_a_flush_inter
     // One entry per second (timestamps are whole seconds): rounds of several seconds must
     // have been required to survive, or the kills tested nothing.
     assert!(
-        must_survive.len() >= 5,
+        must_survive.len() >= 3,
         "the kills came too early to test anything: {must_survive:?}"
     );
-    // After 20 crashes the history is one continuous record of the runs.
+    // After the crashes the history is one continuous record of the runs.
     let s = Serve::start(&config).await;
     let v = s.server("up.test").await;
     let restored: BTreeSet<_> = recent(&v).into_iter().collect();
@@ -158,9 +172,10 @@ async fn kill_9_at_random_moments_never_corrupts_and_loses_at_most_a_flush_inter
             "after the last kill: round {round:?} was lost"
         );
     }
-    assert!(restored.len() >= 10, "rounds from many runs: {restored:?}");
+    assert!(restored.len() >= 5, "rounds from many runs: {restored:?}");
     assert!(v["uptime"]["1h"].as_f64().unwrap() > 0.99);
-    let conn = rusqlite::Connection::open(h.dir.path().join("mxping-data/mxping.sqlite3")).unwrap();
+    let store = config.with_file_name("mxping-data").join("mxping.sqlite3");
+    let conn = rusqlite::Connection::open(store).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
