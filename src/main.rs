@@ -122,8 +122,7 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             runtime.block_on(async {
-                match mxping::net::fetch::get_trusted(&url, std::time::Duration::from_secs(3)).await
-                {
+                match mxping::net::get_trusted(&url, std::time::Duration::from_secs(3)).await {
                     Ok(status) if status.is_success() => ExitCode::SUCCESS,
                     Ok(status) => {
                         eprintln!("{url}: HTTP {status}");

@@ -374,3 +374,8 @@ impl ServerReport {
         }
     }
 }
+
+/// A duration in milliseconds, rounded to the microsecond: how the JSON contract writes times.
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

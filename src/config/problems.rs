@@ -24,7 +24,7 @@ pub struct Problem {
 /// Everything wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The file (or [`BUILTIN_NAME`]).
+    /// The file (or [`BUILTIN_NAME`](super::BUILTIN_NAME)).
     pub file: String,
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,

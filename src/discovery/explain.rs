@@ -9,7 +9,7 @@ use crate::error::ErrorKind;
 
 /// One step of the chain, as a person reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// What was looked up: `well-known`, `SRV`, `DNS` or `method`.
     pub label: &'static str,
     /// What was asked and what it gave, in one line.
@@ -19,7 +19,7 @@ pub struct Step {
 }
 
 /// Every lookup discovery made, in order, and what it gave.
-pub fn steps(r: &Resolution) -> Vec<Step> {
+pub(crate) fn steps(r: &Resolution) -> Vec<Step> {
     let mut out = Vec::new();
     let wk = &r.well_known;
     if wk.status == WellKnownStatus::Skipped {
@@ -122,7 +122,7 @@ pub fn steps(r: &Resolution) -> Vec<Step> {
 
 /// The chain in one plain sentence, for each language to word.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sentence {
+pub(crate) struct Sentence {
     /// The `locales/` key.
     pub key: &'static str,
     /// Its placeholders: `name`, `host`, `port`, `target`.
@@ -132,7 +132,7 @@ pub struct Sentence {
 }
 
 /// The chain in one plain sentence.
-pub fn sentence(r: &Resolution) -> Sentence {
+pub(crate) fn sentence(r: &Resolution) -> Sentence {
     if let Some(e) = &r.error {
         return Sentence {
             key: "explain_failed",
@@ -179,7 +179,7 @@ pub fn sentence(r: &Resolution) -> Sentence {
 }
 
 /// Which spec step a method is, for a name that was or was not delegated.
-pub fn spec_step(method: Method, delegated: bool) -> &'static str {
+pub(crate) fn spec_step(method: Method, delegated: bool) -> &'static str {
     match (method, delegated) {
         (Method::IpLiteral, false) => "step 1: the name is an IP literal",
         (Method::IpLiteral, true) => "step 3.1: the delegated name is an IP literal",

@@ -10,7 +10,7 @@
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
 pub mod dns;
-pub mod explain;
+pub(crate) mod explain;
 pub mod srv;
 pub mod well_known;
 
@@ -720,7 +720,7 @@ impl Discovery {
         let valid_for = budget
             .expiry
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-        r.duration_ms = crate::ms(started.elapsed());
+        r.duration_ms = crate::report::ms(started.elapsed());
         r.valid_for = valid_for;
         r.expires_at = r.resolved_at + valid_for;
     }

@@ -21,4 +21,4 @@ pub struct Event {
 }
 
 /// Status changes kept for the feed.
-pub const MAX_EVENTS: usize = 200;
+pub(crate) const MAX_EVENTS: usize = 200;

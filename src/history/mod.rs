@@ -18,7 +18,7 @@
 //! history, 24 KB per server in all with the task, the views and the metric series); see
 //! BENCHMARKS.md.
 
-pub mod events;
+pub(crate) mod events;
 pub mod store;
 
 use std::collections::VecDeque;

@@ -154,7 +154,7 @@ pub struct Response {
 
 /// How long one address gets before the next is tried alongside it (Happy Eyeballs; Synapse's
 /// stagger).
-pub const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(300);
+pub(crate) const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(300);
 
 /// Redirect hop limit (Go's default, which gomatrixserverlib uses).
 pub const MAX_REDIRECTS: usize = 10;
@@ -171,14 +171,14 @@ pub struct Followed {
 }
 
 /// The redirect statuses a browser follows.
-pub fn is_redirect(status: StatusCode) -> bool {
+pub(crate) fn is_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 /// The next URL of a redirect from `current`, refusing loops (`seen` holds every URL requested
 /// so far), more than [`MAX_REDIRECTS`] hops, and a move from HTTPS to plain HTTP. The next
 /// hop's addresses are guarded where it is connected, like every other connection.
-pub fn next_hop(
+pub(crate) fn next_hop(
     current: &Endpoint,
     headers: &HeaderMap,
     seen: &[Endpoint],

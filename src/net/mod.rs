@@ -2,6 +2,11 @@
 //! client built on it, TLS roots and configurations, and turning library errors into error kinds.
 
 pub(crate) mod classify;
-pub mod fetch;
-pub mod guard;
+pub(crate) mod fetch;
+pub(crate) mod guard;
 pub mod tls;
+
+pub use fetch::get_trusted;
+
+/// Sent as `User-Agent` on every request.
+pub const USER_AGENT: &str = concat!("mxping/", env!("CARGO_PKG_VERSION"));

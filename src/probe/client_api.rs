@@ -188,7 +188,7 @@ impl ClientChecker {
                     Ok(v) => {
                         report.versions = v;
                         if attempt == 1 {
-                            report.latency_ms = Some(crate::ms(f.response.head_time));
+                            report.latency_ms = Some(crate::report::ms(f.response.head_time));
                         }
                         url = f.url;
                         None

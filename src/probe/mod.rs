@@ -33,7 +33,8 @@ use crate::error::{ErrorKind, ProbeError};
 use crate::net::classify;
 use crate::net::guard::NetGuard;
 use crate::net::tls::{CertInfo, ProbeTls, explain_certificate_error};
-use crate::{ms, text};
+use crate::report::ms;
+use crate::text;
 use keys::KeyChecks;
 
 /// The federation version endpoint.

@@ -121,7 +121,7 @@ impl Board {
         self.layout.read().expect("layout lock").config.clone()
     }
 
-    /// Adds a status change (the oldest beyond [`MAX_EVENTS`] is dropped).
+    /// Adds a status change (the oldest is dropped beyond `MAX_EVENTS`).
     pub fn push_event(&self, event: Event) {
         let mut events = self.events.lock().expect("events lock");
         if events.len() == MAX_EVENTS {
