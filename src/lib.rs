@@ -20,9 +20,10 @@ pub mod probe;
 pub mod scheduler;
 pub mod web;
 
-// What the stages share: the contract's objects, error kinds, names, words and time.
+// What the stages share: the contract's objects, error kinds, names, words, numbers and time.
 pub mod error;
 pub mod i18n;
+pub(crate) mod numbers;
 pub mod report;
 pub mod server_name;
 pub(crate) mod text;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::discovery::{Finding, Resolution, Severity};
 use crate::error::{ErrorKind, ProbeError};
+use crate::numbers::{self, Places};
 use crate::probe::client_api::ClientReport;
 use crate::probe::{AddressReport, Software};
 
@@ -143,7 +144,12 @@ impl fmt::Display for Reason {
                 latency_ms,
                 threshold_ms,
             } => {
-                write!(f, "latency {latency_ms:.0} ms ≥ {threshold_ms:.0} ms")
+                write!(
+                    f,
+                    "latency {} ≥ {}",
+                    numbers::ms(*latency_ms, Places::Whole),
+                    numbers::ms(*threshold_ms, Places::Whole)
+                )
             }
             Reason::Unconfirmed { failed, of, cause } => {
                 write!(

@@ -23,7 +23,8 @@
       else if (ms < green) { cls = 'green'; word = setting('fast'); }
       else { cls = 'yellow'; word = setting('slow'); }
       var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
-      slot.textContent = ok ? mark + ' ' + Math.round(ms) + ' ms' : mark + ' ' + word;
+      // The page's rule for latencies: whole milliseconds, "< 1 ms" below one.
+      slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark + ' ' + word;
       slot.className = 'p ' + cls;
       slot.setAttribute('data-ms', ok ? String(Math.round(ms)) : '');
       slot.title = word;

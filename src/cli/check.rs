@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::Services;
 use crate::discovery::{Resolution, Severity};
 use crate::net::tls::days_until;
+use crate::numbers::{self, Places};
 use crate::probe::AddressReport;
 use crate::report::{Round, ServerReport, Status};
 
@@ -59,7 +60,7 @@ fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
     if ok {
         let latency = server
             .latency_ms
-            .map(|l| format!(", latency {l:.1} ms"))
+            .map(|l| format!(", latency {}", numbers::ms(l, Places::Tenth)))
             .unwrap_or_default();
         return format!(
             "federation works: {n} address{} answered{latency}{unchecked_note}",
@@ -144,8 +145,8 @@ pub fn render_text(report: &CheckReport) -> String {
             (None, latency) => {
                 let _ = writeln!(
                     out,
-                    "  ✔ /_matrix/client/versions in {:.1} ms; spec versions {}",
-                    latency.unwrap_or_default(),
+                    "  ✔ /_matrix/client/versions in {}; spec versions {}",
+                    numbers::ms(latency.unwrap_or_default(), Places::Tenth),
                     c.versions.join(", ")
                 );
             }
@@ -195,7 +196,11 @@ pub fn render_text(report: &CheckReport) -> String {
 }
 
 fn render_discovery(out: &mut String, r: &Resolution) {
-    let _ = writeln!(out, "\nDiscovery ({:.0} ms)", r.duration_ms);
+    let _ = writeln!(
+        out,
+        "\nDiscovery ({})",
+        numbers::ms(r.duration_ms, Places::Tenth)
+    );
     for step in crate::discovery::explain::steps(r) {
         let _ = writeln!(out, "  {:<12} {}", step.label, step.summary);
         for line in &step.details {
@@ -238,7 +243,7 @@ fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
     let p = &a.phases_ms;
     let mut timing = Vec::new();
     if let Some(c) = p.connect {
-        timing.push(format!("connect {c:.1} ms"));
+        timing.push(format!("connect {}", numbers::ms(c, Places::Tenth)));
     }
     if let Some(t) = p.tls {
         let extra = a
@@ -258,19 +263,23 @@ fn render_address(out: &mut String, a: &AddressReport, now: OffsetDateTime) {
                 )
             })
             .unwrap_or_default();
-        timing.push(format!("TLS {t:.1} ms{extra}"));
+        timing.push(format!("TLS {}{extra}", numbers::ms(t, Places::Tenth)));
     }
     if !timing.is_empty() {
         let _ = writeln!(out, "      {}", timing.join(" · "));
     }
     if !p.requests.is_empty() {
-        let pings: Vec<String> = p.requests.iter().map(|r| format!("{r:.1}")).collect();
+        let pings: Vec<String> = p
+            .requests
+            .iter()
+            .map(|r| numbers::ms_number(*r, Places::Tenth))
+            .collect();
         let _ = writeln!(
             out,
-            "      pings {} ms → median {:.1} ms · cold start {:.1} ms",
-            pings.join(" "),
-            a.latency_ms.unwrap_or_default(),
-            a.cold_ms.unwrap_or_default()
+            "      pings {} ms → median {} · cold start {}",
+            pings.join(" · "),
+            numbers::ms(a.latency_ms.unwrap_or_default(), Places::Tenth),
+            numbers::ms(a.cold_ms.unwrap_or_default(), Places::Tenth)
         );
     }
     if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {

@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::numbers::{self, Places};
 use crate::report::Status;
 
 const GREY: &str = "#555";
@@ -97,7 +98,7 @@ pub(super) async fn badge_handler(
             match view.report.latency_ms {
                 Some(ms) => badge(
                     "latency",
-                    &format!("{ms:.0} ms"),
+                    &numbers::ms(ms, Places::Whole),
                     if ms < threshold { GREEN } else { YELLOW },
                 ),
                 None => badge(

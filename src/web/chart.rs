@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use crate::numbers::{self, Places};
+
 const W: f64 = 720.0;
 const H: f64 = 200.0;
 const LEFT: f64 = 64.0;
@@ -31,11 +33,19 @@ pub(super) fn latency_svg(
         let yy = y(v);
         let _ = write!(
             svg,
-            r#"<line class="grid" x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{} ms</text>"#,
+            r#"<line class="grid" x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             W - 4.0,
             LEFT - 6.0,
             yy + 4.0,
-            v.round()
+            // Ticks are quarters of 1, 2 or 5 × 10ⁿ: tenths where they are not whole.
+            numbers::ms(
+                v,
+                if y_max < 10.0 {
+                    Places::Tenth
+                } else {
+                    Places::Whole
+                }
+            )
         );
     }
     for h in [24, 18, 12, 6, 0] {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use crate::i18n::Locale;
+use crate::numbers::{Places, ms_number};
 use crate::report::Status;
 use crate::scheduler::{Board, ServerView};
 use crate::web::cache::{Page, accepts_gzip};
@@ -72,7 +73,7 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
                 .requests
                 .iter()
                 .map(|ms| Ping {
-                    text: format!("{ms:.0}"),
+                    text: ms_number(*ms, Places::Whole),
                     class: if *ms < threshold_ms {
                         "green"
                     } else {

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::error::ErrorKind;
 use crate::i18n::{self, Locale};
+use crate::numbers::{self, Places, ms_number};
 use crate::report::{Reason, Status};
 use crate::scheduler::ServerView;
 use crate::web::chart::Day;
@@ -175,8 +176,8 @@ fn reason_words(t: &Locale, r: &Reason) -> String {
         } => t.f(
             "reason_slow",
             &[
-                ("latency", &format!("{latency_ms:.0}")),
-                ("threshold", &format!("{threshold_ms:.0}")),
+                ("latency", &ms_number(*latency_ms, Places::Whole)),
+                ("threshold", &ms_number(*threshold_ms, Places::Whole)),
             ],
         ),
         Reason::Unconfirmed { failed, of, .. } => t.f(
@@ -199,8 +200,9 @@ fn reason_words(t: &Locale, r: &Reason) -> String {
     }
 }
 
+/// A latency in whole milliseconds ("< 1 ms" below one), or a dash.
 fn ms(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0} ms"))
+    v.map_or_else(|| "–".to_owned(), |v| numbers::ms(v, Places::Whole))
 }
 
 /// A ratio as a percentage, never rounded up to 100 %.
