@@ -11,7 +11,7 @@
 //! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart), 12 B each | 288 | ~3.4 KB |
 //! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2 KB |
 //! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.1 KB |
-//! | hourly latency histograms for 24 h (p50 / p95), sparse | 24 | ~1–1.5 KB |
+//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 24 + 7 | ~0.5–3 KB |
 //! | per address: hourly buckets for 24 h + last seen | per address | ~0.35 KB each |
 //!
 //! About 9–10 KB per server plus its last round (heaptrack at 1,000 servers: 8.8 KB of
@@ -19,6 +19,7 @@
 //! BENCHMARKS.md.
 
 pub(crate) mod events;
+pub mod sketch;
 pub mod store;
 
 use std::collections::VecDeque;
@@ -28,6 +29,7 @@ use serde::Serialize;
 
 use crate::error::ErrorKind;
 use crate::report::{Reason, Round, Status};
+use sketch::Sketch;
 
 /// Compact samples kept per server and per address.
 pub const RECENT: usize = 60;
@@ -98,7 +100,7 @@ pub struct BucketRow {
 }
 
 /// What one `record` changed, for the store: the round, the buckets it touched, the current
-/// latency histogram and the status state.
+/// latency sketches and the status state.
 #[derive(Clone, Debug)]
 pub struct Delta {
     /// The server-level sample.
@@ -107,8 +109,8 @@ pub struct Delta {
     pub addresses: Vec<(SocketAddr, Sample)>,
     /// The current 5-minute, hourly and daily buckets.
     pub buckets: Vec<BucketRow>,
-    /// The current hour's latency histogram (hour start, 64 bins).
-    pub histogram: Option<(i64, Vec<u16>)>,
+    /// The current hour's and day's latency sketches (none for a round without a latency).
+    pub sketches: Vec<SketchRow>,
     /// The status state after the round.
     pub state: StatusState,
 }
@@ -118,8 +120,8 @@ pub struct Delta {
 pub struct Restored {
     /// Every stored bucket of the server, any width, oldest first.
     pub buckets: Vec<BucketRow>,
-    /// Hourly latency histograms, oldest first.
-    pub histograms: Vec<(i64, Vec<u16>)>,
+    /// Hourly and daily latency sketches, any order.
+    pub sketches: Vec<SketchRow>,
     /// The status state saved with the last round.
     pub state: StatusState,
     /// The most recent server-level samples, oldest first.
@@ -255,62 +257,79 @@ impl Buckets {
     }
 }
 
-/// Bins of the log-scale latency histograms: 0.5 ms to ~30 s, about ±9 % per bin.
-const BINS: usize = 64;
-
-/// One hour's latency histogram, sparse: (bin, count) for the bins used, in bin order. A
-/// server's latency usually falls in a handful of bins, so this is a few dozen bytes where
-/// the dense form would be 128.
-#[derive(Clone, Debug)]
-struct Histogram {
-    hour: i64,
-    bins: Vec<(u8, u16)>,
+/// A latency sketch covering `width` seconds from `start` (Unix seconds), as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SketchRow {
+    /// [`HOUR`] or [`DAY`] seconds.
+    pub width: i64,
+    /// Start of the span.
+    pub start: i64,
+    /// The latencies of the span's rounds.
+    pub sketch: Sketch,
 }
 
-const HIST_MIN_MS: f64 = 0.5;
-const HIST_RATIO: f64 = 1.1876;
+/// Consecutive sketches `width` seconds wide covering the last `keep` seconds, oldest first.
+#[derive(Clone, Debug)]
+struct Sketches {
+    width: i64,
+    keep: i64,
+    spans: VecDeque<(i64, Sketch)>,
+}
 
-impl Histogram {
-    fn bin(ms: f64) -> usize {
-        if ms <= HIST_MIN_MS {
-            return 0;
+impl Sketches {
+    fn new(width: i64, keep: i64) -> Sketches {
+        Sketches {
+            width,
+            keep,
+            spans: VecDeque::new(),
         }
-        ((ms / HIST_MIN_MS).ln() / HIST_RATIO.ln())
-            .floor()
-            .clamp(0.0, (BINS - 1) as f64) as usize
     }
 
-    /// The geometric middle of a bin, in ms.
-    fn value(bin: usize) -> f64 {
-        HIST_MIN_MS * HIST_RATIO.powf(bin as f64 + 0.5)
+    fn add(&mut self, at: i64, ms: f64) {
+        let start = at - at.rem_euclid(self.width);
+        if self.spans.back().is_none_or(|(s, _)| *s < start) {
+            self.spans.push_back((start, Sketch::default()));
+        }
+        // A clock that went back counts in the newest span.
+        self.spans.back_mut().expect("just pushed").1.add(ms);
+        while self
+            .spans
+            .front()
+            .is_some_and(|(s, _)| *s <= at - self.keep)
+        {
+            self.spans.pop_front();
+        }
     }
 
-    fn from_dense(hour: i64, dense: &[u16]) -> Histogram {
-        Histogram {
-            hour,
-            bins: dense
+    fn current(&self) -> Option<SketchRow> {
+        self.spans.back().map(|(start, sketch)| SketchRow {
+            width: self.width,
+            start: *start,
+            sketch: sketch.clone(),
+        })
+    }
+
+    /// Takes the saved rows of this width that overlap the window at `now` (the later of two
+    /// rows for the same span).
+    fn load(&mut self, rows: &[SketchRow], now: i64) {
+        let mut mine = std::collections::BTreeMap::new();
+        for r in rows {
+            if r.width == self.width && r.start + self.width > now - self.keep && r.start <= now {
+                mine.insert(r.start, r.sketch.clone());
+            }
+        }
+        self.spans = mine.into_iter().collect();
+    }
+
+    /// The quantile `q` over the spans that overlap the `span` seconds before `now`.
+    fn quantile(&self, now: i64, span: i64, q: f64) -> Option<f64> {
+        Sketch::quantile(
+            self.spans
                 .iter()
-                .enumerate()
-                .filter(|(_, c)| **c > 0)
-                .map(|(i, c)| (i as u8, *c))
-                .collect(),
-        }
-    }
-
-    fn dense(&self) -> Vec<u16> {
-        let mut out = vec![0; BINS];
-        for (bin, count) in &self.bins {
-            out[usize::from(*bin)] = *count;
-        }
-        out
-    }
-
-    fn add(&mut self, bin: usize) {
-        let bin = bin as u8;
-        match self.bins.binary_search_by_key(&bin, |e| e.0) {
-            Ok(i) => self.bins[i].1 = self.bins[i].1.saturating_add(1),
-            Err(i) => self.bins.insert(i, (bin, 1)),
-        }
+                .filter(|(start, _)| start + self.width > now - span && *start <= now)
+                .map(|(_, s)| s),
+            q,
+        )
     }
 }
 
@@ -408,7 +427,8 @@ pub struct ServerHistory {
     five_min: Buckets,
     hourly: Buckets,
     daily: Buckets,
-    histograms: VecDeque<Histogram>,
+    hourly_latency: Sketches,
+    daily_latency: Sketches,
     addresses: Vec<(SocketAddr, AddressHistory)>,
 }
 
@@ -426,7 +446,8 @@ impl ServerHistory {
             five_min: Buckets::new(FIVE_MIN, DAY),
             hourly: Buckets::new(HOUR, 7 * DAY),
             daily: Buckets::new(DAY, 90 * DAY),
-            histograms: VecDeque::with_capacity(25),
+            hourly_latency: Sketches::new(HOUR, DAY),
+            daily_latency: Sketches::new(DAY, 7 * DAY),
             addresses: Vec::new(),
         }
     }
@@ -477,7 +498,13 @@ impl ServerHistory {
                 .into_iter()
                 .filter_map(Buckets::current)
                 .collect(),
-            histogram: self.histograms.back().map(|h| (h.hour, h.dense())),
+            sketches: match sample.latency_ms {
+                Some(_) => [&self.hourly_latency, &self.daily_latency]
+                    .into_iter()
+                    .filter_map(Sketches::current)
+                    .collect(),
+                None => Vec::new(),
+            },
             state: self.state.clone(),
         }
     }
@@ -501,12 +528,8 @@ impl ServerHistory {
         for buckets in [&mut h.five_min, &mut h.hourly, &mut h.daily] {
             buckets.load(&saved.buckets);
         }
-        for (hour, bins) in saved.histograms {
-            let newer = h.histograms.back().is_none_or(|x| x.hour < hour);
-            if hour > now - DAY && bins.len() == BINS && newer {
-                h.histograms.push_back(Histogram::from_dense(hour, &bins));
-            }
-        }
+        h.hourly_latency.load(&saved.sketches, now);
+        h.daily_latency.load(&saved.sketches, now);
         let skip = saved.recent.len().saturating_sub(RECENT);
         for s in saved.recent.into_iter().skip(skip) {
             push_recent(&mut h.recent, s);
@@ -525,22 +548,8 @@ impl ServerHistory {
         self.hourly.add(&s);
         self.daily.add(&s);
         if let Some(l) = s.latency_ms {
-            let hour = s.at - s.at.rem_euclid(HOUR);
-            if self.histograms.back().is_none_or(|h| h.hour != hour) {
-                self.histograms.push_back(Histogram {
-                    hour,
-                    bins: Vec::new(),
-                });
-            }
-            let h = self.histograms.back_mut().expect("just pushed");
-            h.add(Histogram::bin(f64::from(l)));
-        }
-        while self
-            .histograms
-            .front()
-            .is_some_and(|h| h.hour <= s.at - DAY)
-        {
-            self.histograms.pop_front();
+            self.hourly_latency.add(s.at, f64::from(l));
+            self.daily_latency.add(s.at, f64::from(l));
         }
     }
 
@@ -559,27 +568,16 @@ impl ServerHistory {
             .collect()
     }
 
-    /// Latency percentile `q` (0–1) over the last 24 h, milliseconds.
+    /// Latency percentile `q` (0–1) over the last 24 h, milliseconds, within 1 % (or
+    /// 0.25 ms) of the nearest-rank latency of those rounds.
     pub fn latency_percentile(&self, now: i64, q: f64) -> Option<f64> {
-        let mut bins = [0u64; BINS];
-        for h in self.histograms.iter().filter(|h| h.hour > now - DAY) {
-            for (bin, count) in &h.bins {
-                bins[usize::from(*bin)] += u64::from(*count);
-            }
-        }
-        let total: u64 = bins.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in bins.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some((Histogram::value(i) * 10.0).round() / 10.0);
-            }
-        }
-        None
+        self.hourly_latency.quantile(now, DAY, q)
+    }
+
+    /// Latency percentile `q` (0–1) over the last 7 days (whole days: the window reaches back
+    /// to the start of the day 6 days ago), as precise as [`Self::latency_percentile`].
+    pub fn latency_percentile_7d(&self, now: i64, q: f64) -> Option<f64> {
+        self.daily_latency.quantile(now, 7 * DAY, q)
     }
 
     /// Mean latency per 5 minutes over the last 24 h: (slot start, ms).
@@ -804,10 +802,15 @@ mod tests {
         assert_eq!(h.five_min.ring.len(), 288);
         assert_eq!(h.hourly.ring.len(), 168);
         assert_eq!(h.daily.ring.len(), 90);
-        assert!(h.histograms.len() <= 25);
+        assert!(h.hourly_latency.spans.len() <= 24);
+        assert!(h.daily_latency.spans.len() <= 7);
         assert!(
-            h.histograms.iter().all(|x| x.bins.len() == 1),
-            "one bin used"
+            h.hourly_latency
+                .spans
+                .iter()
+                .chain(&h.daily_latency.spans)
+                .all(|(_, s)| s.buckets() == 1),
+            "one bucket used"
         );
         assert_eq!(h.uptime(t)[4].1, Some(1.0));
     }
@@ -842,24 +845,44 @@ mod tests {
     }
 
     #[test]
-    fn sparse_histograms_round_trip_through_the_stored_dense_form() {
-        let mut h = Histogram {
-            hour: 0,
-            bins: Vec::new(),
-        };
-        for ms in [40.0, 41.0, 400.0, 0.1, 1e9] {
-            h.add(Histogram::bin(ms));
+    fn sketches_save_and_load_back_and_old_spans_are_left_out() {
+        let mut h = ServerHistory::new(T);
+        let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
+        let mut rows = Vec::new();
+        for i in 0..(3 * 24) {
+            // What `record` hands the store after each round: the current hour and day.
+            h.record_sample(sample(t0 + i64::from(i) * HOUR, true, 20.0 + i as f32));
+            rows.extend(
+                [h.hourly_latency.current(), h.daily_latency.current()]
+                    .into_iter()
+                    .flatten(),
+            );
         }
-        assert_eq!(h.bins.len(), 4, "40 and 41 ms share a bin: {:?}", h.bins);
-        assert!(
-            h.bins.windows(2).all(|w| w[0].0 < w[1].0),
-            "kept in bin order"
+        let now = t0 + 3 * DAY;
+        let restored = ServerHistory::restore(
+            T,
+            Restored {
+                sketches: rows,
+                ..Restored::default()
+            },
+            now,
         );
-        let dense = h.dense();
-        assert_eq!(dense.len(), BINS);
-        assert_eq!(dense.iter().map(|c| u32::from(*c)).sum::<u32>(), 5);
-        assert_eq!(dense[BINS - 1], 1, "a huge latency lands in the last bin");
-        assert_eq!(Histogram::from_dense(0, &dense).bins, h.bins);
+        for q in [0.5, 0.95] {
+            assert_eq!(
+                restored.latency_percentile(now, q),
+                h.latency_percentile(now, q)
+            );
+            assert_eq!(
+                restored.latency_percentile_7d(now, q),
+                h.latency_percentile_7d(now, q)
+            );
+        }
+        assert_eq!(
+            restored.hourly_latency.spans.len(),
+            24,
+            "the last 24 h only"
+        );
+        assert_eq!(restored.daily_latency.spans.len(), 3);
     }
 
     #[test]
@@ -873,12 +896,15 @@ mod tests {
         }
         let p50 = h.latency_percentile(t0 + 3000, 0.5).unwrap();
         let p95 = h.latency_percentile(t0 + 3000, 0.95).unwrap();
-        assert!((p50 - 50.0).abs() / 50.0 < 0.1, "{p50}");
-        assert!((p95 - 400.0).abs() / 400.0 < 0.1, "{p95}");
+        assert!((p50 - 50.0).abs() / 50.0 <= sketch::ALPHA, "{p50}");
+        assert!((p95 - 400.0).abs() / 400.0 <= sketch::ALPHA, "{p95}");
+        assert_eq!(h.latency_percentile_7d(t0 + 3000, 0.5), Some(p50));
         let series = h.latency_series(t0 + 3000);
         assert!(!series.is_empty());
         assert!(series.iter().all(|(_, ms)| (50.0..=400.0).contains(ms)));
-        // A day later, it has all expired.
+        // Two days later, it has left the 24-hour window but not the 7-day one.
         assert_eq!(h.latency_percentile(t0 + 2 * DAY, 0.5), None);
+        assert_eq!(h.latency_percentile_7d(t0 + 2 * DAY, 0.5), Some(p50));
+        assert_eq!(h.latency_percentile_7d(t0 + 8 * DAY, 0.5), None);
     }
 }

@@ -9,8 +9,9 @@
 //! the last flush interval; a power cut may lose the last few commits, never consistency.
 //!
 //! What is stored per server: every raw round and per-address round for `raw_retention`, the
-//! 5-minute (24 h), hourly (7 d) and daily (`rollup_retention`) rollups, the hourly latency
-//! histograms (24 h), and the status state. On start the in-memory history is rebuilt from it.
+//! 5-minute (24 h), hourly (7 d) and daily (`rollup_retention`) rollups, the latency sketches
+//! (hourly for 24 h, daily for 7 d), and the status state. On start the in-memory history is
+//! rebuilt from it. A version-1 store (histograms) is migrated on open.
 //!
 //! A file that is not an mxping store, or fails SQLite's integrity check, is an error with a
 //! clear message; it is never overwritten or "repaired".
@@ -27,14 +28,15 @@ use tracing::{error, warn};
 
 use crate::error::ErrorKind;
 use crate::history::events::{Event, MAX_EVENTS};
-use crate::history::{BucketRow, Delta, Restored, Sample, StatusState};
+use crate::history::sketch::Sketch;
+use crate::history::{BucketRow, Delta, Restored, Sample, SketchRow, StatusState};
 use crate::probe::Software;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
 pub const FILE_NAME: &str = "mxping.sqlite3";
 const APP: &str = "mxping";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 const SCHEMA: &str = "
@@ -52,9 +54,9 @@ CREATE TABLE buckets (
     server INTEGER NOT NULL, width INTEGER NOT NULL, start INTEGER NOT NULL,
     rounds INTEGER NOT NULL, up INTEGER NOT NULL, latency_sum REAL NOT NULL, latency_n INTEGER NOT NULL,
     PRIMARY KEY (server, width, start)) WITHOUT ROWID;
-CREATE TABLE histograms (
-    server INTEGER NOT NULL, hour INTEGER NOT NULL, bins BLOB NOT NULL,
-    PRIMARY KEY (server, hour)) WITHOUT ROWID;
+CREATE TABLE sketches (
+    server INTEGER NOT NULL, width INTEGER NOT NULL, start INTEGER NOT NULL, bins BLOB NOT NULL,
+    PRIMARY KEY (server, width, start)) WITHOUT ROWID;
 CREATE TABLE events (
     id INTEGER PRIMARY KEY, server TEXT NOT NULL, at INTEGER NOT NULL,
     from_status TEXT NOT NULL, to_status TEXT NOT NULL, reason TEXT);
@@ -205,7 +207,9 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
             .map_err(|e| unusable(&path, format!("the schema version is missing ({e})")))?
             .parse()
             .map_err(|_| unusable(&path, "the schema version is not a number"))?;
-        if version != SCHEMA_VERSION {
+        if version == 1 {
+            migrate_v1(&conn).map_err(|e| io(&path, e))?;
+        } else if version != SCHEMA_VERSION {
             return Err(unusable(
                 &path,
                 format!(
@@ -231,6 +235,43 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
         tx.commit().map_err(|e| io(&path, e))?;
     }
     Ok((path, conn))
+}
+
+/// Version 1 kept hourly latency histograms with ±9 % bins; version 2 keeps hourly and daily
+/// sketches within 1 %. The old bins cannot be sharpened, so the sketches are rebuilt from the
+/// raw rounds still kept (`raw_retention`, 3 days by default), in one transaction.
+fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE sketches (
+             server INTEGER NOT NULL, width INTEGER NOT NULL, start INTEGER NOT NULL,
+             bins BLOB NOT NULL, PRIMARY KEY (server, width, start)) WITHOUT ROWID;
+         DROP TABLE histograms;",
+    )?;
+    let mut sketches: std::collections::BTreeMap<(i64, i64, i64), Sketch> = Default::default();
+    {
+        let mut rounds =
+            tx.prepare("SELECT server, at, latency_ms FROM rounds WHERE latency_ms IS NOT NULL")?;
+        let mut rows = rounds.query([])?;
+        while let Some(r) = rows.next()? {
+            let (server, at, ms): (i64, i64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            for width in [3600, 86_400] {
+                let start = at - at.rem_euclid(width);
+                sketches.entry((server, width, start)).or_default().add(ms);
+            }
+        }
+    }
+    let mut insert =
+        tx.prepare("INSERT INTO sketches (server, width, start, bins) VALUES (?1, ?2, ?3, ?4)")?;
+    for ((server, width, start), sketch) in &sketches {
+        insert.execute(params![server, width, start, sketch.to_bytes()])?;
+    }
+    drop(insert);
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()
 }
 
 impl Store {
@@ -396,17 +437,19 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
         })?
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
-        "SELECT hour, bins FROM histograms WHERE server = ?1 AND hour > ?2 ORDER BY hour",
+        "SELECT width, start, bins FROM sketches WHERE server = ?1 AND start + width > ?2 ORDER BY start",
     )?;
-    saved.history.histograms = stmt
-        .query_map(params![id, now - 86_400], |r| {
-            let blob: Vec<u8> = r.get(1)?;
-            let bins = blob
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
-            Ok((r.get(0)?, bins))
+    // A blob that is not a sketch (a damaged row) is left out: those percentiles start over.
+    saved.history.sketches = stmt
+        .query_map(params![id, now - 7 * 86_400], |r| {
+            let (width, start, blob): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(Sketch::from_bytes(&blob).map(|sketch| SketchRow {
+                width,
+                start,
+                sketch,
+            }))
         })?
+        .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
         "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 ORDER BY id DESC LIMIT ?2",
@@ -601,8 +644,8 @@ impl Writer {
                 "INSERT OR REPLACE INTO buckets (server, width, start, rounds, up, latency_sum, latency_n) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            let mut histogram = tx.prepare_cached(
-                "INSERT OR REPLACE INTO histograms (server, hour, bins) VALUES (?1, ?2, ?3)",
+            let mut sketch = tx.prepare_cached(
+                "INSERT OR REPLACE INTO sketches (server, width, start, bins) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut state = tx.prepare_cached(
                 "INSERT OR REPLACE INTO state (server, status, reason, failed_rounds, good_rounds, down, software_name, software_version) \
@@ -640,9 +683,8 @@ impl Writer {
                         b.latency_n
                     ])?;
                 }
-                if let Some((hour, bins)) = &r.delta.histogram {
-                    let blob: Vec<u8> = bins.iter().flat_map(|b| b.to_le_bytes()).collect();
-                    histogram.execute(params![id, hour, blob])?;
+                for s in &r.delta.sketches {
+                    sketch.execute(params![id, s.width, s.start, s.sketch.to_bytes()])?;
                 }
                 let st = &r.delta.state;
                 let (sw_name, sw_version) = match &r.software {
@@ -697,7 +739,14 @@ impl Writer {
                 "DELETE FROM buckets WHERE width = 86400 AND start < ?1",
                 [rollup_cutoff],
             )?;
-            tx.execute("DELETE FROM histograms WHERE hour < ?1", [now - 86_400])?;
+            tx.execute(
+                "DELETE FROM sketches WHERE width = 3600 AND start + width < ?1",
+                [now - 86_400],
+            )?;
+            tx.execute(
+                "DELETE FROM sketches WHERE width = 86400 AND start + width < ?1",
+                [now - 7 * 86_400],
+            )?;
             tx.execute(
                 "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
                 [MAX_EVENTS as i64],
@@ -750,7 +799,15 @@ mod tests {
                     latency_sum: 42.5,
                     latency_n: 1,
                 }],
-                histogram: Some((at - at % 3600, (0..64).map(|i| i as u16).collect())),
+                sketches: vec![SketchRow {
+                    width: 3600,
+                    start: at - at % 3600,
+                    sketch: {
+                        let mut s = Sketch::default();
+                        s.add(42.5);
+                        s
+                    },
+                }],
                 state,
             },
             software: Some(Software {
@@ -799,7 +856,8 @@ mod tests {
             })
         );
         assert_eq!(a.history.addresses[0].1.len(), 5);
-        assert_eq!(a.history.histograms[0].1[63], 63);
+        assert_eq!(a.history.sketches.len(), 1);
+        assert_eq!(a.history.sketches[0].sketch.count(), 1);
         let h = ServerHistory::restore(T, a.history.clone(), now);
         assert_eq!(h.status(), Status::Red);
         assert_eq!(h.state.failed_rounds, 3);
@@ -825,6 +883,73 @@ mod tests {
         let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
         let saved = store.load(&["b.test".into()], now).unwrap();
         assert_eq!(saved["b.test"].history.state.status, Some(Status::Green));
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_with_sketches_rebuilt_from_raw_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        for i in 0..6 {
+            store.write(record(
+                "c.test",
+                now - 600 + i * 60,
+                i != 2,
+                StatusState::default(),
+            ));
+        }
+        store.close();
+        // Back to how version 1 kept it: histograms instead of sketches.
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "DROP TABLE sketches;
+             CREATE TABLE histograms (server INTEGER NOT NULL, hour INTEGER NOT NULL,
+                 bins BLOB NOT NULL, PRIMARY KEY (server, hour)) WITHOUT ROWID;
+             INSERT INTO histograms VALUES (1, 0, x'0100');
+             UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        let saved = store.load(&["c.test".into()], now).unwrap();
+        // Five rounds with a latency, counted in an hourly and a daily sketch each.
+        let sketches = &saved["c.test"].history.sketches;
+        let counted = |width| -> u64 {
+            sketches
+                .iter()
+                .filter(|s| s.width == width)
+                .map(|s| s.sketch.count())
+                .sum()
+        };
+        assert_eq!((counted(3600), counted(86_400)), (5, 5));
+        let h = ServerHistory::restore(T, saved["c.test"].history.clone(), now);
+        let p50 = h.latency_percentile(now, 0.5).unwrap();
+        assert!(
+            (p50 - 42.5).abs() <= 42.5 * crate::history::sketch::ALPHA,
+            "{p50}"
+        );
+        store.close();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let version: String = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+        // A store from a newer mxping is refused, not rewritten.
+        conn.execute(
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let msg = open_err(dir.path());
+        assert!(
+            msg.contains("its schema version is 3; this mxping reads version 2"),
+            "{msg}"
+        );
     }
 
     fn open_err(dir: &Path) -> String {

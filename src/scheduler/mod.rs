@@ -67,6 +67,10 @@ pub struct ServerView {
     pub latency_p50_ms: Option<f64>,
     /// 95th percentile of the headline latency over 24 h, milliseconds.
     pub latency_p95_ms: Option<f64>,
+    /// Median headline latency over 7 days, milliseconds.
+    pub latency_p50_7d_ms: Option<f64>,
+    /// 95th percentile of the headline latency over 7 days, milliseconds.
+    pub latency_p95_7d_ms: Option<f64>,
     /// Consecutive rounds in which no address answered.
     pub failed_rounds: u32,
     /// The server's history as of this view (immutable; shared with the scheduler until its
@@ -141,6 +145,8 @@ impl ServerView {
             uptime: history.uptime(now),
             latency_p50_ms: history.latency_percentile(now, 0.5),
             latency_p95_ms: history.latency_percentile(now, 0.95),
+            latency_p50_7d_ms: history.latency_percentile_7d(now, 0.5),
+            latency_p95_7d_ms: history.latency_percentile_7d(now, 0.95),
             failed_rounds: history.state.failed_rounds,
             address_uptime_24h: history
                 .addresses()

@@ -418,7 +418,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 sample,
                 addresses: vec![],
                 buckets,
-                histogram: None,
+                sketches: Vec::new(),
                 state: Default::default(),
             },
             software: Some(mxping::probe::Software {
@@ -488,4 +488,81 @@ async fn cors_headers_as_real_homeservers_send_them_do_not_matter_to_the_monitor
         }),
     );
     assert!(h.services().round("example.test").await.all_ok());
+}
+
+/// The nearest-rank quantile `q` of `values`: the ⌈q·n⌉-th smallest.
+fn nearest_rank(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).max(1) - 1]
+}
+
+/// How the page writes a latency: whole milliseconds, "< 1 ms" below one.
+fn written(ms: f64) -> String {
+    if ms < 1.0 {
+        "< 1 ms".to_owned()
+    } else {
+        format!("{} ms", ms.round())
+    }
+}
+
+/// Issue "Numbers that agree with each other": the 24-hour and 7-day percentiles are within
+/// 1 % (0.25 ms below 25 ms) of the exact values over the same rounds — for a server answering
+/// after a constant 30 ms and one answering in about a millisecond or less — and the page,
+/// the badge and the API write the same latency the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentiles_agree_with_the_rounds_they_summarise_and_numbers_print_alike() {
+    use mxping::history::sketch::{ABSOLUTE_MS, ALPHA};
+    let (h, _hosts, _fast) = setup().await;
+    let mut web = settled(&h).await;
+    web.rounds(27).await;
+    for name in ["example.test", "fast.test"] {
+        let v = web.server(name).await;
+        let latencies: Vec<f64> = v["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["latency_ms"].as_f64().unwrap())
+            .collect();
+        assert_eq!(latencies.len(), 30, "{name}: every round answered");
+        for (q, day, week) in [
+            (0.5, "latency_p50_ms", "latency_p50_7d_ms"),
+            (0.95, "latency_p95_ms", "latency_p95_7d_ms"),
+        ] {
+            let exact = nearest_rank(&latencies, q);
+            let got = v[day].as_f64().unwrap();
+            assert!(
+                (got - exact).abs() <= (ALPHA * exact).max(ABSOLUTE_MS) + 1e-3,
+                "{name}: {day} {got} vs exact {exact} over {latencies:?}"
+            );
+            assert_eq!(
+                v[week], v[day],
+                "{name}: all rounds are within both windows"
+            );
+        }
+        if name == "example.test" {
+            let p50 = v["latency_p50_ms"].as_f64().unwrap();
+            assert!((30.0..40.0).contains(&p50), "the 30 ms delay shows: {p50}");
+        }
+        // The page, the badge and the percentile summary write the API's numbers one way.
+        let latency = v["latency_ms"].as_f64().unwrap();
+        let (_, doc) = page(&web, &format!("/server/{name}?lang=en"), None, None).await;
+        let shown = text(&select(&doc, "#latency")[0]);
+        let summary = format!(
+            "(24 h: median {}, 95th percentile {}) (7 days: median {}, 95th percentile {})",
+            written(v["latency_p50_ms"].as_f64().unwrap()),
+            written(v["latency_p95_ms"].as_f64().unwrap()),
+            written(v["latency_p50_7d_ms"].as_f64().unwrap()),
+            written(v["latency_p95_7d_ms"].as_f64().unwrap()),
+        );
+        assert_eq!(shown, format!("{} {summary}", written(latency)), "{name}");
+        let badge = web.text(&format!("/badge/{name}/latency.svg")).await.1;
+        assert!(
+            badge.contains(&format!(
+                "<title>latency: {}</title>",
+                written(latency).replace('<', "&lt;")
+            )),
+            "{name}: {badge}"
+        );
+    }
 }

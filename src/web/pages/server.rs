@@ -12,6 +12,7 @@ use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Resolution, Severity};
 use crate::i18n::Locale;
 use crate::net::tls::days_until;
+use crate::numbers::{Places, ms_number};
 use crate::probe::client_api::Discovery as ClientDiscovery;
 use crate::web::AppState;
 use crate::web::chart::{self};
@@ -41,7 +42,8 @@ struct ServerPage {
     title: String,
     state: StatusView,
     latency: String,
-    latency_24h: String,
+    /// Median and 95th percentile over 24 h and 7 days (empty before any latency).
+    latency_percentiles: String,
     software: String,
     checked_at: String,
     client_url: Option<String>,
@@ -226,7 +228,7 @@ pub(in crate::web) async fn server(
                     a.phases_ms
                         .requests
                         .iter()
-                        .map(|x| format!("{x:.0}"))
+                        .map(|x| ms_number(*x, Places::Whole))
                         .collect::<Vec<_>>()
                         .join(" ")
                         + " ms"
@@ -313,13 +315,20 @@ pub(in crate::web) async fn server(
         title: v.title.clone(),
         state: StatusView::new(t, r.status, r.reason.as_ref()),
         latency: ms(r.latency_ms),
-        latency_24h: match (v.latency_p50_ms, v.latency_p95_ms) {
-            (Some(p50), Some(p95)) => t.f(
-                "latency_24h_summary",
-                &[("p50", &ms(Some(p50))), ("p95", &ms(Some(p95)))],
+        latency_percentiles: [
+            ("latency_24h_summary", v.latency_p50_ms, v.latency_p95_ms),
+            (
+                "latency_7d_summary",
+                v.latency_p50_7d_ms,
+                v.latency_p95_7d_ms,
             ),
-            _ => String::new(),
-        },
+        ]
+        .into_iter()
+        .filter_map(|(key, p50, p95)| {
+            Some(t.f(key, &[("p50", &ms(Some(p50?))), ("p95", &ms(Some(p95?)))]))
+        })
+        .collect::<Vec<_>>()
+        .join(" "),
         software: r
             .software
             .as_ref()

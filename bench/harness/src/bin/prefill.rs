@@ -1,12 +1,13 @@
-//! Fills an mxping history store with 24 hours of 5-minute and hourly rollups, 24 hourly
-//! latency histograms, 90 days of daily rollups and the last rounds for every server in
+//! Fills an mxping history store with 24 hours of 5-minute and hourly rollups, latency
+//! sketches (24 hourly, 7 daily), 90 days of daily rollups and the last rounds for every server in
 //! `--servers` (one name per line), so a benchmark can measure memory with full history
 //! without waiting a day.
 
 use std::time::Duration;
 
 use mxping::history::store::{Retention, RoundRecord, Store};
-use mxping::history::{BucketRow, Delta, Sample, StatusState};
+use mxping::history::sketch::Sketch;
+use mxping::history::{BucketRow, Delta, Sample, SketchRow, StatusState};
 use mxping::report::Status;
 use mxping_bench::required;
 
@@ -64,13 +65,27 @@ fn main() {
                 latency_n: 1440,
             });
         }
-        let mut histogram = vec![0u16; 64];
-        histogram[20] = 60;
+        // An hour of rounds at 38-44 ms (a jitter of a few per cent: a handful of buckets).
+        let mut hour = Sketch::default();
+        for k in 0..60 {
+            hour.add(38.0 + f64::from(k % 7));
+        }
         for h in 1..24 {
-            // Earlier hours' histograms go in as their own records.
+            // Earlier hours' and days' sketches go in as their own records.
             let mut r = record(name, now - h * 3600);
             r.delta.buckets.clear();
-            r.delta.histogram = Some((slot(3600, h), histogram.clone()));
+            r.delta.sketches = vec![SketchRow {
+                width: 3600,
+                start: slot(3600, h),
+                sketch: hour.clone(),
+            }];
+            if h < 7 {
+                r.delta.sketches.push(SketchRow {
+                    width: 86_400,
+                    start: slot(86_400, h),
+                    sketch: hour.clone(),
+                });
+            }
             store.write(r);
         }
         let mut r = record(name, now - 60);
@@ -98,7 +113,7 @@ fn record(name: &str, at: i64) -> RoundRecord {
             sample,
             addresses: Vec::new(),
             buckets: Vec::new(),
-            histogram: None,
+            sketches: Vec::new(),
             state: StatusState {
                 status: Some(Status::Green),
                 ..StatusState::default()
