@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use mxping::history::store::{Retention, RoundRecord, Store};
 use mxping::history::sketch::Sketch;
+use mxping::history::store::{Retention, RoundRecord, Store};
 use mxping::history::{BucketRow, Delta, Sample, SketchRow, StatusState};
 use mxping::report::Status;
 use mxping_bench::required;
