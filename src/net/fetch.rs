@@ -422,21 +422,32 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
 
 /// Sends `request` once the connection is ready, timing only the exchange itself: from the
 /// request going out to the response head arriving (waiting for readiness is not counted).
+/// With the connection's `stamps`, by the kernel's clock (see `net::stamp`): the time the
+/// reading task took to be scheduled is left out. Without them, or when they cannot be right
+/// (longer than the time measured here), by the time measured here.
 pub(crate) async fn send_timed(
     sender: &mut http1::SendRequest<Empty<Bytes>>,
     request: Request<Empty<Bytes>>,
     path: &str,
+    stamps: Option<&super::stamp::Stamps>,
 ) -> Result<(hyper::Response<hyper::body::Incoming>, Duration), ProbeError> {
     sender
         .ready()
         .await
         .map_err(|e| classify::http_error(&e, path))?;
+    if let Some(s) = stamps {
+        s.arm();
+    }
     let started = Instant::now();
     let response = sender
         .send_request(request)
         .await
         .map_err(|e| classify::http_error(&e, path))?;
-    Ok((response, started.elapsed()))
+    let measured = started.elapsed();
+    let by_kernel = stamps
+        .and_then(super::stamp::Stamps::exchange)
+        .filter(|d| *d <= measured);
+    Ok((response, by_kernel.unwrap_or(measured)))
 }
 
 /// The HTTP/1.1 handshake on `io`, with the connection driven by a task that ends with it.
@@ -494,7 +505,7 @@ impl Connection {
                     format!("cannot request {url}: {e}"),
                 )
             })?;
-        let (response, head_time) = send_timed(&mut self.sender, request, path).await?;
+        let (response, head_time) = send_timed(&mut self.sender, request, path, None).await?;
         let too_large = || {
             ProbeError::new(
                 ErrorKind::BodyTooLarge,

@@ -4,6 +4,7 @@
 pub(crate) mod classify;
 pub(crate) mod fetch;
 pub(crate) mod guard;
+pub(crate) mod stamp;
 pub mod tls;
 
 pub use fetch::get_trusted;

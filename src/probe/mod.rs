@@ -11,6 +11,7 @@ pub mod client_api;
 pub mod keys;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,6 @@ use rustls::pki_types::ServerName as TlsServerName;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -32,6 +32,7 @@ use crate::discovery::{IpFamily, Target};
 use crate::error::{ErrorKind, ProbeError};
 use crate::net::classify;
 use crate::net::guard::NetGuard;
+use crate::net::stamp::{StampedTcp, Stamps};
 use crate::net::tls::{CertInfo, ProbeTls, explain_certificate_error};
 use crate::report::ms;
 use crate::text;
@@ -172,6 +173,8 @@ pub struct Prober {
 
 struct Connection {
     sender: http1::SendRequest<Empty<Bytes>>,
+    /// Kernel receive stamps of the connection's socket, for request times.
+    stamps: Arc<Stamps>,
     _task: crate::net::fetch::ConnTask,
 }
 
@@ -300,8 +303,9 @@ impl Prober {
         let t0 = Instant::now();
         // Through the guard even though discovery checked this address: the probe never
         // relies on its caller for that.
-        let tcp = self.guard.connect(addr).await?;
+        let tcp = StampedTcp::new(self.guard.connect(addr).await?);
         let connect_time = t0.elapsed();
+        let stamps = tcp.stamps();
 
         let (config, verifier) = self.tls.for_connection();
         let name = match &target.tls_name {
@@ -322,12 +326,18 @@ impl Prober {
         if let Some(r) = report.as_deref_mut() {
             r.phases_ms.connect = Some(ms(connect_time));
         }
+        stamps.arm();
         let t1 = Instant::now();
         let tls = TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| classify::tls_error(&e, &shown, &expected))?;
-        let tls_time = t1.elapsed();
+        let measured = t1.elapsed();
+        // By the kernel's stamps when they can be right (see net::stamp).
+        let tls_time = stamps
+            .exchange()
+            .filter(|d| *d <= measured)
+            .unwrap_or(measured);
 
         let certificate = tls
             .get_ref()
@@ -356,6 +366,7 @@ impl Prober {
         Ok((
             Connection {
                 sender,
+                stamps,
                 _task: task,
             },
             cert_error,
@@ -363,7 +374,7 @@ impl Prober {
     }
 }
 
-fn tls_facts(tls: &TlsStream<TcpStream>, certificate: Option<CertInfo>, valid: bool) -> TlsFacts {
+fn tls_facts(tls: &TlsStream<StampedTcp>, certificate: Option<CertInfo>, valid: bool) -> TlsFacts {
     let conn = tls.get_ref().1;
     TlsFacts {
         version: conn
@@ -404,7 +415,8 @@ async fn request(
         .header(ACCEPT, "application/json")
         .body(Empty::<Bytes>::new())
         .expect("a static request is valid");
-    let (response, elapsed) = crate::net::fetch::send_timed(&mut conn.sender, req, path).await?;
+    let (response, elapsed) =
+        crate::net::fetch::send_timed(&mut conn.sender, req, path, Some(&conn.stamps)).await?;
     let status = response.status();
     let closing = response
         .headers()

@@ -127,6 +127,63 @@ async fn request_times_measure_the_server_delay_and_slow_servers_are_yellow() {
     assert_eq!(round.status(Duration::from_millis(1000)).0, Status::Green);
 }
 
+/// Issue "Numbers that agree with each other": a monitor too busy to read a reply at once
+/// still reports the server's time. The probe runs on a runtime of its own whose one thread a
+/// busy task keeps taking for 200 ms at a time, so every reply waits to be read; request and
+/// TLS times come from the kernel's arrival stamps and stay at the server's (requests were
+/// 20–220 ms when the time was read in user space after the reading task got the thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_times_leave_out_the_monitors_own_scheduling_delays() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ntimeout = \"5s\"\ncheck_keys = false\npings = 4\n".to_owned();
+    let mut host = h.host("example.test");
+    let delayed = handler(|s| match s.path.as_str() {
+        VERSION => Reply::json(json!({"server": {"name": "Steady", "version": "1"}}))
+            .delay(Duration::from_millis(20)),
+        _ => Reply::not_found(),
+    });
+    h.serve(&mut host, 8448, h.ca.leaf(&["example.test"]), delayed);
+    host.release();
+    let services = h.services();
+    let round = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let busy = tokio::spawn(async {
+                        loop {
+                            // Blocking on purpose: the monitor's thread is taken.
+                            std::thread::sleep(Duration::from_millis(200));
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                    });
+                    let round = services.round("example.test").await;
+                    busy.abort();
+                    round
+                })
+            })
+            .join()
+            .unwrap()
+    });
+    let a = &round.addresses[0];
+    assert!(a.ok, "{:?}", a.error);
+    assert_eq!(a.phases_ms.requests.len(), 4);
+    for r in &a.phases_ms.requests {
+        assert!(
+            (20.0..24.0).contains(r),
+            "request took {r} ms for a 20 ms delay: {:?}",
+            a.phases_ms.requests
+        );
+    }
+    // The handshake too, to the server's last flight: the 200 ms the thread is taken for is
+    // not in it (the loopback server answers a ClientHello in a few milliseconds).
+    let tls = a.phases_ms.tls.unwrap();
+    assert!(tls < 100.0, "TLS took {tls} ms");
+}
+
 #[tokio::test]
 async fn a_p256_only_server_costs_a_hello_retry_request() {
     let tls = |ca: &TestCa| TlsOptions {
