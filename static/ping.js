@@ -24,9 +24,12 @@
       else { cls = 'yellow'; word = setting('slow'); }
       var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
       // The page's rule for latencies: whole milliseconds, "< 1 ms" below one.
-      slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark + ' ' + word;
+      // A failed ping shows a cross (a word would not fit in both languages); the tooltip and
+      // the accessible name say it in words.
+      slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark + ' \u2715';
+      slot.setAttribute('aria-label', ok ? slot.textContent + ' (' + word + ')' : word);
       slot.className = 'p ' + cls;
-      slot.setAttribute('data-ms', ok ? String(Math.round(ms)) : '');
+      slot.setAttribute('data-ms', ok ? String(ms) : '');
       slot.title = word;
       i += 1;
       if (i >= slots.length) cell.setAttribute('data-state', 'done');

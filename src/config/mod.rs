@@ -82,10 +82,18 @@ pub struct MonitorConfig {
 pub struct WebConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Name of this monitoring location, shown on the page and in the API.
-    pub vantage: String,
+    /// Name of this monitoring location, shown on the page and in the API; `None` when not
+    /// set (the API and feed say "default", the page "this monitor").
+    pub vantage: Option<String>,
     /// How often the status page reloads itself.
     pub refresh: Duration,
+}
+
+impl WebConfig {
+    /// The vantage name for the API, metrics and feed: as set, or `default`.
+    pub fn vantage_name(&self) -> &str {
+        self.vantage.as_deref().unwrap_or("default")
+    }
 }
 
 /// DNS settings.
@@ -145,7 +153,7 @@ impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            vantage: "default".to_owned(),
+            vantage: None,
             refresh: Duration::from_secs(60),
         }
     }

@@ -210,7 +210,7 @@ fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
             );
             web_default.vantage.clone()
         }
-        Some(v) => v.get_ref().trim().to_owned(),
+        Some(v) => Some(v.get_ref().trim().to_owned()),
     };
 
     WebConfig {

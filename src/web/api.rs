@@ -43,7 +43,7 @@ pub(super) async fn servers(State(state): State<AppState>) -> Response {
     let snap = state.board.snapshot();
     let count = |s: Status| snap.servers.iter().filter(|v| v.status() == s).count();
     Json(ServerList {
-        vantage: snap.config.web.vantage.clone(),
+        vantage: snap.config.web.vantage_name().to_owned(),
         generated_at: OffsetDateTime::now_utc(),
         summary: Summary {
             total: snap.servers.len(),
@@ -60,7 +60,7 @@ pub(super) async fn servers(State(state): State<AppState>) -> Response {
 pub(super) async fn server(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     match state.board.server(&name) {
         Some((config, view)) => Json(One {
-            vantage: config.web.vantage.clone(),
+            vantage: config.web.vantage_name().to_owned(),
             server: view,
         })
         .into_response(),

@@ -27,7 +27,7 @@ pub(super) async fn atom(State(state): State<AppState>) -> Response {
         || crate::timestamp::format(OffsetDateTime::now_utc()),
         |e| stamp(e.at),
     );
-    let vantage = xml(&config.web.vantage);
+    let vantage = xml(config.web.vantage_name());
     let mut out = String::with_capacity(1024 + events.len() * 512);
     out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
     out.push_str(r#"<feed xmlns="http://www.w3.org/2005/Atom">"#);

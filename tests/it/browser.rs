@@ -76,13 +76,20 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
         let pings: Vec<_> = cell.select(&Selector::parse(".p").unwrap()).collect();
         assert_eq!(pings.len(), 4);
         for p in &pings {
-            let ms: u32 = p.value().attr("data-ms").unwrap().parse().unwrap();
+            let ms: f64 = p.value().attr("data-ms").unwrap().parse().unwrap();
             assert!(
                 p.value().classes().any(|c| c == "green"),
                 "{name}: {}",
                 p.html()
             );
-            assert!(p.text().collect::<String>().ends_with(&format!("{ms} ms")));
+            // The page's one way of writing a latency, in the browser too.
+            let written = if ms < 1.0 {
+                "< 1 ms".to_owned()
+            } else {
+                format!("{} ms", ms.round())
+            };
+            let text = p.text().collect::<String>();
+            assert!(text.ends_with(&written), "{name}: {text} for {ms} ms");
         }
     }
     // The example server answers after 30 ms: the browser measured at least that.
@@ -90,7 +97,7 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
     assert!(
         example
             .iter()
-            .all(|p| p.value().attr("data-ms").unwrap().parse::<u32>().unwrap() >= 30)
+            .all(|p| p.value().attr("data-ms").unwrap().parse::<f64>().unwrap() >= 30.0)
     );
     let down = &select(&dom, r#"tr.server[data-server="down.test"] .browser .p"#);
     assert!(
@@ -98,6 +105,18 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
         "{}",
         down[0].html()
     );
+    // A failed ping is a cross, which fits in every language; the words are in the tooltip
+    // and the accessible name.
+    for p in down {
+        assert_eq!(
+            p.text().collect::<String>(),
+            "\u{1F534} \u{2715}",
+            "{}",
+            p.html()
+        );
+        assert_eq!(p.value().attr("title"), Some("unavailable"));
+        assert_eq!(p.value().attr("aria-label"), Some("unavailable"));
+    }
     // The servers saw the browser's requests: four each, besides the monitor's own.
     let example_server = h.https_on(servers[1].ip);
     let from_browser = example_server

@@ -566,3 +566,19 @@ async fn percentiles_agree_with_the_rounds_they_summarise_and_numbers_print_alik
         );
     }
 }
+
+/// Issue "Can I join it?" (seen as a newcomer would): without `[web] vantage` the header
+/// names this monitor rather than a placeholder; the API keeps saying `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_vantage_the_header_says_this_monitor() {
+    let (h, _hosts, _fast) = setup().await;
+    let web = settled(&h).await;
+    for (lang, want) in [
+        ("en", "measured from this monitor"),
+        ("zh", "测量地点：本监测器"),
+    ] {
+        let (_, doc) = page(&web, &format!("/?lang={lang}"), None, None).await;
+        assert_eq!(text(&select(&doc, ".vantage")[0]), want);
+    }
+    assert_eq!(web.json("/api/v1/servers").await["vantage"], "default");
+}

@@ -85,7 +85,10 @@ impl Base {
         Base {
             lang: t.code.clone(),
             refresh_s: config.web.refresh.as_secs(),
-            measured_from: t.f("measured_from", &[("vantage", &config.web.vantage)]),
+            measured_from: match &config.web.vantage {
+                Some(v) => t.f("measured_from", &[("vantage", v)]),
+                None => t.t("measured_here").to_owned(),
+            },
             footer_method: t.f(
                 "footer_method",
                 &[
