@@ -11,7 +11,7 @@
 //! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart), 12 B each | 288 | ~3.4 KB |
 //! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2 KB |
 //! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.1 KB |
-//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 24 + 7 | ~0.5–3 KB |
+//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~0.5–3 KB |
 //! | per address: hourly buckets for 24 h + last seen | per address | ~0.35 KB each |
 //!
 //! About 9–10 KB per server plus its last round (heaptrack at 1,000 servers: 8.8 KB of
@@ -268,7 +268,8 @@ pub struct SketchRow {
     pub sketch: Sketch,
 }
 
-/// Consecutive sketches `width` seconds wide covering the last `keep` seconds, oldest first.
+/// Consecutive sketches `width` seconds wide overlapping the last `keep` seconds, oldest first
+/// (at most `keep / width + 1`).
 #[derive(Clone, Debug)]
 struct Sketches {
     width: i64,
@@ -292,10 +293,11 @@ impl Sketches {
         }
         // A clock that went back counts in the newest span.
         self.spans.back_mut().expect("just pushed").1.add(ms);
+        // Spans are kept while they overlap the window, as `load` and `quantile` see them.
         while self
             .spans
             .front()
-            .is_some_and(|(s, _)| *s <= at - self.keep)
+            .is_some_and(|(s, _)| s + self.width <= at - self.keep)
         {
             self.spans.pop_front();
         }
@@ -802,8 +804,8 @@ mod tests {
         assert_eq!(h.five_min.ring.len(), 288);
         assert_eq!(h.hourly.ring.len(), 168);
         assert_eq!(h.daily.ring.len(), 90);
-        assert!(h.hourly_latency.spans.len() <= 24);
-        assert!(h.daily_latency.spans.len() <= 7);
+        assert!(h.hourly_latency.spans.len() <= 25);
+        assert!(h.daily_latency.spans.len() <= 8);
         assert!(
             h.hourly_latency
                 .spans
