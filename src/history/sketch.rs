@@ -11,17 +11,17 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-/// The relative accuracy above [`LINEAR_UP_TO_MS`].
+/// The relative accuracy above 25 ms.
 pub const ALPHA: f64 = 0.01;
-/// The absolute accuracy at and below [`LINEAR_UP_TO_MS`], in milliseconds.
+/// The absolute accuracy at and below 25 ms, in milliseconds.
 pub const ABSOLUTE_MS: f64 = LINEAR_WIDTH_MS / 2.0;
 
 const LINEAR_WIDTH_MS: f64 = 0.5;
 /// Where `α·x` reaches half the linear width: above it, logarithmic buckets are the finer.
 const LINEAR_UP_TO_MS: f64 = 25.0;
 const LINEAR_BUCKETS: u16 = 50;
-/// Logarithmic bucket `i` is stored as `i + LOG_OFFSET` (above every linear bucket: 25 ms is
-/// logarithmic bucket 161).
+/// Logarithmic bucket `i` is stored as `i + LOG_OFFSET`, above every linear bucket (just over
+/// 25 ms is logarithmic bucket 161, stored as 261).
 const LOG_OFFSET: f64 = 100.0;
 
 static LN_GAMMA: LazyLock<f64> = LazyLock::new(|| ((1.0 + ALPHA) / (1.0 - ALPHA)).ln());
