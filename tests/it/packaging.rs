@@ -70,6 +70,11 @@ fn multi_stage_build_with_a_small_non_root_final_image() {
         user.1
     );
     assert!(last.iter().any(|(k, r)| k == "EXPOSE" && r == "8080"));
+    // glibc malloc held on to the per-round history copies with its default arenas.
+    assert!(
+        last.iter()
+            .any(|(k, r)| k == "ENV" && r == "MALLOC_ARENA_MAX=2")
+    );
     // History on its own volume, written by the image's user; the config can be read-only.
     assert!(
         last.iter()
