@@ -129,6 +129,18 @@ fn config(concurrency: usize) -> Config {
     Config::parse(&text, "scheduler.toml", None).unwrap()
 }
 
+/// The monitor on `config`, its rounds scripted by `script`, no store.
+fn start(script: &Scripted, config: Config) -> Arc<Monitor<Scripted>> {
+    let rounds = script.clone();
+    Monitor::start_with(
+        config,
+        Arc::new(Metrics::new()),
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap()
+}
+
 fn gaps(times: &[f64]) -> Vec<f64> {
     times.windows(2).map(|w| (w[1] - w[0]).round()).collect()
 }
@@ -137,14 +149,7 @@ fn gaps(times: &[f64]) -> Vec<f64> {
 async fn cadence_retries_reresolution_and_hysteresis() {
     let script = Scripted::new(Duration::from_secs(45), Duration::from_millis(100));
     script.set_up("down.test", false);
-    let rounds = script.clone();
-    let monitor = Monitor::start_with(
-        config(64),
-        Arc::new(Metrics::new()),
-        None,
-        Box::new(move |_| Ok(rounds.clone())),
-    )
-    .unwrap();
+    let monitor = start(&script, config(64));
     let board = monitor.board();
     // Before any round: unknown.
     assert_eq!(
@@ -225,14 +230,7 @@ async fn the_concurrency_cap_holds() {
         text.push_str(&format!("[[server]]\nname = \"s{i}.test\"\n"));
     }
     let config = Config::parse(&text, "cap.toml", None).unwrap();
-    let rounds = script.clone();
-    let monitor = Monitor::start_with(
-        config,
-        Arc::new(Metrics::new()),
-        None,
-        Box::new(move |_| Ok(rounds.clone())),
-    )
-    .unwrap();
+    let monitor = start(&script, config);
     tokio::time::sleep(Duration::from_secs(90)).await;
     let (_, most) = *script.in_flight.lock().unwrap();
     assert_eq!(most, 2, "at most [monitor] concurrency rounds at once");
@@ -256,14 +254,7 @@ async fn rounds_this_monitor_cannot_make_are_not_counted() {
         .lock()
         .unwrap()
         .push("down.test".to_owned());
-    let rounds = script.clone();
-    let monitor = Monitor::start_with(
-        config(64),
-        Arc::new(Metrics::new()),
-        None,
-        Box::new(move |_| Ok(rounds.clone())),
-    )
-    .unwrap();
+    let monitor = start(&script, config(64));
     let board = monitor.board();
     tokio::time::sleep(Duration::from_secs(100)).await;
     let probes = script.times("down.test", "probe");
