@@ -23,9 +23,9 @@
       else if (ms < green) { cls = 'green'; word = setting('fast'); }
       else { cls = 'yellow'; word = setting('slow'); }
       var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
-      // The page's rule for latencies: whole milliseconds, "< 1 ms" below one.
-      // A failed ping shows a cross (a word would not fit in both languages); the tooltip and
-      // the accessible name say it in words.
+      // The page's rule for latencies: whole milliseconds, "< 1 ms" below one. A failed ping
+      // shows a cross (a word would not fit in both languages); the tooltip and the accessible
+      // name say it in words.
       slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark + ' \u2715';
       slot.setAttribute('aria-label', ok ? slot.textContent + ' (' + word + ')' : word);
       slot.className = 'p ' + cls;
