@@ -13,8 +13,11 @@
 //! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.1 KB |
 //! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~0.5–3 KB |
 //! | per address: hourly buckets for 24 h + last seen | per address | ~0.35 KB each |
+//! | what views read ([`Shown`]: recent samples, chart means, daily counts), 2 blocks | 2 | ~6 KB |
 //!
-//! About 9–10 KB per server plus its last round (heaptrack at 1,000 servers: 8.8 KB of
+//! The rings are inline, so the history is one block plus its sketches and addresses, and a
+//! round changes it in place. About 9–10 KB per server plus its last round and the 6 KB its
+//! views read (heaptrack at 1,000 servers: 8.8 KB of
 //! history, 24 KB per server in all with the task, the views and the metric series); see
 //! BENCHMARKS.md.
 
@@ -70,6 +73,17 @@ pub struct Sample {
     pub latency_ms: Option<f32>,
     /// The error explaining a failure, if any.
     pub error: Option<ErrorKind>,
+}
+
+impl Sample {
+    /// A filler for unused places in a fixed array.
+    const NONE: Sample = Sample {
+        at: 0,
+        up: false,
+        all_ok: false,
+        latency_ms: None,
+        error: None,
+    };
 }
 
 /// Rounds and up-rounds and latency sums over one time slot (its start is implied by its
@@ -130,28 +144,34 @@ pub struct Restored {
     pub addresses: Vec<(SocketAddr, Vec<Sample>)>,
 }
 
-/// A ring of fixed-width buckets covering `capacity × width` seconds: the bucket of the slot
-/// starting at `t` lives at `(t / width) mod capacity`, so the ring is allocated once and
-/// never grows, and slots without rounds cost nothing extra.
+/// 5-minute slots in 24 h, hours in 24 h and in 7 days, days in 90 days.
+const FIVE_MIN_SLOTS: usize = (DAY / FIVE_MIN) as usize;
+const HOURS_IN_DAY: usize = (DAY / HOUR) as usize;
+const HOURS_IN_WEEK: usize = (7 * DAY / HOUR) as usize;
+const DAYS_KEPT: usize = 90;
+
+/// A ring of `N` fixed-width buckets covering `N × width` seconds: the bucket of the slot
+/// starting at `t` lives at `(t / width) mod N`. The ring is inline (no allocation of its own),
+/// never grows, and copying it is one `memcpy`; slots without rounds cost nothing extra.
 #[derive(Clone, Debug)]
-struct Buckets {
+struct Buckets<const N: usize> {
     width: i64,
-    ring: Box<[Bucket]>,
+    ring: [Bucket; N],
     /// Start of the newest slot written (`None`: empty).
     newest: Option<i64>,
 }
 
-impl Buckets {
-    fn new(width: i64, span: i64) -> Self {
+impl<const N: usize> Buckets<N> {
+    fn new(width: i64) -> Self {
         Buckets {
             width,
-            ring: vec![Bucket::default(); (span / width) as usize].into_boxed_slice(),
+            ring: [Bucket::default(); N],
             newest: None,
         }
     }
 
     fn capacity(&self) -> i64 {
-        self.ring.len() as i64
+        N as i64
     }
 
     fn index(&self, start: i64) -> usize {
@@ -338,14 +358,14 @@ impl Sketches {
 /// History of one address.
 #[derive(Clone, Debug)]
 pub struct AddressHistory {
-    hourly: Buckets,
+    hourly: Buckets<HOURS_IN_DAY>,
     last_seen: i64,
 }
 
 impl AddressHistory {
     fn new() -> Self {
         AddressHistory {
-            hourly: Buckets::new(HOUR, DAY),
+            hourly: Buckets::new(HOUR),
             last_seen: 0,
         }
     }
@@ -426,9 +446,9 @@ pub struct ServerHistory {
     /// Status with hysteresis.
     pub state: StatusState,
     recent: VecDeque<Sample>,
-    five_min: Buckets,
-    hourly: Buckets,
-    daily: Buckets,
+    five_min: Buckets<FIVE_MIN_SLOTS>,
+    hourly: Buckets<HOURS_IN_WEEK>,
+    daily: Buckets<DAYS_KEPT>,
     hourly_latency: Sketches,
     daily_latency: Sketches,
     addresses: Vec<(SocketAddr, AddressHistory)>,
@@ -445,9 +465,9 @@ impl ServerHistory {
             thresholds,
             state: StatusState::default(),
             recent: VecDeque::with_capacity(RECENT),
-            five_min: Buckets::new(FIVE_MIN, DAY),
-            hourly: Buckets::new(HOUR, 7 * DAY),
-            daily: Buckets::new(DAY, 90 * DAY),
+            five_min: Buckets::new(FIVE_MIN),
+            hourly: Buckets::new(HOUR),
+            daily: Buckets::new(DAY),
             hourly_latency: Sketches::new(HOUR, DAY),
             daily_latency: Sketches::new(DAY, 7 * DAY),
             addresses: Vec::new(),
@@ -496,10 +516,14 @@ impl ServerHistory {
         Delta {
             sample,
             addresses: address_samples,
-            buckets: [&self.five_min, &self.hourly, &self.daily]
-                .into_iter()
-                .filter_map(Buckets::current)
-                .collect(),
+            buckets: [
+                self.five_min.current(),
+                self.hourly.current(),
+                self.daily.current(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             sketches: match sample.latency_ms {
                 Some(_) => [&self.hourly_latency, &self.daily_latency]
                     .into_iter()
@@ -527,9 +551,9 @@ impl ServerHistory {
     pub fn restore(thresholds: Thresholds, saved: Restored, now: i64) -> ServerHistory {
         let mut h = ServerHistory::new(thresholds);
         h.state = saved.state;
-        for buckets in [&mut h.five_min, &mut h.hourly, &mut h.daily] {
-            buckets.load(&saved.buckets);
-        }
+        h.five_min.load(&saved.buckets);
+        h.hourly.load(&saved.buckets);
+        h.daily.load(&saved.buckets);
         h.hourly_latency.load(&saved.sketches, now);
         h.daily_latency.load(&saved.sketches, now);
         let skip = saved.recent.len().saturating_sub(RECENT);
@@ -584,28 +608,12 @@ impl ServerHistory {
 
     /// Mean latency per 5 minutes over the last 24 h: (slot start, ms).
     pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
-        self.five_min
-            .iter()
-            .filter(|(start, b)| *start > now - DAY && *start <= now && b.latency_n > 0)
-            .map(|(start, b)| (start, f64::from(b.latency_sum) / f64::from(b.latency_n)))
-            .collect()
+        Shown::of(self).latency_series(now)
     }
 
-    /// Uptime per day for the last `days` days, oldest first: (day start, ratio).
+    /// Uptime per day for the last `days` days (at most 90), oldest first: (day start, ratio).
     pub fn daily_uptime(&self, now: i64, days: usize) -> Vec<(i64, Option<f64>)> {
-        let today = now - now.rem_euclid(DAY);
-        let kept: std::collections::HashMap<i64, (u64, u64)> = self
-            .daily
-            .iter()
-            .map(|(start, b)| (start, (u64::from(b.up), u64::from(b.rounds))))
-            .collect();
-        (0..days as i64)
-            .rev()
-            .map(|back| {
-                let start = today - back * DAY;
-                (start, kept.get(&start).copied().and_then(ratio))
-            })
-            .collect()
+        Shown::of(self).daily_uptime(now, days)
     }
 
     /// The most recent compact samples, oldest first.
@@ -616,6 +624,121 @@ impl ServerHistory {
     /// Per-address histories.
     pub fn addresses(&self) -> impl Iterator<Item = &(SocketAddr, AddressHistory)> {
         self.addresses.iter()
+    }
+}
+
+/// What pages read of a history between two rounds (design.md "snapshot"): the recent samples,
+/// the mean latency of each 5-minute slot of the 24 h chart and the rounds of each day of the
+/// 90-day bar, copied out of the history once per round into one fixed-size block of about
+/// 3 KB. The scheduler updates its history in place and publishes a `Shown` in each view,
+/// reusing the block of the view before last (see [`Shown::refill`]), so a round neither clones
+/// the history (its sketches and addresses) nor, in the steady state, allocates for it.
+#[derive(Clone, Debug)]
+pub struct Shown {
+    recent: [Sample; RECENT],
+    recent_len: usize,
+    /// Mean latency per 5-minute slot, ms (`NaN`: no latency in the slot).
+    chart: Slots<f32, FIVE_MIN_SLOTS>,
+    /// (up rounds, rounds) per day.
+    days: Slots<(u16, u16), DAYS_KEPT>,
+}
+
+/// One value per slot of a bucket ring, found by slot start as in the ring.
+#[derive(Clone, Debug)]
+struct Slots<T, const N: usize> {
+    width: i64,
+    newest: Option<i64>,
+    values: [T; N],
+}
+
+impl<T: Copy, const N: usize> Slots<T, N> {
+    fn fill(&mut self, from: &Buckets<N>, value: impl Fn(&Bucket) -> T) {
+        self.width = from.width;
+        self.newest = from.newest;
+        for (to, b) in self.values.iter_mut().zip(&from.ring) {
+            *to = value(b);
+        }
+    }
+
+    /// The value of the slot starting at `start`, if the ring still covers it.
+    fn get(&self, start: i64) -> Option<T> {
+        let newest = self.newest?;
+        let oldest = newest - (N as i64 - 1) * self.width;
+        (oldest..=newest)
+            .contains(&start)
+            .then(|| self.values[(start / self.width).rem_euclid(N as i64) as usize])
+    }
+}
+
+impl Shown {
+    /// What pages read of `history` now.
+    pub fn of(history: &ServerHistory) -> Shown {
+        let mut shown = Shown {
+            recent: [Sample::NONE; RECENT],
+            recent_len: 0,
+            chart: Slots {
+                width: FIVE_MIN,
+                newest: None,
+                values: [f32::NAN; FIVE_MIN_SLOTS],
+            },
+            days: Slots {
+                width: DAY,
+                newest: None,
+                values: [(0, 0); DAYS_KEPT],
+            },
+        };
+        shown.refill(history);
+        shown
+    }
+
+    /// Overwrites this block with what pages read of `history` now, allocating nothing.
+    pub fn refill(&mut self, history: &ServerHistory) {
+        self.recent_len = history.recent.len();
+        for (to, from) in self.recent.iter_mut().zip(&history.recent) {
+            *to = *from;
+        }
+        self.chart.fill(&history.five_min, |b| match b.latency_n {
+            0 => f32::NAN,
+            n => (f64::from(b.latency_sum) / f64::from(n)) as f32,
+        });
+        self.days.fill(&history.daily, |b| (b.up, b.rounds));
+    }
+
+    /// The most recent compact samples, oldest first.
+    pub fn recent(&self) -> &[Sample] {
+        &self.recent[..self.recent_len]
+    }
+
+    /// Mean latency per 5 minutes over the 24 h before `now`: (slot start, ms), oldest first.
+    pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
+        let Some(newest) = self.chart.newest else {
+            return Vec::new();
+        };
+        (0..FIVE_MIN_SLOTS as i64)
+            .rev()
+            .map(|back| newest - back * FIVE_MIN)
+            .filter(|start| *start > now - DAY && *start <= now)
+            .filter_map(|start| Some((start, self.chart.get(start)?)))
+            .filter(|(_, ms)| !ms.is_nan())
+            .map(|(start, ms)| (start, f64::from(ms)))
+            .collect()
+    }
+
+    /// Uptime per day for the last `days` days (at most 90) up to `now`, oldest first: (day
+    /// start, ratio; `None` for a day without rounds).
+    pub fn daily_uptime(&self, now: i64, days: usize) -> Vec<(i64, Option<f64>)> {
+        let today = now - now.rem_euclid(DAY);
+        (0..days.min(DAYS_KEPT) as i64)
+            .rev()
+            .map(|back| {
+                let start = today - back * DAY;
+                let counts = self
+                    .days
+                    .get(start)
+                    .map(|(u, r)| (u64::from(u), u64::from(r)));
+                (start, counts.and_then(ratio))
+            })
+            .collect()
     }
 }
 
@@ -801,9 +924,13 @@ mod tests {
             t += 10;
         }
         assert_eq!(h.recent.len(), RECENT);
-        assert_eq!(h.five_min.ring.len(), 288);
-        assert_eq!(h.hourly.ring.len(), 168);
-        assert_eq!(h.daily.ring.len(), 90);
+        // The rings are inline: the history is one block plus its sketches and addresses.
+        let size = std::mem::size_of::<ServerHistory>();
+        assert!(size < 7 * 1024, "history {size} B");
+        // What each view holds (and a round copies): about 3 KB.
+        let shown = std::mem::size_of::<Shown>();
+        assert!(shown <= 3 * 1024, "shown {shown} B");
+        assert_eq!(Shown::of(&h).recent().len(), RECENT);
         assert!(h.hourly_latency.spans.len() <= 25);
         assert!(h.daily_latency.spans.len() <= 8);
         assert!(
@@ -819,7 +946,7 @@ mod tests {
 
     #[test]
     fn the_bucket_ring_forgets_what_a_gap_skipped_over_and_ignores_a_clock_going_back() {
-        let mut b = Buckets::new(FIVE_MIN, DAY);
+        let mut b = Buckets::<FIVE_MIN_SLOTS>::new(FIVE_MIN);
         let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
         b.add(&sample(t0, true, 10.0));
         b.add(&sample(t0 + 10, false, 0.0));
@@ -841,7 +968,7 @@ mod tests {
         assert_eq!(b.iter().count(), 1);
         assert_eq!(b.current().unwrap().start, t0 + 5 * DAY);
         // What is saved loads back the same.
-        let mut c = Buckets::new(FIVE_MIN, DAY);
+        let mut c = Buckets::<FIVE_MIN_SLOTS>::new(FIVE_MIN);
         c.load(&[b.current().unwrap()]);
         assert_eq!(c.current(), b.current());
     }

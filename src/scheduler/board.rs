@@ -1,7 +1,7 @@
 //! The board: what the scheduler publishes and the web layer reads (design.md "snapshot").
 //!
-//! Each server has a cell holding its latest [`ServerView`], an immutable value (its history is
-//! an `Arc<ServerHistory>` the scheduler replaces copy-on-write, never one it mutates). A round
+//! Each server has a cell holding its latest [`ServerView`], an immutable value (what it shows
+//! of the history is a [`crate::history::Shown`] copied out once per round). A round
 //! swaps one cell's `Arc`; a reload swaps the layout (config and cells). Readers clone `Arc`s
 //! and never wait for a probe, and the web layer depends on this type alone — not on the
 //! scheduler — so a test can publish views of its own (`set_layout` with new cells) and

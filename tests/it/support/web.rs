@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use mxping::Services;
 use mxping::config::Config;
-use mxping::history::ServerHistory;
+use mxping::history::{ServerHistory, Shown};
 use mxping::metrics::Metrics;
 use mxping::scheduler::{Board, Cell, ServerView, record_round, thresholds};
 use serde_json::Value;
@@ -94,7 +94,8 @@ impl Web {
             .map(|(i, (server, history))| {
                 ServerView::build(
                     server,
-                    Arc::new(history.clone()),
+                    history,
+                    Arc::new(Shown::of(history)),
                     self.last[i].as_ref(),
                     None,
                     self.clock - 1,
