@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
 use hyper::client::conn::http1;
-use hyper::header::{ACCEPT, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue, LOCATION, USER_AGENT};
+use hyper::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderValue, LOCATION, USER_AGENT,
+};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName as TlsServerName;
@@ -232,7 +235,7 @@ pub struct Connection {
     host: Host,
     port: u16,
     https: bool,
-    sender: http1::SendRequest<Empty<Bytes>>,
+    sender: http1::SendRequest<Full<Bytes>>,
     _task: ConnTask,
 }
 
@@ -356,6 +359,20 @@ impl Fetcher {
         self.connect(url).await?.get(url, max_body).await
     }
 
+    /// POST `body` as JSON to `url` on a fresh connection, without following redirects (a
+    /// redirect is the answer), reading at most `max_body` bytes of the answer's body.
+    pub async fn post_json(
+        &self,
+        url: &Endpoint,
+        body: &'static [u8],
+        max_body: usize,
+    ) -> Result<Response, ProbeError> {
+        self.connect(url)
+            .await?
+            .post_json(url, body, max_body)
+            .await
+    }
+
     /// GET `url`, following redirects as [`next_hop`] allows. `conn` is reused while it serves
     /// the next hop and left holding the connection of the final answer, so a caller can send
     /// a second request on a warm connection. `on_hop` sees every redirect as it is followed.
@@ -425,9 +442,9 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
 /// With the connection's `stamps`, by the kernel's clock (see `net::stamp`): the time the
 /// reading task took to be scheduled is left out. Without them, or when they cannot be right
 /// (longer than the time measured here), by the time measured here.
-pub(crate) async fn send_timed(
-    sender: &mut http1::SendRequest<Empty<Bytes>>,
-    request: Request<Empty<Bytes>>,
+pub(crate) async fn send_timed<B: Body + 'static>(
+    sender: &mut http1::SendRequest<B>,
+    request: Request<B>,
     path: &str,
     stamps: Option<&super::stamp::Stamps>,
 ) -> Result<(hyper::Response<hyper::body::Incoming>, Duration), ProbeError> {
@@ -451,15 +468,16 @@ pub(crate) async fn send_timed(
 }
 
 /// The HTTP/1.1 handshake on `io`, with the connection driven by a task that ends with it.
-pub(crate) async fn handshake<T>(
-    io: T,
-) -> Result<(http1::SendRequest<Empty<Bytes>>, ConnTask), ProbeError>
+pub(crate) async fn handshake<T, B>(io: T) -> Result<(http1::SendRequest<B>, ConnTask), ProbeError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, connection) = http1::Builder::new()
         .max_buf_size(crate::probe::MAX_HEAD_BUFFER)
-        .handshake::<_, Empty<Bytes>>(io)
+        .handshake::<_, B>(io)
         .await
         .map_err(|e| {
             ProbeError::new(
@@ -487,6 +505,30 @@ impl Connection {
     /// GET `url` (which must be for this connection's host) and read the body through
     /// `max_body`.
     pub async fn get(&mut self, url: &Endpoint, max_body: usize) -> Result<Response, ProbeError> {
+        let request = Request::get(url.path.as_str());
+        self.send(url, request, Bytes::new(), max_body).await
+    }
+
+    /// POST `body` as JSON to `url` (which must be for this connection's host) and read the
+    /// answer's body through `max_body`.
+    pub async fn post_json(
+        &mut self,
+        url: &Endpoint,
+        body: &'static [u8],
+        max_body: usize,
+    ) -> Result<Response, ProbeError> {
+        let request = Request::post(url.path.as_str()).header(CONTENT_TYPE, "application/json");
+        self.send(url, request, Bytes::from_static(body), max_body)
+            .await
+    }
+
+    async fn send(
+        &mut self,
+        url: &Endpoint,
+        request: hyper::http::request::Builder,
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<Response, ProbeError> {
         let path = &url.path;
         let host = HeaderValue::from_str(&url.host_header()).map_err(|_| {
             ProbeError::new(
@@ -494,11 +536,11 @@ impl Connection {
                 format!("{:?} is not a valid Host header", url.host_header()),
             )
         })?;
-        let request = Request::get(path.as_str())
+        let request = request
             .header(HOST, host)
             .header(USER_AGENT, crate::USER_AGENT)
             .header(ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(body))
             .map_err(|e| {
                 ProbeError::new(
                     ErrorKind::InvalidResponse,

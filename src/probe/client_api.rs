@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::error::{ErrorKind, ProbeError};
 use crate::net::fetch::{Connection, Endpoint, Fetcher};
 use crate::server_name::ServerName;
 use crate::text;
@@ -117,39 +118,59 @@ impl ClientChecker {
         report
     }
 
+    /// The base URL a client would use for `name` (the well-known step of discovery), or why a
+    /// client could not find one.
+    pub async fn base_url(&self, name: &ServerName) -> Result<String, ProbeError> {
+        match self.well_known(name, &mut |_| {}).await {
+            Ok((_, base, _)) => Ok(base),
+            Err((_, error)) => Err(error),
+        }
+    }
+
+    /// The spec's well-known step: the outcome, the base URL and the identity server named.
+    async fn well_known(
+        &self,
+        name: &ServerName,
+        hop: &mut (dyn FnMut(&Endpoint) + Send),
+    ) -> Result<(Discovery, String, Option<Option<String>>), (Discovery, ProbeError)> {
+        // The hostname exactly as typed: a name made of digits stays a DNS name.
+        let start = Endpoint::https(name.host().clone(), 443, "/.well-known/matrix/client");
+        let fallback = start.with_path("");
+        let mut conn = None;
+        let well_known = self
+            .fetcher
+            .get_following(&start, MAX_BODY, &mut conn, hop)
+            .await;
+        let fail = |d, kind, message: String| Err((d, ProbeError::new(kind, message)));
+        match well_known {
+            Err(e) => fail(
+                Discovery::FailPrompt,
+                e.kind,
+                format!("{start}: {}", e.message),
+            ),
+            Ok(f) if f.response.status.as_u16() == 404 => {
+                Ok((Discovery::Ignore, fallback.to_string(), None))
+            }
+            Ok(f) if f.response.status.as_u16() != 200 => fail(
+                Discovery::FailPrompt,
+                ErrorKind::HttpStatus,
+                format!("{}: HTTP {}", f.url, f.response.status),
+            ),
+            Ok(f) => match parse_well_known(&f.response.body) {
+                Ok(found) => Ok((Discovery::Found, found.homeserver, found.identity_server)),
+                Err((d, why)) => fail(d, ErrorKind::InvalidResponse, format!("{}: {why}", f.url)),
+            },
+        }
+    }
+
     async fn check_unbounded(&self, name: &str, redirects: &mut Vec<String>) -> ClientReport {
         let Ok(parsed) = ServerName::parse(name) else {
             return ClientReport::failed(Discovery::FailError, "invalid server name".into());
         };
-        // The hostname exactly as typed: a name made of digits stays a DNS name.
-        let start = Endpoint::https(parsed.host().clone(), 443, "/.well-known/matrix/client");
-        let fallback = start.with_path("");
-        let mut conn = None;
         let mut hop = |e: &Endpoint| redirects.push(e.to_string());
-        let well_known = self
-            .fetcher
-            .get_following(&start, MAX_BODY, &mut conn, &mut hop)
-            .await;
-        let (discovery, base_url, identity) = match well_known {
-            Err(e) => {
-                return ClientReport::failed(
-                    Discovery::FailPrompt,
-                    format!("{start}: {}", e.message),
-                );
-            }
-            Ok(f) if f.response.status.as_u16() == 404 => {
-                (Discovery::Ignore, fallback.to_string(), None)
-            }
-            Ok(f) if f.response.status.as_u16() != 200 => {
-                return ClientReport::failed(
-                    Discovery::FailPrompt,
-                    format!("{}: HTTP {}", f.url, f.response.status),
-                );
-            }
-            Ok(f) => match parse_well_known(&f.response.body) {
-                Ok(found) => (Discovery::Found, found.homeserver, found.identity_server),
-                Err((d, why)) => return ClientReport::failed(d, format!("{}: {why}", f.url)),
-            },
+        let (discovery, base_url, identity) = match self.well_known(&parsed, &mut hop).await {
+            Ok(found) => found,
+            Err((d, e)) => return ClientReport::failed(d, e.message),
         };
         let mut report = ClientReport {
             discovery,
