@@ -24,6 +24,7 @@ use prometheus::{
 use crate::discovery::Resolution;
 use crate::history::WINDOWS;
 use crate::probe::Software;
+use crate::probe::signup::SignupStatus;
 use crate::report::{Round, Status};
 use crate::text;
 
@@ -74,6 +75,8 @@ struct ServerSeries {
     discovery: Option<(String, String)>,
     /// By [`WINDOWS`] index.
     uptime: [Option<f64>; WINDOWS.len()],
+    /// The last sign-up check's verdict.
+    signup: Option<SignupStatus>,
 }
 
 impl ServerSeries {
@@ -88,6 +91,7 @@ impl ServerSeries {
             software: None,
             discovery: None,
             uptime: [None; WINDOWS.len()],
+            signup: None,
         }
     }
 
@@ -268,6 +272,11 @@ impl Metrics {
             s.software = software;
             s.discovery = discovery;
         });
+    }
+
+    /// Records the verdict of a sign-up check of `server`.
+    pub fn set_signup(&self, server: &str, status: SignupStatus) {
+        self.with_server(server, |s| s.signup = Some(status));
     }
 
     /// Removes every series of a server that left the config.
@@ -477,6 +486,24 @@ fn write_servers(out: &mut String, servers: &[(String, ServerSeries)]) {
                         name,
                         Label(software),
                         Label(version)
+                    );
+                }
+            }
+        },
+    );
+    family(
+        out,
+        "mxping_signup_info",
+        "gauge",
+        "1 with the verdict of the server's last sign-up check (open, requires_verification, invite_only, external, closed, unknown).",
+        |out| {
+            for (name, s) in &servers {
+                if let Some(status) = s.signup {
+                    let _ = writeln!(
+                        out,
+                        "mxping_signup_info{{server=\"{}\",status=\"{}\"}} 1",
+                        name,
+                        status.as_str()
                     );
                 }
             }

@@ -20,6 +20,8 @@ pub struct Services {
     pub prober: Prober,
     /// Checks the client API, when enabled.
     pub client: Option<probe::client_api::ClientChecker>,
+    /// Checks sign-up facts, when enabled.
+    pub signup: Option<probe::signup::SignupChecker>,
 }
 
 impl Services {
@@ -35,10 +37,13 @@ impl Services {
             net::tls::verifying_config(roots.clone()),
         );
         let discovery = Discovery::new(dns, guard.clone(), fetcher.clone(), config.monitor.timeout);
-        let client = config
+        let client = config.monitor.check_client.then(|| {
+            probe::client_api::ClientChecker::new(fetcher.clone(), config.monitor.timeout)
+        });
+        let signup = config
             .monitor
-            .check_client
-            .then(|| probe::client_api::ClientChecker::new(fetcher, config.monitor.timeout));
+            .check_signup
+            .then(|| probe::signup::SignupChecker::new(fetcher, config.monitor.timeout));
         let prober = Prober::new(
             guard,
             net::tls::ProbeTls::new(roots),
@@ -52,6 +57,7 @@ impl Services {
             discovery,
             prober,
             client,
+            signup,
         })
     }
 

@@ -12,6 +12,7 @@ use crate::discovery::{Resolution, Severity};
 use crate::net::tls::days_until;
 use crate::numbers::{self, Places};
 use crate::probe::AddressReport;
+use crate::probe::signup::Signup;
 use crate::report::{Round, ServerReport, Status};
 
 /// What `check --json` prints: the `Server` shape plus the verdict.
@@ -24,11 +25,17 @@ pub struct CheckReport {
     pub federation_ok: bool,
     /// One sentence.
     pub verdict: String,
+    /// How newcomers sign up (`null` when sign-up checks are off or the name is invalid).
+    pub signup: Option<Signup>,
 }
 
-/// Runs the check.
+/// Runs the check (the sign-up check alongside the round).
 pub async fn run(services: &Services, name: &str, green_below: Duration) -> CheckReport {
-    let round = services.round(name).await;
+    let signup = async {
+        let parsed = crate::server_name::ServerName::parse(name).ok()?;
+        Some(services.signup.as_ref()?.check(&parsed).await)
+    };
+    let (round, signup) = tokio::join!(services.round(name), signup);
     let server = ServerReport::from_round(name, &round, green_below);
     let federation_ok = round.federation_ok();
     let verdict = verdict(&round, &server, federation_ok);
@@ -36,6 +43,7 @@ pub async fn run(services: &Services, name: &str, green_below: Duration) -> Chec
         server,
         federation_ok,
         verdict,
+        signup,
     }
 }
 
@@ -152,6 +160,9 @@ pub fn render_text(report: &CheckReport) -> String {
             }
         }
     }
+    if let Some(signup) = &report.signup {
+        render_signup(&mut out, signup);
+    }
     if let Some(r) = &s.discovery {
         let notes: Vec<String> = r
             .findings
@@ -193,6 +204,45 @@ pub fn render_text(report: &CheckReport) -> String {
         }
     );
     out
+}
+
+fn render_signup(out: &mut String, s: &Signup) {
+    let _ = writeln!(
+        out,
+        "\nSign-up (POST /register with no auth, /login, auth_metadata)"
+    );
+    let _ = writeln!(out, "  {} {}", s.status.symbol(), s.status.describe());
+    if !s.stages.is_empty() {
+        let _ = writeln!(out, "  stages       {}", s.stages.join(", "));
+    }
+    for t in &s.terms {
+        let _ = writeln!(out, "  terms        {} <{}>", or_dash(&t.name), t.url);
+    }
+    if !s.sso.is_empty() {
+        let names: Vec<&str> = s.sso.iter().map(|p| p.name.as_str()).collect();
+        let _ = writeln!(out, "  SSO          {}", names.join(", "));
+    }
+    if let Some(issuer) = &s.issuer {
+        let _ = writeln!(out, "  issuer       {issuer}");
+    }
+    if let Some(support) = &s.support {
+        for c in &support.contacts {
+            let who = c.matrix_id.iter().chain(&c.email_address);
+            let who: Vec<&str> = who.map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "  contact      {} ({})",
+                who.join(", "),
+                or_dash(&c.role)
+            );
+        }
+        if let Some(page) = &support.page {
+            let _ = writeln!(out, "  support      {page}");
+        }
+    }
+    if let Some(e) = &s.error {
+        let _ = writeln!(out, "  ✖ {}: {}", e.kind.as_str(), e.message);
+    }
 }
 
 fn render_discovery(out: &mut String, r: &Resolution) {

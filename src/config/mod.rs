@@ -48,6 +48,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[signup]`.
+    pub signup: SignupConfig,
     /// `[[server]]`, in file order.
     pub servers: Vec<ServerConfig>,
 }
@@ -75,6 +77,39 @@ pub struct MonitorConfig {
     pub check_keys: bool,
     /// Also check the client API (`/.well-known/matrix/client`, `/_matrix/client/versions`).
     pub check_client: bool,
+    /// Also check how newcomers sign up (`[signup]`), unless a server turns it off.
+    pub check_signup: bool,
+}
+
+/// Sign-up checks (design.md "Sign-up").
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignupConfig {
+    /// Time between two sign-up checks of a server (each jittered by ±10 %).
+    pub interval: Duration,
+}
+
+impl Default for SignupConfig {
+    fn default() -> Self {
+        SignupConfig {
+            interval: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// Facts about a server that no probe can learn, from the config, shown beside the measured
+/// ones (and in the public list).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Facts {
+    /// Where the operator is, legally (free text, e.g. "Germany (EU)").
+    pub jurisdiction: Option<String>,
+    /// Languages the server's community and moderators use (tags such as "en", "zh-Hans").
+    pub languages: Vec<String>,
+    /// The server's rules.
+    pub rules_url: Option<String>,
+    /// Its privacy policy.
+    pub privacy_url: Option<String>,
+    /// A short note for newcomers.
+    pub note: Option<String>,
 }
 
 /// The web app.
@@ -147,6 +182,10 @@ pub struct ServerConfig {
     pub description: BTreeMap<String, String>,
     /// The web client a newcomer would open.
     pub client_url: Option<String>,
+    /// Check sign-up facts of this server (with `[monitor] check_signup`).
+    pub check_signup: bool,
+    /// Facts from the config (shared with every view of the server).
+    pub facts: std::sync::Arc<Facts>,
 }
 
 impl Default for WebConfig {
@@ -197,6 +236,7 @@ impl Default for MonitorConfig {
             concurrency: 64,
             check_keys: true,
             check_client: true,
+            check_signup: true,
         }
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     pub(super) network: RawNetwork,
     #[serde(default)]
     pub(super) storage: RawStorage,
+    #[serde(default)]
+    pub(super) signup: RawSignup,
     #[serde(default, rename = "server")]
     pub(super) servers: Vec<RawServer>,
 }
@@ -38,6 +40,13 @@ pub(super) struct RawMonitor {
     pub(super) concurrency: Option<Spanned<i64>>,
     pub(super) check_keys: Option<bool>,
     pub(super) check_client: Option<bool>,
+    pub(super) check_signup: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSignup {
+    pub(super) interval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -84,6 +93,12 @@ pub(super) struct RawServer {
     pub(super) title: Option<Spanned<String>>,
     pub(super) description: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) client_url: Option<Spanned<String>>,
+    pub(super) check_signup: Option<bool>,
+    pub(super) jurisdiction: Option<Spanned<String>>,
+    pub(super) languages: Option<Vec<Spanned<String>>>,
+    pub(super) rules_url: Option<Spanned<String>>,
+    pub(super) privacy_url: Option<Spanned<String>>,
+    pub(super) note: Option<Spanned<String>>,
 }
 
 /// What a key's value must be, for fixes that say what to write.
@@ -119,6 +134,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("concurrency", Kind::Integer),
             ("check_keys", Kind::Bool),
             ("check_client", Kind::Bool),
+            ("check_signup", Kind::Bool),
         ],
     ),
     (
@@ -147,6 +163,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("rollup_retention", Kind::Duration),
         ],
     ),
+    ("signup", &[("interval", Kind::Duration)]),
     (
         "[server]",
         &[
@@ -154,6 +171,12 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("title", Kind::Text),
             ("description", Kind::Table),
             ("client_url", Kind::Text),
+            ("check_signup", Kind::Bool),
+            ("jurisdiction", Kind::Text),
+            ("languages", Kind::List),
+            ("rules_url", Kind::Text),
+            ("privacy_url", Kind::Text),
+            ("note", Kind::Text),
         ],
     ),
 ];

@@ -11,11 +11,11 @@ use toml::Spanned;
 
 use super::problems::{Problems, line_col};
 use super::raw::{
-    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawStorage, RawTls, RawWeb,
+    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawSignup, RawStorage, RawTls, RawWeb,
 };
 use super::{
-    Config, DnsConfig, MonitorConfig, NetworkConfig, ServerConfig, StorageConfig, TlsConfig,
-    WebConfig,
+    Config, DnsConfig, Facts, MonitorConfig, NetworkConfig, ServerConfig, SignupConfig,
+    StorageConfig, TlsConfig, WebConfig,
 };
 use crate::server_name::ServerName;
 
@@ -91,6 +91,7 @@ pub(super) fn validate(
         tls: validate_tls(&raw.tls, base_dir, p),
         network: validate_network(&raw.network, p),
         storage: validate_storage(&raw.storage, base_dir, p),
+        signup: validate_signup(&raw.signup, p),
         servers: validate_servers(&raw.servers, p),
     }
 }
@@ -136,6 +137,7 @@ fn validate_monitor(m: &RawMonitor, p: &mut Problems<'_>) -> MonitorConfig {
         ) as usize,
         check_keys: m.check_keys.unwrap_or(d.check_keys),
         check_client: m.check_client.unwrap_or(d.check_client),
+        check_signup: m.check_signup.unwrap_or(d.check_signup),
     };
     // Values that contradict each other.
     if let Some(t) = &m.timeout
@@ -367,20 +369,61 @@ fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig
                 "remove one of the two [[server]] tables",
             );
         }
-        let client_url = s.client_url.as_ref().map(|v| {
-            let url = v.get_ref().trim();
-            if !(url.starts_with("https://") || url.starts_with("http://"))
-                || url::Url::parse(url).is_err()
-            {
-                p.add(
-                    Some(v.span()),
-                    &key("client_url"),
-                    format!("{url:?} is not an http(s) URL"),
-                    "write the web client's full address, e.g. \"https://app.element.io\"",
-                );
-            }
-            url.to_owned()
-        });
+        let mut web_url = |v: &Option<Spanned<String>>, field: &str, example: &str| {
+            v.as_ref().map(|v| {
+                let url = v.get_ref().trim();
+                if !(url.starts_with("https://") || url.starts_with("http://"))
+                    || url::Url::parse(url).is_err()
+                {
+                    p.add(
+                        Some(v.span()),
+                        &key(field),
+                        format!("{url:?} is not an http(s) URL"),
+                        format!("write the full address, e.g. \"{example}\""),
+                    );
+                }
+                url.to_owned()
+            })
+        };
+        let client_url = web_url(&s.client_url, "client_url", "https://app.element.io");
+        let rules_url = web_url(&s.rules_url, "rules_url", "https://example.org/rules");
+        let privacy_url = web_url(&s.privacy_url, "privacy_url", "https://example.org/privacy");
+        let mut short_text = |v: &Option<Spanned<String>>, field: &str, max: usize| {
+            v.as_ref().map(|v| {
+                let t = v.get_ref().trim();
+                if t.is_empty() || t.chars().count() > max {
+                    p.add(
+                        Some(v.span()),
+                        &key(field),
+                        format!(
+                            "must be 1 to {max} characters (it has {})",
+                            t.chars().count()
+                        ),
+                        format!("shorten it, or remove {field} to show nothing"),
+                    );
+                }
+                t.to_owned()
+            })
+        };
+        let jurisdiction = short_text(&s.jurisdiction, "jurisdiction", 60);
+        let note = short_text(&s.note, "note", 200);
+        let languages = s
+            .languages
+            .iter()
+            .flatten()
+            .map(|v| {
+                let tag = v.get_ref().trim();
+                if !is_language_tag(tag) {
+                    p.add(
+                        Some(v.span()),
+                        &key("languages"),
+                        format!("{tag:?} is not a language tag"),
+                        "write tags such as \"en\", \"zh\", \"zh-Hans\" or \"pt-BR\"",
+                    );
+                }
+                tag.to_owned()
+            })
+            .collect();
         let description = s.description.as_ref().map(|d| {
             let languages = crate::i18n::codes();
             for lang in d.get_ref().keys() {
@@ -408,10 +451,45 @@ fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig
                 .map_or_else(|| server_name.clone(), |t| t.get_ref().clone()),
             description: description.unwrap_or_default(),
             client_url,
+            check_signup: s.check_signup.unwrap_or(true),
+            facts: std::sync::Arc::new(Facts {
+                jurisdiction,
+                languages,
+                rules_url,
+                privacy_url,
+                note,
+            }),
         });
     }
 
     servers
+}
+
+/// A language tag as BCP 47 writes the common ones: a 2–3 letter language, then subtags of
+/// 1–8 letters or digits (`en`, `zh-Hans`, `pt-BR`).
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `[signup]`.
+fn validate_signup(raw: &RawSignup, p: &mut Problems<'_>) -> SignupConfig {
+    let defaults = SignupConfig::default();
+    let interval = duration(&raw.interval, "[signup] interval", defaults.interval, p);
+    if let Some(v) = &raw.interval
+        && interval < Duration::from_secs(1)
+    {
+        p.add(
+            Some(v.span()),
+            "[signup] interval",
+            "must be at least 1s".into(),
+            "sign-up rules change rarely: e.g. interval = \"6h\"",
+        );
+    }
+    SignupConfig { interval }
 }
 
 fn validate_storage(

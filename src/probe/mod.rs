@@ -9,6 +9,7 @@
 
 pub mod client_api;
 pub mod keys;
+pub mod signup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

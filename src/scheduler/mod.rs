@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Services;
-use crate::config::{Config, ServerConfig};
+use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::store::{RoundRecord, Saved, Store, StoreError};
@@ -44,6 +44,7 @@ pub enum StartError {
 use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
 use crate::metrics::Metrics;
 use crate::probe::Software;
+use crate::probe::signup::Signup;
 use crate::report::{Reason, Round, ServerReport, Status};
 use crate::server_name::ServerName;
 pub use board::{Board, Cell, Snapshot};
@@ -60,6 +61,8 @@ pub struct ServerView {
     pub description: BTreeMap<String, String>,
     /// The web client a newcomer would open.
     pub client_url: Option<String>,
+    /// Facts from the config that no probe can learn (jurisdiction, languages, rules, …).
+    pub facts: Arc<Facts>,
     /// Uptime ratio per window, shortest first (`null` before any round in the window).
     #[serde(serialize_with = "ordered_map")]
     pub uptime: Vec<(&'static str, Option<f64>)>,
@@ -79,6 +82,8 @@ pub struct ServerView {
     shown: Arc<Shown>,
     /// Uptime over 24 h per address.
     pub address_uptime_24h: BTreeMap<String, Option<f64>>,
+    /// The last sign-up check (`null` before the first, or when sign-up checks are off).
+    pub signup: Option<Arc<Signup>>,
 }
 
 fn recent_samples<S: serde::Serializer>(
@@ -143,6 +148,7 @@ impl ServerView {
             title: server.title.clone(),
             description: server.description.clone(),
             client_url: server.client_url.clone(),
+            facts: server.facts.clone(),
             uptime: history.uptime(now),
             latency_p50_ms: history.latency_percentile(now, 0.5),
             latency_p95_ms: history.latency_percentile(now, 0.95),
@@ -154,6 +160,7 @@ impl ServerView {
                 .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
                 .collect(),
             shown,
+            signup: None,
         }
     }
 
@@ -210,6 +217,8 @@ pub struct Slot {
     /// The read model of the view in the cell, and that of the view before it (whose block
     /// the next round reuses if no reader still holds it).
     shown: Mutex<(Arc<Shown>, Option<Arc<Shown>>)>,
+    /// The last sign-up check, shown in every view from then on.
+    signup: Mutex<Option<Arc<Signup>>>,
     cell: Arc<Cell>,
     resolution: Mutex<Option<(Resolution, Instant)>>,
     cancel: CancellationToken,
@@ -232,7 +241,11 @@ impl Slot {
                 view.title = server.title.clone();
                 view.description = server.description.clone();
                 view.client_url = server.client_url.clone();
+                view.facts = server.facts.clone();
                 view.shown = shown.clone();
+                if !server.check_signup {
+                    view.signup = None;
+                }
                 view
             }
             None => {
@@ -245,6 +258,7 @@ impl Slot {
             server,
             history: Mutex::new(history),
             shown: Mutex::new((shown, None)),
+            signup: Mutex::new(view.signup.clone()),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
             cancel,
@@ -291,6 +305,11 @@ pub trait Rounds: Send + Sync + 'static {
     fn resolve(&self, name: &ServerName) -> impl Future<Output = Resolution> + Send;
     /// Probes every target of `resolution` once.
     fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send;
+    /// Checks how newcomers sign up on `name`; `None` when sign-up checks are off.
+    fn signup(&self, name: &ServerName) -> impl Future<Output = Option<Signup>> + Send {
+        let _ = name;
+        std::future::ready(None)
+    }
 }
 
 impl Rounds for Services {
@@ -300,6 +319,10 @@ impl Rounds for Services {
 
     fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send {
         Services::probe(self, resolution, name)
+    }
+
+    async fn signup(&self, name: &ServerName) -> Option<Signup> {
+        Some(self.signup.as_ref()?.check(name).await)
     }
 }
 
@@ -475,6 +498,9 @@ impl<R: Rounds> Monitor<R> {
             semaphore: live.semaphore.clone(),
             config: live.config.clone(),
         };
+        if live.config.monitor.check_signup && job.slot.server.check_signup {
+            self.tracker.spawn(job.clone().run_signup(jitter));
+        }
         self.tracker.spawn(job.run(jitter));
     }
 
@@ -633,7 +659,7 @@ pub fn thresholds(config: &Config) -> Thresholds {
     }
 }
 
-/// One server's loop.
+/// One server's loops (rounds, sign-up checks).
 struct Job<R: Rounds> {
     monitor: Arc<Monitor<R>>,
     slot: Arc<Slot>,
@@ -642,18 +668,39 @@ struct Job<R: Rounds> {
     config: Arc<Config>,
 }
 
+impl<R: Rounds> Clone for Job<R> {
+    fn clone(&self) -> Self {
+        Job {
+            monitor: self.monitor.clone(),
+            slot: self.slot.clone(),
+            services: self.services.clone(),
+            semaphore: self.semaphore.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
 impl<R: Rounds> Job<R> {
+    /// Sleeps until `next`, then waits for a place under the concurrency cap; `None` once the
+    /// server is stopped.
+    async fn wait_turn(&self, next: Instant) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let cancel = &self.slot.cancel;
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep_until(next) => {}
+        }
+        tokio::select! {
+            () = cancel.cancelled() => None,
+            p = self.semaphore.clone().acquire_owned() => Some(p.expect("the semaphore is never closed")),
+        }
+    }
+
     async fn run(self, first_delay: Duration) {
         let cancel = self.slot.cancel.clone();
         let mut next = Instant::now() + first_delay;
         loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep_until(next) => {}
-            }
-            let permit = tokio::select! {
-                () = cancel.cancelled() => return,
-                p = self.semaphore.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            let Some(permit) = self.wait_turn(next).await else {
+                return;
             };
             let started = Instant::now();
             self.monitor
@@ -746,7 +793,42 @@ impl<R: Rounds> Job<R> {
 
     fn publish_view(&self, history: &ServerHistory, round: &Round, now: i64) {
         let shown = self.slot.next_shown(history);
-        let view = ServerView::build(&self.slot.server, history, shown, Some(round), None, now);
+        let mut view = ServerView::build(&self.slot.server, history, shown, Some(round), None, now);
+        view.signup = self.slot.signup.lock().expect("signup lock").clone();
+        self.monitor.board.publish(&self.slot.cell, view);
+    }
+
+    /// Checks sign-up facts at start (after the same delay as the first round) and then every
+    /// `[signup] interval`, ±10 %, on its own schedule so a slow check never delays a round.
+    async fn run_signup(self, first_delay: Duration) {
+        let cancel = self.slot.cancel.clone();
+        let mut next = Instant::now() + first_delay;
+        loop {
+            let Some(permit) = self.wait_turn(next).await else {
+                return;
+            };
+            let checked = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = Box::pin(self.services.signup(&self.slot.server.name)) => r,
+            };
+            drop(permit);
+            let Some(signup) = checked else { return };
+            self.publish_signup(signup);
+            let jitter = rand::rng().random_range(0.9..1.1);
+            next = Instant::now() + self.config.signup.interval.mul_f64(jitter);
+        }
+    }
+
+    /// Shows a sign-up check in the current view and every later one. Under the history lock,
+    /// which a round holds while it publishes, so a round never publishes the check before.
+    fn publish_signup(&self, signup: Signup) {
+        let name = self.slot.server.name.as_str();
+        self.monitor.metrics.set_signup(name, signup.status);
+        let _round = self.slot.history.lock().expect("history lock");
+        let signup = Arc::new(signup);
+        *self.slot.signup.lock().expect("signup lock") = Some(signup.clone());
+        let mut view = (*self.slot.view()).clone();
+        view.signup = Some(signup);
         self.monitor.board.publish(&self.slot.cell, view);
     }
 }

@@ -66,6 +66,9 @@ async fn check_prints_the_chain_and_a_verdict() {
         "software Synapse 1.163.2",
         "keys ✔ server_name matches",
         "Verdict: OK — federation works: 1 address answered",
+        // example.test answers /register with 404 M_UNRECOGNIZED: no way to sign up.
+        "Sign-up (POST /register with no auth, /login, auth_metadata)",
+        "✖ closed: registration is disabled",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -115,6 +118,8 @@ async fn check_json_follows_the_server_contract() {
     );
     assert_eq!(v["error"], Value::Null);
     assert_eq!(v["federation_ok"], true);
+    assert_eq!(v["signup"]["status"], "closed");
+    assert_eq!(v["signup"]["error"], Value::Null);
 }
 
 #[tokio::test]

@@ -41,9 +41,11 @@ fn has_finding(r: &Resolution, severity: Severity, text: &str) -> bool {
 fn seen(sni: Option<&str>, host: &str, path: &str) -> Seen {
     Seen {
         sni: sni.map(str::to_owned),
+        method: "GET".to_owned(),
         host: Some(host.to_owned()),
         path: path.to_owned(),
         user_agent: Some(mxping::USER_AGENT.to_owned()),
+        body: Vec::new(),
     }
 }
 

@@ -22,3 +22,4 @@ mod probe;
 mod scheduler;
 mod security;
 mod serve;
+mod signup;

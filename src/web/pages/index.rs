@@ -40,6 +40,10 @@ struct Row {
     spark: String,
     client_class: &'static str,
     client_text: String,
+    signup_class: &'static str,
+    signup_symbol: &'static str,
+    signup_text: String,
+    signup_title: String,
     software: String,
 }
 
@@ -56,6 +60,7 @@ struct IndexPage {
     base: Base,
     green_below_ms: u64,
     summary: String,
+    empty: String,
     sorts: Vec<Choice>,
     filters: Vec<Choice>,
     rows: Vec<Row>,
@@ -88,6 +93,23 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         Some(c) if c.ok => ("ok", t.f("client_ok", &[("latency", &ms(c.latency_ms))])),
         Some(_) => ("failing", t.t("client_failed").to_owned()),
     };
+    let (signup_class, signup_symbol, signup_text, signup_title) = match &v.signup {
+        None => (
+            "unknown",
+            "",
+            t.t("signup_not_checked").to_owned(),
+            String::new(),
+        ),
+        Some(s) => {
+            let way = s.way();
+            let class = if s.status.can_join() { "ok" } else { "closed" };
+            let title = match &s.error {
+                Some(e) => e.message.clone(),
+                None => s.stages.join(", "),
+            };
+            (class, way.symbol(), t.t(way.key()).to_owned(), title)
+        }
+    };
     let description = v
         .description
         .get(&t.code)
@@ -110,6 +132,10 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         spark: chart::sparkline(&v.chart(now), now, t.t("sparkline_label")),
         client_class,
         client_text,
+        signup_class,
+        signup_symbol,
+        signup_text,
+        signup_title,
         software: r
             .software
             .as_ref()
@@ -140,14 +166,18 @@ pub(in crate::web) async fn index(
         Some("name") => "name",
         _ => "",
     };
-    let problems = query.filter.as_deref() == Some("problems");
+    let filter: &'static str = match query.filter.as_deref() {
+        Some("problems") => "problems",
+        Some("join") => "join",
+        _ => "",
+    };
     let locale = lang.locale;
     let board = state.board.clone();
-    let key = format!("{}|{sort}|{problems}", locale.code);
+    let key = format!("{}|{sort}|{filter}", locale.code);
     let page = state
         .pages
         .get(&key, state.board.generation(), move || {
-            index_page(&board, locale, sort, problems)
+            index_page(&board, locale, sort, filter)
         })
         .await;
     let mut response = if accepts_gzip(&headers) {
@@ -176,8 +206,9 @@ pub(in crate::web) async fn index(
     response
 }
 
-/// Builds the status page for one language, sort order and filter.
-fn index_page(board: &Board, t: &'static Locale, sort: &str, problems: bool) -> Page {
+/// Builds the status page for one language, sort order and filter (`""`, `problems`, or
+/// `join`: the servers a newcomer can sign up on now).
+fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str) -> Page {
     // Read before the snapshot: a change racing with this build makes the page look older
     // than it is, never newer.
     let generation = board.generation();
@@ -195,7 +226,6 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, problems: bool) -> 
         }
         format!("/?{}", parts.join("&"))
     };
-    let filter_param = if problems { "problems" } else { "" };
     let base = Base::new(config, t, &|code| link(code, sort, filter_param));
     let mut servers: Vec<&std::sync::Arc<ServerView>> = snap.servers.iter().collect();
     match sort {
@@ -221,7 +251,11 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, problems: bool) -> 
     );
     let rows: Vec<Row> = servers
         .into_iter()
-        .filter(|v| !problems || v.status() != Status::Green)
+        .filter(|v| match filter_param {
+            "problems" => v.status() != Status::Green,
+            "join" => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
+            _ => true,
+        })
         .map(|v| row(t, v, threshold, now.unix_timestamp()))
         .collect();
     let origins: BTreeSet<String> = rows
@@ -240,16 +274,28 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, problems: bool) -> 
         current: sort == key,
     })
     .collect();
-    let filters = [("", "filter_all"), ("problems", "filter_problems")]
-        .into_iter()
-        .map(|(key, label)| Choice {
-            label: t.t(label).to_owned(),
-            href: link(&t.code, sort, key),
-            current: filter_param == key,
+    let filters = [
+        ("", "filter_all"),
+        ("problems", "filter_problems"),
+        ("join", "filter_join"),
+    ]
+    .into_iter()
+    .map(|(key, label)| Choice {
+        label: t.t(label).to_owned(),
+        href: link(&t.code, sort, key),
+        current: filter_param == key,
+    })
+    .collect();
+    let empty = t
+        .t(if filter_param == "join" {
+            "no_joinable"
+        } else {
+            "no_problems"
         })
-        .collect();
+        .to_owned();
     let page = IndexPage {
         t,
+        empty,
         green_below_ms: config.monitor.green_below.as_millis() as u64,
         summary,
         sorts,

@@ -14,12 +14,101 @@ use crate::i18n::Locale;
 use crate::net::tls::days_until;
 use crate::numbers::{Places, ms_number};
 use crate::probe::client_api::Discovery as ClientDiscovery;
+use crate::probe::signup::Signup;
 use crate::web::AppState;
 use crate::web::chart::{self};
 
 use super::lang::language;
 use super::not_found::not_found_page;
 use super::{Base, PageQuery, StatusView, days, encode, href, html, kind_text, ms, percent};
+
+/// The sign-up section of the detail page: what the check found and what the config says.
+struct SignupView {
+    symbol: &'static str,
+    word: String,
+    meaning: String,
+    stages: String,
+    terms: Vec<(String, String)>,
+    sso: String,
+    issuer: Option<String>,
+    contacts: Vec<String>,
+    support_page: Option<String>,
+    checked_at: String,
+    error: String,
+}
+
+struct FactsView {
+    jurisdiction: Option<String>,
+    languages: String,
+    rules_url: Option<String>,
+    privacy_url: Option<String>,
+    note: Option<String>,
+}
+
+impl FactsView {
+    fn is_empty(&self) -> bool {
+        self.jurisdiction.is_none()
+            && self.languages.is_empty()
+            && self.rules_url.is_none()
+            && self.privacy_url.is_none()
+            && self.note.is_none()
+    }
+}
+
+fn signup_view(t: &Locale, s: &Signup) -> SignupView {
+    let way = s.way();
+    SignupView {
+        symbol: way.symbol(),
+        word: t.t(way.key()).to_owned(),
+        meaning: t
+            .t(&format!("signup_means_{}", s.status.as_str()))
+            .to_owned(),
+        stages: s.stages.join(", "),
+        terms: s
+            .terms
+            .iter()
+            .map(|x| {
+                let name = if x.name.is_empty() {
+                    x.url.clone()
+                } else {
+                    x.name.clone()
+                };
+                (name, x.url.clone())
+            })
+            .collect(),
+        sso: s
+            .sso
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        issuer: s.issuer.clone(),
+        contacts: s
+            .support
+            .iter()
+            .flat_map(|x| &x.contacts)
+            .map(|c| {
+                let who: Vec<&str> = c
+                    .matrix_id
+                    .iter()
+                    .chain(&c.email_address)
+                    .map(String::as_str)
+                    .collect();
+                match c.role.as_str() {
+                    "" => who.join(", "),
+                    role => format!("{} ({role})", who.join(", ")),
+                }
+            })
+            .collect(),
+        support_page: s.support.as_ref().and_then(|x| x.page.clone()),
+        checked_at: t.datetime(s.checked_at),
+        error: s
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default(),
+    }
+}
 
 /// The client-API section of the detail page.
 struct ClientView {
@@ -59,6 +148,8 @@ struct ServerPage {
     findings: Vec<FindingRow>,
     addresses: Vec<AddressRow>,
     client: Option<ClientView>,
+    signup: Option<SignupView>,
+    facts: FactsView,
     recent: Vec<RecentRow>,
     api_href: String,
 }
@@ -369,6 +460,14 @@ pub(in crate::web) async fn server(
         findings,
         addresses,
         client,
+        signup: v.signup.as_deref().map(|s| signup_view(t, s)),
+        facts: FactsView {
+            jurisdiction: v.facts.jurisdiction.clone(),
+            languages: v.facts.languages.join(", "),
+            rules_url: v.facts.rules_url.clone(),
+            privacy_url: v.facts.privacy_url.clone(),
+            note: v.facts.note.clone(),
+        },
         recent,
         api_href: format!("/api/v1/servers/{}", encode(&r.name)),
         base,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -28,10 +28,13 @@ use super::pki::Leaf;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub sni: Option<String>,
+    pub method: String,
     pub host: Option<String>,
     pub path: String,
     /// The User-Agent, to tell the monitor's requests from a browser's.
     pub user_agent: Option<String>,
+    /// The request body (at most 64 KiB are read).
+    pub body: Vec<u8>,
 }
 
 /// How to answer.
@@ -215,16 +218,24 @@ impl HttpsServer {
                         let seen = seen.clone();
                         let sni = sni.clone();
                         async move {
+                            let (req, body) = req.into_parts();
+                            let body = http_body_util::Limited::new(body, 64 * 1024)
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
                             let s = Seen {
                                 sni,
+                                method: req.method.to_string(),
+                                body,
                                 host: req
-                                    .headers()
+                                    .headers
                                     .get("host")
                                     .and_then(|h| h.to_str().ok())
                                     .map(str::to_owned),
-                                path: req.uri().path().to_owned(),
+                                path: req.uri.path().to_owned(),
                                 user_agent: req
-                                    .headers()
+                                    .headers
                                     .get("user-agent")
                                     .and_then(|h| h.to_str().ok())
                                     .map(str::to_owned),

@@ -21,6 +21,7 @@ pub struct Web {
     services: Services,
     histories: Vec<ServerHistory>,
     last: Vec<Option<mxping::report::Round>>,
+    signups: Vec<Option<Arc<mxping::probe::signup::Signup>>>,
     /// The time the next round is recorded at (Unix seconds).
     pub clock: i64,
 }
@@ -38,6 +39,7 @@ impl Web {
             .collect();
         let web = Web {
             last: config.servers.iter().map(|_| None).collect(),
+            signups: config.servers.iter().map(|_| None).collect(),
             board,
             services: Services::new(&config).unwrap(),
             histories,
@@ -77,6 +79,21 @@ impl Web {
         self.publish();
     }
 
+    /// A sign-up check of every server (the real checker), shown from the next publish on.
+    pub async fn check_signups(&mut self) {
+        let checker = self.services.signup.as_ref().expect("sign-up checks on");
+        let checks = futures_util::future::join_all(
+            self.config.servers.iter().map(|s| checker.check(&s.name)),
+        )
+        .await;
+        for (i, s) in checks.into_iter().enumerate() {
+            let name = self.config.servers[i].name.to_string();
+            self.board.metrics().set_signup(&name, s.status);
+            self.signups[i] = Some(Arc::new(s));
+        }
+        self.publish();
+    }
+
     /// `n` rounds of every server.
     pub async fn rounds(&mut self, n: usize) {
         for _ in 0..n {
@@ -92,14 +109,16 @@ impl Web {
             .zip(&self.histories)
             .enumerate()
             .map(|(i, (server, history))| {
-                ServerView::build(
+                let mut view = ServerView::build(
                     server,
                     history,
                     Arc::new(Shown::of(history)),
                     self.last[i].as_ref(),
                     None,
                     self.clock - 1,
-                )
+                );
+                view.signup = self.signups[i].clone();
+                view
             })
             .collect();
         let cells = views
