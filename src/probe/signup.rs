@@ -769,7 +769,11 @@ mod tests {
             (500, br#"{"errcode":"M_UNKNOWN"}"#, "HTTP 500 (M_UNKNOWN)"),
             (429, br#"{"errcode":"M_LIMIT_EXCEEDED"}"#, "rate limited"),
             (200, br#"{"user_id":"@x:y"}"#, "answered 200"),
-            (404, b"<html>Not Found</html>", "HTTP 404 without a Matrix error"),
+            (
+                404,
+                b"<html>Not Found</html>",
+                "HTTP 404 without a Matrix error",
+            ),
         ] {
             let s = decide(parse_register(code, body), Login::default(), None);
             assert_eq!(s.status, SignupStatus::Unknown, "{code}");

@@ -8,6 +8,7 @@ mod cache;
 mod chart;
 mod feed;
 mod pages;
+mod public_list;
 
 use std::sync::Arc;
 
@@ -64,6 +65,10 @@ pub fn app(board: Arc<Board>) -> Router {
         .route("/server/{name}", get(pages::server))
         .route("/api/v1/servers", get(api::servers))
         .route("/api/v1/servers/{name}", get(api::server))
+        .route(
+            "/api/v1/public_servers.json",
+            get(public_list::public_servers),
+        )
         .route("/badge/{server}/{kind}", get(badges::badge_handler))
         .route("/feed.atom", get(feed::atom))
         .route("/metrics", get(metrics))

@@ -525,4 +525,34 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
     assert_eq!(v["facts"]["languages"], json!(["en", "de"]));
     let (_, metrics) = web.text("/metrics").await;
     assert!(metrics.contains("mxping_signup_info{server=\"token.test\",status=\"invite_only\"} 1"));
+
+    // The public list, as clients' server pickers read it: joinable servers only by default.
+    let list = web.json("/api/v1/public_servers.json").await;
+    let names: Vec<&str> = list["public_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["closed.test", "open.test"]);
+    let open = &list["public_servers"][1];
+    assert_eq!(
+        open["client_domain"], "open.test",
+        "no client well-known: the name itself"
+    );
+    assert_eq!(open["reg_method"], "In-client");
+    assert_eq!(open["using_vanilla_reg"], true);
+    assert_eq!(
+        (open["email"].clone(), open["captcha"].clone()),
+        (json!(false), json!(false))
+    );
+    assert_eq!(open["staff_jur"], "Germany (EU)");
+    assert_eq!(open["privacy"], "https://open.test/privacy");
+    assert_eq!(open["languages"], json!(["en", "de"]));
+    assert!(open["online_status"].is_u64());
+    assert_eq!(open["mxping"]["signup_status"], "open");
+    assert_eq!(list["public_servers"][0]["reg_method"], "SSO");
+    let all = web.json("/api/v1/public_servers.json?all=true").await;
+    assert_eq!(all["public_servers"].as_array().unwrap().len(), 3);
+    assert_eq!(all["public_servers"][1]["reg_method"], "Registration token");
 }
