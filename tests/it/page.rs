@@ -454,6 +454,16 @@ async fn the_main_page_for_the_built_in_list_is_small() {
         let day3 = rects[86].text().collect::<String>();
         assert!(day3.ends_with(": 99.89% uptime"), "{day3}");
     }
+    // The built-in list says what the guide says about its two community servers.
+    let row = |name: &str| {
+        let css = format!(r#"tr.server[data-server="{name}"]"#);
+        doc.select(&Selector::parse(&css).unwrap()).next().unwrap().html()
+    };
+    assert!(row("pcrbot.com").contains(r#"href="https://matrix.pcrbot.com/""#));
+    assert!(row("yobot.homes").contains(r#"href="https://chat.yobot.homes/""#));
+    let zh = s.text("/?lang=zh").await.1;
+    assert!(zh.contains("本站提供的主服务器"));
+    assert!(zh.contains("本站提供的备用服务器（某些省份更好直连）"));
     let css = s
         .get("/static/style.css")
         .await
