@@ -26,6 +26,7 @@ pub mod i18n;
 pub(crate) mod numbers;
 pub mod report;
 pub mod server_name;
+pub mod sources;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 

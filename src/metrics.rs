@@ -118,6 +118,8 @@ pub struct Metrics {
     reload_time: Gauge,
     lateness: Histogram,
     in_flight: IntGauge,
+    source_ok: IntGaugeVec,
+    source_servers: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -163,6 +165,26 @@ impl Metrics {
             .expect("valid metric");
         r.register(Box::new(in_flight.clone()))
             .expect("registered once");
+        let source_ok = IntGaugeVec::new(
+            Opts::new(
+                "mxping_source_ok",
+                "1 if the last read of a [[source]] list succeeded, else 0 (the last good list keeps running).",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(source_ok.clone()))
+            .expect("registered once");
+        let source_servers = IntGaugeVec::new(
+            Opts::new(
+                "mxping_source_servers",
+                "Servers in the last good copy of a [[source]] list.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(source_servers.clone()))
+            .expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -175,7 +197,21 @@ impl Metrics {
             reload_time,
             lateness,
             in_flight,
+            source_ok,
+            source_servers,
         }
+    }
+
+    /// Records a read of the list `source`: whether it succeeded, and how many servers the
+    /// last good copy has.
+    pub fn set_source(&self, source: &str, ok: bool, servers: usize) {
+        let label = text::cap_to(source, MAX_LABEL_CHARS);
+        self.source_ok
+            .with_label_values(&[&label])
+            .set(i64::from(ok));
+        self.source_servers
+            .with_label_values(&[&label])
+            .set(servers as i64);
     }
 
     fn with_server(&self, server: &str, f: impl FnOnce(&mut ServerSeries)) {

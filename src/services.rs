@@ -22,6 +22,8 @@ pub struct Services {
     pub client: Option<probe::client_api::ClientChecker>,
     /// Checks sign-up facts, when enabled.
     pub signup: Option<probe::signup::SignupChecker>,
+    /// The guarded, verifying client for every request that is not a probe (public lists).
+    pub fetcher: net::fetch::Fetcher,
 }
 
 impl Services {
@@ -43,7 +45,7 @@ impl Services {
         let signup = config
             .monitor
             .check_signup
-            .then(|| probe::signup::SignupChecker::new(fetcher, config.monitor.timeout));
+            .then(|| probe::signup::SignupChecker::new(fetcher.clone(), config.monitor.timeout));
         let prober = Prober::new(
             guard,
             net::tls::ProbeTls::new(roots),
@@ -58,6 +60,7 @@ impl Services {
             prober,
             client,
             signup,
+            fetcher,
         })
     }
 

@@ -3,6 +3,10 @@
 //!
 //! Order matters: nothing is bound and no probe is sent until the config is valid, and the
 //! listener is bound before the first probe, so a port in use fails fast with a config error.
+//!
+//! `[[source]]` lists are read before the monitor starts and again every `refresh`; a list that
+//! changed is applied like a reload (servers that left it stop, their history stays in the
+//! store), and one that cannot be read or is rejected leaves the last good copy running.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ServerConfig, SourceConfig};
 use crate::history::store::{Retention, Store, StoreError};
 use crate::metrics::Metrics;
 use crate::scheduler::{Monitor, StartError};
@@ -104,8 +108,8 @@ pub async fn run(
             config
         })
     };
-    let config = load()?;
-    let addr = listen.unwrap_or(config.web.listen);
+    let mut file_config = load()?;
+    let addr = listen.unwrap_or(file_config.web.listen);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
@@ -124,6 +128,10 @@ pub async fn run(
     let mut int = handler(SignalKind::interrupt())?;
     let mut term = handler(SignalKind::terminate())?;
 
+    let metrics = Arc::new(Metrics::new());
+    let mut lists = Lists::new(&file_config);
+    lists.read_due(&file_config, &metrics).await;
+    let config = crate::sources::merge(&file_config, &lists.good);
     let store = match &config.storage.data_dir {
         Some(dir) => {
             let retention = Retention {
@@ -141,7 +149,7 @@ pub async fn run(
     };
     let source_name = config.source.clone();
     let servers = config.servers.len();
-    let monitor = Monitor::start(config, Arc::new(Metrics::new()), store)?;
+    let monitor = Monitor::start(config, metrics.clone(), store)?;
     info!("monitoring {servers} servers from {source_name}");
     info!("listening on http://{local}");
 
@@ -161,7 +169,26 @@ pub async fn run(
 
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&monitor, load()),
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                match load() {
+                    Ok(config) => {
+                        if config.sources != file_config.sources {
+                            lists = Lists::new(&config);
+                            lists.read_due(&config, &metrics).await;
+                        }
+                        file_config = config;
+                        reload(&monitor, Ok(crate::sources::merge(&file_config, &lists.good)));
+                    }
+                    Err(e) => reload(&monitor, Err(e)),
+                }
+            }
+            () = lists.next_due() => {
+                if lists.read_due(&file_config, &metrics).await {
+                    info!("a server list changed: applying it");
+                    reload(&monitor, Ok(crate::sources::merge(&file_config, &lists.good)));
+                }
+            }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
         }
@@ -179,8 +206,71 @@ pub async fn run(
     Ok(())
 }
 
+/// The `[[source]]` lists: the last good copy of each and when each is read next.
+struct Lists {
+    sources: Vec<SourceConfig>,
+    good: Vec<Option<Vec<ServerConfig>>>,
+    due: Vec<tokio::time::Instant>,
+}
+
+impl Lists {
+    fn new(config: &Config) -> Lists {
+        let now = tokio::time::Instant::now();
+        Lists {
+            sources: config.sources.clone(),
+            good: config.sources.iter().map(|_| None).collect(),
+            due: config.sources.iter().map(|_| now).collect(),
+        }
+    }
+
+    /// Sleeps until a list is due (forever without lists).
+    async fn next_due(&self) {
+        match self.due.iter().min() {
+            Some(at) => tokio::time::sleep_until(*at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Reads every list that is due; true when a good copy changed.
+    async fn read_due(&mut self, config: &Config, metrics: &Metrics) -> bool {
+        let now = tokio::time::Instant::now();
+        let fetcher = match crate::Services::new(config) {
+            Ok(s) => s.fetcher,
+            Err(e) => {
+                error!("server lists cannot be fetched: {e}");
+                return false;
+            }
+        };
+        let mut changed = false;
+        for (i, source) in self.sources.iter().enumerate() {
+            if self.due[i] > now {
+                continue;
+            }
+            self.due[i] = now + source.refresh;
+            let label = source.location.to_string();
+            match crate::sources::load(source, &fetcher, config.monitor.timeout).await {
+                Ok(servers) => {
+                    metrics.set_source(&label, true, servers.len());
+                    if self.good[i].as_ref() != Some(&servers) {
+                        info!("server list {label}: {} servers", servers.len());
+                        self.good[i] = Some(servers);
+                        changed = true;
+                    }
+                }
+                Err(why) => {
+                    let kept = self.good[i].as_ref().map_or(0, Vec::len);
+                    metrics.set_source(&label, false, kept);
+                    warn!(
+                        "server list {label} rejected, the last good copy ({kept} servers) keeps running: {why}"
+                    );
+                }
+            }
+        }
+        changed
+    }
+}
+
 fn reload(monitor: &Arc<Monitor>, loaded: Result<Config, ConfigError>) {
-    info!("SIGHUP: reloading the configuration");
     match loaded {
         Ok(config) => match monitor.reload(config) {
             Ok(notes) => {

@@ -50,8 +50,40 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[signup]`.
     pub signup: SignupConfig,
-    /// `[[server]]`, in file order.
+    /// `[[server]]`, in file order (with a list's servers after them once merged, see
+    /// [`crate::sources::merge`]).
     pub servers: Vec<ServerConfig>,
+    /// `[[source]]`: public server lists whose servers are added.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Where a `[[source]]` list comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceLocation {
+    /// A local file (resolved against the config file's directory).
+    File(PathBuf),
+    /// An HTTPS URL, fetched through the private-address guard.
+    Url(String),
+}
+
+impl std::fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceLocation::File(p) => write!(f, "{}", p.display()),
+            SourceLocation::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// One `[[source]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceConfig {
+    /// The file or URL.
+    pub location: SourceLocation,
+    /// How often it is read again.
+    pub refresh: Duration,
+    /// A list with more entries than this is rejected.
+    pub max_servers: usize,
 }
 
 /// Probe cadence, thresholds and hysteresis.

@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) signup: RawSignup,
     #[serde(default, rename = "server")]
     pub(super) servers: Vec<RawServer>,
+    #[serde(default, rename = "source")]
+    pub(super) sources: Vec<RawSource>,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +101,15 @@ pub(super) struct RawServer {
     pub(super) rules_url: Option<Spanned<String>>,
     pub(super) privacy_url: Option<Spanned<String>>,
     pub(super) note: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) refresh: Option<Spanned<String>>,
+    pub(super) max_servers: Option<Spanned<i64>>,
 }
 
 /// What a key's value must be, for fixes that say what to write.
@@ -179,9 +190,19 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("note", Kind::Text),
         ],
     ),
+    (
+        "[source]",
+        &[
+            ("path", Kind::Text),
+            ("url", Kind::Text),
+            ("refresh", Kind::Duration),
+            ("max_servers", Kind::Integer),
+        ],
+    ),
 ];
 
-/// The kind of `key` in `table` (`"[server]"` for `[[server]]`), if the schema has it.
+/// The kind of `key` in `table` (`"[server]"` for `[[server]]`, `"[source]"` for
+/// `[[source]]`), if the schema has it.
 pub(super) fn kind_of(table: &str, key: &str) -> Option<Kind> {
     SCHEMA
         .iter()
@@ -222,6 +243,8 @@ mod tests {
         for (table, keys) in SCHEMA {
             let bad = if *table == "[server]" {
                 "[[server]]\nname = \"x\"\nno_such_key = 1\n".to_owned()
+            } else if *table == "[source]" {
+                "[[source]]\nno_such_key = 1\n".to_owned()
             } else {
                 format!("[{table}]\nno_such_key = 1\n")
             };

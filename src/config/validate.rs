@@ -11,11 +11,12 @@ use toml::Spanned;
 
 use super::problems::{Problems, line_col};
 use super::raw::{
-    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawSignup, RawStorage, RawTls, RawWeb,
+    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawSignup, RawSource, RawStorage, RawTls,
+    RawWeb,
 };
 use super::{
     Config, DnsConfig, Facts, MonitorConfig, NetworkConfig, ServerConfig, SignupConfig,
-    StorageConfig, TlsConfig, WebConfig,
+    SourceConfig, SourceLocation, StorageConfig, TlsConfig, WebConfig,
 };
 use crate::server_name::ServerName;
 
@@ -92,7 +93,8 @@ pub(super) fn validate(
         network: validate_network(&raw.network, p),
         storage: validate_storage(&raw.storage, base_dir, p),
         signup: validate_signup(&raw.signup, p),
-        servers: validate_servers(&raw.servers, p),
+        servers: validate_servers(&raw.servers, !raw.sources.is_empty(), p),
+        sources: validate_sources(&raw.sources, base_dir, p),
     }
 }
 
@@ -337,10 +339,14 @@ fn validate_network(raw: &RawNetwork, p: &mut Problems<'_>) -> NetworkConfig {
 
 /// Every `[[server]]`: a valid name listed once, a web client URL, descriptions in known
 /// languages.
-fn validate_servers(raw: &[RawServer], p: &mut Problems<'_>) -> Vec<ServerConfig> {
+fn validate_servers(
+    raw: &[RawServer],
+    has_sources: bool,
+    p: &mut Problems<'_>,
+) -> Vec<ServerConfig> {
     let mut servers: Vec<ServerConfig> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    if raw.is_empty() {
+    if raw.is_empty() && !has_sources {
         p.add(
             None,
             "[[server]]",
@@ -473,6 +479,81 @@ fn is_language_tag(tag: &str) -> bool {
     (2..=3).contains(&lang.len())
         && lang.bytes().all(|b| b.is_ascii_alphabetic())
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `[[source]]`: exactly one of `path` and `url` (https), a refresh of at least a minute.
+fn validate_sources(
+    raw: &[RawSource],
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Vec<SourceConfig> {
+    let mut sources = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let key = |field: &str| format!("[[source]] #{} {field}", i + 1);
+        let location = match (&s.path, &s.url) {
+            (Some(path), None) => {
+                let text = path.get_ref().trim();
+                SourceLocation::File(match base_dir {
+                    Some(dir) if Path::new(text).is_relative() => dir.join(text),
+                    _ => PathBuf::from(text),
+                })
+            }
+            (None, Some(url)) => {
+                let text = url.get_ref().trim();
+                if !text.starts_with("https://") || url::Url::parse(text).is_err() {
+                    p.add(
+                        Some(url.span()),
+                        &key("url"),
+                        format!("{text:?} is not an https URL"),
+                        "write the list's full https address, e.g. \"https://example.org/servers.json\"",
+                    );
+                }
+                SourceLocation::Url(text.to_owned())
+            }
+            (Some(_), Some(url)) => {
+                p.add(
+                    Some(url.span()),
+                    &key("url"),
+                    "path and url are both set".into(),
+                    "keep one: path = \"lists/servers.json\" for a file, or url = \"https://…\"",
+                );
+                continue;
+            }
+            (None, None) => {
+                p.add(
+                    None,
+                    &key("path"),
+                    "neither path nor url is set".into(),
+                    "add path = \"lists/servers.json\" or url = \"https://example.org/servers.json\"",
+                );
+                continue;
+            }
+        };
+        let refresh = duration(
+            &s.refresh,
+            &key("refresh"),
+            Duration::from_secs(6 * 3600),
+            p,
+        );
+        if let Some(v) = &s.refresh
+            && refresh < Duration::from_secs(1)
+        {
+            p.add(
+                Some(v.span()),
+                &key("refresh"),
+                "must be at least 1s".into(),
+                "lists change slowly: e.g. refresh = \"6h\"",
+            );
+        }
+        let max_servers =
+            integer(&s.max_servers, &key("max_servers"), 1..=20_000, 1000, p) as usize;
+        sources.push(SourceConfig {
+            location,
+            refresh,
+            max_servers,
+        });
+    }
+    sources
 }
 
 /// `[signup]`.

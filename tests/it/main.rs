@@ -23,3 +23,4 @@ mod scheduler;
 mod security;
 mod serve;
 mod signup;
+mod sources;

@@ -457,7 +457,10 @@ async fn the_main_page_for_the_built_in_list_is_small() {
     // The built-in list says what the guide says about its two community servers.
     let row = |name: &str| {
         let css = format!(r#"tr.server[data-server="{name}"]"#);
-        doc.select(&Selector::parse(&css).unwrap()).next().unwrap().html()
+        doc.select(&Selector::parse(&css).unwrap())
+            .next()
+            .unwrap()
+            .html()
     };
     assert!(row("pcrbot.com").contains(r#"href="https://matrix.pcrbot.com/""#));
     assert!(row("yobot.homes").contains(r#"href="https://chat.yobot.homes/""#));
