@@ -310,7 +310,11 @@ async fn serve_checks_sign_up_on_its_own_schedule_beside_the_rounds() {
         "[monitor]\ninterval = \"1s\"\nretry_interval = \"1s\"\ntimeout = \"900ms\"\npings = 1\n\
                [signup]\ninterval = \"2s\"\n"
             .to_owned();
-    h.servers = vec!["open.test".into(), "stall.test".into()];
+    h.servers = vec![
+        "open.test".into(),
+        "stall.test".into(),
+        "optout.test".into(),
+    ];
     let mut open = h.host("open.test");
     let open_server = h.serve(
         &mut open,
@@ -335,7 +339,21 @@ async fn serve_checks_sign_up_on_its_own_schedule_beside_the_rounds() {
             _ => Reply::not_found(),
         }),
     );
-    let s = crate::support::serve::Serve::start(&h.config_file()).await;
+    // optout.test (the last [[server]]) turns its sign-up checks off.
+    let mut optout = h.host("optout.test");
+    let optout_server = h.serve(
+        &mut optout,
+        443,
+        h.ca.leaf(&["optout.test"]),
+        handler(|s| match s.path.as_str() {
+            REGISTER => uia(json!([{"stages": ["m.login.dummy"]}])),
+            _ => Reply::not_found(),
+        }),
+    );
+    let config = h.config_file();
+    let text = std::fs::read_to_string(&config).unwrap() + "check_signup = false\n";
+    std::fs::write(&config, text).unwrap();
+    let s = crate::support::serve::Serve::start(&config).await;
     let v = s
         .wait_for(
             Duration::from_secs(10),
@@ -386,6 +404,19 @@ async fn serve_checks_sign_up_on_its_own_schedule_beside_the_rounds() {
         (2..=3).contains(&checks),
         "{checks} sign-up checks in 5 s at a 2 s interval"
     );
+    // The server that opted out was never asked, and shows no sign-up facts.
+    assert!(optout_server.hits(REGISTER).is_empty());
+    assert!(s.server("optout.test").await["signup"].is_null());
+    assert!(!metrics.contains("mxping_signup_info{server=\"optout.test\""));
+}
+
+/// `[monitor] check_signup = false` turns the checks off everywhere.
+#[tokio::test]
+async fn sign_up_checks_can_be_turned_off_for_every_server() {
+    let mut h = Harness::new().await;
+    h.extra = "[monitor]\ntimeout = \"2s\"\ncheck_signup = false\n".to_owned();
+    assert!(h.services().signup.is_none());
+    assert!(!h.config().monitor.check_signup);
 }
 
 /// The status page's "Sign up" column in both languages, the "servers I can join now"
