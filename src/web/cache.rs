@@ -33,6 +33,9 @@ pub(crate) const STALE: Duration = Duration::from_secs(10);
 /// megabytes, and a crawler walking every language, order and filter once must not leave
 /// them all in memory.
 pub(crate) const IDLE: Duration = Duration::from_secs(300);
+/// At most this many variants are kept (the least recently asked for goes first): pages,
+/// searches and orders are open-ended, and a visitor walking them must not grow memory.
+pub(crate) const MAX_VARIANTS: usize = 64;
 
 /// One built page.
 pub(crate) struct Page {
@@ -98,8 +101,8 @@ impl Variant {
     }
 }
 
-/// Built pages by variant (language, sort order, filter: a small closed set), with when each
-/// was last asked for.
+/// Built pages by variant (language, sort order, filter, search, page), with when each was
+/// last asked for.
 #[derive(Default)]
 pub(crate) struct PageCache {
     variants: Mutex<HashMap<String, (Arc<Variant>, Instant)>>,
@@ -156,6 +159,15 @@ impl PageCache {
     fn variant(&self, key: &str, now: Instant) -> Arc<Variant> {
         let mut variants = self.variants.lock().expect("variants lock");
         variants.retain(|k, (_, used)| k == key || now.saturating_duration_since(*used) < IDLE);
+        if !variants.contains_key(key) && variants.len() >= MAX_VARIANTS {
+            let oldest = variants
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                variants.remove(&k);
+            }
+        }
         let entry = variants
             .entry(key.to_owned())
             .or_insert_with(|| (Arc::default(), now));
@@ -298,6 +310,21 @@ mod tests {
         // A dropped variant is built again when asked for.
         cache.get("zh|name|0", 1, counting(&builds, 1)).await;
         assert_eq!(builds.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_variants_are_kept_the_least_recent_going_first() {
+        let cache = PageCache::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        for i in 0..MAX_VARIANTS + 10 {
+            cache
+                .get(&format!("en|q={i}"), 1, counting(&builds, 1))
+                .await;
+        }
+        let variants = cache.variants.lock().unwrap();
+        assert_eq!(variants.len(), MAX_VARIANTS);
+        assert!(!variants.contains_key("en|q=0"), "the oldest went first");
+        assert!(variants.contains_key(&format!("en|q={}", MAX_VARIANTS + 9)));
     }
 
     #[test]

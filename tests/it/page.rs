@@ -595,3 +595,119 @@ async fn without_a_vantage_the_header_says_this_monitor() {
     }
     assert_eq!(web.json("/api/v1/servers").await["vantage"], "default");
 }
+
+/// A long list: 100 rows a page with plain links between pages, a GET search by name or title,
+/// the filters and order kept across pages and searches; the API pages with `limit` and a
+/// cursor and takes the same filters.
+#[tokio::test]
+async fn long_lists_are_paged_and_searchable_without_javascript() {
+    let h = Harness::new().await;
+    let mut text = h.config_text();
+    // 250 servers (none reachable: status unknown); every tenth has a title to search for.
+    for i in 0..250 {
+        text.push_str(&format!("[[server]]\nname = \"s{i:03}.example\"\n"));
+        if i % 10 == 0 {
+            text.push_str(&format!("title = \"Tenth {i}\"\n"));
+        }
+    }
+    let config = mxping::config::Config::parse(&text, "long.toml", None).unwrap();
+    let web = Web::new(config);
+    let rows = |body: &str| -> Vec<String> {
+        let doc = Html::parse_document(body);
+        select(&doc, "tr.server")
+            .iter()
+            .map(|r| r.value().attr("data-server").unwrap().to_owned())
+            .collect()
+    };
+    let (_, first) = web.text("/?lang=en&sort=name").await;
+    let names = rows(&first);
+    assert_eq!(names.len(), 100);
+    assert_eq!(
+        names[0], "placeholder.test",
+        "the harness's own server sorts first"
+    );
+    assert!(
+        first.contains("Servers 1–100 of 251 (page 1 of 3)"),
+        "page count"
+    );
+    // Plain links: the next page keeps the order.
+    let doc = Html::parse_document(&first);
+    let next = select(&doc, r#"nav.pager a[rel~="next"]"#)[0]
+        .value()
+        .attr("href")
+        .unwrap()
+        .to_owned();
+    assert_eq!(next, "/?lang=en&sort=name&page=2");
+    let (_, second) = web.text(&next).await;
+    assert_eq!(rows(&second)[0], "s099.example");
+    assert!(second.contains("Servers 101–200 of 251 (page 2 of 3)"));
+    // A page past the end shows the last one.
+    let (_, last) = web.text("/?lang=en&sort=name&page=99").await;
+    assert_eq!(rows(&last).len(), 51);
+    assert!(last.contains("(page 3 of 3)"));
+    // The search is a GET form keeping language and order; it matches titles and names.
+    let doc = Html::parse_document(&first);
+    assert_eq!(
+        select(&doc, r#"form.search[method="get"] input[name="q"]"#).len(),
+        1
+    );
+    assert_eq!(
+        select(
+            &doc,
+            r#"form.search input[type="hidden"][name="sort"][value="name"]"#
+        )
+        .len(),
+        1
+    );
+    let (_, found) = web.text("/?lang=en&sort=name&q=tenth%2020").await;
+    assert_eq!(rows(&found), ["s020.example", "s200.example"]);
+    assert!(found.contains("2 servers match “tenth 20”"));
+    let (_, found) = web.text("/?lang=en&q=S24").await;
+    assert_eq!(rows(&found).len(), 10, "s240–s249, any case");
+    let (_, none) = web.text("/?lang=zh&q=nothing-like-this").await;
+    assert!(rows(&none).is_empty());
+    assert!(none.contains("没有服务器匹配这个搜索。"));
+    // The order and filter links keep the search and start again at page 1.
+    let doc = Html::parse_document(&found);
+    let hrefs: Vec<String> = select(&doc, ".controls a")
+        .iter()
+        .map(|a| a.value().attr("href").unwrap().to_owned())
+        .collect();
+    assert!(
+        hrefs.contains(&"/?lang=en&sort=latency&q=S24".to_owned()),
+        "{hrefs:?}"
+    );
+
+    // The API: the same filters, limit and cursor.
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/servers?limit=100&sort=name".to_owned();
+    loop {
+        let v = web.json(&url).await;
+        assert_eq!(v["summary"]["total"], 251, "counts cover every server");
+        for s in v["servers"].as_array().unwrap() {
+            seen.push(s["name"].as_str().unwrap().to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/servers?limit=100&sort=name&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 251);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "every server once, in order");
+    let v = web.json("/api/v1/servers?q=tenth&status=unknown").await;
+    assert_eq!(v["servers"].as_array().unwrap().len(), 25);
+    assert!(v.get("next_cursor").is_none());
+    let v = web.json("/api/v1/servers?status=green").await;
+    assert!(v["servers"].as_array().unwrap().is_empty());
+    for bad in [
+        "/api/v1/servers?status=purple",
+        "/api/v1/servers?limit=0",
+        "/api/v1/servers?cursor=x",
+    ] {
+        let (code, body) = web.text(bad).await;
+        assert_eq!(code, 400, "{bad}");
+        assert!(body.contains("bad_request"), "{bad}: {body}");
+    }
+}

@@ -53,6 +53,25 @@ struct Choice {
     current: bool,
 }
 
+/// The search form: a plain GET form that keeps the language, order and filter.
+struct Search {
+    q: String,
+    lang: String,
+    sort: String,
+    filter: String,
+    /// "3 servers match “x”", when searching.
+    found: Option<String>,
+}
+
+/// Links between pages (plain links; no script needed).
+struct Pager {
+    text: String,
+    first: Option<String>,
+    previous: Option<String>,
+    next: Option<String>,
+    last: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
@@ -63,6 +82,8 @@ struct IndexPage {
     empty: String,
     sorts: Vec<Choice>,
     filters: Vec<Choice>,
+    search: Search,
+    pager: Option<Pager>,
     rows: Vec<Row>,
     generated: String,
 }
@@ -154,30 +175,116 @@ fn status_rank(s: Status) -> u8 {
     }
 }
 
+/// Rows per page: the page's size does not grow with the list, only its page count.
+pub(in crate::web) const PAGE_ROWS: usize = 100;
+/// Longest search kept (characters).
+const MAX_SEARCH: usize = 100;
+
+/// What one view of the status page shows: order, filter, search and page.
+#[derive(Clone)]
+struct View {
+    sort: &'static str,
+    filter: &'static str,
+    q: String,
+    page: usize,
+}
+
+impl View {
+    fn from(query: &PageQuery) -> View {
+        View {
+            sort: match query.sort.as_deref() {
+                Some("status") => "status",
+                Some("latency") => "latency",
+                Some("name") => "name",
+                _ => "",
+            },
+            filter: match query.filter.as_deref() {
+                Some("problems") => "problems",
+                Some("join") => "join",
+                _ => "",
+            },
+            q: query
+                .q
+                .as_deref()
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(MAX_SEARCH)
+                .collect(),
+            page: query
+                .page
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1),
+        }
+    }
+
+    /// The page's own address in language `code`, at page `page`.
+    fn link(&self, code: &str, sort: &str, filter: &str, page: usize) -> String {
+        let mut parts = vec![format!("lang={code}")];
+        if !sort.is_empty() {
+            parts.push(format!("sort={sort}"));
+        }
+        if !filter.is_empty() {
+            parts.push(format!("filter={filter}"));
+        }
+        if !self.q.is_empty() {
+            parts.push(format!("q={}", super::encode(&self.q)));
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        format!("/?{}", parts.join("&"))
+    }
+}
+
+/// The servers `view` selects, in its order: filtered, searched (name or title, any case).
+pub(in crate::web) fn select<'a>(
+    servers: &'a [std::sync::Arc<ServerView>],
+    sort: &str,
+    keep: impl Fn(&ServerView) -> bool,
+    q: &str,
+) -> Vec<&'a std::sync::Arc<ServerView>> {
+    let q = q.to_lowercase();
+    let mut chosen: Vec<_> = servers
+        .iter()
+        .filter(|v| keep(v) && matches(v, &q))
+        .collect();
+    match sort {
+        "status" => chosen.sort_by_key(|v| status_rank(v.status())),
+        "latency" => chosen.sort_by(|a, b| {
+            let key = |v: &ServerView| v.report.latency_ms.unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b))
+        }),
+        "name" => chosen.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
+        _ => {}
+    }
+    chosen
+}
+
+/// Whether `v`'s name or title contains `q` (already lower case); an empty search keeps all.
+pub(in crate::web) fn matches(v: &ServerView, q: &str) -> bool {
+    q.is_empty() || v.report.name.to_lowercase().contains(q) || v.title.to_lowercase().contains(q)
+}
+
 pub(in crate::web) async fn index(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
     let lang = language(&query, &headers);
-    let sort: &'static str = match query.sort.as_deref() {
-        Some("status") => "status",
-        Some("latency") => "latency",
-        Some("name") => "name",
-        _ => "",
-    };
-    let filter: &'static str = match query.filter.as_deref() {
-        Some("problems") => "problems",
-        Some("join") => "join",
-        _ => "",
-    };
+    let view = View::from(&query);
     let locale = lang.locale;
     let board = state.board.clone();
-    let key = format!("{}|{sort}|{filter}", locale.code);
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        locale.code, view.sort, view.filter, view.page, view.q
+    );
     let page = state
         .pages
         .get(&key, state.board.generation(), move || {
-            index_page(&board, locale, sort, filter)
+            index_page(&board, locale, &view)
         })
         .await;
     let mut response = if accepts_gzip(&headers) {
@@ -206,9 +313,9 @@ pub(in crate::web) async fn index(
     response
 }
 
-/// Builds the status page for one language, sort order and filter (`""`, `problems`, or
-/// `join`: the servers a newcomer can sign up on now).
-fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str) -> Page {
+/// Builds one view of the status page: the servers its filter and search select, in its
+/// order, [`PAGE_ROWS`] at a time (a page past the last shows the last).
+fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     // Read before the snapshot: a change racing with this build makes the page look older
     // than it is, never newer.
     let generation = board.generation();
@@ -216,27 +323,21 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str)
     let config = &snap.config;
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
-    let link = |code: &str, sort: &str, filter: &str| {
-        let mut parts = vec![format!("lang={code}")];
-        if !sort.is_empty() {
-            parts.push(format!("sort={sort}"));
-        }
-        if !filter.is_empty() {
-            parts.push(format!("filter={filter}"));
-        }
-        format!("/?{}", parts.join("&"))
-    };
-    let base = Base::new(config, t, &|code| link(code, sort, filter_param));
-    let mut servers: Vec<&std::sync::Arc<ServerView>> = snap.servers.iter().collect();
-    match sort {
-        "status" => servers.sort_by_key(|v| status_rank(v.status())),
-        "latency" => servers.sort_by(|a, b| {
-            let key = |v: &ServerView| v.report.latency_ms.unwrap_or(f64::INFINITY);
-            key(a).total_cmp(&key(b))
-        }),
-        "name" => servers.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
-        _ => {}
-    }
+    let (sort, filter) = (view.sort, view.filter);
+    let base = Base::new(config, t, &|code| view.link(code, sort, filter, view.page));
+    let chosen = select(
+        &snap.servers,
+        sort,
+        |v| match filter {
+            "problems" => v.status() != Status::Green,
+            "join" => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
+            _ => true,
+        },
+        &view.q,
+    );
+    let pages = chosen.len().div_ceil(PAGE_ROWS).max(1);
+    let page = view.page.min(pages);
+    let first = (page - 1) * PAGE_ROWS;
     let ok = snap
         .servers
         .iter()
@@ -249,13 +350,10 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str)
             ("total", &snap.servers.len().to_string()),
         ],
     );
-    let rows: Vec<Row> = servers
-        .into_iter()
-        .filter(|v| match filter_param {
-            "problems" => v.status() != Status::Green,
-            "join" => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
-            _ => true,
-        })
+    let rows: Vec<Row> = chosen
+        .iter()
+        .skip(first)
+        .take(PAGE_ROWS)
         .map(|v| row(t, v, threshold, now.unix_timestamp()))
         .collect();
     let origins: BTreeSet<String> = rows
@@ -270,7 +368,7 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str)
     .into_iter()
     .map(|(key, label)| Choice {
         label: t.t(label).to_owned(),
-        href: link(&t.code, key, filter_param),
+        href: view.link(&t.code, key, filter, 1),
         current: sort == key,
     })
     .collect();
@@ -282,17 +380,39 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str)
     .into_iter()
     .map(|(key, label)| Choice {
         label: t.t(label).to_owned(),
-        href: link(&t.code, sort, key),
-        current: filter_param == key,
+        href: view.link(&t.code, sort, key, 1),
+        current: filter == key,
     })
     .collect();
     let empty = t
-        .t(if filter_param == "join" {
-            "no_joinable"
-        } else {
-            "no_problems"
+        .t(match filter {
+            _ if !view.q.is_empty() => "no_match",
+            "join" => "no_joinable",
+            _ => "no_problems",
         })
         .to_owned();
+    let pager = (pages > 1).then(|| Pager {
+        text: t.f(
+            "page_of",
+            &[
+                ("first", &(first + 1).to_string()),
+                ("last", &(first + rows.len()).to_string()),
+                ("total", &chosen.len().to_string()),
+                ("page", &page.to_string()),
+                ("pages", &pages.to_string()),
+            ],
+        ),
+        previous: (page > 1).then(|| view.link(&t.code, sort, filter, page - 1)),
+        next: (page < pages).then(|| view.link(&t.code, sort, filter, page + 1)),
+        first: (page > 2).then(|| view.link(&t.code, sort, filter, 1)),
+        last: (page + 1 < pages).then(|| view.link(&t.code, sort, filter, pages)),
+    });
+    let found = (!view.q.is_empty()).then(|| {
+        t.f(
+            "search_found",
+            &[("count", &chosen.len().to_string()), ("q", &view.q)],
+        )
+    });
     let page = IndexPage {
         t,
         empty,
@@ -300,6 +420,14 @@ fn index_page(board: &Board, t: &'static Locale, sort: &str, filter_param: &str)
         summary,
         sorts,
         filters,
+        search: Search {
+            q: view.q.clone(),
+            lang: t.code.clone(),
+            sort: sort.to_owned(),
+            filter: filter.to_owned(),
+            found,
+        },
+        pager,
         generated: t.f(
             "generated",
             &[

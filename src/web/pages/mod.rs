@@ -9,7 +9,7 @@ mod lang;
 mod not_found;
 mod server;
 
-pub(super) use index::index;
+pub(super) use index::{index, select};
 pub(super) use not_found::not_found;
 pub(super) use server::server;
 
@@ -35,6 +35,10 @@ pub(super) struct PageQuery {
     lang: Option<String>,
     sort: Option<String>,
     filter: Option<String>,
+    /// A search by name or title (the status page).
+    q: Option<String>,
+    /// The page of the status page, from 1.
+    page: Option<String>,
 }
 
 /// A status as every page shows it: never by colour alone.
