@@ -40,6 +40,35 @@ async fn check(h: &Harness, name: &str) -> Signup {
     checker.check(&name.parse().unwrap()).await
 }
 
+/// Serves `name` on 443 (a client API at `https://name`, no well-known) answering `/register`
+/// with `register` and everything else with 404 `M_UNRECOGNIZED`.
+fn serve_register(h: &mut Harness, name: &str, register: Reply) -> std::sync::Arc<HttpsServer> {
+    let mut host = h.host(name);
+    let leaf = h.ca.leaf(&[name]);
+    h.serve(
+        &mut host,
+        443,
+        leaf,
+        handler(move |s| match s.path.as_str() {
+            REGISTER => register.clone(),
+            _ => Reply::not_found(),
+        }),
+    )
+}
+
+/// Waits until `mxping serve` shows `name`'s sign-up status as `status`; returns the server.
+async fn signup_shown(s: &crate::support::serve::Serve, name: &str, status: &str) -> Value {
+    s.wait_for(
+        Duration::from_secs(10),
+        &format!("{name}'s sign-up {status}"),
+        || async {
+            let v = s.server(name).await;
+            (v["signup"]["status"] == status).then_some(v)
+        },
+    )
+    .await
+}
+
 /// A server as Synapse answers with captcha, email and terms (and a token-only flow beside
 /// them), SSO on `/login`, support contacts; the client API on another host.
 #[tokio::test]
@@ -255,18 +284,8 @@ async fn hostile_answers_are_unknown_with_a_reason_and_bounded() {
     ];
     let mut allowed = Vec::new();
     for (name, register, ..) in &cases {
-        let mut host = h.host(name);
-        allowed.push(host.ip);
-        let register = register.clone();
-        h.serve(
-            &mut host,
-            443,
-            h.ca.leaf(&[name]),
-            handler(move |s| match s.path.as_str() {
-                REGISTER => register.clone(),
-                _ => Reply::not_found(),
-            }),
-        );
+        let server = serve_register(&mut h, name, register.clone());
+        allowed.push(server.ip().unwrap());
     }
     // guarded.test names a base URL on an address outside [network] allow.
     let mut guarded = placeholder;
@@ -315,66 +334,30 @@ async fn serve_checks_sign_up_on_its_own_schedule_beside_the_rounds() {
         "stall.test".into(),
         "optout.test".into(),
     ];
-    let mut open = h.host("open.test");
-    let open_server = h.serve(
-        &mut open,
-        443,
-        h.ca.leaf(&["open.test"]),
-        handler(|s| match s.path.as_str() {
-            REGISTER => uia(json!([{"stages": ["m.login.dummy"]}])),
-            _ => Reply::not_found(),
-        }),
+    let open_server = serve_register(
+        &mut h,
+        "open.test",
+        uia(json!([{"stages": ["m.login.dummy"]}])),
     );
     let mut open8448 = h.host("fed.open.test");
     h.dns
         .srv("_matrix-fed._tcp.open.test", 10, 0, 8448, "fed.open.test");
     h.homeserver(&mut open8448, 8448, "fed.open.test", "open.test");
-    let mut stall = h.host("stall.test");
-    h.serve(
-        &mut stall,
-        443,
-        h.ca.leaf(&["stall.test"]),
-        handler(|s| match s.path.as_str() {
-            REGISTER => Reply::status(401, "{}").delay(Duration::from_secs(30)),
-            _ => Reply::not_found(),
-        }),
-    );
+    let stall = Reply::status(401, "{}").delay(Duration::from_secs(30));
+    serve_register(&mut h, "stall.test", stall);
     // optout.test (the last [[server]]) turns its sign-up checks off.
-    let mut optout = h.host("optout.test");
-    let optout_server = h.serve(
-        &mut optout,
-        443,
-        h.ca.leaf(&["optout.test"]),
-        handler(|s| match s.path.as_str() {
-            REGISTER => uia(json!([{"stages": ["m.login.dummy"]}])),
-            _ => Reply::not_found(),
-        }),
+    let optout_server = serve_register(
+        &mut h,
+        "optout.test",
+        uia(json!([{"stages": ["m.login.dummy"]}])),
     );
     let config = h.config_file();
     let text = std::fs::read_to_string(&config).unwrap() + "check_signup = false\n";
     std::fs::write(&config, text).unwrap();
     let s = crate::support::serve::Serve::start(&config).await;
-    let v = s
-        .wait_for(
-            Duration::from_secs(10),
-            "sign-up facts in the API",
-            || async {
-                let v = s.server("open.test").await;
-                (v["signup"]["status"] == "open").then_some(v)
-            },
-        )
-        .await;
+    let v = signup_shown(&s, "open.test", "open").await;
     assert_eq!(v["signup"]["stages"], json!(["m.login.dummy"]));
-    let stalled = s
-        .wait_for(
-            Duration::from_secs(10),
-            "the stalled check's verdict",
-            || async {
-                let v = s.server("stall.test").await;
-                (v["signup"]["status"] == "unknown").then_some(v)
-            },
-        )
-        .await;
+    let stalled = signup_shown(&s, "stall.test", "unknown").await;
     assert_eq!(stalled["signup"]["error"]["kind"], "timeout");
     let (_, metrics) = s.text("/metrics").await;
     assert!(
