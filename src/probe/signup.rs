@@ -319,7 +319,11 @@ impl SignupChecker {
         let support_url = Endpoint::https(name.host().clone(), 443, "/.well-known/matrix/support");
         let register = async {
             let url = endpoint("/_matrix/client/v3/register")?;
-            let answer = self.fetcher.post_json(&url, b"{}", MAX_BODY).await?;
+            let answer = self
+                .fetcher
+                .post_json(&url, b"{}", MAX_BODY)
+                .await
+                .map_err(|e| ProbeError::new(e.kind, format!("{url}: {}", e.message)))?;
             Ok::<_, ProbeError>(parse_register(answer.status.as_u16(), &answer.body))
         };
         let (register, login, metadata, support) = tokio::join!(
@@ -365,9 +369,10 @@ impl SignupChecker {
     }
 }
 
-fn unknown(error: ProbeError) -> Signup {
+/// Facts with `status` and nothing else known yet, checked now.
+fn blank(status: SignupStatus, error: Option<ProbeError>) -> Signup {
     Signup {
-        status: SignupStatus::Unknown,
+        status,
         stages: Vec::new(),
         terms: Vec::new(),
         sso: Vec::new(),
@@ -375,8 +380,12 @@ fn unknown(error: ProbeError) -> Signup {
         issuer: None,
         support: None,
         checked_at: OffsetDateTime::now_utc(),
-        error: Some(error),
+        error,
     }
+}
+
+fn unknown(error: ProbeError) -> Signup {
+    blank(SignupStatus::Unknown, Some(error))
 }
 
 /// Reads the answer of `/register` to `{}`.
@@ -589,8 +598,7 @@ fn flow_needs(stages: &[String]) -> FlowNeeds {
 /// as clients that support it use it; then the flows of `/register`; a disabled `/register`
 /// with SSO on `/login` means accounts are made by signing in with the provider.
 pub fn decide(register: Register, login: Login, metadata: Option<AuthMetadata>) -> Signup {
-    let mut signup = unknown(ProbeError::new(ErrorKind::InvalidResponse, String::new()));
-    signup.error = None;
+    let mut signup = blank(SignupStatus::Unknown, None);
     signup.sso = login.sso;
     signup.login = login.types;
     let sso_only = !signup.sso.is_empty() || signup.login.iter().any(|t| t == "m.login.sso");
