@@ -65,8 +65,8 @@ struct ServerSeries {
     up: Option<bool>,
     status: Status,
     latency_s: Option<f64>,
-    /// By [`PHASES`] index; a phase appears once observed.
-    phases: [Option<Box<PhaseHistogram>>; 4],
+    /// Its own phase histograms, when opted in (`per_server_phases`).
+    phases: Phases,
     /// (ip_family, result) → rounds.
     probes: Vec<(&'static str, &'static str, u64)>,
     /// (address, notAfter as Unix seconds) of the addresses that presented a certificate.
@@ -120,6 +120,30 @@ pub struct Metrics {
     in_flight: IntGauge,
     source_ok: IntGaugeVec,
     source_servers: IntGaugeVec,
+    /// Phase histograms of every server not opted into its own, by [`PHASES`] index.
+    pooled: Mutex<Phases>,
+}
+
+/// One histogram per phase, by [`PHASES`] index; a phase appears once observed.
+type Phases = [Option<Box<PhaseHistogram>>; 4];
+
+/// Calls `observe(phase index, seconds)` for every phase duration of `round`.
+fn observe_phases(round: &Round, discovery_ran: bool, mut observe: impl FnMut(usize, f64)) {
+    if discovery_ran {
+        observe(0, round.resolution.duration_ms / 1000.0);
+    }
+    for a in &round.addresses {
+        let p = &a.phases_ms;
+        if let Some(c) = p.connect {
+            observe(1, c / 1000.0);
+        }
+        if let Some(t) = p.tls {
+            observe(2, t / 1000.0);
+        }
+        for req in &p.requests {
+            observe(3, req / 1000.0);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -199,6 +223,7 @@ impl Metrics {
             in_flight,
             source_ok,
             source_servers,
+            pooled: Mutex::new(Default::default()),
         }
     }
 
@@ -245,7 +270,9 @@ impl Metrics {
     }
 
     /// Records a finished round of `server`, whose status is now `status`.
-    /// `discovery_ran` is false when the round reused a cached resolution.
+    /// `discovery_ran` is false when the round reused a cached resolution. The round's phase
+    /// durations go into the server's own histograms when `per_server_phases`, else into the
+    /// pooled ones (without a `server` label), which every other server shares.
     pub fn observe_round(
         &self,
         server: &str,
@@ -253,6 +280,7 @@ impl Metrics {
         discovery_ran: bool,
         status: Status,
         uptime: &[(&str, Option<f64>)],
+        per_server_phases: bool,
     ) {
         let r = &round.resolution;
         let software = round.software().map(|s| Software {
@@ -264,8 +292,11 @@ impl Metrics {
             s.up = Some(round.any_ok());
             s.status = status;
             s.latency_s = round.latency_ms().map(|ms| ms / 1000.0);
-            if discovery_ran {
-                s.observe(0, r.duration_ms / 1000.0);
+            if per_server_phases {
+                observe_phases(round, discovery_ran, |i, v| s.observe(i, v));
+            } else {
+                // A server that stopped being opted in keeps no stale histograms.
+                s.phases = Default::default();
             }
             let mut count = |family: &'static str, result: &'static str| match s
                 .probes
@@ -287,16 +318,6 @@ impl Metrics {
             }
             s.certs.clear();
             for a in &round.addresses {
-                let p = &a.phases_ms;
-                if let Some(c) = p.connect {
-                    s.observe(1, c / 1000.0);
-                }
-                if let Some(t) = p.tls {
-                    s.observe(2, t / 1000.0);
-                }
-                for req in &p.requests {
-                    s.observe(3, req / 1000.0);
-                }
                 if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
                     s.certs.push((
                         a.address.to_string(),
@@ -308,6 +329,12 @@ impl Metrics {
             s.software = software;
             s.discovery = discovery;
         });
+        if !per_server_phases {
+            let mut pooled = self.pooled.lock().expect("pooled lock");
+            observe_phases(round, discovery_ran, |i, v| {
+                pooled[i].get_or_insert_with(Default::default).observe(v);
+            });
+        }
     }
 
     /// Records the verdict of a sign-up check of `server`.
@@ -354,11 +381,41 @@ impl Metrics {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let pooled = self.pooled.lock().expect("pooled lock").clone();
         let mut out = String::from_utf8(head).expect("the text format is UTF-8");
-        out.reserve(servers.len() * 9 * 1024);
-        write_servers(&mut out, &servers);
+        out.reserve(servers.len() * 2 * 1024);
+        write_servers(&mut out, &servers, &pooled);
         out
     }
+}
+
+/// One `mxping_phase_duration_seconds` histogram with `labels` (cumulative buckets, `+Inf`,
+/// sum, count).
+fn write_histogram(out: &mut String, labels: &str, bounds: &[String], h: &PhaseHistogram) {
+    let mut cumulative = 0;
+    for (le, n) in bounds.iter().zip(h.buckets) {
+        cumulative += n;
+        out.push_str("mxping_phase_duration_seconds_bucket{");
+        out.push_str(labels);
+        out.push_str(",le=\"");
+        out.push_str(le);
+        let _ = writeln!(out, "\"}} {cumulative}");
+    }
+    let _ = writeln!(
+        out,
+        "mxping_phase_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+        h.count
+    );
+    let _ = writeln!(
+        out,
+        "mxping_phase_duration_seconds_sum{{{labels}}} {}",
+        Value(h.sum)
+    );
+    let _ = writeln!(
+        out,
+        "mxping_phase_duration_seconds_count{{{labels}}} {}",
+        h.count
+    );
 }
 
 /// A label value in the text format: backslash, double quote and newline escaped.
@@ -404,7 +461,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl Fn
     }
 }
 
-fn write_servers(out: &mut String, servers: &[(String, ServerSeries)]) {
+fn write_servers(out: &mut String, servers: &[(String, ServerSeries)], pooled: &Phases) {
     // Each server name appears on ~90 lines and each bucket bound on one line per histogram:
     // escape and format them once (this halves the rendering time at 10,000 servers).
     let servers: Vec<(String, &ServerSeries)> = servers
@@ -453,36 +510,19 @@ fn write_servers(out: &mut String, servers: &[(String, ServerSeries)]) {
         out,
         "mxping_phase_duration_seconds",
         "histogram",
-        "Duration of each probe phase: discovery (when it ran), connect, tls, request (each ping).",
+        "Duration of each probe phase: discovery (when it ran), connect, tls, request (each ping). Without a server label: every server not opted into its own (per_server_phases).",
         |out| {
+            for (phase, h) in PHASES.iter().zip(pooled) {
+                if let Some(h) = h {
+                    write_histogram(out, &format!("phase=\"{phase}\""), &bounds, h);
+                }
+            }
             for (name, s) in &servers {
                 for (phase, h) in PHASES.iter().zip(&s.phases) {
-                    let Some(h) = h else { continue };
-                    let labels = format!("server=\"{name}\",phase=\"{phase}\"");
-                    let mut cumulative = 0;
-                    for (le, n) in bounds.iter().zip(h.buckets) {
-                        cumulative += n;
-                        out.push_str("mxping_phase_duration_seconds_bucket{");
-                        out.push_str(&labels);
-                        out.push_str(",le=\"");
-                        out.push_str(le);
-                        let _ = writeln!(out, "\"}} {cumulative}");
+                    if let Some(h) = h {
+                        let labels = format!("server=\"{name}\",phase=\"{phase}\"");
+                        write_histogram(out, &labels, &bounds, h);
                     }
-                    let _ = writeln!(
-                        out,
-                        "mxping_phase_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                        h.count
-                    );
-                    let _ = writeln!(
-                        out,
-                        "mxping_phase_duration_seconds_sum{{{labels}}} {}",
-                        Value(h.sum)
-                    );
-                    let _ = writeln!(
-                        out,
-                        "mxping_phase_duration_seconds_count{{{labels}}} {}",
-                        h.count
-                    );
                 }
             }
         },
@@ -657,9 +697,22 @@ mod tests {
             s.probes.push(("ipv4", "ok", 3));
             s.latency_s = Some(f64::NAN);
         });
+        // The pooled histograms of servers not opted into their own: no server label.
+        m.pooled.lock().unwrap()[1]
+            .get_or_insert_with(Default::default)
+            .observe(0.02);
         let text = rendered(&m);
         let lines: Vec<&str> = text.lines().collect();
         let has = |l: &str| lines.contains(&l);
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{phase="connect",le="0.01"} 0"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_bucket{phase="connect",le="0.025"} 1"#
+        ));
+        assert!(has(
+            r#"mxping_phase_duration_seconds_count{phase="connect"} 1"#
+        ));
         // Cumulative buckets, +Inf counting what overflowed the last bucket.
         assert!(has(
             r#"mxping_phase_duration_seconds_bucket{server="a.test",phase="request",le="0.001"} 1"#

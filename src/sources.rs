@@ -81,6 +81,7 @@ pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, 
                 .unwrap_or_default(),
             client_url: None,
             check_signup: true,
+            per_server_phases: None,
             facts: Arc::new(Facts {
                 jurisdiction: s("staff_jur", 60),
                 languages,

@@ -50,6 +50,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[signup]`.
     pub signup: SignupConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
     /// `[[server]]`, in file order (with a list's servers after them once merged, see
     /// [`crate::sources::merge`]).
     pub servers: Vec<ServerConfig>,
@@ -111,6 +113,14 @@ pub struct MonitorConfig {
     pub check_client: bool,
     /// Also check how newcomers sign up (`[signup]`), unless a server turns it off.
     pub check_signup: bool,
+}
+
+/// What `/metrics` exports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsConfig {
+    /// Phase histograms per server (with a `server` label) for every server, instead of one
+    /// pooled set; a `[[server]]` can opt in alone.
+    pub per_server_phases: bool,
 }
 
 /// Sign-up checks (design.md "Sign-up").
@@ -216,6 +226,8 @@ pub struct ServerConfig {
     pub client_url: Option<String>,
     /// Check sign-up facts of this server (with `[monitor] check_signup`).
     pub check_signup: bool,
+    /// This server's own phase histograms (`None`: as `[metrics] per_server_phases`).
+    pub per_server_phases: Option<bool>,
     /// Facts from the config (shared with every view of the server).
     pub facts: std::sync::Arc<Facts>,
 }

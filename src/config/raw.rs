@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub(super) storage: RawStorage,
     #[serde(default)]
     pub(super) signup: RawSignup,
+    #[serde(default)]
+    pub(super) metrics: RawMetrics,
     #[serde(default, rename = "server")]
     pub(super) servers: Vec<RawServer>,
     #[serde(default, rename = "source")]
@@ -43,6 +45,12 @@ pub(super) struct RawMonitor {
     pub(super) check_keys: Option<bool>,
     pub(super) check_client: Option<bool>,
     pub(super) check_signup: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) per_server_phases: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -96,6 +104,7 @@ pub(super) struct RawServer {
     pub(super) description: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) client_url: Option<Spanned<String>>,
     pub(super) check_signup: Option<bool>,
+    pub(super) per_server_phases: Option<bool>,
     pub(super) jurisdiction: Option<Spanned<String>>,
     pub(super) languages: Option<Vec<Spanned<String>>>,
     pub(super) rules_url: Option<Spanned<String>>,
@@ -175,6 +184,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("signup", &[("interval", Kind::Duration)]),
+    ("metrics", &[("per_server_phases", Kind::Bool)]),
     (
         "[server]",
         &[
@@ -183,6 +193,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("description", Kind::Table),
             ("client_url", Kind::Text),
             ("check_signup", Kind::Bool),
+            ("per_server_phases", Kind::Bool),
             ("jurisdiction", Kind::Text),
             ("languages", Kind::List),
             ("rules_url", Kind::Text),

@@ -15,8 +15,8 @@ use super::raw::{
     RawWeb,
 };
 use super::{
-    Config, DnsConfig, Facts, MonitorConfig, NetworkConfig, ServerConfig, SignupConfig,
-    SourceConfig, SourceLocation, StorageConfig, TlsConfig, WebConfig,
+    Config, DnsConfig, Facts, MetricsConfig, MonitorConfig, NetworkConfig, ServerConfig,
+    SignupConfig, SourceConfig, SourceLocation, StorageConfig, TlsConfig, WebConfig,
 };
 use crate::server_name::ServerName;
 
@@ -93,6 +93,9 @@ pub(super) fn validate(
         network: validate_network(&raw.network, p),
         storage: validate_storage(&raw.storage, base_dir, p),
         signup: validate_signup(&raw.signup, p),
+        metrics: MetricsConfig {
+            per_server_phases: raw.metrics.per_server_phases.unwrap_or(false),
+        },
         servers: validate_servers(&raw.servers, !raw.sources.is_empty(), p),
         sources: validate_sources(&raw.sources, base_dir, p),
     }
@@ -458,6 +461,7 @@ fn validate_servers(
             description: description.unwrap_or_default(),
             client_url,
             check_signup: s.check_signup.unwrap_or(true),
+            per_server_phases: s.per_server_phases,
             facts: std::sync::Arc::new(Facts {
                 jurisdiction,
                 languages,

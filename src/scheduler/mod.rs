@@ -781,12 +781,18 @@ impl<R: Rounds> Job<R> {
                 software: round.software(),
             });
         }
+        let per_server_phases = self
+            .slot
+            .server
+            .per_server_phases
+            .unwrap_or(self.config.metrics.per_server_phases);
         self.monitor.metrics.observe_round(
             self.slot.server.name.as_str(),
             &round,
             discovery_ran,
             recorded.status,
             &recorded.uptime,
+            per_server_phases,
         );
         self.publish_view(&history, &round, now);
     }
