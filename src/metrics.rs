@@ -342,6 +342,11 @@ impl Metrics {
         self.with_server(server, |s| s.signup = Some(status));
     }
 
+    /// Removes a server's sign-up series (its checks were turned off).
+    pub fn clear_signup(&self, server: &str) {
+        self.with_server(server, |s| s.signup = None);
+    }
+
     /// Removes every series of a server that left the config.
     pub fn remove_server(&self, server: &str) {
         self.servers.lock().expect("metrics lock").remove(server);

@@ -243,9 +243,6 @@ impl Slot {
                 view.client_url = server.client_url.clone();
                 view.facts = server.facts.clone();
                 view.shown = shown.clone();
-                if !server.check_signup {
-                    view.signup = None;
-                }
                 view
             }
             None => {
@@ -559,7 +556,14 @@ impl<R: Rounds> Monitor<R> {
                     slot.cancel.cancel();
                     let mut history = slot.history.lock().expect("history lock").clone();
                     history.set_thresholds(thresholds);
-                    let fresh = self.new_slot(server.clone(), history, Some(slot.view()));
+                    let mut previous = (*slot.view()).clone();
+                    if !(new.monitor.check_signup && server.check_signup) {
+                        // Checks are off now: the last verdict is not shown as current.
+                        previous.signup = None;
+                        self.metrics.clear_signup(server.name.as_str());
+                    }
+                    let previous = Some(Arc::new(previous));
+                    let fresh = self.new_slot(server.clone(), history, previous);
                     self.spawn(&live, fresh.clone());
                     live.push(fresh);
                     changed += 1;

@@ -391,6 +391,27 @@ async fn serve_checks_sign_up_on_its_own_schedule_beside_the_rounds() {
     assert!(optout_server.hits(REGISTER).is_empty());
     assert!(s.server("optout.test").await["signup"].is_null());
     assert!(!metrics.contains("mxping_signup_info{server=\"optout.test\""));
+    // A reload that turns the checks off everywhere: no verdict is shown as current any more.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[monitor]\n", "[monitor]\ncheck_signup = false\n");
+    std::fs::write(&config, text).unwrap();
+    s.signal("HUP");
+    s.wait_for(Duration::from_secs(10), "the verdict cleared", || async {
+        s.server("open.test").await["signup"]
+            .is_null()
+            .then_some(())
+    })
+    .await;
+    let (_, metrics) = s.text("/metrics").await;
+    assert!(!metrics.contains("mxping_signup_info"), "{metrics}");
+    let asked = open_server.hits(REGISTER).len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        open_server.hits(REGISTER).len(),
+        asked,
+        "no check after the reload"
+    );
 }
 
 /// `[monitor] check_signup = false` turns the checks off everywhere.
