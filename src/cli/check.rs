@@ -211,7 +211,7 @@ fn render_signup(out: &mut String, s: &Signup) {
         out,
         "\nSign-up (POST /register with no auth, /login, auth_metadata)"
     );
-    let _ = writeln!(out, "  {} {}", s.status.symbol(), s.status.describe());
+    let _ = writeln!(out, "  {} {}", s.way().symbol(), s.status.describe());
     if !s.stages.is_empty() {
         let _ = writeln!(out, "  stages       {}", s.stages.join(", "));
     }

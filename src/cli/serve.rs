@@ -176,6 +176,12 @@ pub async fn run(
                         if config.sources != file_config.sources {
                             lists = Lists::new(&config);
                             lists.read_due(&config, &metrics).await;
+                        } else if config.dns != file_config.dns
+                            || config.tls != file_config.tls
+                            || config.network != file_config.network
+                        {
+                            // The same lists, fetched the new way from their next refresh on.
+                            lists.fetcher = list_fetcher(&config);
                         }
                         file_config = config;
                         reload(&monitor, Ok(crate::sources::merge(&file_config, &lists.good)));
@@ -206,9 +212,23 @@ pub async fn run(
     Ok(())
 }
 
+/// The guarded client lists are fetched with, from `config`'s DNS, TLS and network settings.
+fn list_fetcher(config: &Config) -> Option<crate::net::fetch::Fetcher> {
+    match crate::Services::new(config) {
+        Ok(s) => Some(s.fetcher),
+        Err(e) => {
+            error!("server lists cannot be fetched: {e}");
+            None
+        }
+    }
+}
+
 /// The `[[source]]` lists: the last good copy of each and when each is read next.
 struct Lists {
     sources: Vec<SourceConfig>,
+    /// The guarded client lists are fetched with, built once per config (`None`: its TLS
+    /// roots could not be loaded, which the monitor reports too).
+    fetcher: Option<crate::net::fetch::Fetcher>,
     good: Vec<Option<Vec<ServerConfig>>>,
     due: Vec<tokio::time::Instant>,
 }
@@ -218,6 +238,7 @@ impl Lists {
         let now = tokio::time::Instant::now();
         Lists {
             sources: config.sources.clone(),
+            fetcher: list_fetcher(config),
             good: config.sources.iter().map(|_| None).collect(),
             due: config.sources.iter().map(|_| now).collect(),
         }
@@ -234,12 +255,8 @@ impl Lists {
     /// Reads every list that is due; true when a good copy changed.
     async fn read_due(&mut self, config: &Config, metrics: &Metrics) -> bool {
         let now = tokio::time::Instant::now();
-        let fetcher = match crate::Services::new(config) {
-            Ok(s) => s.fetcher,
-            Err(e) => {
-                error!("server lists cannot be fetched: {e}");
-                return false;
-            }
+        let Some(fetcher) = &self.fetcher else {
+            return false;
         };
         let mut changed = false;
         for (i, source) in self.sources.iter().enumerate() {
@@ -248,7 +265,7 @@ impl Lists {
             }
             self.due[i] = now + source.refresh;
             let label = source.location.to_string();
-            match crate::sources::load(source, &fetcher, config.monitor.timeout).await {
+            match crate::sources::load(source, fetcher, config.monitor.timeout).await {
                 Ok(servers) => {
                     metrics.set_source(&label, true, servers.len());
                     if self.good[i].as_ref() != Some(&servers) {

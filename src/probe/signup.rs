@@ -76,18 +76,6 @@ impl SignupStatus {
         }
     }
 
-    /// A one-character sign, as on the status page.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            SignupStatus::Open => "✓",
-            SignupStatus::RequiresVerification => "✉",
-            SignupStatus::InviteOnly => "🎟",
-            SignupStatus::External => "🌐",
-            SignupStatus::Closed => "✖",
-            SignupStatus::Unknown => "?",
-        }
-    }
-
     /// What it means for a newcomer, in English (the page's words are in `locales/`).
     pub fn describe(self) -> &'static str {
         match self {
