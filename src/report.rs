@@ -3,6 +3,7 @@
 //! status `mxping check` reports. The monitor adds hysteresis on top (see `history`).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -175,8 +176,8 @@ pub fn reason_text<S: serde::Serializer>(r: &Option<Reason>, s: S) -> Result<S::
 /// One completed round: discovery plus a report per target.
 #[derive(Clone, Debug)]
 pub struct Round {
-    /// What discovery found (possibly from cache).
-    pub resolution: Resolution,
+    /// What discovery found (possibly from cache, shared with it and with the view).
+    pub resolution: Arc<Resolution>,
     /// One report per target, in the order a homeserver would try them.
     pub addresses: Vec<AddressReport>,
     /// The client API check, when enabled.
@@ -338,8 +339,9 @@ pub struct ServerReport {
     pub checked_at: Option<OffsetDateTime>,
     /// What `/version` reported.
     pub software: Option<Software>,
-    /// The discovery chain (absent before the first round).
-    pub discovery: Option<Resolution>,
+    /// The discovery chain (absent before the first round); shared with the round and the
+    /// resolution cache, not copied.
+    pub discovery: Option<Arc<Resolution>>,
     /// One entry per address probed in the last round.
     pub addresses: Vec<AddressReport>,
     /// What explains a failure, if anything failed.
@@ -355,16 +357,17 @@ impl ServerReport {
     /// The report for a single round with its own status (what `mxping check` prints).
     pub fn from_round(name: &str, round: &Round, green_below: Duration) -> ServerReport {
         let (status, reason) = round.status(green_below);
-        ServerReport::with_status(name, round, status, reason)
+        ServerReport::with_status(name, round.clone(), status, reason)
     }
 
     /// The report for a round with a status decided elsewhere (the monitor's hysteresis).
     pub fn with_status(
         name: &str,
-        round: &Round,
+        round: Round,
         status: Status,
         reason: Option<Reason>,
     ) -> ServerReport {
+        // The round is moved in, not copied: a view is built every round for every server.
         ServerReport {
             name: name.to_owned(),
             status,
@@ -372,11 +375,11 @@ impl ServerReport {
             latency_ms: round.latency_ms(),
             checked_at: Some(round.finished_at),
             software: round.software(),
-            discovery: Some(round.resolution.clone()),
-            addresses: round.addresses.clone(),
             error: round.error(),
             findings: round.findings(),
-            client: round.client.clone(),
+            discovery: Some(round.resolution),
+            addresses: round.addresses,
+            client: round.client,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Discovery and probing wired together from a config: one round of one server, as the
 //! scheduler and `mxping check` both run it.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use crate::config::Config;
@@ -67,11 +69,11 @@ impl Services {
     /// Resolves `name` and probes every address once.
     pub async fn round(&self, name: &str) -> Round {
         let resolution = self.discovery.resolve(name).await;
-        self.probe(resolution, name).await
+        self.probe(Arc::new(resolution), name).await
     }
 
     /// Probes every target of an existing resolution once, and the client API beside it.
-    pub async fn probe(&self, resolution: discovery::Resolution, name: &str) -> Round {
+    pub async fn probe(&self, resolution: Arc<discovery::Resolution>, name: &str) -> Round {
         let federation = probe::probe_all(&self.prober, &resolution.targets, name);
         let client = async {
             match (&self.client, &resolution.error) {

@@ -6,20 +6,19 @@
 //!
 //! | what | entries | bytes |
 //! |---|---|---|
-//! | last round, in full (addresses, phases, discovery) | 1 | ~2–4 KB |
-//! | recent rounds, compact ([`Sample`], 24 B) | [`RECENT`] = 60 | ~1.4 KB |
+//! | last round, in full (addresses, phases, discovery), in the view | 1 | ~2–4 KB |
+//! | recent rounds, compact (16 B each) | [`RECENT`] = 60 | ~1 KB |
 //! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart), 12 B each | 288 | ~3.4 KB |
-//! | hourly buckets for 7 days (uptime 7 d) | 168 | ~2 KB |
-//! | daily buckets for 90 days (uptime 30 d / 90 d, the 90-day bar) | 90 | ~1.1 KB |
-//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~0.5–3 KB |
-//! | per address: hourly buckets for 24 h + last seen | per address | ~0.35 KB each |
-//! | what views read ([`Shown`]: recent samples, chart means, daily counts), 2 blocks | 2 | ~6 KB |
+//! | hourly counts for 7 days (uptime 7 d), 4 B each | 168 | ~0.7 KB |
+//! | daily counts for 90 days (uptime 30 d / 90 d, the 90-day bar), 4 B each | 90 | ~0.4 KB |
+//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~1–3 KB |
+//! | per address: hourly counts for 24 h + last seen | per address | ~0.15 KB each |
 //!
-//! The rings are inline, so the history is one block plus its sketches and addresses, and a
-//! round changes it in place. About 9–10 KB per server plus its last round and the 6 KB its
-//! views read (heaptrack at 1,000 servers: 8.8 KB of
-//! history, 24 KB per server in all with the task, the views and the metric series); see
-//! BENCHMARKS.md.
+//! The recent rounds, the 5-minute and the daily rings are one block ([`Shown`], ~5 KB) that
+//! the history shares with its views and copies on write; the rest is one more inline block
+//! plus the sketches and addresses. A ring keeps whole buckets (latency included) only where
+//! latency is read back; elsewhere counts, plus the current slot whole for the store. About
+//! 8–10 KB per server plus its last round; see BENCHMARKS.md for what a whole monitor takes.
 
 pub(crate) mod events;
 pub mod sketch;
@@ -27,6 +26,7 @@ pub mod store;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -75,15 +75,51 @@ pub struct Sample {
     pub error: Option<ErrorKind>,
 }
 
-impl Sample {
+/// A [`Sample`] as kept in the recent rings: 16 bytes instead of 24 (the ring is kept twice
+/// per server, in the history and in what views read).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Packed {
+    at: i64,
+    /// `NaN`: no latency.
+    latency_ms: f32,
+    /// Bit 0: up; bit 1: all ok.
+    flags: u8,
+    /// 0: no error; else the index in [`ErrorKind::ALL`] plus one.
+    error: u8,
+}
+
+impl Packed {
     /// A filler for unused places in a fixed array.
-    const NONE: Sample = Sample {
+    const NONE: Packed = Packed {
         at: 0,
-        up: false,
-        all_ok: false,
-        latency_ms: None,
-        error: None,
+        latency_ms: f32::NAN,
+        flags: 0,
+        error: 0,
     };
+
+    fn pack(s: Sample) -> Packed {
+        Packed {
+            at: s.at,
+            latency_ms: s.latency_ms.unwrap_or(f32::NAN),
+            flags: u8::from(s.up) | (u8::from(s.all_ok) << 1),
+            error: s
+                .error
+                .and_then(|e| ErrorKind::ALL.iter().position(|k| *k == e))
+                .map_or(0, |i| i as u8 + 1),
+        }
+    }
+
+    fn unpack(self) -> Sample {
+        Sample {
+            at: self.at,
+            up: self.flags & 1 != 0,
+            all_ok: self.flags & 2 != 0,
+            latency_ms: (!self.latency_ms.is_nan()).then_some(self.latency_ms),
+            error: usize::from(self.error)
+                .checked_sub(1)
+                .and_then(|i| ErrorKind::ALL.get(i).copied()),
+        }
+    }
 }
 
 /// Rounds and up-rounds and latency sums over one time slot (its start is implied by its
@@ -94,6 +130,55 @@ struct Bucket {
     up: u16,
     latency_n: u16,
     latency_sum: f32,
+}
+
+/// Rounds and up-rounds of one time slot, for rings read only for uptime. 4 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Count {
+    rounds: u16,
+    up: u16,
+}
+
+/// What a ring keeps per slot: a whole [`Bucket`] where latency is read back (the 24 h
+/// chart), a [`Count`] where only uptime is.
+trait Tally: Copy + Default {
+    fn of(b: &Bucket) -> Self;
+    /// (up rounds, rounds).
+    fn counts(&self) -> (u16, u16);
+}
+
+impl Tally for Bucket {
+    fn of(b: &Bucket) -> Self {
+        *b
+    }
+    fn counts(&self) -> (u16, u16) {
+        (self.up, self.rounds)
+    }
+}
+
+impl Tally for Count {
+    fn of(b: &Bucket) -> Self {
+        Count {
+            rounds: b.rounds,
+            up: b.up,
+        }
+    }
+    fn counts(&self) -> (u16, u16) {
+        (self.up, self.rounds)
+    }
+}
+
+impl Bucket {
+    fn add(&mut self, s: &Sample) {
+        self.rounds = self.rounds.saturating_add(1);
+        if s.up {
+            self.up = self.up.saturating_add(1);
+        }
+        if let Some(l) = s.latency_ms {
+            self.latency_sum += l;
+            self.latency_n = self.latency_n.saturating_add(1);
+        }
+    }
 }
 
 /// A rollup bucket as stored: `width` seconds starting at `start` (Unix seconds).
@@ -150,23 +235,26 @@ const HOURS_IN_DAY: usize = (DAY / HOUR) as usize;
 const HOURS_IN_WEEK: usize = (7 * DAY / HOUR) as usize;
 const DAYS_KEPT: usize = 90;
 
-/// A ring of `N` fixed-width buckets covering `N × width` seconds: the bucket of the slot
-/// starting at `t` lives at `(t / width) mod N`. The ring is inline (no allocation of its own),
-/// never grows, and copying it is one `memcpy`; slots without rounds cost nothing extra.
+/// A ring of `N` fixed-width slots covering `N × width` seconds: the slot starting at `t`
+/// lives at `(t / width) mod N`. The ring is inline (no allocation of its own), never grows,
+/// and copying it is one `memcpy`; slots without rounds cost nothing extra. The newest slot is
+/// also kept whole (`latest`), latency included, for the store, whatever `T` keeps.
 #[derive(Clone, Debug)]
-struct Buckets<const N: usize> {
+struct Buckets<T, const N: usize> {
     width: i64,
-    ring: [Bucket; N],
+    ring: [T; N],
     /// Start of the newest slot written (`None`: empty).
     newest: Option<i64>,
+    latest: Bucket,
 }
 
-impl<const N: usize> Buckets<N> {
+impl<T: Tally, const N: usize> Buckets<T, N> {
     fn new(width: i64) -> Self {
         Buckets {
             width,
-            ring: [Bucket::default(); N],
+            ring: [T::default(); N],
             newest: None,
+            latest: Bucket::default(),
         }
     }
 
@@ -184,7 +272,7 @@ impl<const N: usize> Buckets<N> {
 
     fn current(&self) -> Option<BucketRow> {
         let start = self.newest?;
-        let b = self.ring[self.index(start)];
+        let b = self.latest;
         Some(BucketRow {
             width: self.width,
             start,
@@ -206,12 +294,13 @@ impl<const N: usize> Buckets<N> {
                 let skipped = ((start - newest) / self.width).min(self.capacity());
                 for k in 1..=skipped {
                     let i = self.index(start - (k - 1) * self.width);
-                    self.ring[i] = Bucket::default();
+                    self.ring[i] = T::default();
                 }
             }
-            None => self.ring.fill(Bucket::default()),
+            None => self.ring.fill(T::default()),
         }
         self.newest = Some(start);
+        self.latest = Bucket::default();
         true
     }
 
@@ -225,12 +314,13 @@ impl<const N: usize> Buckets<N> {
                 continue;
             }
             let i = self.index(start);
-            self.ring[i] = Bucket {
+            self.latest = Bucket {
                 rounds: sat(r.rounds),
                 up: sat(r.up),
                 latency_n: sat(r.latency_n),
                 latency_sum: r.latency_sum as f32,
             };
+            self.ring[i] = T::of(&self.latest);
         }
     }
 
@@ -239,20 +329,22 @@ impl<const N: usize> Buckets<N> {
         if !self.advance(start) {
             return;
         }
+        self.latest.add(s);
         let i = self.index(start);
-        let b = &mut self.ring[i];
-        b.rounds = b.rounds.saturating_add(1);
-        if s.up {
-            b.up = b.up.saturating_add(1);
-        }
-        if let Some(l) = s.latency_ms {
-            b.latency_sum += l;
-            b.latency_n = b.latency_n.saturating_add(1);
-        }
+        self.ring[i] = T::of(&self.latest);
     }
 
-    /// The buckets with rounds, oldest first, with their start.
-    fn iter(&self) -> impl Iterator<Item = (i64, &Bucket)> {
+    /// The slot starting at `start`, if the ring still covers it.
+    fn get(&self, start: i64) -> Option<T> {
+        let newest = self.newest?;
+        let oldest = newest - (N as i64 - 1) * self.width;
+        (oldest..=newest)
+            .contains(&start)
+            .then(|| self.ring[self.index(start)])
+    }
+
+    /// The slots with rounds, oldest first, with their start.
+    fn iter(&self) -> impl Iterator<Item = (i64, &T)> {
         let newest = self.newest.unwrap_or(0);
         let count = if self.newest.is_some() {
             self.capacity()
@@ -263,7 +355,7 @@ impl<const N: usize> Buckets<N> {
             .rev()
             .map(move |k| newest - k * self.width)
             .map(|start| (start, &self.ring[self.index(start)]))
-            .filter(|(_, b)| b.rounds > 0)
+            .filter(|(_, b)| b.counts().1 > 0)
     }
 
     /// (up rounds, rounds) in the `span` seconds before `now`.
@@ -272,7 +364,8 @@ impl<const N: usize> Buckets<N> {
         self.iter()
             .filter(|(start, _)| start + self.width > from && *start <= now)
             .fold((0, 0), |(u, r), (_, b)| {
-                (u + u64::from(b.up), r + u64::from(b.rounds))
+                let (up, rounds) = b.counts();
+                (u + u64::from(up), r + u64::from(rounds))
             })
     }
 }
@@ -302,18 +395,16 @@ impl Sketches {
         Sketches {
             width,
             keep,
-            spans: VecDeque::new(),
+            // Sized once for the most spans ever kept, so the deque never grows (a doubling
+            // would double its memory for every server).
+            spans: VecDeque::with_capacity((keep / width + 1) as usize),
         }
     }
 
     fn add(&mut self, at: i64, ms: f64) {
-        let start = at - at.rem_euclid(self.width);
-        if self.spans.back().is_none_or(|(s, _)| *s < start) {
-            self.spans.push_back((start, Sketch::default()));
-        }
-        // A clock that went back counts in the newest span.
-        self.spans.back_mut().expect("just pushed").1.add(ms);
-        // Spans are kept while they overlap the window, as `load` and `quantile` see them.
+        // Spans are kept while they overlap the window, as `load` and `quantile` see them;
+        // the span of `at` always does, so dropping the others first keeps at most
+        // `keep / width + 1`.
         while self
             .spans
             .front()
@@ -321,6 +412,12 @@ impl Sketches {
         {
             self.spans.pop_front();
         }
+        let start = at - at.rem_euclid(self.width);
+        if self.spans.back().is_none_or(|(s, _)| *s < start) {
+            self.spans.push_back((start, Sketch::default()));
+        }
+        // A clock that went back counts in the newest span.
+        self.spans.back_mut().expect("just pushed").1.add(ms);
     }
 
     fn current(&self) -> Option<SketchRow> {
@@ -340,7 +437,8 @@ impl Sketches {
                 mine.insert(r.start, r.sketch.clone());
             }
         }
-        self.spans = mine.into_iter().collect();
+        self.spans.clear();
+        self.spans.extend(mine);
     }
 
     /// The quantile `q` over the spans that overlap the `span` seconds before `now`.
@@ -358,7 +456,7 @@ impl Sketches {
 /// History of one address.
 #[derive(Clone, Debug)]
 pub struct AddressHistory {
-    hourly: Buckets<HOURS_IN_DAY>,
+    hourly: Buckets<Count, HOURS_IN_DAY>,
     last_seen: i64,
 }
 
@@ -445,10 +543,10 @@ pub struct ServerHistory {
     thresholds: Thresholds,
     /// Status with hysteresis.
     pub state: StatusState,
-    recent: VecDeque<Sample>,
-    five_min: Buckets<FIVE_MIN_SLOTS>,
-    hourly: Buckets<HOURS_IN_WEEK>,
-    daily: Buckets<DAYS_KEPT>,
+    /// The recent samples, the 5-minute and the daily rings: what pages read, shared with
+    /// the views (copied on write when a view still holds it).
+    shown: Arc<Shown>,
+    hourly: Buckets<Count, HOURS_IN_WEEK>,
     hourly_latency: Sketches,
     daily_latency: Sketches,
     addresses: Vec<(SocketAddr, AddressHistory)>,
@@ -464,10 +562,8 @@ impl ServerHistory {
         ServerHistory {
             thresholds,
             state: StatusState::default(),
-            recent: VecDeque::with_capacity(RECENT),
-            five_min: Buckets::new(FIVE_MIN),
+            shown: Arc::new(Shown::new()),
             hourly: Buckets::new(HOUR),
-            daily: Buckets::new(DAY),
             hourly_latency: Sketches::new(HOUR, DAY),
             daily_latency: Sketches::new(DAY, 7 * DAY),
             addresses: Vec::new(),
@@ -517,9 +613,9 @@ impl ServerHistory {
             sample,
             addresses: address_samples,
             buckets: [
-                self.five_min.current(),
+                self.shown.five_min.current(),
                 self.hourly.current(),
-                self.daily.current(),
+                self.shown.daily.current(),
             ]
             .into_iter()
             .flatten()
@@ -539,6 +635,8 @@ impl ServerHistory {
         let h = match self.addresses.iter_mut().find(|(addr, _)| *addr == address) {
             Some((_, h)) => h,
             None => {
+                // Most servers have one or two addresses: room for exactly one more, not four.
+                self.addresses.reserve_exact(1);
                 self.addresses.push((address, AddressHistory::new()));
                 &mut self.addresses.last_mut().expect("just pushed").1
             }
@@ -551,14 +649,14 @@ impl ServerHistory {
     pub fn restore(thresholds: Thresholds, saved: Restored, now: i64) -> ServerHistory {
         let mut h = ServerHistory::new(thresholds);
         h.state = saved.state;
-        h.five_min.load(&saved.buckets);
+        let shown = Arc::make_mut(&mut h.shown);
+        shown.five_min.load(&saved.buckets);
+        shown.daily.load(&saved.buckets);
         h.hourly.load(&saved.buckets);
-        h.daily.load(&saved.buckets);
         h.hourly_latency.load(&saved.sketches, now);
         h.daily_latency.load(&saved.sketches, now);
-        let skip = saved.recent.len().saturating_sub(RECENT);
-        for s in saved.recent.into_iter().skip(skip) {
-            push_recent(&mut h.recent, s);
+        for s in saved.recent {
+            shown.push_recent(s);
         }
         for (address, samples) in saved.addresses {
             for s in samples.into_iter().filter(|s| s.at > now - DAY) {
@@ -569,10 +667,13 @@ impl ServerHistory {
     }
 
     fn record_sample(&mut self, s: Sample) {
-        push_recent(&mut self.recent, s);
-        self.five_min.add(&s);
+        // The one copy a round makes (about 5 KB, one allocation) when the published view
+        // still holds the block, which it always does but before the first view.
+        let shown = Arc::make_mut(&mut self.shown);
+        shown.push_recent(s);
+        shown.five_min.add(&s);
+        shown.daily.add(&s);
         self.hourly.add(&s);
-        self.daily.add(&s);
         if let Some(l) = s.latency_ms {
             self.hourly_latency.add(s.at, f64::from(l));
             self.daily_latency.add(s.at, f64::from(l));
@@ -585,9 +686,9 @@ impl ServerHistory {
             .iter()
             .map(|(name, span)| {
                 let counts = match *span {
-                    s if s <= DAY => self.five_min.uptime(now, s),
+                    s if s <= DAY => self.shown.five_min.uptime(now, s),
                     s if s <= 7 * DAY => self.hourly.uptime(now, s),
-                    s => self.daily.uptime(now, s),
+                    s => self.shown.daily.uptime(now, s),
                 };
                 (*name, ratio(counts))
             })
@@ -608,17 +709,23 @@ impl ServerHistory {
 
     /// Mean latency per 5 minutes over the last 24 h: (slot start, ms).
     pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
-        Shown::of(self).latency_series(now)
+        self.shown.latency_series(now)
     }
 
     /// Uptime per day for the last `days` days (at most 90), oldest first: (day start, ratio).
     pub fn daily_uptime(&self, now: i64, days: usize) -> Vec<(i64, Option<f64>)> {
-        Shown::of(self).daily_uptime(now, days)
+        self.shown.daily_uptime(now, days)
     }
 
     /// The most recent compact samples, oldest first.
-    pub fn recent(&self) -> impl Iterator<Item = &Sample> {
-        self.recent.iter()
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
+        self.shown.recent()
+    }
+
+    /// What pages read of this history now: an immutable block the next round will not
+    /// change (it writes a copy).
+    pub fn shown(&self) -> Arc<Shown> {
+        self.shown.clone()
     }
 
     /// Per-address histories.
@@ -627,100 +734,60 @@ impl ServerHistory {
     }
 }
 
-/// What pages read of a history between two rounds (design.md "snapshot"): the recent samples,
-/// the mean latency of each 5-minute slot of the 24 h chart and the rounds of each day of the
-/// 90-day bar, copied out of the history once per round into one fixed-size block of about
-/// 3 KB. The scheduler updates its history in place and publishes a `Shown` in each view,
-/// reusing the block of the view before last (see [`Shown::refill`]), so a round neither clones
-/// the history (its sketches and addresses) nor, in the steady state, allocates for it.
+/// What pages read of a history (design.md "snapshot"): the recent samples, the 5-minute
+/// buckets of the 24 h chart and the daily buckets of the 90-day bar, about 5 KB in one
+/// block. The history owns it behind an `Arc` and the views share it; a round writes through
+/// `Arc::make_mut`, so it copies the block once when a view still holds it and a reader's block
+/// never changes. There is one copy per server between rounds, not one in the history and
+/// another in the view.
 #[derive(Clone, Debug)]
 pub struct Shown {
-    recent: [Sample; RECENT],
+    /// A ring: the oldest sample is at `recent_start`.
+    recent: [Packed; RECENT],
+    recent_start: usize,
     recent_len: usize,
-    /// Mean latency per 5-minute slot, ms (`NaN`: no latency in the slot).
-    chart: Slots<f32, FIVE_MIN_SLOTS>,
-    /// (up rounds, rounds) per day.
-    days: Slots<(u16, u16), DAYS_KEPT>,
-}
-
-/// One value per slot of a bucket ring, found by slot start as in the ring.
-#[derive(Clone, Debug)]
-struct Slots<T, const N: usize> {
-    width: i64,
-    newest: Option<i64>,
-    values: [T; N],
-}
-
-impl<T: Copy, const N: usize> Slots<T, N> {
-    fn fill(&mut self, from: &Buckets<N>, value: impl Fn(&Bucket) -> T) {
-        self.width = from.width;
-        self.newest = from.newest;
-        for (to, b) in self.values.iter_mut().zip(&from.ring) {
-            *to = value(b);
-        }
-    }
-
-    /// The value of the slot starting at `start`, if the ring still covers it.
-    fn get(&self, start: i64) -> Option<T> {
-        let newest = self.newest?;
-        let oldest = newest - (N as i64 - 1) * self.width;
-        (oldest..=newest)
-            .contains(&start)
-            .then(|| self.values[(start / self.width).rem_euclid(N as i64) as usize])
-    }
+    five_min: Buckets<Bucket, FIVE_MIN_SLOTS>,
+    daily: Buckets<Count, DAYS_KEPT>,
 }
 
 impl Shown {
-    /// What pages read of `history` now.
-    pub fn of(history: &ServerHistory) -> Shown {
-        let mut shown = Shown {
-            recent: [Sample::NONE; RECENT],
+    fn new() -> Shown {
+        Shown {
+            recent: [Packed::NONE; RECENT],
+            recent_start: 0,
             recent_len: 0,
-            chart: Slots {
-                width: FIVE_MIN,
-                newest: None,
-                values: [f32::NAN; FIVE_MIN_SLOTS],
-            },
-            days: Slots {
-                width: DAY,
-                newest: None,
-                values: [(0, 0); DAYS_KEPT],
-            },
-        };
-        shown.refill(history);
-        shown
+            five_min: Buckets::new(FIVE_MIN),
+            daily: Buckets::new(DAY),
+        }
     }
 
-    /// Overwrites this block with what pages read of `history` now, allocating nothing.
-    pub fn refill(&mut self, history: &ServerHistory) {
-        self.recent_len = history.recent.len();
-        for (to, from) in self.recent.iter_mut().zip(&history.recent) {
-            *to = *from;
+    /// Keeps `s` as the newest of the last [`RECENT`] samples.
+    fn push_recent(&mut self, s: Sample) {
+        let p = Packed::pack(s);
+        if self.recent_len < RECENT {
+            self.recent[(self.recent_start + self.recent_len) % RECENT] = p;
+            self.recent_len += 1;
+        } else {
+            self.recent[self.recent_start] = p;
+            self.recent_start = (self.recent_start + 1) % RECENT;
         }
-        self.chart.fill(&history.five_min, |b| match b.latency_n {
-            0 => f32::NAN,
-            n => (f64::from(b.latency_sum) / f64::from(n)) as f32,
-        });
-        self.days.fill(&history.daily, |b| (b.up, b.rounds));
     }
 
     /// The most recent compact samples, oldest first.
-    pub fn recent(&self) -> &[Sample] {
-        &self.recent[..self.recent_len]
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
+        (0..self.recent_len).map(|k| self.recent[(self.recent_start + k) % RECENT].unpack())
     }
 
     /// Mean latency per 5 minutes over the 24 h before `now`: (slot start, ms), oldest first.
     pub fn latency_series(&self, now: i64) -> Vec<(i64, f64)> {
-        let Some(newest) = self.chart.newest else {
-            return Vec::new();
-        };
-        (0..FIVE_MIN_SLOTS as i64)
-            .rev()
-            .map(|back| newest - back * FIVE_MIN)
-            .filter(|start| *start > now - DAY && *start <= now)
-            .filter_map(|start| Some((start, self.chart.get(start)?)))
-            .filter(|(_, ms)| !ms.is_nan())
-            .map(|(start, ms)| (start, f64::from(ms)))
+        self.five_min
+            .iter()
+            .filter(|(start, _)| *start > now - DAY && *start <= now)
+            .filter(|(_, b)| b.latency_n > 0)
+            .map(|(start, b)| {
+                let mean = (f64::from(b.latency_sum) / f64::from(b.latency_n)) as f32;
+                (start, f64::from(mean))
+            })
             .collect()
     }
 
@@ -733,20 +800,13 @@ impl Shown {
             .map(|back| {
                 let start = today - back * DAY;
                 let counts = self
-                    .days
+                    .daily
                     .get(start)
-                    .map(|(u, r)| (u64::from(u), u64::from(r)));
+                    .map(|c| (u64::from(c.up), u64::from(c.rounds)));
                 (start, counts.and_then(ratio))
             })
             .collect()
     }
-}
-
-fn push_recent(ring: &mut VecDeque<Sample>, s: Sample) {
-    if ring.len() == RECENT {
-        ring.pop_front();
-    }
-    ring.push_back(s);
 }
 
 #[cfg(test)]
@@ -923,16 +983,33 @@ mod tests {
             h.record_sample(sample(t, true, 40.0));
             t += 10;
         }
-        assert_eq!(h.recent.len(), RECENT);
-        // The rings are inline: the history is one block plus its sketches and addresses.
+        assert_eq!(h.recent().len(), RECENT);
+        assert_eq!(h.uptime(t)[4].1, Some(1.0));
+        // The rings are inline: the history is one block plus its sketches and addresses,
+        // and what pages read is one more, shared with the views.
         let size = std::mem::size_of::<ServerHistory>();
-        assert!(size < 7 * 1024, "history {size} B");
-        // What each view holds (and a round copies): about 3 KB.
+        assert!(size < 1536, "history {size} B");
         let shown = std::mem::size_of::<Shown>();
-        assert!(shown <= 3 * 1024, "shown {shown} B");
-        assert_eq!(Shown::of(&h).recent().len(), RECENT);
+        assert!(shown <= 5 * 1024, "shown {shown} B");
+        let first = h.shown();
+        assert_eq!(first.recent().len(), RECENT);
+        let before: Vec<Sample> = first.recent().collect();
+        // A round writes a copy of a block a reader holds, never the block itself.
+        h.record_sample(sample(t, false, 0.0));
+        assert_eq!(first.recent().collect::<Vec<_>>(), before);
+        assert!(!Arc::ptr_eq(&first, &h.shown()));
+        assert_eq!(h.shown().recent().last().map(|s| s.up), Some(false));
+        // With no reader left, the next round writes in place.
+        drop(first);
+        let ptr = Arc::as_ptr(&h.shown);
+        h.record_sample(sample(t + 10, true, 40.0));
+        assert_eq!(Arc::as_ptr(&h.shown), ptr);
+        assert_eq!(std::mem::size_of::<Packed>(), 16);
         assert!(h.hourly_latency.spans.len() <= 25);
         assert!(h.daily_latency.spans.len() <= 8);
+        // Sized once, never grown (a doubling would double the deque for every server).
+        assert_eq!(h.hourly_latency.spans.capacity(), 25);
+        assert_eq!(h.daily_latency.spans.capacity(), 8);
         assert!(
             h.hourly_latency
                 .spans
@@ -941,12 +1018,11 @@ mod tests {
                 .all(|(_, s)| s.buckets() == 1),
             "one bucket used"
         );
-        assert_eq!(h.uptime(t)[4].1, Some(1.0));
     }
 
     #[test]
     fn the_bucket_ring_forgets_what_a_gap_skipped_over_and_ignores_a_clock_going_back() {
-        let mut b = Buckets::<FIVE_MIN_SLOTS>::new(FIVE_MIN);
+        let mut b = Buckets::<Bucket, FIVE_MIN_SLOTS>::new(FIVE_MIN);
         let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
         b.add(&sample(t0, true, 10.0));
         b.add(&sample(t0 + 10, false, 0.0));
@@ -968,9 +1044,83 @@ mod tests {
         assert_eq!(b.iter().count(), 1);
         assert_eq!(b.current().unwrap().start, t0 + 5 * DAY);
         // What is saved loads back the same.
-        let mut c = Buckets::<FIVE_MIN_SLOTS>::new(FIVE_MIN);
+        let mut c = Buckets::<Bucket, FIVE_MIN_SLOTS>::new(FIVE_MIN);
         c.load(&[b.current().unwrap()]);
         assert_eq!(c.current(), b.current());
+    }
+
+    #[test]
+    fn a_packed_sample_reads_back_exactly() {
+        let mut samples = vec![
+            Sample {
+                at: 0,
+                up: false,
+                all_ok: false,
+                latency_ms: None,
+                error: None,
+            },
+            sample(1_800_000_000, true, 12.5),
+            Sample {
+                at: -1,
+                up: true,
+                all_ok: false,
+                latency_ms: Some(0.0),
+                error: None,
+            },
+        ];
+        for (i, kind) in ErrorKind::ALL.into_iter().enumerate() {
+            samples.push(Sample {
+                at: i64::MAX - i as i64,
+                up: i % 2 == 0,
+                all_ok: false,
+                latency_ms: (i % 3 == 0).then_some(f32::MAX),
+                error: Some(kind),
+            });
+        }
+        for s in samples {
+            assert_eq!(Packed::pack(s).unpack(), s);
+        }
+    }
+
+    #[test]
+    fn a_ring_of_counts_still_hands_the_store_the_current_slot_whole() {
+        let mut hours = Buckets::<Count, HOURS_IN_WEEK>::new(HOUR);
+        let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
+        hours.add(&sample(t0, true, 10.0));
+        hours.add(&sample(t0 + 60, true, 30.0));
+        hours.add(&sample(t0 + 120, false, 0.0));
+        let row = hours.current().expect("a slot");
+        assert_eq!((row.start, row.rounds, row.up), (t0, 3, 2));
+        assert_eq!((row.latency_n, row.latency_sum), (2, 40.0));
+        // A new hour starts from nothing; the old one still counts for uptime.
+        hours.add(&sample(t0 + HOUR, true, 50.0));
+        let row = hours.current().expect("a slot");
+        assert_eq!((row.rounds, row.latency_n, row.latency_sum), (1, 1, 50.0));
+        assert_eq!(hours.uptime(t0 + HOUR, 7 * DAY), (3, 4));
+        // Loaded back from saved rows: the same uptime and the same current row, latency
+        // included, so the next round's row adds to it.
+        let saved = [
+            BucketRow {
+                width: HOUR,
+                start: t0,
+                rounds: 3,
+                up: 2,
+                latency_sum: 40.0,
+                latency_n: 2,
+            },
+            row,
+        ];
+        let mut back = Buckets::<Count, HOURS_IN_WEEK>::new(HOUR);
+        back.load(&saved);
+        assert_eq!(back.uptime(t0 + HOUR, 7 * DAY), (3, 4));
+        assert_eq!(back.current(), Some(row));
+        back.add(&sample(t0 + HOUR + 60, true, 70.0));
+        let next = back.current().expect("a slot");
+        assert_eq!(
+            (next.rounds, next.latency_n, next.latency_sum),
+            (2, 2, 120.0)
+        );
+        assert_eq!(std::mem::size_of::<Count>(), 4);
     }
 
     #[test]

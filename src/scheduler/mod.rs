@@ -7,8 +7,9 @@
 //! its inputs expire (well-known cache lifetime, DNS TTLs) and re-runs discovery after a round
 //! in which no address answered. After each round the loop publishes a new view on the
 //! [`Board`]; handlers only ever clone an `Arc` of the latest one, so page views never wait for
-//! probes. A view is a value: the loop updates its history in place and gives each view an
-//! immutable [`Shown`] copied out of it (recent samples, chart and 90-day buckets).
+//! probes. A view is a value: the loop updates its history in place, and the part pages read
+//! ([`Shown`]: recent samples, chart and 90-day buckets) is shared with the view and copied on
+//! write, so a view never changes once published.
 
 pub mod board;
 
@@ -80,8 +81,10 @@ pub struct ServerView {
     /// `recent`, the last rounds oldest first, and read for the charts when a page is built.
     #[serde(rename = "recent", serialize_with = "recent_samples")]
     shown: Arc<Shown>,
-    /// Uptime over 24 h per address.
-    pub address_uptime_24h: BTreeMap<String, Option<f64>>,
+    /// Uptime over 24 h per address, by address text in text order (a JSON object; a sorted
+    /// list costs a tenth of a map's node for the usual one or two addresses).
+    #[serde(serialize_with = "ordered_map")]
+    pub address_uptime_24h: Vec<(String, Option<f64>)>,
     /// The last sign-up check (`null` before the first, or when sign-up checks are off).
     pub signup: Option<Arc<Signup>>,
 }
@@ -96,17 +99,15 @@ fn recent_samples<S: serde::Serializer>(
 impl ServerView {
     /// The view of `server` with `history` at `now`: the status and numbers come from the
     /// history, the details from `last` (the round just recorded, if any; before any round of
-    /// this run, from `restored_software` and the history alone). `shown` is what pages read
-    /// of the same history ([`Shown::of`] it, or a reused block refilled from it).
+    /// this run, from `restored_software` and the history alone).
     pub fn build(
         server: &ServerConfig,
         history: &ServerHistory,
-        shown: Arc<Shown>,
-        last: Option<&Round>,
+        last: Option<Round>,
         restored_software: Option<&Software>,
         now: i64,
     ) -> ServerView {
-        let last_sample = history.recent().last().copied();
+        let last_sample = history.recent().last();
         let report = match last {
             Some(round) => ServerReport::with_status(
                 server.name.as_str(),
@@ -155,11 +156,15 @@ impl ServerView {
             latency_p50_7d_ms: history.latency_percentile_7d(now, 0.5),
             latency_p95_7d_ms: history.latency_percentile_7d(now, 0.95),
             failed_rounds: history.state.failed_rounds,
-            address_uptime_24h: history
-                .addresses()
-                .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
-                .collect(),
-            shown,
+            address_uptime_24h: {
+                let mut by_address: Vec<_> = history
+                    .addresses()
+                    .map(|(a, h)| (a.to_string(), h.uptime_24h(now)))
+                    .collect();
+                by_address.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                by_address
+            },
+            shown: history.shown(),
             signup: None,
         }
     }
@@ -170,7 +175,7 @@ impl ServerView {
     }
 
     /// The last rounds, oldest first.
-    pub fn recent(&self) -> &[Sample] {
+    pub fn recent(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
         self.shown.recent()
     }
 
@@ -186,8 +191,8 @@ impl ServerView {
 }
 
 /// Serializes pairs as a JSON object, keeping their order.
-fn ordered_map<S: serde::Serializer>(
-    pairs: &[(&'static str, Option<f64>)],
+fn ordered_map<S: serde::Serializer, K: Serialize>(
+    pairs: &[(K, Option<f64>)],
     s: S,
 ) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeMap;
@@ -214,13 +219,10 @@ pub struct Slot {
     pub server: ServerConfig,
     /// The history; only this server's loop writes it, in place.
     history: Mutex<ServerHistory>,
-    /// The read model of the view in the cell, and that of the view before it (whose block
-    /// the next round reuses if no reader still holds it).
-    shown: Mutex<(Arc<Shown>, Option<Arc<Shown>>)>,
     /// The last sign-up check, shown in every view from then on.
     signup: Mutex<Option<Arc<Signup>>>,
     cell: Arc<Cell>,
-    resolution: Mutex<Option<(Resolution, Instant)>>,
+    resolution: Mutex<Option<(Arc<Resolution>, Instant)>>,
     cancel: CancellationToken,
 }
 
@@ -234,7 +236,6 @@ impl Slot {
         restored_software: Option<&Software>,
         cancel: CancellationToken,
     ) -> Slot {
-        let shown = Arc::new(Shown::of(&history));
         let view = match previous {
             Some(prev) => {
                 let mut view = (*prev).clone();
@@ -242,19 +243,17 @@ impl Slot {
                 view.description = server.description.clone();
                 view.client_url = server.client_url.clone();
                 view.facts = server.facts.clone();
-                view.shown = shown.clone();
+                view.shown = history.shown();
                 view
             }
             None => {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
-                let shown = shown.clone();
-                ServerView::build(&server, &history, shown, None, restored_software, now)
+                ServerView::build(&server, &history, None, restored_software, now)
             }
         };
         Slot {
             server,
             history: Mutex::new(history),
-            shown: Mutex::new((shown, None)),
             signup: Mutex::new(view.signup.clone()),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
@@ -267,24 +266,8 @@ impl Slot {
         self.cell.view()
     }
 
-    /// What pages will read of `history` in the next view: the block of the view before last,
-    /// refilled, when no reader holds it any more (so a round allocates nothing for it), else
-    /// a new one. Cloning the history every round instead (and freeing the copy on whichever
-    /// thread dropped the last view) left RSS at 10,000 servers at 386 MiB against 360 now.
-    fn next_shown(&self, history: &ServerHistory) -> Arc<Shown> {
-        let mut shown = self.shown.lock().expect("shown lock");
-        let (current, before) = &mut *shown;
-        let reused = before.take().and_then(|mut block| {
-            Arc::get_mut(&mut block)?.refill(history);
-            Some(block)
-        });
-        let next = reused.unwrap_or_else(|| Arc::new(Shown::of(history)));
-        *before = Some(std::mem::replace(current, next.clone()));
-        next
-    }
-
     /// A cached resolution that has not expired at `now`.
-    fn cached_resolution(&self, now: Instant) -> Option<Resolution> {
+    fn cached_resolution(&self, now: Instant) -> Option<Arc<Resolution>> {
         let cached = self.resolution.lock().expect("resolution lock");
         cached
             .as_ref()
@@ -301,7 +284,7 @@ pub trait Rounds: Send + Sync + 'static {
     /// Resolves `name` (the spec's discovery steps), already parsed from the config.
     fn resolve(&self, name: &ServerName) -> impl Future<Output = Resolution> + Send;
     /// Probes every target of `resolution` once.
-    fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send;
+    fn probe(&self, resolution: Arc<Resolution>, name: &str) -> impl Future<Output = Round> + Send;
     /// Checks how newcomers sign up on `name`; `None` when sign-up checks are off.
     fn signup(&self, name: &ServerName) -> impl Future<Output = Option<Signup>> + Send {
         let _ = name;
@@ -314,7 +297,7 @@ impl Rounds for Services {
         self.discovery.resolve_name(name)
     }
 
-    fn probe(&self, resolution: Resolution, name: &str) -> impl Future<Output = Round> + Send {
+    fn probe(&self, resolution: Arc<Resolution>, name: &str) -> impl Future<Output = Round> + Send {
         Services::probe(self, resolution, name)
     }
 
@@ -745,7 +728,7 @@ impl<R: Rounds> Job<R> {
         let discovery_ran = cached.is_none();
         let resolution = match cached {
             Some(r) => r,
-            None => self.services.resolve(name).await,
+            None => Arc::new(self.services.resolve(name).await),
         };
         let round = self.services.probe(resolution, name.as_str()).await;
         let mut cache = self.slot.resolution.lock().expect("resolution lock");
@@ -769,10 +752,10 @@ impl<R: Rounds> Job<R> {
             // This monitor reached none of the addresses through no fault of the server (it
             // has no IPv6): the round is shown, but not counted in status, uptime or metrics.
             let history = self.slot.history.lock().expect("history lock");
-            self.publish_view(&history, &round, now);
+            self.publish_view(&history, round, now);
             return;
         }
-        // Only this loop writes the history; readers see the `Shown` copied out of it.
+        // Only this loop writes the history; readers hold `Shown` blocks it never changes.
         let mut history = self.slot.history.lock().expect("history lock");
         let recorded = record_round(self.slot.server.name.as_str(), &mut history, &round, now);
         if let Some(event) = recorded.event {
@@ -798,12 +781,11 @@ impl<R: Rounds> Job<R> {
             &recorded.uptime,
             per_server_phases,
         );
-        self.publish_view(&history, &round, now);
+        self.publish_view(&history, round, now);
     }
 
-    fn publish_view(&self, history: &ServerHistory, round: &Round, now: i64) {
-        let shown = self.slot.next_shown(history);
-        let mut view = ServerView::build(&self.slot.server, history, shown, Some(round), None, now);
+    fn publish_view(&self, history: &ServerHistory, round: Round, now: i64) {
+        let mut view = ServerView::build(&self.slot.server, history, Some(round), None, now);
         view.signup = self.slot.signup.lock().expect("signup lock").clone();
         self.monitor.board.publish(&self.slot.cell, view);
     }
@@ -840,72 +822,5 @@ impl<R: Rounds> Job<R> {
         let mut view = (*self.slot.view()).clone();
         view.signup = Some(signup);
         self.monitor.board.publish(&self.slot.cell, view);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::history::Restored;
-
-    fn history(samples: usize) -> ServerHistory {
-        let t = Thresholds {
-            green_below_ms: 200.0,
-            down_after: 3,
-            up_after: 2,
-        };
-        let recent = (0..samples)
-            .map(|i| Sample {
-                at: 1_800_000_000 + 60 * i as i64,
-                up: true,
-                all_ok: true,
-                latency_ms: Some(10.0 + i as f32),
-                error: None,
-            })
-            .collect();
-        let saved = Restored {
-            recent,
-            ..Restored::default()
-        };
-        ServerHistory::restore(t, saved, 1_800_003_600)
-    }
-
-    #[test]
-    fn a_round_reuses_the_block_no_reader_holds_and_never_changes_one_a_reader_holds() {
-        let text = "[[server]]\nname = \"example.org\"\n";
-        let config = Config::parse(text, "test.toml", None).expect("config");
-        let server = config.servers[0].clone();
-        let board = Board::new(Arc::new(config), Arc::new(Metrics::new()));
-        let slot = Slot::new(server, history(1), None, None, CancellationToken::new());
-        let publish = |shown: &Arc<Shown>| {
-            let view = ServerView {
-                shown: shown.clone(),
-                ..(*slot.view()).clone()
-            };
-            board.publish(&slot.cell, view);
-        };
-        let first = slot.view().shown.clone();
-        // Round 2: the view before last is the first one, still in the cell: a new block.
-        let second = slot.next_shown(&history(2));
-        assert!(!Arc::ptr_eq(&first, &second));
-        // A reader keeps the first view while the cell moves on.
-        let held = slot.view();
-        publish(&second);
-        // Round 3: the first block is held by the reader, so it is not reused or changed.
-        let third = slot.next_shown(&history(3));
-        assert!(!Arc::ptr_eq(&third, &first));
-        assert_eq!(held.recent().len(), 1, "what the reader holds is unchanged");
-        assert_eq!(third.recent().len(), 3);
-        drop(held);
-        drop(first);
-        // Round 4: the second block is no longer in any view: refilled in place.
-        let second_ptr = Arc::as_ptr(&second);
-        drop(second);
-        publish(&third);
-        let fourth = slot.next_shown(&history(4));
-        assert_eq!(Arc::as_ptr(&fourth), second_ptr, "the block was reused");
-        assert_eq!(fourth.recent().len(), 4);
-        assert_eq!(fourth.recent()[3].latency_ms, Some(13.0));
-        assert_eq!(third.recent().len(), 3, "the view in the cell is unchanged");
     }
 }

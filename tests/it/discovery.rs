@@ -548,7 +548,7 @@ async fn falls_back(wk: Option<Handler>, tls_names: &[&str]) -> Resolution {
     let server = h.homeserver(&mut host, 8448, "example.test", "example.test");
     host.release();
     let round = h.services().round("example.test").await;
-    let r = round.resolution.clone();
+    let r = (*round.resolution).clone();
     assert_eq!(r.method, Some(Method::DefaultPort), "{:?}", r.well_known);
     assert_eq!(r.delegated_name, "example.test");
     assert_eq!(
@@ -1123,7 +1123,7 @@ async fn f2_f3_ipv4_and_ipv6_are_probed_and_reported_separately() {
 async fn f4_no_address_anywhere() {
     let h = Harness::new().await;
     let round = h.services().round("nothing.test").await;
-    let e = round.resolution.error.unwrap();
+    let e = round.resolution.error.clone().unwrap();
     assert_eq!(e.kind, ErrorKind::NoAddress);
     assert!(e.message.contains("nothing.test"));
 }
@@ -1135,7 +1135,7 @@ async fn address_lookup_failures_are_dns_errors() {
     h.dns
         .fault("example.test", RecordType::AAAA, Fault::ServFail);
     let round = h.services().round("example.test").await;
-    let e = round.resolution.error.unwrap();
+    let e = round.resolution.error.clone().unwrap();
     assert_eq!(e.kind, ErrorKind::Dns);
     assert!(e.message.contains("SERVFAIL"), "{}", e.message);
 }

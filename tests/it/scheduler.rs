@@ -85,7 +85,7 @@ impl Rounds for Scripted {
         r
     }
 
-    async fn probe(&self, resolution: Resolution, name: &str) -> Round {
+    async fn probe(&self, resolution: Arc<Resolution>, name: &str) -> Round {
         self.log
             .lock()
             .unwrap()
@@ -273,7 +273,7 @@ async fn rounds_this_monitor_cannot_make_are_not_counted() {
             .monitor_side,
         "but shown"
     );
-    assert!(view.recent().is_empty(), "no history sample");
+    assert_eq!(view.recent().len(), 0, "no history sample");
     assert!(board.events().is_empty(), "no status change announced");
     assert_eq!(
         board.server("up.test").unwrap().1.status().as_str(),

@@ -347,9 +347,9 @@ pub(in crate::web) async fn server(
                     .unwrap_or_else(|| "–".to_owned()),
                 uptime: percent(
                     v.address_uptime_24h
-                        .get(&a.address.to_string())
-                        .copied()
-                        .flatten(),
+                        .iter()
+                        .find(|(at, _)| *at == a.address.to_string())
+                        .and_then(|(_, u)| *u),
                 ),
             }
         })
@@ -378,7 +378,6 @@ pub(in crate::web) async fn server(
     });
     let recent = v
         .recent()
-        .iter()
         .rev()
         .take(20)
         .map(|s| {

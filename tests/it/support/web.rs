@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use mxping::Services;
 use mxping::config::Config;
-use mxping::history::{ServerHistory, Shown};
+use mxping::history::ServerHistory;
 use mxping::metrics::Metrics;
 use mxping::scheduler::{Board, Cell, ServerView, record_round, thresholds};
 use serde_json::Value;
@@ -109,14 +109,8 @@ impl Web {
             .zip(&self.histories)
             .enumerate()
             .map(|(i, (server, history))| {
-                let mut view = ServerView::build(
-                    server,
-                    history,
-                    Arc::new(Shown::of(history)),
-                    self.last[i].as_ref(),
-                    None,
-                    self.clock - 1,
-                );
+                let mut view =
+                    ServerView::build(server, history, self.last[i].clone(), None, self.clock - 1);
                 view.signup = self.signups[i].clone();
                 view
             })
