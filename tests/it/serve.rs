@@ -894,6 +894,48 @@ async fn sigterm_stops_within_the_grace_period() {
     assert!(s.log_contains("SIGTERM: shutting down") && s.log_contains("stopped"));
 }
 
+/// The variables of a running process, as the kernel has them for its current program.
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn serve_limits_glibc_to_two_malloc_arenas_unless_the_operator_chose() {
+    let mut h = Harness::new().await;
+    h.servers = vec!["arenas.test".into()];
+    let config = h.config_file();
+    // Not set: serve starts itself again with it, keeping its process ID, and works.
+    let s = Serve::start_with(&config, |c| {
+        c.env_remove("MALLOC_ARENA_MAX")
+            .env_remove("GLIBC_TUNABLES");
+    })
+    .await;
+    let vars = environ(s.child.id().unwrap());
+    assert!(vars.iter().any(|v| v == "MALLOC_ARENA_MAX=2"), "{vars:?}");
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    // The operator's own choice, either way it can be made, is left alone.
+    let s = Serve::start_with(&config, |c| {
+        c.env("MALLOC_ARENA_MAX", "4");
+    })
+    .await;
+    let vars = environ(s.child.id().unwrap());
+    assert!(vars.iter().any(|v| v == "MALLOC_ARENA_MAX=4"), "{vars:?}");
+    let s = Serve::start_with(&config, |c| {
+        c.env_remove("MALLOC_ARENA_MAX")
+            .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=8");
+    })
+    .await;
+    let vars = environ(s.child.id().unwrap());
+    assert!(
+        !vars.iter().any(|v| v.starts_with("MALLOC_ARENA_MAX=")),
+        "{vars:?}"
+    );
+}
+
 #[tokio::test]
 async fn serve_refuses_a_bad_config_or_a_busy_port_before_probing() {
     let h = Harness::new().await;

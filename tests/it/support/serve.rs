@@ -20,8 +20,14 @@ pub struct Serve {
 impl Serve {
     /// Starts `mxping serve --config PATH` and waits until it listens.
     pub async fn start(config: &Path) -> Serve {
+        Serve::start_with(config, |_| {}).await
+    }
+
+    /// [`Serve::start`], with `adjust` applied to the command first (its environment).
+    pub async fn start_with(config: &Path, adjust: impl FnOnce(&mut Command)) -> Serve {
         mxping::net::tls::install_default_provider();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mxping"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mxping"));
+        command
             .args([
                 "serve",
                 "--config",
@@ -29,7 +35,9 @@ impl Serve {
                 "--listen",
                 "127.0.0.1:0",
             ])
-            .env("MXPING_LOG", "mxping=info")
+            .env("MXPING_LOG", "mxping=info");
+        adjust(&mut command);
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
