@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -113,7 +113,9 @@ impl ServerSeries {
 /// Every metric mxping exports.
 pub struct Metrics {
     registry: Registry,
-    servers: Mutex<BTreeMap<String, ServerSeries>>,
+    /// Each server's series behind an `Arc`: a scrape takes the map's `Arc`s (no copies of
+    /// the series), and a round that finishes meanwhile writes a copy of its own.
+    servers: Mutex<BTreeMap<Arc<str>, Arc<ServerSeries>>>,
     reload_ok: IntGauge,
     reload_time: Gauge,
     lateness: Histogram,
@@ -242,11 +244,11 @@ impl Metrics {
     fn with_server(&self, server: &str, f: impl FnOnce(&mut ServerSeries)) {
         let mut servers = self.servers.lock().expect("metrics lock");
         match servers.get_mut(server) {
-            Some(s) => f(s),
+            Some(s) => f(Arc::make_mut(s)),
             None => {
                 let mut s = ServerSeries::new(Status::Unknown);
                 f(&mut s);
-                servers.insert(server.to_owned(), s);
+                servers.insert(Arc::from(server), Arc::new(s));
             }
         }
     }
@@ -377,9 +379,9 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut head)
             .expect("text encoding never fails");
-        // Copy out under the lock (fast), format outside it: rounds finishing meanwhile wait
-        // microseconds, not the whole rendering.
-        let servers: Vec<(String, ServerSeries)> = self
+        // Take the series under the lock (reference counts only), format outside it: rounds
+        // finishing meanwhile wait microseconds, not the whole rendering.
+        let servers: Vec<(Arc<str>, Arc<ServerSeries>)> = self
             .servers
             .lock()
             .expect("metrics lock")
@@ -466,12 +468,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl Fn
     }
 }
 
-fn write_servers(out: &mut String, servers: &[(String, ServerSeries)], pooled: &Phases) {
+fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], pooled: &Phases) {
     // Each server name appears on ~90 lines and each bucket bound on one line per histogram:
     // escape and format them once (this halves the rendering time at 10,000 servers).
     let servers: Vec<(String, &ServerSeries)> = servers
         .iter()
-        .map(|(name, s)| (name.to_string(), s))
+        .map(|(name, s)| (name.to_string(), &**s))
         .collect();
     let bounds: Vec<String> = PHASE_BUCKETS.iter().map(f64::to_string).collect();
     family(
