@@ -10,6 +10,7 @@
 //! targets don't reach are crate-private.
 
 // The stages, in the order data flows through them.
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod discovery;

@@ -18,7 +18,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::discovery::Resolution;
@@ -122,6 +123,8 @@ pub struct Metrics {
     in_flight: IntGauge,
     source_ok: IntGaugeVec,
     source_servers: IntGaugeVec,
+    alerts_sent: IntCounterVec,
+    alert_queue: IntGaugeVec,
     /// Phase histograms of every server not opted into its own, by [`PHASES`] index.
     pooled: Mutex<Phases>,
 }
@@ -211,6 +214,26 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(source_servers.clone()))
             .expect("registered once");
+        let alerts_sent = IntCounterVec::new(
+            Opts::new(
+                "mxping_alerts_sent_total",
+                "Attempts to deliver an alert, by [[alert]] channel and result: sent, rate_limited (429), unreachable, rejected (the homeserver or receiver refused it), expired (given up after a day).",
+            ),
+            &["channel", "result"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(alerts_sent.clone()))
+            .expect("registered once");
+        let alert_queue = IntGaugeVec::new(
+            Opts::new(
+                "mxping_alert_queue_messages",
+                "Alert messages written to the outbox and not yet delivered, by [[alert]] channel.",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(alert_queue.clone()))
+            .expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -225,6 +248,8 @@ impl Metrics {
             in_flight,
             source_ok,
             source_servers,
+            alerts_sent,
+            alert_queue,
             pooled: Mutex::new(Default::default()),
         }
     }
@@ -239,6 +264,29 @@ impl Metrics {
         self.source_servers
             .with_label_values(&[&label])
             .set(servers as i64);
+    }
+
+    /// Counts one attempt to deliver an alert on `channel`.
+    pub fn alert_attempt(&self, channel: &str, result: &str) {
+        self.alerts_sent
+            .with_label_values(&[&text::cap_to(channel, MAX_LABEL_CHARS), result])
+            .inc();
+    }
+
+    /// Sets how many alert messages wait in `channel`'s outbox.
+    pub fn alert_queue(&self, channel: &str, messages: usize) {
+        self.alert_queue
+            .with_label_values(&[&text::cap_to(channel, MAX_LABEL_CHARS)])
+            .set(messages as i64);
+    }
+
+    /// Removes the series of a channel no longer configured.
+    pub fn remove_alert_channel(&self, channel: &str) {
+        let label = text::cap_to(channel, MAX_LABEL_CHARS);
+        let _ = self.alert_queue.remove_label_values(&[&label]);
+        for result in ["sent", "rate_limited", "unreachable", "rejected", "expired"] {
+            let _ = self.alerts_sent.remove_label_values(&[&label, result]);
+        }
     }
 
     fn with_server(&self, server: &str, f: impl FnOnce(&mut ServerSeries)) {

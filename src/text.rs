@@ -56,3 +56,11 @@ mod tests {
         assert_eq!(excerpt(b"abcdef", 3), "abc…");
     }
 }
+
+/// `s` safe inside HTML, XML or SVG text and double-quoted attributes.
+pub(crate) fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

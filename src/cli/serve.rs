@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The history store cannot be used (exit code 1; the file is left untouched).
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The alert outbox cannot be used (exit code 1).
+    #[error("{0}")]
+    Alerts(String),
     /// The monitor could not start: its roots or its store.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -87,6 +90,7 @@ impl ServeError {
             | ServeError::Listen { .. }
             | ServeError::Start(StartError::Roots(_)) => 2,
             ServeError::Store(_)
+            | ServeError::Alerts(_)
             | ServeError::Start(StartError::Store(_))
             | ServeError::System { .. } => 1,
         }
@@ -149,7 +153,10 @@ pub async fn run(
     };
     let source_name = config.source.clone();
     let servers = config.servers.len();
-    let monitor = Monitor::start(config, metrics.clone(), store)?;
+    let alerts =
+        crate::alert::Alerts::start(&config, store.as_ref().map(Store::path), metrics.clone())
+            .map_err(ServeError::Alerts)?;
+    let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
     info!("monitoring {servers} servers from {source_name}");
     info!("listening on http://{local}");
 
@@ -200,8 +207,11 @@ pub async fn run(
         }
     }
     stop_web.cancel();
-    let (web_done, probes_done) =
-        tokio::join!(tokio::time::timeout(GRACE, web), monitor.shutdown(GRACE));
+    let (web_done, probes_done, ()) = tokio::join!(
+        tokio::time::timeout(GRACE, web),
+        monitor.shutdown(GRACE),
+        alerts.shutdown(GRACE)
+    );
     if web_done.is_err() {
         warn!("open HTTP connections did not close within {GRACE:?}; exiting anyway");
     }

@@ -9,6 +9,7 @@
 //! points; `raw.rs` is the file as written, `validate.rs` turns it into a `Config`, and
 //! `problems.rs` collects what is wrong with file, line, column, key and fix.
 
+mod alerts;
 mod problems;
 mod raw;
 mod validate;
@@ -57,6 +58,110 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// `[[source]]`: public server lists whose servers are added.
     pub sources: Vec<SourceConfig>,
+    /// `[[alert]]`: where confirmed status changes are announced.
+    pub alerts: Vec<AlertConfig>,
+}
+
+/// One `[[alert]]`: a Matrix room or a webhook that hears of confirmed status changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertConfig {
+    /// Where the alerts go.
+    pub target: AlertTarget,
+    /// Server names or globs (`*` stands for any run of characters); empty: every server.
+    pub servers: Vec<String>,
+    /// The confirmed statuses that alert (`green`: recovered).
+    pub on: Vec<crate::report::Status>,
+    /// The language of the messages.
+    pub language: String,
+}
+
+impl AlertConfig {
+    /// True when alerts about `server` go to this target.
+    pub fn covers(&self, server: &str) -> bool {
+        self.servers.is_empty() || self.servers.iter().any(|g| glob_matches(g, server))
+    }
+}
+
+/// `*` matches any run of characters (dots included); everything else matches itself, ASCII
+/// case-insensitively (server names are).
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let (glob, name) = (glob.to_ascii_lowercase(), name.to_ascii_lowercase());
+    let mut parts = glob.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Where one `[[alert]]` sends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlertTarget {
+    /// A Matrix room, and optionally a second room (usually on another homeserver) used when
+    /// the first cannot be reached.
+    Matrix {
+        /// The room alerts go to.
+        room: MatrixRoom,
+        /// Where they go while `room` cannot be reached.
+        fallback: Option<MatrixRoom>,
+    },
+    /// An HTTP POST of a JSON document, signed with HMAC-SHA256.
+    Webhook {
+        /// The receiver.
+        url: String,
+        /// The file holding the signing secret.
+        secret_file: PathBuf,
+    },
+}
+
+/// A room, the homeserver to reach it through, and the bot's access token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatrixRoom {
+    /// The client API base URL, e.g. `https://matrix.example.org`.
+    pub homeserver: String,
+    /// Where the access token is read from.
+    pub token: Secret,
+    /// A room ID (`!…`) or alias (`#…`), as written.
+    pub room: String,
+}
+
+/// Where a secret is read from: never the config file itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Secret {
+    /// A file holding only the secret (surrounding whitespace is ignored).
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+}
+
+impl Secret {
+    /// Reads the secret: a clear error when it is missing or empty.
+    pub fn read(&self) -> Result<String, String> {
+        let value = match self {
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            Secret::Env(name) => std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} is not set"))?,
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(match self {
+                Secret::File(path) => format!("{} is empty", path.display()),
+                Secret::Env(name) => format!("the environment variable {name} is empty"),
+            });
+        }
+        Ok(value.to_owned())
+    }
 }
 
 /// Where a `[[source]]` list comes from.
@@ -164,6 +269,9 @@ pub struct WebConfig {
     pub vantage: Option<String>,
     /// How often the status page reloads itself.
     pub refresh: Duration,
+    /// Where people reach the status page (`https://status.example.org`), for links in
+    /// alerts; `None`: alerts carry no link.
+    pub public_url: Option<String>,
 }
 
 impl WebConfig {
@@ -238,6 +346,7 @@ impl Default for WebConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             vantage: None,
             refresh: Duration::from_secs(60),
+            public_url: None,
         }
     }
 }

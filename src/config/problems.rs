@@ -105,12 +105,15 @@ pub(super) fn key_at(source: &str, offset: usize) -> String {
         .map_or(source.len(), |i| offset + i);
     let line = &source[line_start..line_end];
     let mut table = String::new();
-    let mut server_index = 0;
+    // Array tables ([[server]], [[source]], [[alert]]) are counted per name: "[[alert]] #2".
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
     for l in source[..line_start].lines() {
         let t = l.trim();
-        if t.starts_with("[[server]]") {
-            server_index += 1;
-            table = format!("[[server]] #{server_index}");
+        if let Some(rest) = t.strip_prefix("[[") {
+            let name = rest.split("]]").next().unwrap_or(rest).trim();
+            let n = counts.entry(name.to_owned()).or_default();
+            *n += 1;
+            table = format!("[[{name}]] #{n}");
         } else if t.starts_with('[') {
             table = t.split(']').next().unwrap_or(t).to_owned() + "]";
         }

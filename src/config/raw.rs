@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     pub(super) servers: Vec<RawServer>,
     #[serde(default, rename = "source")]
     pub(super) sources: Vec<RawSource>,
+    #[serde(default, rename = "alert")]
+    pub(super) alerts: Vec<RawAlert>,
 }
 
 #[derive(Deserialize, Default)]
@@ -65,6 +67,7 @@ pub(super) struct RawWeb {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) vantage: Option<Spanned<String>>,
     pub(super) refresh: Option<Spanned<String>>,
+    pub(super) public_url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -121,6 +124,25 @@ pub(super) struct RawSource {
     pub(super) max_servers: Option<Spanned<i64>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlert {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) homeserver: Option<Spanned<String>>,
+    pub(super) access_token_file: Option<Spanned<String>>,
+    pub(super) access_token_env: Option<Spanned<String>>,
+    pub(super) room: Option<Spanned<String>>,
+    pub(super) servers: Option<Vec<Spanned<String>>>,
+    pub(super) on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) language: Option<Spanned<String>>,
+    pub(super) fallback_room: Option<Spanned<String>>,
+    pub(super) fallback_homeserver: Option<Spanned<String>>,
+    pub(super) fallback_access_token_file: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+}
+
 /// What a key's value must be, for fixes that say what to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -163,6 +185,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("listen", Kind::Text),
             ("vantage", Kind::Text),
             ("refresh", Kind::Duration),
+            ("public_url", Kind::Text),
         ],
     ),
     (
@@ -210,10 +233,28 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("max_servers", Kind::Integer),
         ],
     ),
+    (
+        "[alert]",
+        &[
+            ("type", Kind::Text),
+            ("homeserver", Kind::Text),
+            ("access_token_file", Kind::Text),
+            ("access_token_env", Kind::Text),
+            ("room", Kind::Text),
+            ("servers", Kind::List),
+            ("on", Kind::List),
+            ("language", Kind::Text),
+            ("fallback_room", Kind::Text),
+            ("fallback_homeserver", Kind::Text),
+            ("fallback_access_token_file", Kind::Text),
+            ("url", Kind::Text),
+            ("secret_file", Kind::Text),
+        ],
+    ),
 ];
 
 /// The kind of `key` in `table` (`"[server]"` for `[[server]]`, `"[source]"` for
-/// `[[source]]`), if the schema has it.
+/// `[[source]]`, `"[alert]"` for `[[alert]]`), if the schema has it.
 pub(super) fn kind_of(table: &str, key: &str) -> Option<Kind> {
     SCHEMA
         .iter()
@@ -254,8 +295,8 @@ mod tests {
         for (table, keys) in SCHEMA {
             let bad = if *table == "[server]" {
                 "[[server]]\nname = \"x\"\nno_such_key = 1\n".to_owned()
-            } else if *table == "[source]" {
-                "[[source]]\nno_such_key = 1\n".to_owned()
+            } else if *table == "[source]" || *table == "[alert]" {
+                format!("[{table}]\nno_such_key = 1\n")
             } else {
                 format!("[{table}]\nno_such_key = 1\n")
             };

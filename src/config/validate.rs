@@ -20,7 +20,7 @@ use super::{
 };
 use crate::server_name::ServerName;
 
-fn duration(
+pub(super) fn duration(
     value: &Option<Spanned<String>>,
     key: &str,
     default: Duration,
@@ -98,6 +98,7 @@ pub(super) fn validate(
         },
         servers: validate_servers(&raw.servers, !raw.sources.is_empty(), p),
         sources: validate_sources(&raw.sources, base_dir, p),
+        alerts: super::alerts::validate_alerts(&raw.alerts, base_dir, p),
     }
 }
 
@@ -220,10 +221,28 @@ fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
         Some(v) => Some(v.get_ref().trim().to_owned()),
     };
 
+    let public_url = raw.public_url.as_ref().and_then(|v| {
+        let text = v.get_ref().trim().trim_end_matches('/');
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                Some(text.to_owned())
+            }
+            _ => {
+                p.add(
+                    Some(v.span()),
+                    "[web] public_url",
+                    format!("{:?} is not an http(s) URL", v.get_ref()),
+                    "write where people open this status page, e.g. public_url = \"https://status.example.org\"",
+                );
+                None
+            }
+        }
+    });
     WebConfig {
         listen,
         vantage,
         refresh: duration(&raw.refresh, "[web] refresh", web_default.refresh, p),
+        public_url,
     }
 }
 

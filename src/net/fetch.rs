@@ -250,6 +250,21 @@ impl Fetcher {
         }
     }
 
+    /// A client for endpoints the operator wrote in the config (the health check's own
+    /// address, alert homeservers and webhooks): trusted as written (design.md "Safety"), so
+    /// every address is allowed, but certificates are verified with `roots` as everywhere.
+    pub fn trusted(dns: Dns, roots: Arc<rustls::RootCertStore>) -> Fetcher {
+        let everything = vec![
+            "0.0.0.0/0".parse().expect("a CIDR"),
+            "::/0".parse().expect("a CIDR"),
+        ];
+        Fetcher::new(
+            dns,
+            NetGuard::new(everything),
+            crate::net::tls::verifying_config(roots),
+        )
+    }
+
     /// Connects to `to`'s host and port: each address of a name in turn (IPv6 first, as DNS
     /// gives them), every one through the guard; the first that connects is used. TLS is
     /// verified for the host (no SNI for an IP).
@@ -373,6 +388,29 @@ impl Fetcher {
             .await
     }
 
+    /// Sends `method` to `url` on a fresh connection with `headers` and `body` (JSON when not
+    /// empty), without following redirects, reading at most `max_body` bytes of the answer.
+    pub async fn request(
+        &self,
+        method: hyper::Method,
+        url: &Endpoint,
+        headers: &[(hyper::header::HeaderName, HeaderValue)],
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<Response, ProbeError> {
+        let mut request = Request::builder().method(method).uri(url.path.as_str());
+        if !body.is_empty() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        self.connect(url)
+            .await?
+            .send(url, request, body, max_body)
+            .await
+    }
+
     /// GET `url`, following redirects as [`next_hop`] allows. `conn` is reused while it serves
     /// the next hop and left holding the connection of the final answer, so a caller can send
     /// a second request on a warm connection. `on_hop` sees every redirect as it is followed.
@@ -416,17 +454,9 @@ impl Fetcher {
 pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
     let to = Endpoint::from_url(&parsed)?;
-    let everything = vec![
-        "0.0.0.0/0".parse().expect("a CIDR"),
-        "::/0".parse().expect("a CIDR"),
-    ];
     let roots = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, None)
         .map_err(|e| e.to_string())?;
-    let fetcher = Fetcher::new(
-        Dns::new(&[], timeout),
-        NetGuard::new(everything),
-        crate::net::tls::verifying_config(roots),
-    );
+    let fetcher = Fetcher::trusted(Dns::new(&[], timeout), roots);
     match tokio::time::timeout(timeout, fetcher.get(&to, 64 * 1024)).await {
         Err(_) => Err(format!(
             "no answer within {}",

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::alert::{AlertHealth, ChannelState};
 use crate::config::Config;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::metrics::Metrics;
@@ -57,6 +58,7 @@ pub struct Board {
     events: Mutex<VecDeque<Event>>,
     generation: AtomicU64,
     metrics: Arc<Metrics>,
+    alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
 }
 
 impl Board {
@@ -71,6 +73,7 @@ impl Board {
             events: Mutex::new(VecDeque::new()),
             generation: AtomicU64::new(0),
             metrics,
+            alert_health: std::sync::OnceLock::new(),
         }
     }
 
@@ -147,6 +150,19 @@ impl Board {
     /// mean a page built from [`Board::snapshot`] would come out the same (apart from the clock).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Shows how alert delivery is doing (`/healthz`, the page's footer); set once.
+    pub fn show_alert_health(&self, health: Arc<AlertHealth>) {
+        let _ = self.alert_health.set(health);
+    }
+
+    /// Every alert channel and its state, by label (empty without alerts).
+    pub fn alert_channels(&self) -> Vec<(String, ChannelState)> {
+        self.alert_health
+            .get()
+            .map(|h| h.channels())
+            .unwrap_or_default()
     }
 
     /// The metrics.

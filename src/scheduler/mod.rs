@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Services;
+use crate::alert::Alerts;
 use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
@@ -345,19 +346,27 @@ pub struct Monitor<R: Rounds = Services> {
     metrics: Arc<Metrics>,
     board: Arc<Board>,
     store: Option<Store>,
+    alerts: Option<Arc<Alerts>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Monitor<Services> {
     /// Starts a loop for every server of `config`, restoring each server's history from
-    /// `store` when one is given.
+    /// `store` when one is given, and telling `alerts` of every confirmed status change.
     pub fn start(
         config: Config,
         metrics: Arc<Metrics>,
         store: Option<Store>,
+        alerts: Option<Arc<Alerts>>,
     ) -> Result<Arc<Monitor>, StartError> {
-        Monitor::start_with(config, metrics, store, Box::new(|c| Ok(Services::new(c)?)))
+        Monitor::start_with(
+            config,
+            metrics,
+            store,
+            alerts,
+            Box::new(|c| Ok(Services::new(c)?)),
+        )
     }
 }
 
@@ -367,6 +376,7 @@ impl<R: Rounds> Monitor<R> {
         config: Config,
         metrics: Arc<Metrics>,
         store: Option<Store>,
+        alerts: Option<Arc<Alerts>>,
         make_rounds: MakeRounds<R>,
     ) -> Result<Arc<Monitor<R>>, StartError> {
         let services = Arc::new(make_rounds(&config)?);
@@ -383,9 +393,13 @@ impl<R: Rounds> Monitor<R> {
             board: Arc::new(Board::new(config, metrics.clone())),
             metrics,
             store,
+            alerts,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
+        if let Some(alerts) = &monitor.alerts {
+            monitor.board.show_alert_health(alerts.health());
+        }
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
         let servers = live.config.servers.clone();
@@ -493,6 +507,9 @@ impl<R: Rounds> Monitor<R> {
         if let Some(store) = &self.store {
             store.write_event(event.clone());
         }
+        if let Some(alerts) = &self.alerts {
+            alerts.notify(&event);
+        }
         self.board.push_event(event);
     }
 
@@ -573,6 +590,9 @@ impl<R: Rounds> Monitor<R> {
             new.servers.len() - added - changed
         ));
         self.metrics.config_loaded(true);
+        if let Some(alerts) = &self.alerts {
+            alerts.reload(&new);
+        }
         self.board.set_layout(live.config.clone(), live.cells());
         Ok(notes)
     }

@@ -1,6 +1,7 @@
 //! SVG badges for READMEs and dashboards: `/badge/{server}/status.svg`, `uptime.svg` (30 days)
 //! and `latency.svg`. Flat, self-contained, no external fonts.
 
+use crate::text::escape_html as escape;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,13 +15,6 @@ const GREEN: &str = "#1a7f37";
 const YELLOW: &str = "#9a6700";
 const RED: &str = "#b3261e";
 const UNKNOWN: &str = "#6e7781";
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// Width in pixels of `s` in 11 px Verdana-like text (an estimate good enough for badges).
 fn text_width(s: &str) -> u32 {

@@ -1,5 +1,6 @@
 //! The 24-hour latency chart, rendered server-side as SVG (works without JavaScript).
 
+use crate::text::escape_html as escape;
 use std::fmt::Write as _;
 
 use crate::numbers::{self, Places};
@@ -108,14 +109,6 @@ pub(super) fn latency_svg(
     }
     svg.push_str("</svg>");
     svg
-}
-
-/// Text for SVG: markup characters escaped.
-pub(super) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// One day of the 90-day bar, labelled for the tooltip (`uptime`: `None` without data).

@@ -1,18 +1,12 @@
 //! An Atom feed of status changes (`/feed.atom`), newest first.
 
+use crate::text::escape_html as xml;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::AppState;
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn stamp(at: i64) -> String {
     OffsetDateTime::from_unix_timestamp(at)

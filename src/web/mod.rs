@@ -10,6 +10,8 @@ mod feed;
 mod pages;
 mod public_list;
 
+pub(crate) use pages::{reason_words, word as status_word};
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -119,8 +121,21 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
     response
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `/healthz`: `ok` while the process serves (always 200, so a container is not restarted
+/// for a homeserver's outage), then one line per alert channel: `ok`, or why its alerts are
+/// not getting through and how many wait.
+async fn healthz(State(state): State<AppState>) -> String {
+    let mut out = "ok\n".to_owned();
+    for (label, s) in state.board.alert_channels() {
+        match s.problem {
+            None => out.push_str(&format!("alerts {label}: ok ({} queued)\n", s.queued)),
+            Some(p) => out.push_str(&format!(
+                "alerts {label}: failing ({} queued): {p}\n",
+                s.queued
+            )),
+        }
+    }
+    out
 }
 
 async fn style() -> Response {

@@ -136,6 +136,7 @@ fn start(script: &Scripted, config: Config) -> Arc<Monitor<Scripted>> {
         config,
         Arc::new(Metrics::new()),
         None,
+        None,
         Box::new(move |_| Ok(rounds.clone())),
     )
     .unwrap()

@@ -324,7 +324,8 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let (sort, filter) = (view.sort, view.filter);
-    let base = Base::new(config, t, &|code| view.link(code, sort, filter, view.page));
+    let base =
+        Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_alerts(board);
     let chosen = select(
         &snap.servers,
         sort,

@@ -81,6 +81,8 @@ struct Base {
     refresh_s: u64,
     measured_from: String,
     footer_method: String,
+    /// Shown while alerts are not getting through (empty otherwise).
+    alerts_failing: String,
     languages: Vec<LangLink>,
 }
 
@@ -100,6 +102,7 @@ impl Base {
                     ("ms", &config.monitor.green_below.as_millis().to_string()),
                 ],
             ),
+            alerts_failing: String::new(),
             languages: i18n::locales()
                 .iter()
                 .map(|l| LangLink {
@@ -110,6 +113,26 @@ impl Base {
                 })
                 .collect(),
         }
+    }
+}
+
+impl Base {
+    /// Notes in the footer that alerts are failing, when they are: how many channels, not
+    /// why (rooms and homeservers are the operator's business; `/healthz` and the log say).
+    fn with_alerts(mut self, board: &crate::scheduler::Board) -> Base {
+        let channels = board.alert_channels();
+        let failing = channels.iter().filter(|(_, s)| s.problem.is_some()).count();
+        if failing > 0 {
+            let t = i18n::find(&self.lang).unwrap_or_else(i18n::english);
+            self.alerts_failing = t.f(
+                "alert_failing",
+                &[
+                    ("count", &failing.to_string()),
+                    ("total", &channels.len().to_string()),
+                ],
+            );
+        }
+        self
     }
 }
 
@@ -131,7 +154,7 @@ fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {
     response
 }
 
-fn word(t: &Locale, s: Status) -> &str {
+pub(crate) fn word(t: &Locale, s: Status) -> &str {
     t.t(match s {
         Status::Green => "status_green",
         Status::Yellow => "status_yellow",
@@ -163,7 +186,7 @@ fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
 }
 
 /// A reason in plain words in `t`'s language.
-fn reason_words(t: &Locale, r: &Reason) -> String {
+pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
     let problem = kind_text(t, r.kind());
     match r {
         Reason::Failed { .. } => t.f("reason_failed", &[("problem", problem)]),

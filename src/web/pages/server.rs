@@ -228,7 +228,8 @@ pub(in crate::web) async fn server(
         let message = t.f("not_found_server", &[("name", &name)]);
         return not_found_page(&state.board.config(), &lang, message);
     };
-    let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)));
+    let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)))
+        .with_alerts(&state.board);
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let r = &v.report;

@@ -1,0 +1,368 @@
+//! The Matrix client API calls of an alert bot: check the token, the room, the membership, the
+//! power to post and the room's encryption at start; then send with a fixed transaction ID.
+//! The access token goes in the `Authorization` header only (the spec no longer allows it in
+//! the query string).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::Failure;
+use crate::config::MatrixRoom;
+use crate::net::fetch::{Endpoint, Fetcher, Response};
+
+/// Longest answer read from a homeserver.
+const MAX_BODY: usize = 64 * 1024;
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A checked room: the bot's user, the room ID, and how to reach them.
+#[derive(Clone, Debug)]
+pub struct Session {
+    base: String,
+    token: String,
+    /// The bot's user ID (`/account/whoami`).
+    pub user_id: String,
+    /// The room ID (an alias resolved through the directory).
+    pub room_id: String,
+    /// The room as configured.
+    pub room: String,
+}
+
+/// A path segment, percent-encoded (everything but RFC 3986's unreserved characters).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The Matrix error code and message of an answer, if it has them.
+fn errcode(r: &Response) -> (String, String) {
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let code = v["errcode"].as_str().unwrap_or("").to_owned();
+    let msg = v["error"].as_str().unwrap_or("").to_owned();
+    (code, crate::text::cap_to(&msg, 200))
+}
+
+/// How long a 429 asks to wait: `retry_after_ms` in the body (Matrix), or `Retry-After`
+/// (seconds or an HTTP date).
+pub fn retry_after(r: &Response) -> Option<Duration> {
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    if let Some(ms) = v["retry_after_ms"].as_u64() {
+        return Some(Duration::from_millis(ms));
+    }
+    let header = r.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(s) = header.parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let at = httpdate::parse_http_date(header).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// What an answer that is not a success means for delivery.
+pub fn failure(what: &str, r: &Response) -> Failure {
+    let (code, msg) = errcode(r);
+    let detail = if code.is_empty() {
+        format!("{what}: HTTP {}", r.status.as_u16())
+    } else {
+        format!("{what}: HTTP {} {code} {msg}", r.status.as_u16())
+    };
+    match r.status {
+        StatusCode::TOO_MANY_REQUESTS => Failure::rate_limited(detail, retry_after(r)),
+        s if s.is_server_error() => Failure::unreachable(detail),
+        _ => Failure::rejected(detail),
+    }
+}
+
+impl Session {
+    async fn call(
+        fetcher: &Fetcher,
+        base: &str,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, Failure> {
+        let url = url::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| Failure::rejected(format!("{base}{path} is not a URL: {e}")))?;
+        let to = Endpoint::from_url(&url).map_err(Failure::rejected)?;
+        let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Failure::rejected("the access token has characters a header cannot carry".into())
+        })?;
+        let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let headers = [(AUTHORIZATION, auth)];
+        let sent = fetcher.request(method, &to, &headers, body, MAX_BODY);
+        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
+            Err(_) => Err(Failure::unreachable(format!(
+                "{base}: no answer within {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ))),
+            Ok(Err(e)) => Err(Failure::unreachable(format!("{base}: {}", e.message))),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    async fn get(&self, fetcher: &Fetcher, path: &str) -> Result<Response, Failure> {
+        Session::call(fetcher, &self.base, &self.token, Method::GET, path, None).await
+    }
+
+    /// Checks everything posting needs, in the order a person would fix it: the token, the
+    /// room (an alias must exist), membership (an invite is accepted), the power to post,
+    /// and that the room is not encrypted (plaintext there would be refused by clients'
+    /// expectations and leak what the room protects).
+    pub async fn open(fetcher: &Fetcher, target: &MatrixRoom) -> Result<Session, Failure> {
+        let token = target.token.read().map_err(Failure::rejected)?;
+        let base = target.homeserver.trim_end_matches('/').to_owned();
+        let whoami = Session::call(
+            fetcher,
+            &base,
+            &token,
+            Method::GET,
+            "/_matrix/client/v3/account/whoami",
+            None,
+        )
+        .await?;
+        if whoami.status == StatusCode::UNAUTHORIZED {
+            let (code, msg) = errcode(&whoami);
+            return Err(Failure::rejected(format!(
+                "the access token is not valid on {base} ({code} {msg}); create a new one for the bot and put it in the token file"
+            )));
+        }
+        if !whoami.status.is_success() {
+            return Err(failure(&format!("{base} /account/whoami"), &whoami));
+        }
+        let user_id = serde_json::from_slice::<Value>(&whoami.body)
+            .ok()
+            .and_then(|v| v["user_id"].as_str().map(str::to_owned))
+            .ok_or_else(|| Failure::rejected(format!("{base} /account/whoami gave no user_id")))?;
+        let mut session = Session {
+            base,
+            token,
+            user_id,
+            room_id: target.room.clone(),
+            room: target.room.clone(),
+        };
+        if target.room.starts_with('#') {
+            let r = session
+                .get(
+                    fetcher,
+                    &format!(
+                        "/_matrix/client/v3/directory/room/{}",
+                        segment(&target.room)
+                    ),
+                )
+                .await?;
+            if r.status == StatusCode::NOT_FOUND {
+                return Err(Failure::rejected(format!(
+                    "the room alias {} does not exist; create it or write the room's ID (!…) as room",
+                    target.room
+                )));
+            }
+            if !r.status.is_success() {
+                return Err(failure(&format!("resolving {}", target.room), &r));
+            }
+            session.room_id = serde_json::from_slice::<Value>(&r.body)
+                .ok()
+                .and_then(|v| v["room_id"].as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    Failure::rejected(format!("{} resolved to no room_id", target.room))
+                })?;
+        }
+        session.check_membership(fetcher).await?;
+        session.check_power(fetcher).await?;
+        session.check_unencrypted(fetcher).await?;
+        Ok(session)
+    }
+
+    fn room_path(&self, rest: &str) -> String {
+        format!("/_matrix/client/v3/rooms/{}/{rest}", segment(&self.room_id))
+    }
+
+    async fn state(&self, fetcher: &Fetcher, kind: &str, key: &str) -> Result<Response, Failure> {
+        self.get(
+            fetcher,
+            &self.room_path(&format!("state/{kind}/{}", segment(key))),
+        )
+        .await
+    }
+
+    async fn check_membership(&self, fetcher: &Fetcher) -> Result<(), Failure> {
+        let r = self.state(fetcher, "m.room.member", &self.user_id).await?;
+        let membership = serde_json::from_slice::<Value>(&r.body)
+            .ok()
+            .and_then(|v| v["membership"].as_str().map(str::to_owned));
+        if r.status.is_server_error() || r.status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(failure(&format!("reading {}", self.room), &r));
+        }
+        if r.status.is_success() && membership.as_deref() == Some("join") {
+            return Ok(());
+        }
+        // Not joined (a homeserver does not show an invited user the room's state): join,
+        // which accepts an invite, or enters a room anyone may join.
+        let joined = Session::call(
+            fetcher,
+            &self.base,
+            &self.token,
+            Method::POST,
+            &self.room_path("join"),
+            Some(&json!({})),
+        )
+        .await?;
+        if joined.status.is_success() {
+            tracing::info!("alerts: {} joined {}", self.user_id, self.room);
+            return Ok(());
+        }
+        if joined.status.is_server_error() || joined.status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(failure(&format!("joining {}", self.room), &joined));
+        }
+        Err(Failure::rejected(format!(
+            "{} is not in the room {} and cannot join it; invite it from an account in the room \
+             (mxping accepts the invite at its next check)",
+            self.user_id, self.room
+        )))
+    }
+
+    async fn check_power(&self, fetcher: &Fetcher) -> Result<(), Failure> {
+        let r = self.state(fetcher, "m.room.power_levels", "").await?;
+        if !r.status.is_success() {
+            // A room without power levels lets every member post.
+            return if r.status == StatusCode::NOT_FOUND {
+                Ok(())
+            } else {
+                Err(failure(
+                    &format!("reading the power levels of {}", self.room),
+                    &r,
+                ))
+            };
+        }
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let level = |v: &Value, default: i64| v.as_i64().unwrap_or(default);
+        let mine = level(&v["users"][&self.user_id], level(&v["users_default"], 0));
+        let needed = level(
+            &v["events"]["m.room.message"],
+            level(&v["events_default"], 0),
+        );
+        if mine < needed {
+            return Err(Failure::rejected(format!(
+                "{} may not post in {} (power level {mine}, messages need {needed}); raise its power level",
+                self.user_id, self.room
+            )));
+        }
+        Ok(())
+    }
+
+    async fn check_unencrypted(&self, fetcher: &Fetcher) -> Result<(), Failure> {
+        let r = self.state(fetcher, "m.room.encryption", "").await?;
+        if r.status.is_success() {
+            return Err(Failure::rejected(format!(
+                "{} is end-to-end encrypted, and mxping posts only to unencrypted rooms (it would \
+                 send plaintext there); use an unencrypted room for alerts",
+                self.room
+            )));
+        }
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(failure(
+            &format!("reading the encryption of {}", self.room),
+            &r,
+        ))
+    }
+
+    /// Sends `content` as an `m.room.message` with transaction ID `txn`: the same ID on
+    /// every retry, so a retry of a message that did arrive returns the same event.
+    pub async fn send(
+        &self,
+        fetcher: &Fetcher,
+        txn: &str,
+        content: &Value,
+    ) -> Result<String, Failure> {
+        let path = self.room_path(&format!("send/m.room.message/{}", segment(txn)));
+        let r = Session::call(
+            fetcher,
+            &self.base,
+            &self.token,
+            Method::PUT,
+            &path,
+            Some(content),
+        )
+        .await?;
+        if !r.status.is_success() {
+            return Err(failure(&format!("posting to {}", self.room), &r));
+        }
+        serde_json::from_slice::<Value>(&r.body)
+            .ok()
+            .and_then(|v| v["event_id"].as_str().map(str::to_owned))
+            .ok_or_else(|| Failure::rejected(format!("posting to {} gave no event_id", self.room)))
+    }
+}
+
+/// A message's content: `m.text` (so people are notified; `m.notice` is muted by default),
+/// plain and HTML.
+pub fn text(body: &str, html: &str) -> Value {
+    json!({
+        "msgtype": "m.text",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": html,
+    })
+}
+
+/// An edit of `root` to `body`/`html` (`m.replace`; clients without edits show the fallback).
+pub fn edit(root: &str, body: &str, html: &str) -> Value {
+    json!({
+        "msgtype": "m.text",
+        "body": format!("* {body}"),
+        "format": "org.matrix.custom.html",
+        "formatted_body": format!("* {html}"),
+        "m.new_content": text(body, html),
+        "m.relates_to": {"rel_type": "m.replace", "event_id": root},
+    })
+}
+
+/// A reply in `root`'s thread (with the reply fallback for clients without threads).
+pub fn reply(root: &str, body: &str, html: &str) -> Value {
+    let mut v = text(body, html);
+    v["m.relates_to"] = json!({
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": true,
+        "m.in_reply_to": {"event_id": root},
+    });
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids_and_aliases_are_encoded_as_one_segment() {
+        assert_eq!(segment("#ops:example.org"), "%23ops%3Aexample.org");
+        assert_eq!(segment("!abc/def:x"), "%21abc%2Fdef%3Ax");
+        assert_eq!(segment("mxping.1.ab-_~"), "mxping.1.ab-_~");
+    }
+
+    #[test]
+    fn edits_and_replies_have_the_shapes_clients_read() {
+        let e = edit("$root", "new", "<b>new</b>");
+        assert_eq!(e["m.relates_to"]["rel_type"], "m.replace");
+        assert_eq!(e["m.new_content"]["body"], "new");
+        assert_eq!(e["body"], "* new");
+        let r = reply("$root", "ok", "ok");
+        assert_eq!(r["m.relates_to"]["rel_type"], "m.thread");
+        assert_eq!(r["m.relates_to"]["m.in_reply_to"]["event_id"], "$root");
+    }
+}

@@ -1,0 +1,427 @@
+//! `[[alert]]`: Matrix rooms and webhooks, checked as thoroughly as the rest of the file. A
+//! secret is never written in the config: the problem names the file or variable to use.
+
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::problems::Problems;
+use super::raw::RawAlert;
+use super::{AlertConfig, AlertTarget, MatrixRoom, Secret};
+use crate::report::Status;
+
+/// Keys that belong to one type only, for the "applies to" problem.
+const MATRIX_ONLY: &[&str] = &[
+    "homeserver",
+    "access_token_file",
+    "access_token_env",
+    "room",
+    "fallback_room",
+    "fallback_homeserver",
+    "fallback_access_token_file",
+];
+const WEBHOOK_ONLY: &[&str] = &["url", "secret_file"];
+
+fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
+    match base_dir {
+        Some(dir) if Path::new(text).is_relative() => dir.join(text),
+        _ => PathBuf::from(text),
+    }
+}
+
+pub(super) fn validate_alerts(
+    raw: &[RawAlert],
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Vec<AlertConfig> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, a)| validate_alert(i + 1, a, base_dir, p))
+        .collect()
+}
+
+/// The value of a key each of its type must have: a problem when it is missing.
+fn required<'a>(
+    value: &'a Option<Spanned<String>>,
+    key: &str,
+    fix: &str,
+    p: &mut Problems<'_>,
+) -> Option<&'a Spanned<String>> {
+    if value.is_none() {
+        p.add(None, key, "is not set".into(), fix);
+    }
+    value.as_ref()
+}
+
+fn validate_alert(
+    n: usize,
+    a: &RawAlert,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<AlertConfig> {
+    let key = |field: &str| format!("[[alert]] #{n} {field}");
+    let set: Vec<(&str, Option<std::ops::Range<usize>>)> = [
+        ("homeserver", a.homeserver.as_ref().map(Spanned::span)),
+        (
+            "access_token_file",
+            a.access_token_file.as_ref().map(Spanned::span),
+        ),
+        (
+            "access_token_env",
+            a.access_token_env.as_ref().map(Spanned::span),
+        ),
+        ("room", a.room.as_ref().map(Spanned::span)),
+        ("fallback_room", a.fallback_room.as_ref().map(Spanned::span)),
+        (
+            "fallback_homeserver",
+            a.fallback_homeserver.as_ref().map(Spanned::span),
+        ),
+        (
+            "fallback_access_token_file",
+            a.fallback_access_token_file.as_ref().map(Spanned::span),
+        ),
+        ("url", a.url.as_ref().map(Spanned::span)),
+        ("secret_file", a.secret_file.as_ref().map(Spanned::span)),
+    ]
+    .into_iter()
+    .filter_map(|(k, span)| span.map(|s| (k, Some(s))))
+    .collect();
+    let misplaced = |only: &[&str], kind: &str, p: &mut Problems<'_>| {
+        for (k, span) in &set {
+            if only.contains(k) {
+                p.add(
+                    span.clone(),
+                    &key(k),
+                    format!("applies to type = \"{kind}\" only"),
+                    format!("remove {k} from this [[alert]], or make it type = \"{kind}\""),
+                );
+            }
+        }
+    };
+    let target = match a.kind.as_ref().map(|k| (k, k.get_ref().trim())) {
+        Some((_, "matrix")) => {
+            misplaced(WEBHOOK_ONLY, "webhook", p);
+            matrix_target(&key, a, base_dir, p)
+        }
+        Some((_, "webhook")) => {
+            misplaced(MATRIX_ONLY, "matrix", p);
+            webhook_target(&key, a, base_dir, p)
+        }
+        Some((k, other)) => {
+            p.add(
+                Some(k.span()),
+                &key("type"),
+                format!("{other:?} is not an alert type"),
+                "write type = \"matrix\" (a Matrix room) or type = \"webhook\" (an HTTP POST)",
+            );
+            None
+        }
+        None => {
+            p.add(
+                None,
+                &key("type"),
+                "is not set".into(),
+                "add type = \"matrix\" (a Matrix room) or type = \"webhook\" (an HTTP POST)",
+            );
+            None
+        }
+    };
+    let servers: Vec<String> = a
+        .servers
+        .iter()
+        .flatten()
+        .filter_map(|s| {
+            let text = s.get_ref().trim();
+            if text.is_empty() || text.contains(char::is_whitespace) {
+                p.add(
+                    Some(s.span()),
+                    &key("servers"),
+                    format!("{:?} is not a server name or glob", s.get_ref()),
+                    "write names as in [[server]] name, or globs such as \"*.example.org\"",
+                );
+                return None;
+            }
+            Some(text.to_owned())
+        })
+        .collect();
+    let on = match &a.on {
+        None => vec![Status::Red, Status::Green],
+        Some(list) if list.get_ref().is_empty() => {
+            p.add(
+                Some(list.span()),
+                &key("on"),
+                "is empty, so nothing would ever alert".into(),
+                "write on = [\"red\", \"green\"] (down and recovered), or remove the [[alert]]",
+            );
+            Vec::new()
+        }
+        Some(list) => list
+            .get_ref()
+            .iter()
+            .filter_map(|w| match Status::parse(w.get_ref().trim()) {
+                Some(s) if s != Status::Unknown => Some(s),
+                _ => {
+                    p.add(
+                        Some(w.span()),
+                        &key("on"),
+                        format!("{:?} is not a status that can alert", w.get_ref()),
+                        "use \"red\" (down), \"yellow\" (degraded) and \"green\" (recovered)",
+                    );
+                    None
+                }
+            })
+            .collect(),
+    };
+    let language = match &a.language {
+        None => "en".to_owned(),
+        Some(l) => {
+            let code = l.get_ref().trim();
+            if crate::i18n::find(code).is_none() {
+                p.add(
+                    Some(l.span()),
+                    &key("language"),
+                    format!("{code:?} is not a language mxping speaks"),
+                    format!("use one of {}", crate::i18n::codes().join(", ")),
+                );
+            }
+            code.to_owned()
+        }
+    };
+    Some(AlertConfig {
+        target: target?,
+        servers,
+        on,
+        language,
+    })
+}
+
+/// A client API base URL: https, or plain http to this machine only (a token must not cross
+/// a network in the clear).
+fn homeserver_url(v: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> String {
+    let text = v.get_ref().trim().trim_end_matches('/');
+    let fix = "write the homeserver's client API address, e.g. \"https://matrix.example.org\"";
+    match url::Url::parse(text) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+        Ok(u) if u.scheme() == "http" => {
+            let local = match u.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !local {
+                p.add(
+                    Some(v.span()),
+                    key,
+                    format!("{text:?} is plain http to another machine, which would send the access token in the clear"),
+                    "use https (plain http is accepted for localhost and 127.0.0.0/8 only)",
+                );
+            }
+        }
+        _ => p.add(
+            Some(v.span()),
+            key,
+            format!("{text:?} is not an http(s) URL"),
+            fix,
+        ),
+    }
+    text.to_owned()
+}
+
+fn room_id(v: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> String {
+    let text = v.get_ref().trim();
+    let ok = (text.starts_with('!') || text.starts_with('#'))
+        && text
+            .split_once(':')
+            .is_some_and(|(l, r)| l.len() > 1 && !r.is_empty())
+        && !text.contains(char::is_whitespace);
+    if !ok {
+        p.add(
+            Some(v.span()),
+            key,
+            format!("{text:?} is not a room ID or alias"),
+            "write a room ID such as \"!abc123:example.org\" or an alias such as \"#alerts:example.org\"",
+        );
+    }
+    text.to_owned()
+}
+
+/// A secret from a file or a variable, checked now so `mxping validate` finds it missing.
+fn secret(
+    file: Option<&Spanned<String>>,
+    env: Option<&Spanned<String>>,
+    (file_key, env_key): (&str, &str),
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<Secret> {
+    let (secret, span, key) = match (file, env) {
+        (Some(f), None) => (
+            Secret::File(relative(base_dir, f.get_ref().trim())),
+            f.span(),
+            file_key,
+        ),
+        (None, Some(e)) => (
+            Secret::Env(e.get_ref().trim().to_owned()),
+            e.span(),
+            env_key,
+        ),
+        (Some(_), Some(e)) => {
+            p.add(
+                Some(e.span()),
+                env_key,
+                "is set together with the file".into(),
+                "keep one: the token's file or its environment variable",
+            );
+            return None;
+        }
+        (None, None) => {
+            p.add(
+                None,
+                file_key,
+                "is not set".into(),
+                "put the bot's access token in a file only mxping can read and name it here, \
+                 e.g. access_token_file = \"/etc/mxping/bot.token\" (or use access_token_env); \
+                 never write the token in the config",
+            );
+            return None;
+        }
+    };
+    if let Err(e) = secret.read() {
+        p.add(
+            Some(span),
+            key,
+            e,
+            "create it with the token alone in it (relative paths are relative to the config file)",
+        );
+    }
+    Some(secret)
+}
+
+fn matrix_target(
+    key: &dyn Fn(&str) -> String,
+    a: &RawAlert,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<AlertTarget> {
+    let fix_hs = "add homeserver = \"https://matrix.example.org\" (the bot's client API address)";
+    let homeserver = required(&a.homeserver, &key("homeserver"), fix_hs, p)
+        .map(|v| homeserver_url(v, &key("homeserver"), p));
+    let room = required(
+        &a.room,
+        &key("room"),
+        "add room = \"#alerts:example.org\" (an alias) or a room ID \"!…:example.org\"",
+        p,
+    )
+    .map(|v| room_id(v, &key("room"), p));
+    let token = secret(
+        a.access_token_file.as_ref(),
+        a.access_token_env.as_ref(),
+        (&key("access_token_file"), &key("access_token_env")),
+        base_dir,
+        p,
+    );
+    let fallback = match (
+        &a.fallback_room,
+        &a.fallback_homeserver,
+        &a.fallback_access_token_file,
+    ) {
+        (None, None, None) => None,
+        (None, Some(v), _) | (None, None, Some(v)) => {
+            p.add(
+                Some(v.span()),
+                &key("fallback_room"),
+                "is not set, but other fallback keys are".into(),
+                "add fallback_room = \"#alerts:other.example\", or remove the fallback keys",
+            );
+            None
+        }
+        (Some(room), hs, file) => {
+            let room = room_id(room, &key("fallback_room"), p);
+            let homeserver = match hs {
+                Some(v) => homeserver_url(v, &key("fallback_homeserver"), p),
+                None => homeserver.clone().unwrap_or_default(),
+            };
+            let token = match file {
+                Some(f) => secret(
+                    Some(f),
+                    None,
+                    (&key("fallback_access_token_file"), ""),
+                    base_dir,
+                    p,
+                ),
+                None => token.clone(),
+            };
+            token.map(|token| MatrixRoom {
+                homeserver,
+                token,
+                room,
+            })
+        }
+    };
+    Some(AlertTarget::Matrix {
+        room: MatrixRoom {
+            homeserver: homeserver?,
+            token: token?,
+            room: room?,
+        },
+        fallback,
+    })
+}
+
+fn webhook_target(
+    key: &dyn Fn(&str) -> String,
+    a: &RawAlert,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<AlertTarget> {
+    let url = required(
+        &a.url,
+        &key("url"),
+        "add url = \"https://hooks.example.org/mxping\" (where the JSON is POSTed)",
+        p,
+    )
+    .map(|v| {
+        let text = v.get_ref().trim();
+        match url::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => p.add(
+                Some(v.span()),
+                &key("url"),
+                format!("{text:?} is not an http(s) URL"),
+                "write the receiver's full address, e.g. \"https://hooks.example.org/mxping\"",
+            ),
+        }
+        text.to_owned()
+    });
+    let secret_file = match &a.secret_file {
+        None => {
+            p.add(
+                None,
+                &key("secret_file"),
+                "is not set".into(),
+                "add secret_file = \"/etc/mxping/webhook.secret\": every POST is signed with it \
+                 (HMAC-SHA256), so the receiver can tell it came from mxping",
+            );
+            None
+        }
+        Some(f) => {
+            let secret = Secret::File(relative(base_dir, f.get_ref().trim()));
+            if let Err(e) = secret.read() {
+                p.add(
+                    Some(f.span()),
+                    &key("secret_file"),
+                    e,
+                    "create it with a long random secret alone in it, e.g. `openssl rand -hex 32 > webhook.secret`",
+                );
+            }
+            match secret {
+                Secret::File(path) => Some(path),
+                Secret::Env(_) => None,
+            }
+        }
+    };
+    Some(AlertTarget::Webhook {
+        url: url?,
+        secret_file: secret_file?,
+    })
+}
