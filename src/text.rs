@@ -31,6 +31,14 @@ pub(crate) fn excerpt(body: &[u8], max_chars: usize) -> String {
     cap_to(&collapsed, max_chars)
 }
 
+/// `s` safe inside HTML, XML or SVG text and double-quoted attributes.
+pub(crate) fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,12 +63,4 @@ mod tests {
         assert_eq!(excerpt(b"\xff\xfeok", 10), "\u{fffd}\u{fffd}ok");
         assert_eq!(excerpt(b"abcdef", 3), "abc…");
     }
-}
-
-/// `s` safe inside HTML, XML or SVG text and double-quoted attributes.
-pub(crate) fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

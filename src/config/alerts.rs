@@ -43,14 +43,20 @@ pub(super) fn validate_alerts(
 /// The value of a key each of its type must have: a problem when it is missing.
 fn required<'a>(
     value: &'a Option<Spanned<String>>,
+    anchor: Option<std::ops::Range<usize>>,
     key: &str,
     fix: &str,
     p: &mut Problems<'_>,
 ) -> Option<&'a Spanned<String>> {
     if value.is_none() {
-        p.add(None, key, "is not set".into(), fix);
+        p.add(anchor, key, "is not set".into(), fix);
     }
     value.as_ref()
+}
+
+/// Where a missing key's problem points: the entry's `type` line.
+fn anchor(a: &RawAlert) -> Option<std::ops::Range<usize>> {
+    a.kind.as_ref().map(Spanned::span)
 }
 
 fn validate_alert(
@@ -251,6 +257,7 @@ fn secret(
     file: Option<&Spanned<String>>,
     env: Option<&Spanned<String>>,
     (file_key, env_key): (&str, &str),
+    anchor: Option<std::ops::Range<usize>>,
     base_dir: Option<&Path>,
     p: &mut Problems<'_>,
 ) -> Option<Secret> {
@@ -276,7 +283,7 @@ fn secret(
         }
         (None, None) => {
             p.add(
-                None,
+                anchor,
                 file_key,
                 "is not set".into(),
                 "put the bot's access token in a file only mxping can read and name it here, \
@@ -287,12 +294,15 @@ fn secret(
         }
     };
     if let Err(e) = secret.read() {
-        p.add(
-            Some(span),
-            key,
-            e,
-            "create it with the token alone in it (relative paths are relative to the config file)",
-        );
+        let fix = match &secret {
+            Secret::File(_) => {
+                "create it with the token alone in it (relative paths are relative to the config file)"
+            }
+            Secret::Env(_) => {
+                "set the variable in mxping's environment (systemd: Environment= or EnvironmentFile=; containers: -e or env_file)"
+            }
+        };
+        p.add(Some(span), key, e, fix);
     }
     Some(secret)
 }
@@ -304,10 +314,11 @@ fn matrix_target(
     p: &mut Problems<'_>,
 ) -> Option<AlertTarget> {
     let fix_hs = "add homeserver = \"https://matrix.example.org\" (the bot's client API address)";
-    let homeserver = required(&a.homeserver, &key("homeserver"), fix_hs, p)
+    let homeserver = required(&a.homeserver, anchor(a), &key("homeserver"), fix_hs, p)
         .map(|v| homeserver_url(v, &key("homeserver"), p));
     let room = required(
         &a.room,
+        anchor(a),
         &key("room"),
         "add room = \"#alerts:example.org\" (an alias) or a room ID \"!…:example.org\"",
         p,
@@ -317,6 +328,7 @@ fn matrix_target(
         a.access_token_file.as_ref(),
         a.access_token_env.as_ref(),
         (&key("access_token_file"), &key("access_token_env")),
+        anchor(a),
         base_dir,
         p,
     );
@@ -346,6 +358,7 @@ fn matrix_target(
                     Some(f),
                     None,
                     (&key("fallback_access_token_file"), ""),
+                    None,
                     base_dir,
                     p,
                 ),
@@ -376,6 +389,7 @@ fn webhook_target(
 ) -> Option<AlertTarget> {
     let url = required(
         &a.url,
+        anchor(a),
         &key("url"),
         "add url = \"https://hooks.example.org/mxping\" (where the JSON is POSTed)",
         p,
@@ -396,7 +410,7 @@ fn webhook_target(
     let secret_file = match &a.secret_file {
         None => {
             p.add(
-                None,
+                anchor(a),
                 &key("secret_file"),
                 "is not set".into(),
                 "add secret_file = \"/etc/mxping/webhook.secret\": every POST is signed with it \

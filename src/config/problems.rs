@@ -175,6 +175,12 @@ pub(super) fn fix_at(source: &str, offset: usize) -> String {
     let Some((_, keys)) = SCHEMA.iter().find(|(t, _)| *t == table) else {
         return "see the example config shipped as servers.toml".into();
     };
+    if table == "[alert]" && ["access_token", "token", "secret", "password"].contains(&key) {
+        return "never write a secret in the config: put it in a file only mxping can read and \
+                name the file (access_token_file, or secret_file for a webhook), or use \
+                access_token_env"
+            .into();
+    }
     let Some(kind) = kind_of(&table, key) else {
         let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
         return format!(

@@ -295,8 +295,6 @@ mod tests {
         for (table, keys) in SCHEMA {
             let bad = if *table == "[server]" {
                 "[[server]]\nname = \"x\"\nno_such_key = 1\n".to_owned()
-            } else if *table == "[source]" || *table == "[alert]" {
-                format!("[{table}]\nno_such_key = 1\n")
             } else {
                 format!("[{table}]\nno_such_key = 1\n")
             };
