@@ -132,8 +132,9 @@ impl AlertHealth {
 /// again) and its label in metrics, logs and `/healthz` (no secrets, no query strings).
 fn identity(a: &AlertConfig) -> (String, String) {
     match &a.target {
+        // The room alone: a new homeserver URL or token for the same room keeps its queue.
         AlertTarget::Matrix { room, .. } => (
-            format!("matrix {} {}", room.homeserver, room.room),
+            format!("matrix {}", room.room),
             format!("matrix:{}", room.room),
         ),
         AlertTarget::Webhook { url, .. } => {
