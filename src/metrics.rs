@@ -217,7 +217,7 @@ impl Metrics {
         let alerts_sent = IntCounterVec::new(
             Opts::new(
                 "mxping_alerts_sent_total",
-                "Attempts to deliver an alert, by [[alert]] channel and result: sent, rate_limited (429), unreachable, rejected (the homeserver or receiver refused it), expired (given up after a day).",
+                "Attempts to deliver an alert, by [[alert]] channel and result: sent, rate_limited (429), unreachable (no answer, or a server error), rejected (refused: token, room, power, a 4xx), expired (given up after a day).",
             ),
             &["channel", "result"],
         )

@@ -46,6 +46,7 @@ fn seen(sni: Option<&str>, host: &str, path: &str) -> Seen {
         path: path.to_owned(),
         user_agent: Some(mxping::USER_AGENT.to_owned()),
         body: Vec::new(),
+        headers: Vec::new(),
     }
 }
 

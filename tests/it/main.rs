@@ -8,6 +8,7 @@
 
 mod support;
 
+mod alerts;
 mod bad_config;
 mod browser;
 mod cli;

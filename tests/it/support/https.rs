@@ -24,8 +24,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::pki::Leaf;
 
-/// What the server saw of one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the server saw of one request. Two are equal when everything but `headers` is
+/// (discovery tests compare SNI, method, Host, path, User-Agent and body exactly).
+#[derive(Clone, Debug)]
 pub struct Seen {
     pub sni: Option<String>,
     pub method: String,
@@ -35,6 +36,31 @@ pub struct Seen {
     pub user_agent: Option<String>,
     /// The request body (at most 64 KiB are read).
     pub body: Vec<u8>,
+    /// Every header, names in lowercase.
+    pub headers: Vec<(String, String)>,
+}
+
+impl PartialEq for Seen {
+    fn eq(&self, o: &Seen) -> bool {
+        (
+            &self.sni,
+            &self.method,
+            &self.host,
+            &self.path,
+            &self.user_agent,
+            &self.body,
+        ) == (&o.sni, &o.method, &o.host, &o.path, &o.user_agent, &o.body)
+    }
+}
+
+impl Seen {
+    /// The value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// How to answer.
@@ -228,6 +254,13 @@ impl HttpsServer {
                                 sni,
                                 method: req.method.to_string(),
                                 body,
+                                headers: req
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.to_string(), v.to_str().unwrap_or("").to_owned())
+                                    })
+                                    .collect(),
                                 host: req
                                     .headers
                                     .get("host")
