@@ -210,6 +210,7 @@ impl Alerts {
             tracker: TaskTracker::new(),
         });
         let channels = alerts.channels_for(config)?;
+        alerts.spawn(&channels);
         alerts.live.write().expect("alerts lock").channels = channels;
         alerts.note_orphans();
         Ok(alerts)
@@ -220,6 +221,7 @@ impl Alerts {
         self.health.clone()
     }
 
+    /// The channels of `config`, not started yet (see [`Alerts::spawn`]).
     fn channels_for(&self, config: &Config) -> Result<Vec<Arc<Channel>>, String> {
         if config.alerts.is_empty() {
             return Ok(Vec::new());
@@ -236,7 +238,7 @@ impl Alerts {
                 id = format!("{id} #{n}");
                 label = format!("{label} #{n}");
             }
-            let channel = Arc::new(Channel {
+            channels.push(Arc::new(Channel {
                 id,
                 label,
                 config: a.clone(),
@@ -247,12 +249,17 @@ impl Alerts {
                 outbox: self.outbox.clone(),
                 metrics: self.metrics.clone(),
                 health: self.health.clone(),
-            });
-            self.health.update(&channel.label, |_| {});
-            self.tracker.spawn(channel.clone().run());
-            channels.push(channel);
+            }));
         }
         Ok(channels)
+    }
+
+    /// Starts the delivery tasks of `channels`.
+    fn spawn(&self, channels: &[Arc<Channel>]) {
+        for channel in channels {
+            self.health.update(&channel.label, |_| {});
+            self.tracker.spawn(channel.clone().run());
+        }
     }
 
     fn note_orphans(&self) {
@@ -285,6 +292,9 @@ impl Alerts {
                 return;
             }
         };
+        // The old tasks are told to stop before the new ones start. Should a new task reach a
+        // message an old one is still sending, both use its one transaction ID (delivery ID),
+        // so the overlap cannot post it twice.
         let mut live = self.live.write().expect("alerts lock");
         for old in &live.channels {
             old.cancel.cancel();
@@ -293,6 +303,7 @@ impl Alerts {
                 self.metrics.remove_alert_channel(&old.label);
             }
         }
+        self.spawn(&channels);
         live.settings = settings;
         live.channels = channels;
         drop(live);
@@ -349,6 +360,10 @@ impl Backoff {
 struct Sessions {
     main: Option<matrix::Session>,
     fallback: Option<matrix::Session>,
+    /// Why the main room's last check failed.
+    main_problem: Option<Failure>,
+    /// Since when the main room has taken nothing (`None`: it is working).
+    main_failing_since: Option<tokio::time::Instant>,
 }
 
 /// One `[[alert]]`: its settings and its delivery task's handles.
@@ -471,6 +486,7 @@ impl Channel {
                     }
                     Err(f) => {
                         self.set_problem(Some(f.detail.clone()));
+                        sessions.main_problem = Some(f.clone());
                         let queued = self.outbox.queued(&self.id).unwrap_or(0);
                         let has_fallback = matches!(
                             &self.config.target,
@@ -535,11 +551,16 @@ impl Channel {
                         );
                     }
                     self.metrics.alert_attempt(&self.label, "sent");
+                    self.publish_queue();
                     backoff = Backoff::default();
-                    self.set_problem(None);
+                    // Through the fallback room, the main room's problem stands.
+                    if sessions.main_failing_since.is_none() {
+                        self.set_problem(None);
+                    }
                 }
                 Err(f) => {
                     let _ = self.outbox.failed(m.id, &f.detail);
+                    self.publish_queue();
                     self.metrics.alert_attempt(&self.label, f.result);
                     let wait = match f.retry_after {
                         Some(after) => after + Duration::from_millis(50),
@@ -560,7 +581,8 @@ impl Channel {
                     if f.result == "rejected" {
                         // Checked again before the next attempt: the token, the room or the
                         // bot's membership may have changed.
-                        sessions = Sessions::default();
+                        // (A fallback room that refused is checked again by `deliver`.)
+                        sessions.main = None;
                     }
                     if !self.pause(wait).await {
                         return;
@@ -583,19 +605,21 @@ impl Channel {
             AlertTarget::Matrix { fallback, .. } => {
                 let main = match &sessions.main {
                     Some(s) => self.send_matrix(s, m, &m.txn_id).await,
-                    None => Err(self
-                        .health
-                        .channels()
-                        .into_iter()
-                        .find(|(l, _)| *l == self.label)
-                        .and_then(|(_, s)| s.problem)
-                        .map_or_else(
-                            || Failure::unreachable("not checked yet".into()),
-                            Failure::rejected,
-                        )),
+                    None => Err(sessions.main_problem.clone().unwrap_or_else(|| {
+                        Failure::unreachable("the room is not checked yet".into())
+                    })),
                 };
-                let Err(failure) = main else { return main };
-                let late = now() - m.created_at >= FALLBACK_AFTER.as_secs() as i64;
+                let Err(failure) = main else {
+                    sessions.main_failing_since = None;
+                    return main;
+                };
+                let failing_since = *sessions
+                    .main_failing_since
+                    .get_or_insert_with(tokio::time::Instant::now);
+                // The fallback takes a message the main room has not taken within a minute,
+                // and every message after it until the main room works again.
+                let late = now() - m.created_at >= FALLBACK_AFTER.as_secs() as i64
+                    || failing_since.elapsed() >= FALLBACK_AFTER;
                 let Some(room) = fallback
                     .as_ref()
                     .filter(|_| late && failure.result != "rate_limited")

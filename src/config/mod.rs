@@ -469,6 +469,31 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn alert_globs_match_whole_names_case_insensitively() {
+        assert!(glob_matches("*", "matrix.org"));
+        assert!(glob_matches("*.example.org", "chat.Example.org"));
+        assert!(!glob_matches("*.example.org", "example.org"));
+        assert!(!glob_matches("*.example.org", "example.org.evil.test"));
+        assert!(glob_matches("matrix.org", "MATRIX.ORG"));
+        assert!(!glob_matches("matrix.org", "matrix.org.test"));
+        assert!(glob_matches("a*b*c", "a-x-b-y-c"));
+        assert!(!glob_matches("a*b*c", "a-x-c-y-b"));
+        assert!(glob_matches("*:8448", "127.0.0.9:8448"));
+        let alert = |servers: &[&str]| AlertConfig {
+            target: AlertTarget::Webhook {
+                url: "https://x.test/".into(),
+                secret_file: "s".into(),
+            },
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            on: vec![],
+            language: "en".into(),
+        };
+        assert!(alert(&[]).covers("anything.test"), "no list: every server");
+        assert!(alert(&["a.test", "*.b.test"]).covers("x.b.test"));
+        assert!(!alert(&["a.test", "*.b.test"]).covers("c.test"));
+    }
+
     fn problems(text: &str) -> Vec<Problem> {
         Config::parse(text, "test.toml", None).unwrap_err().problems
     }

@@ -249,3 +249,60 @@ async fn an_alert_waits_in_the_outbox_across_a_restart_and_failures_are_shown() 
         "{health}"
     );
 }
+
+#[tokio::test]
+async fn an_alert_added_by_sighup_delivers_and_one_removed_stops() {
+    let mut t = setup().await;
+    let with_alert = t.h.extra.clone();
+    let head = with_alert.split_once("[[alert]]").unwrap().0.to_owned();
+    t.h.extra = head.clone();
+    let config = t.h.config_file();
+    let leaf = t.h.ca.leaf(&["hooks.test"]);
+    let hooks = t.h.serve(
+        &mut t.hook_host,
+        443,
+        leaf,
+        handler(|_| Reply::status(204, "")),
+    );
+    let s = Serve::start(&config).await;
+    let (_, health) = s.text("/healthz").await;
+    assert_eq!(health, "ok\n", "no channels without [[alert]]");
+    t.h.extra = with_alert.clone();
+    t.h.config_file();
+    s.signal("HUP");
+    s.wait_for(
+        Duration::from_secs(10),
+        "the channel after SIGHUP",
+        || async {
+            let (_, h) = s.text("/healthz").await;
+            h.contains("alerts webhook:hooks.test/hook: ok")
+                .then_some(())
+        },
+    )
+    .await;
+    t.down.store(true, Ordering::SeqCst);
+    s.wait_for(Duration::from_secs(30), "the alert", || async {
+        (!hooks.seen().is_empty()).then_some(())
+    })
+    .await;
+    t.h.extra = head.clone();
+    t.h.config_file();
+    s.signal("HUP");
+    s.wait_for(Duration::from_secs(10), "the channel gone", || async {
+        let (_, h) = s.text("/healthz").await;
+        (h == "ok\n").then_some(())
+    })
+    .await;
+    let (_, metrics) = s.text("/metrics").await;
+    assert!(
+        !metrics.contains("webhook:hooks.test"),
+        "its series are removed with it"
+    );
+    t.down.store(false, Ordering::SeqCst);
+    s.wait_for(Duration::from_secs(20), "green", || async {
+        (status(&s).await == "green").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(hooks.seen().len(), 1, "a removed channel sends nothing");
+}
