@@ -97,6 +97,8 @@ pub struct AlertHealth {
 /// One channel's state.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChannelState {
+    /// True until a Matrix channel's room was checked once.
+    pub checking: bool,
     /// Why alerts are not getting through, while they are not.
     pub problem: Option<String>,
     /// Messages waiting.
@@ -257,7 +259,8 @@ impl Alerts {
     /// Starts the delivery tasks of `channels`.
     fn spawn(&self, channels: &[Arc<Channel>]) {
         for channel in channels {
-            self.health.update(&channel.label, |_| {});
+            let matrix = matches!(channel.config.target, AlertTarget::Matrix { .. });
+            self.health.update(&channel.label, |s| s.checking = matrix);
             self.tracker.spawn(channel.clone().run());
         }
     }
@@ -443,7 +446,8 @@ impl Channel {
     fn set_problem(&self, problem: Option<String>) {
         let mut changed = false;
         self.health.update(&self.label, |s| {
-            changed = s.problem != problem;
+            changed = s.problem != problem || s.checking;
+            s.checking = false;
             s.problem = problem.clone();
         });
         if changed {

@@ -128,6 +128,10 @@ async fn healthz(State(state): State<AppState>) -> String {
     let mut out = "ok\n".to_owned();
     for (label, s) in state.board.alert_channels() {
         match s.problem {
+            None if s.checking => out.push_str(&format!(
+                "alerts {label}: checking the room ({} queued)\n",
+                s.queued
+            )),
             None => out.push_str(&format!("alerts {label}: ok ({} queued)\n", s.queued)),
             Some(p) => out.push_str(&format!(
                 "alerts {label}: failing ({} queued): {p}\n",
