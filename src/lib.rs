@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod net;
 pub mod probe;
 pub mod scheduler;
+pub mod vantage;
 pub mod web;
 
 // What the stages share: the contract's objects, error kinds, names, words, numbers and time.

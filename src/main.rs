@@ -65,12 +65,48 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
         url: String,
     },
+    /// Write a new ed25519 key for a vantage agent to FILE (Synapse's signing-key format)
+    /// and print its public key, for the hub's [[vantage]] public_key. Refuses to overwrite.
+    Keygen {
+        /// The key file to create (its mode is 0600).
+        file: PathBuf,
+    },
     /// Check a config file and exit: 0 when valid, 2 when not.
     Validate {
         /// Config file to check.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+/// `mxping keygen FILE`: a new key, never over an existing file, readable by its owner only.
+fn keygen(file: &std::path::Path) -> ExitCode {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = mxping::vantage::Key::generate();
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| f.write_all(key.to_file().as_bytes()));
+    match created {
+        Ok(()) => {
+            println!("wrote {} ({})", file.display(), key.id);
+            println!(
+                "On the hub, add:\n\n[[vantage]]\nname = \"<this agent's [web] vantage>\"\npublic_key = \"{}\"",
+                key.public()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "mxping keygen: cannot create {}: {e} (an existing key is never overwritten)",
+                file.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -167,6 +203,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Keygen { file } => keygen(&file),
         Command::Validate { config } => match load(config.as_ref()) {
             Ok(c) => {
                 println!("{}: valid ({} servers)", c.source, c.servers.len());

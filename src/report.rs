@@ -16,7 +16,7 @@ use crate::probe::client_api::ClientReport;
 use crate::probe::{AddressReport, Software};
 
 /// Green, yellow, red or unknown (design.md "Status").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Healthy and fast.
@@ -112,6 +112,15 @@ pub enum Reason {
     },
     /// No round has completed yet.
     NotChecked,
+    /// On a hub: some vantage points cannot reach the server, but not a majority of them.
+    Vantages {
+        /// The vantages (names) that confirm it down.
+        unreachable_from: Vec<String>,
+        /// Voting vantages that reach it.
+        reached: u32,
+        /// Voting vantages.
+        of: u32,
+    },
 }
 
 impl Reason {
@@ -161,6 +170,15 @@ impl fmt::Display for Reason {
             Reason::Down { failed, cause } => write!(f, "{failed} failed rounds: {cause}"),
             Reason::Recovering { good, of } => write!(f, "recovering ({good} of {of} good rounds)"),
             Reason::NotChecked => f.write_str("no round has completed yet"),
+            Reason::Vantages {
+                unreachable_from,
+                reached,
+                of,
+            } => write!(
+                f,
+                "unreachable from {} ({reached} of {of} vantages reach it)",
+                unreachable_from.join(", ")
+            ),
         }
     }
 }

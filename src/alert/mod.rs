@@ -149,15 +149,6 @@ fn identity(a: &AlertConfig) -> (String, String) {
     }
 }
 
-/// The client for alert endpoints: trusted as written (design.md "Safety"), verified with the
-/// config's roots, resolved with its DNS settings.
-fn client(config: &Config) -> Result<Fetcher, String> {
-    let roots = crate::net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())
-        .map_err(|e| e.to_string())?;
-    let dns = crate::discovery::dns::Dns::new(&config.dns.nameservers, config.dns.timeout);
-    Ok(Fetcher::trusted(dns, roots))
-}
-
 /// What a reload compares: the settings that shape channels.
 #[derive(Clone, PartialEq)]
 struct Settings {
@@ -228,7 +219,7 @@ impl Alerts {
         if config.alerts.is_empty() {
             return Ok(Vec::new());
         }
-        let fetcher = client(config)?;
+        let fetcher = Fetcher::trusted_for(config).map_err(|e| e.to_string())?;
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut channels = Vec::new();
         for a in &config.alerts {

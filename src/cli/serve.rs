@@ -156,7 +156,26 @@ pub async fn run(
     let alerts =
         crate::alert::Alerts::start(&config, store.as_ref().map(Store::path), metrics.clone())
             .map_err(ServeError::Alerts)?;
+    let hub = (!config.vantages.is_empty())
+        .then(|| Arc::new(crate::vantage::hub::Hub::from_config(&config)));
+    let agent_config = config.hub.is_some().then(|| Arc::new(config.clone()));
     let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
+    if let Some(hub) = hub {
+        info!(
+            "hub: taking reports from {} vantage(s): {}",
+            hub.names().count(),
+            hub.names().collect::<Vec<_>>().join(", ")
+        );
+        monitor.board().serve_hub(hub);
+    }
+    let stop_agent = CancellationToken::new();
+    if let Some(agent_config) = agent_config {
+        tokio::spawn(crate::vantage::agent::run(
+            agent_config,
+            monitor.board(),
+            stop_agent.clone(),
+        ));
+    }
     info!("monitoring {servers} servers from {source_name}");
     info!("listening on http://{local}");
 
@@ -189,6 +208,7 @@ pub async fn run(
                         {
                             // The same lists, fetched the new way from their next refresh on.
                             lists.fetcher = list_fetcher(&config);
+                            lists.trusted = crate::net::fetch::Fetcher::trusted_for(&config).ok();
                         }
                         file_config = config;
                         reload(&monitor, Ok(crate::sources::merge(&file_config, &lists.good)));
@@ -207,6 +227,7 @@ pub async fn run(
         }
     }
     stop_web.cancel();
+    stop_agent.cancel();
     let (web_done, probes_done, ()) = tokio::join!(
         tokio::time::timeout(GRACE, web),
         monitor.shutdown(GRACE),
@@ -239,6 +260,9 @@ struct Lists {
     /// The guarded client lists are fetched with, built once per config (`None`: its TLS
     /// roots could not be loaded, which the monitor reports too).
     fetcher: Option<crate::net::fetch::Fetcher>,
+    /// The client for a trusted list (an agent's hub, written by the operator): every
+    /// address allowed, certificates verified the same way.
+    trusted: Option<crate::net::fetch::Fetcher>,
     good: Vec<Option<Vec<ServerConfig>>>,
     due: Vec<tokio::time::Instant>,
 }
@@ -249,6 +273,7 @@ impl Lists {
         Lists {
             sources: config.sources.clone(),
             fetcher: list_fetcher(config),
+            trusted: crate::net::fetch::Fetcher::trusted_for(config).ok(),
             good: config.sources.iter().map(|_| None).collect(),
             due: config.sources.iter().map(|_| now).collect(),
         }
@@ -265,14 +290,19 @@ impl Lists {
     /// Reads every list that is due; true when a good copy changed.
     async fn read_due(&mut self, config: &Config, metrics: &Metrics) -> bool {
         let now = tokio::time::Instant::now();
-        let Some(fetcher) = &self.fetcher else {
-            return false;
-        };
         let mut changed = false;
         for (i, source) in self.sources.iter().enumerate() {
             if self.due[i] > now {
                 continue;
             }
+            let chosen = if source.trusted {
+                &self.trusted
+            } else {
+                &self.fetcher
+            };
+            let Some(fetcher) = chosen else {
+                continue;
+            };
             self.due[i] = now + source.refresh;
             let label = source.location.to_string();
             match crate::sources::load(source, fetcher, config.monitor.timeout).await {

@@ -1,13 +1,14 @@
-//! `[[alert]]`: Matrix rooms and webhooks, checked as thoroughly as the rest of the file. A
-//! secret is never written in the config: the problem names the file or variable to use.
+//! `[[alert]]` (Matrix rooms and webhooks) and the vantage settings (`[hub]`, `[[vantage]]`),
+//! checked as thoroughly as the rest of the file. A secret is never written in the config: the
+//! problem names the file or variable to use.
 
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
 use super::problems::Problems;
-use super::raw::RawAlert;
-use super::{AlertConfig, AlertTarget, MatrixRoom, Secret};
+use super::raw::{RawAlert, RawHub, RawVantage};
+use super::{AlertConfig, AlertTarget, HubConfig, MatrixRoom, Secret, VantageConfig};
 use crate::report::Status;
 
 /// Keys that belong to one type only, for the "applies to" problem.
@@ -438,4 +439,136 @@ fn webhook_target(
         url: url?,
         secret_file: secret_file?,
     })
+}
+
+/// `[hub]`: an agent needs the hub's URL, a readable key file and its own `[web] vantage`.
+pub(super) fn validate_hub(
+    raw: Option<&RawHub>,
+    has_vantage_name: bool,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<HubConfig> {
+    let raw = raw?;
+    let url = match &raw.url {
+        None => {
+            p.add(
+                None,
+                "[hub] url",
+                "is not set".into(),
+                "write the hub's web address, e.g. url = \"https://status.example.org\"",
+            );
+            None
+        }
+        Some(v) => {
+            let text = v.get_ref().trim().trim_end_matches('/');
+            match url::Url::parse(text) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    Some(text.to_owned())
+                }
+                _ => {
+                    p.add(
+                        Some(v.span()),
+                        "[hub] url",
+                        format!("{text:?} is not an http(s) URL"),
+                        "write the hub's web address, e.g. url = \"https://status.example.org\"",
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let key_file = match &raw.key_file {
+        None => {
+            p.add(
+                None,
+                "[hub] key_file",
+                "is not set".into(),
+                "create a key with `mxping keygen vantage.key` and write key_file = \"vantage.key\"",
+            );
+            None
+        }
+        Some(v) => {
+            let path = relative(base_dir, v.get_ref().trim());
+            if let Err(e) = crate::vantage::Key::read(&path) {
+                p.add(
+                    Some(v.span()),
+                    "[hub] key_file",
+                    e,
+                    "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
+                );
+            }
+            Some(path)
+        }
+    };
+    if !has_vantage_name {
+        p.add(
+            raw.url.as_ref().map(Spanned::span),
+            "[web] vantage",
+            "is not set, and an agent reports under its vantage name".into(),
+            "name this location in [web], e.g. vantage = \"asia\" (the hub lists the same name)",
+        );
+    }
+    Some(HubConfig {
+        url: url?,
+        key_file: key_file?,
+    })
+}
+
+/// `[[vantage]]`: distinct names and valid public keys.
+pub(super) fn validate_vantages(raw: &[RawVantage], p: &mut Problems<'_>) -> Vec<VantageConfig> {
+    let mut out: Vec<VantageConfig> = Vec::new();
+    for (i, v) in raw.iter().enumerate() {
+        let key = |field: &str| format!("[[vantage]] #{} {field}", i + 1);
+        let Some(name) = &v.name else {
+            p.add(
+                None,
+                &key("name"),
+                "is not set".into(),
+                "write the agent's [web] vantage, e.g. name = \"asia\"",
+            );
+            continue;
+        };
+        let text = name.get_ref().trim();
+        if text.is_empty() || text.chars().count() > 64 || text.contains(['"', ',']) {
+            p.add(
+                Some(name.span()),
+                &key("name"),
+                format!("{text:?} must be 1 to 64 characters, without quotes or commas"),
+                "use the agent's [web] vantage, e.g. name = \"asia\"",
+            );
+            continue;
+        }
+        if out.iter().any(|o| o.name == text) {
+            p.add(
+                Some(name.span()),
+                &key("name"),
+                format!("{text:?} is listed twice"),
+                "give each agent its own name",
+            );
+            continue;
+        }
+        let Some(public) = &v.public_key else {
+            p.add(
+                Some(name.span()),
+                &key("public_key"),
+                "is not set".into(),
+                "paste the public key `mxping keygen` printed on the agent",
+            );
+            continue;
+        };
+        if let Err(e) = crate::vantage::parse_public_key(public.get_ref()) {
+            p.add(
+                Some(public.span()),
+                &key("public_key"),
+                format!("{:?} is {e}", public.get_ref()),
+                "paste the public key `mxping keygen` printed on the agent (43 characters of base64)",
+            );
+            continue;
+        }
+        out.push(VantageConfig {
+            name: text.to_owned(),
+            public_key: public.get_ref().trim().to_owned(),
+        });
+    }
+    out
 }

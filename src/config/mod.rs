@@ -60,6 +60,28 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[[alert]]`: where confirmed status changes are announced.
     pub alerts: Vec<AlertConfig>,
+    /// `[hub]`: this instance is an agent reporting to a hub.
+    pub hub: Option<HubConfig>,
+    /// `[[vantage]]`: this instance is a hub, trusting these agents.
+    pub vantages: Vec<VantageConfig>,
+}
+
+/// `[hub]`: where an agent gets its servers and sends its reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HubConfig {
+    /// The hub's web address (its status page), e.g. `https://status.example.org`.
+    pub url: String,
+    /// The agent's ed25519 key file (`mxping keygen FILE`).
+    pub key_file: PathBuf,
+}
+
+/// One `[[vantage]]` a hub trusts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VantageConfig {
+    /// Its name (the agent's `[web] vantage`).
+    pub name: String,
+    /// Its public key (unpadded base64, as `mxping keygen` prints it).
+    pub public_key: String,
 }
 
 /// One `[[alert]]`: a Matrix room or a webhook that hears of confirmed status changes.
@@ -191,6 +213,9 @@ pub struct SourceConfig {
     pub refresh: Duration,
     /// A list with more entries than this is rejected.
     pub max_servers: usize,
+    /// Written by the operator as an endpoint (an agent's hub), so fetched without the
+    /// private-address guard, like alert endpoints (design.md "Safety").
+    pub trusted: bool,
 }
 
 /// Probe cadence, thresholds and hysteresis.

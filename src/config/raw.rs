@@ -31,6 +31,23 @@ pub(super) struct RawConfig {
     pub(super) sources: Vec<RawSource>,
     #[serde(default, rename = "alert")]
     pub(super) alerts: Vec<RawAlert>,
+    pub(super) hub: Option<RawHub>,
+    #[serde(default, rename = "vantage")]
+    pub(super) vantages: Vec<RawVantage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHub {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVantage {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) public_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -208,6 +225,11 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     ),
     ("signup", &[("interval", Kind::Duration)]),
     ("metrics", &[("per_server_phases", Kind::Bool)]),
+    ("hub", &[("url", Kind::Text), ("key_file", Kind::Text)]),
+    (
+        "[vantage]",
+        &[("name", Kind::Text), ("public_key", Kind::Text)],
+    ),
     (
         "[server]",
         &[

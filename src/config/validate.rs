@@ -84,6 +84,29 @@ pub(super) fn validate(
     base_dir: Option<&Path>,
     p: &mut Problems<'_>,
 ) -> Config {
+    let mut config = validate_sections(raw, name, base_dir, p);
+    // An agent probes the hub's servers: its list is read like a [[source]] (every 5
+    // minutes), from the address the operator wrote.
+    if let Some(hub) = &config.hub {
+        config.sources.push(SourceConfig {
+            location: SourceLocation::Url(format!(
+                "{}/api/v1/public_servers.json?all=true",
+                hub.url
+            )),
+            refresh: Duration::from_secs(300),
+            max_servers: 20_000,
+            trusted: true,
+        });
+    }
+    config
+}
+
+fn validate_sections(
+    raw: RawConfig,
+    name: &str,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Config {
     Config {
         source: name.to_owned(),
         monitor: validate_monitor(&raw.monitor, p),
@@ -96,9 +119,15 @@ pub(super) fn validate(
         metrics: MetricsConfig {
             per_server_phases: raw.metrics.per_server_phases.unwrap_or(false),
         },
-        servers: validate_servers(&raw.servers, !raw.sources.is_empty(), p),
+        servers: validate_servers(
+            &raw.servers,
+            !raw.sources.is_empty() || raw.hub.is_some(),
+            p,
+        ),
         sources: validate_sources(&raw.sources, base_dir, p),
         alerts: super::alerts::validate_alerts(&raw.alerts, base_dir, p),
+        hub: super::alerts::validate_hub(raw.hub.as_ref(), raw.web.vantage.is_some(), base_dir, p),
+        vantages: super::alerts::validate_vantages(&raw.vantages, p),
     }
 }
 
@@ -574,6 +603,7 @@ fn validate_sources(
             location,
             refresh,
             max_servers,
+            trusted: false,
         });
     }
     sources

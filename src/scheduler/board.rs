@@ -15,6 +15,7 @@ use crate::alert::{AlertHealth, ChannelState};
 use crate::config::Config;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::metrics::Metrics;
+use crate::vantage::hub::{Hub, VantageView};
 
 use super::ServerView;
 
@@ -59,6 +60,7 @@ pub struct Board {
     generation: AtomicU64,
     metrics: Arc<Metrics>,
     alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
+    hub: std::sync::OnceLock<Arc<Hub>>,
 }
 
 impl Board {
@@ -74,6 +76,7 @@ impl Board {
             generation: AtomicU64::new(0),
             metrics,
             alert_health: std::sync::OnceLock::new(),
+            hub: std::sync::OnceLock::new(),
         }
     }
 
@@ -103,20 +106,66 @@ impl Board {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Every server's latest view.
+    /// Every server's latest view (on a hub, with the quorum's verdict).
     pub fn snapshot(&self) -> Snapshot {
         let layout = self.layout.read().expect("layout lock").clone();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         Snapshot {
             config: layout.config.clone(),
-            servers: layout.cells.iter().map(|c| c.view()).collect(),
+            servers: layout
+                .cells
+                .iter()
+                .map(|c| self.with_vantages(&layout.config, c.view(), now))
+                .collect(),
         }
     }
 
-    /// The latest view of `name`, if it is monitored.
+    /// The latest view of `name`, if it is monitored (on a hub, with the quorum's verdict).
     pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
         let layout = self.layout.read().expect("layout lock").clone();
         let i = *layout.index.get(name)?;
-        Some((layout.config.clone(), layout.cells[i].view()))
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let view = self.with_vantages(&layout.config, layout.cells[i].view(), now);
+        Some((layout.config.clone(), view))
+    }
+
+    /// `view` with every vantage's view and the quorum's status and reason, on a hub.
+    fn with_vantages(&self, config: &Config, view: Arc<ServerView>, now: i64) -> Arc<ServerView> {
+        let Some(hub) = self.hub.get() else {
+            return view;
+        };
+        let r = &view.report;
+        let own = VantageView {
+            vantage: config.web.vantage_name().to_owned(),
+            status: r.status,
+            latency_ms: r.latency_ms,
+            checked_at: r.checked_at.map(crate::timestamp::format),
+            stale: false,
+            impaired: false,
+            different_delegation: None,
+        };
+        let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());
+        let verdict = hub.verdict(&r.name, &own, r.reason.clone(), delegation, now);
+        let mut v = (*view).clone();
+        v.report.status = verdict.status;
+        v.report.reason = verdict.reason;
+        v.vantages = Some(verdict.views);
+        Arc::new(v)
+    }
+
+    /// Makes this board a hub's: views carry every vantage's and the quorum's verdict.
+    pub fn serve_hub(&self, hub: Arc<Hub>) {
+        let _ = self.hub.set(hub);
+    }
+
+    /// The hub, on a hub.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.hub.get()
+    }
+
+    /// Something views show changed outside a round (a vantage's report).
+    pub fn touch(&self) {
+        self.bump();
     }
 
     /// The config in force.

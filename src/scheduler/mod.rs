@@ -88,6 +88,10 @@ pub struct ServerView {
     pub address_uptime_24h: Vec<(String, Option<f64>)>,
     /// The last sign-up check (`null` before the first, or when sign-up checks are off).
     pub signup: Option<Arc<Signup>>,
+    /// On a hub: what every vantage saw, this instance's own view first (then `status` and
+    /// `reason` are the quorum's verdict). Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vantages: Option<Vec<crate::vantage::hub::VantageView>>,
 }
 
 fn recent_samples<S: serde::Serializer>(
@@ -167,6 +171,7 @@ impl ServerView {
             },
             shown: history.shown(),
             signup: None,
+            vantages: None,
         }
     }
 

@@ -75,6 +75,10 @@ pub fn app(board: Arc<Board>) -> Router {
         .route("/feed.atom", get(feed::atom))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route(
+            crate::vantage::REPORT_PATH,
+            axum::routing::post(vantage_report),
+        )
         .route("/static/style.css", get(style))
         .route("/static/ping.js", get(ping_js))
         .fallback(pages::not_found)
@@ -93,7 +97,10 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
     let gzip = cache::accepts_gzip(&headers);
     let board = state.board.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let text = board.metrics().render();
+        let mut text = board.metrics().render();
+        if let Some(hub) = board.hub() {
+            text.push_str(&hub.render_metrics());
+        }
         if gzip {
             cache::gzip(text.as_bytes(), flate2::Compression::fast())
         } else {
@@ -119,6 +126,67 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+/// `POST /api/v1/vantage/report`: an agent's signed report (404 unless this is a hub).
+/// Every refusal is logged with its reason, counted, and answered with it, so the agent's
+/// operator sees it too.
+async fn vantage_report(
+    State(state): State<AppState>,
+    headers: header::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    use axum::http::StatusCode;
+    let Some(hub) = state.board.hub().cloned() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this instance is not a hub: it has no [[vantage]]\n",
+        )
+            .into_response();
+    };
+    let refuse = |status: StatusCode, reason: &'static str, detail: String| {
+        hub.count_rejected(reason);
+        tracing::warn!("vantage report refused ({reason}): {detail}");
+        (
+            status,
+            axum::Json(serde_json::json!({"error": reason, "message": detail})),
+        )
+            .into_response()
+    };
+    let bytes = match axum::body::to_bytes(body, crate::vantage::MAX_REPORT_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the report is larger than {} MiB",
+                    crate::vantage::MAX_REPORT_BYTES >> 20
+                ),
+            );
+        }
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    match hub.accept(auth, &bytes, now_ms) {
+        Ok(_) => {
+            state.board.touch();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            let status = match e.reason {
+                "unknown_vantage" | "bad_signature" | "unsigned" | "name_mismatch" => {
+                    StatusCode::FORBIDDEN
+                }
+                "replayed" => StatusCode::CONFLICT,
+                "clock_skew" => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            refuse(status, e.reason, e.detail)
+        }
+    }
 }
 
 /// `/healthz`: `ok` while the process serves (always 200, so a container is not restarted

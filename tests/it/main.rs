@@ -25,3 +25,4 @@ mod security;
 mod serve;
 mod signup;
 mod sources;
+mod vantage;

@@ -227,6 +227,18 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             &[("good", &good.to_string()), ("of", &of.to_string())],
         ),
         Reason::NotChecked => t.t("reason_not_checked").to_owned(),
+        Reason::Vantages {
+            unreachable_from,
+            reached,
+            of,
+        } => t.f(
+            "reason_vantages",
+            &[
+                ("vantages", &unreachable_from.join(", ")),
+                ("reached", &reached.to_string()),
+                ("of", &of.to_string()),
+            ],
+        ),
     }
 }
 

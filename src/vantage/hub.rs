@@ -1,0 +1,531 @@
+//! The hub: verifies agents' reports, keeps each vantage's latest view, and combines the views
+//! into the quorum's verdict per server.
+//!
+//! Votes: the hub's own view, and each vantage whose last report is fresh (less than three of
+//! its intervals old) and that is not impaired (a vantage that probes two or more servers and
+//! reaches none of them is broken itself, and a broken probe must not cast a vote). A server
+//! is red when a majority of the voters see it red; when only some do, it is yellow with the
+//! reason "unreachable from asia (2 of 3 vantages reach it)"; otherwise it keeps the hub's own
+//! status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::Serialize;
+
+use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
+use crate::report::{Reason, Status};
+
+/// Why a report was refused (the `reason` label of `mxping_vantage_reports_rejected_total`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// A short word for the metric.
+    pub reason: &'static str,
+    /// What happened, for the log and the agent.
+    pub detail: String,
+}
+
+fn rejected(reason: &'static str, detail: String) -> Rejected {
+    Rejected { reason, detail }
+}
+
+/// One vantage's view of one server, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VantageView {
+    /// The vantage's name.
+    pub vantage: String,
+    /// Its status for the server.
+    pub status: Status,
+    /// Its last latency, milliseconds.
+    pub latency_ms: Option<f64>,
+    /// When it last checked (RFC 3339).
+    pub checked_at: Option<String>,
+    /// Its reports stopped (more than three intervals old): it does not vote.
+    pub stale: bool,
+    /// It reaches none of its servers: it does not vote.
+    pub impaired: bool,
+    /// The delegation it found, when it differs from the hub's (split DNS or geo-DNS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub different_delegation: Option<String>,
+}
+
+struct VantageState {
+    last_sent_at_ms: i64,
+    received_at: i64,
+    interval_s: u64,
+    impaired: bool,
+    servers: HashMap<String, Seen>,
+}
+
+/// The hub's trusted vantages and what they last reported.
+pub struct Hub {
+    trusted: BTreeMap<String, VerifyingKey>,
+    state: Mutex<BTreeMap<String, VantageState>>,
+    /// Reports refused, by reason.
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The verdict for one server.
+pub struct Verdict {
+    /// Every vantage's view, the hub's own first.
+    pub views: Vec<VantageView>,
+    /// The combined status.
+    pub status: Status,
+    /// Set when the vantages disagree.
+    pub reason: Option<Reason>,
+}
+
+impl Hub {
+    /// A hub trusting `vantages` (name, public key).
+    pub fn new(vantages: BTreeMap<String, VerifyingKey>) -> Hub {
+        Hub {
+            trusted: vantages,
+            state: Mutex::new(BTreeMap::new()),
+            rejected: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The trusted vantage names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.trusted.keys().map(String::as_str)
+    }
+
+    /// A hub for `config`'s `[[vantage]]` list (keys were checked when it was loaded).
+    pub fn from_config(config: &crate::config::Config) -> Hub {
+        Hub::new(
+            config
+                .vantages
+                .iter()
+                .filter_map(|v| {
+                    Some((v.name.clone(), super::parse_public_key(&v.public_key).ok()?))
+                })
+                .collect(),
+        )
+    }
+
+    /// Counts a refused report.
+    pub fn count_rejected(&self, reason: &'static str) {
+        *self
+            .rejected
+            .lock()
+            .expect("hub lock")
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// The hub's metrics in the Prometheus text format: every vantage's view of every server,
+    /// when each vantage last reported, and refused reports by reason.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let label = |s: &str| {
+            crate::text::cap_to(s, 253)
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+        };
+        let mut out = String::new();
+        let state = self.state.lock().expect("hub lock");
+        out.push_str("# HELP mxping_vantage_up 1 if an address of the server answered in the vantage's last round.\n# TYPE mxping_vantage_up gauge\n");
+        for (name, v) in state.iter() {
+            for (server, seen) in &v.servers {
+                let _ = writeln!(
+                    out,
+                    "mxping_vantage_up{{server=\"{}\",vantage=\"{}\"}} {}",
+                    label(server),
+                    label(name),
+                    u8::from(seen.up)
+                );
+            }
+        }
+        out.push_str("# HELP mxping_vantage_latency_seconds Headline latency of the vantage's last round.\n# TYPE mxping_vantage_latency_seconds gauge\n");
+        for (name, v) in state.iter() {
+            for (server, seen) in &v.servers {
+                if let Some(ms) = seen.latency_ms {
+                    let _ = writeln!(
+                        out,
+                        "mxping_vantage_latency_seconds{{server=\"{}\",vantage=\"{}\"}} {}",
+                        label(server),
+                        label(name),
+                        ms / 1000.0
+                    );
+                }
+            }
+        }
+        out.push_str("# HELP mxping_vantage_last_report_timestamp_seconds When the hub last accepted a report from the vantage.\n# TYPE mxping_vantage_last_report_timestamp_seconds gauge\n");
+        for (name, v) in state.iter() {
+            let _ = writeln!(
+                out,
+                "mxping_vantage_last_report_timestamp_seconds{{vantage=\"{}\"}} {}",
+                label(name),
+                v.received_at
+            );
+        }
+        out.push_str("# HELP mxping_vantage_impaired 1 if the vantage's last report reached none of its servers (it does not vote).\n# TYPE mxping_vantage_impaired gauge\n");
+        for (name, v) in state.iter() {
+            let _ = writeln!(
+                out,
+                "mxping_vantage_impaired{{vantage=\"{}\"}} {}",
+                label(name),
+                u8::from(v.impaired)
+            );
+        }
+        drop(state);
+        out.push_str("# HELP mxping_vantage_reports_rejected_total Reports refused, by reason (unsigned, malformed, unknown_vantage, bad_signature, name_mismatch, clock_skew, replayed, too_large).\n# TYPE mxping_vantage_reports_rejected_total counter\n");
+        for (reason, n) in self.rejected.lock().expect("hub lock").iter() {
+            let _ = writeln!(
+                out,
+                "mxping_vantage_reports_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out
+    }
+
+    /// Verifies and records a report; the vantage's name when accepted.
+    pub fn accept(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(String, usize), Rejected> {
+        let header = authorization.ok_or_else(|| {
+            rejected(
+                "unsigned",
+                "no Authorization header: reports must be signed".into(),
+            )
+        })?;
+        let (name, key_id, sig) = parse_authorization(header).ok_or_else(|| {
+            rejected(
+                "malformed",
+                "the Authorization header is not MxpingVantage name=\"…\",key=\"…\",sig=\"…\""
+                    .into(),
+            )
+        })?;
+        let key = self.trusted.get(&name).ok_or_else(|| {
+            rejected(
+                "unknown_vantage",
+                format!("{name:?} is not a [[vantage]] of this hub"),
+            )
+        })?;
+        let sig = Signature::from_slice(&sig).map_err(|_| {
+            rejected(
+                "bad_signature",
+                format!("{name}: the signature is not 64 bytes"),
+            )
+        })?;
+        key.verify(body, &sig).map_err(|_| {
+            rejected(
+                "bad_signature",
+                format!("{name}: the signature ({key_id}) does not match the body and the key configured for it"),
+            )
+        })?;
+        let report: Report = serde_json::from_slice(body).map_err(|e| {
+            rejected(
+                "malformed",
+                format!("{name}: the report is not valid JSON: {e}"),
+            )
+        })?;
+        if report.vantage != name {
+            return Err(rejected(
+                "name_mismatch",
+                format!("signed as {name} but the report says {:?}", report.vantage),
+            ));
+        }
+        let skew_s = (report.sent_at_ms - now_ms) / 1000;
+        if skew_s.abs() > MAX_SKEW_S {
+            return Err(rejected(
+                "clock_skew",
+                format!(
+                    "{name}: sent {}s {} the hub's clock (at most {MAX_SKEW_S}s allowed); fix the agent's clock (NTP)",
+                    skew_s.abs(),
+                    if skew_s > 0 { "ahead of" } else { "behind" }
+                ),
+            ));
+        }
+        let mut state = self.state.lock().expect("hub lock");
+        if let Some(s) = state.get(&name)
+            && report.sent_at_ms <= s.last_sent_at_ms
+        {
+            return Err(rejected(
+                "replayed",
+                format!("{name}: a report sent at or before the last one accepted (a replay)"),
+            ));
+        }
+        let probed = report.servers.len();
+        let impaired = probed >= 2 && report.servers.iter().all(|s| !s.up);
+        let servers = report
+            .servers
+            .into_iter()
+            .map(|s| (s.server.clone(), s))
+            .collect();
+        state.insert(
+            name.clone(),
+            VantageState {
+                last_sent_at_ms: report.sent_at_ms,
+                received_at: now_ms / 1000,
+                interval_s: report.interval_s.max(1),
+                impaired,
+                servers,
+            },
+        );
+        Ok((name, probed))
+    }
+
+    /// When each trusted vantage last reported (Unix seconds; `None`: never).
+    pub fn last_reports(&self) -> Vec<(String, Option<i64>)> {
+        let state = self.state.lock().expect("hub lock");
+        self.trusted
+            .keys()
+            .map(|n| (n.clone(), state.get(n).map(|s| s.received_at)))
+            .collect()
+    }
+
+    /// The quorum's verdict for `server`, given the hub's own view (`own_name`, status,
+    /// latency, check time, delegation, reason) at `now` (Unix seconds).
+    pub fn verdict(
+        &self,
+        server: &str,
+        own: &VantageView,
+        own_reason: Option<Reason>,
+        own_delegation: Option<&str>,
+        now: i64,
+    ) -> Verdict {
+        let state = self.state.lock().expect("hub lock");
+        let mut views = vec![own.clone()];
+        for name in self.trusted.keys() {
+            let Some(v) = state.get(name) else { continue };
+            let Some(seen) = v.servers.get(server) else {
+                continue;
+            };
+            let stale = now - v.received_at > 3 * v.interval_s as i64;
+            views.push(VantageView {
+                vantage: name.clone(),
+                status: seen.status,
+                latency_ms: seen.latency_ms,
+                checked_at: seen.checked_at.clone(),
+                stale,
+                impaired: v.impaired,
+                different_delegation: seen
+                    .delegated_name
+                    .as_ref()
+                    .filter(|d| own_delegation.is_some_and(|o| o != d.as_str()))
+                    .cloned(),
+            });
+        }
+        drop(state);
+        let voters: Vec<&VantageView> = views
+            .iter()
+            .filter(|v| !v.stale && !v.impaired && v.status != Status::Unknown)
+            .collect();
+        let red: Vec<String> = voters
+            .iter()
+            .filter(|v| v.status == Status::Red)
+            .map(|v| v.vantage.clone())
+            .collect();
+        let of = voters.len() as u32;
+        let reached = of - red.len() as u32;
+        let (status, reason) = if views.len() == 1 || red.is_empty() {
+            (own.status, own_reason)
+        } else if red.len() * 2 > voters.len() {
+            // Down from a majority: red, explained by the hub's own reason when it sees it
+            // red too.
+            let reason = if own.status == Status::Red {
+                own_reason
+            } else {
+                Some(Reason::Vantages {
+                    unreachable_from: red,
+                    reached,
+                    of,
+                })
+            };
+            (Status::Red, reason)
+        } else {
+            (
+                Status::Yellow,
+                Some(Reason::Vantages {
+                    unreachable_from: red,
+                    reached,
+                    of,
+                }),
+            )
+        };
+        Verdict {
+            views,
+            status,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vantage::Key;
+
+    fn report(name: &str, sent_at_ms: i64, servers: &[(&str, Status, bool)]) -> Vec<u8> {
+        serde_json::to_vec(&Report {
+            vantage: name.into(),
+            sent_at_ms,
+            interval_s: 30,
+            servers: servers
+                .iter()
+                .map(|(s, status, up)| Seen {
+                    server: (*s).into(),
+                    status: *status,
+                    up: *up,
+                    latency_ms: up.then_some(20.0),
+                    checked_at: None,
+                    error: None,
+                    delegated_name: None,
+                })
+                .collect(),
+        })
+        .unwrap()
+    }
+
+    fn own(status: Status) -> VantageView {
+        VantageView {
+            vantage: "hub".into(),
+            status,
+            latency_ms: None,
+            checked_at: None,
+            stale: false,
+            impaired: false,
+            different_delegation: None,
+        }
+    }
+
+    #[test]
+    fn only_signed_fresh_new_reports_of_known_vantages_count() {
+        let (asia, eu, stranger) = (Key::generate(), Key::generate(), Key::generate());
+        let hub = Hub::new(BTreeMap::from([
+            (
+                "asia".to_owned(),
+                super::super::parse_public_key(&asia.public()).unwrap(),
+            ),
+            (
+                "eu".to_owned(),
+                super::super::parse_public_key(&eu.public()).unwrap(),
+            ),
+        ]));
+        let now = 1_800_000_000_000;
+        let body = report(
+            "asia",
+            now,
+            &[
+                ("a.test", Status::Red, false),
+                ("b.test", Status::Green, true),
+            ],
+        );
+        let sign = |k: &Key, n: &str, b: &[u8]| k.authorization(n, b);
+        let reason = |r: Result<_, Rejected>| r.unwrap_err().reason;
+        assert_eq!(reason(hub.accept(None, &body, now)), "unsigned");
+        assert_eq!(
+            reason(hub.accept(Some("Bearer x"), &body, now)),
+            "malformed"
+        );
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&stranger, "mars", &body)), &body, now)),
+            "unknown_vantage"
+        );
+        // Forged: a key that is not asia's, or a body changed after signing.
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&stranger, "asia", &body)), &body, now)),
+            "bad_signature"
+        );
+        let mut changed = body.clone();
+        changed[10] ^= 1;
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&asia, "asia", &body)), &changed, now)),
+            "bad_signature"
+        );
+        // Signed by eu, claiming to be asia inside.
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&eu, "eu", &body)), &body, now)),
+            "name_mismatch"
+        );
+        let late = report("asia", now - 600_000, &[]);
+        let e = hub
+            .accept(Some(&sign(&asia, "asia", &late)), &late, now)
+            .unwrap_err();
+        assert_eq!(e.reason, "clock_skew");
+        assert!(e.detail.contains("600s behind"), "{}", e.detail);
+        assert_eq!(
+            hub.accept(Some(&sign(&asia, "asia", &body)), &body, now),
+            Ok(("asia".into(), 2))
+        );
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&asia, "asia", &body)), &body, now)),
+            "replayed"
+        );
+        let bad = b"{not json";
+        assert_eq!(
+            reason(hub.accept(Some(&sign(&asia, "asia", bad)), bad, now)),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn the_quorum_goes_red_only_with_a_majority_and_ignores_stale_and_impaired_vantages() {
+        let keys: Vec<Key> = (0..3).map(|_| Key::generate()).collect();
+        let names = ["asia", "eu", "us"];
+        let hub = Hub::new(
+            names
+                .iter()
+                .zip(&keys)
+                .map(|(n, k)| {
+                    (
+                        n.to_string(),
+                        super::super::parse_public_key(&k.public()).unwrap(),
+                    )
+                })
+                .collect(),
+        );
+        let now_s = 1_800_000_000;
+        let send = |i: usize, servers: &[(&str, Status, bool)], at_s: i64| {
+            let body = report(names[i], at_s * 1000, servers);
+            hub.accept(
+                Some(&keys[i].authorization(names[i], &body)),
+                &body,
+                at_s * 1000,
+            )
+            .unwrap();
+        };
+        let ok = ("x.test", Status::Green, true);
+        let down = ("x.test", Status::Red, false);
+        let other = ("y.test", Status::Green, true);
+        send(0, &[down, other], now_s);
+        send(1, &[ok, other], now_s);
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s);
+        assert_eq!(
+            v.status,
+            Status::Yellow,
+            "one of three: only from somewhere"
+        );
+        assert_eq!(
+            v.reason.unwrap().to_string(),
+            "unreachable from asia (2 of 3 vantages reach it)"
+        );
+        send(1, &[down, other], now_s + 1);
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 1);
+        assert_eq!(v.status, Status::Red, "two of three: down");
+        // eu stops reporting: after three intervals it does not vote, and 1 of 2 is not a
+        // majority.
+        send(0, &[down, other], now_s + 200);
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 200);
+        assert!(v.views.iter().any(|x| x.vantage == "eu" && x.stale));
+        assert_eq!(v.status, Status::Yellow);
+        // A vantage that reaches nothing is impaired and does not vote.
+        send(2, &[down, ("y.test", Status::Red, false)], now_s + 201);
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 201);
+        assert!(v.views.iter().any(|x| x.vantage == "us" && x.impaired));
+        assert_eq!(
+            v.status,
+            Status::Yellow,
+            "asia red, hub green; us does not count"
+        );
+        // Alone, the hub's own view stands.
+        let lone = Hub::new(BTreeMap::new());
+        let v = lone.verdict("x.test", &own(Status::Red), None, None, now_s);
+        assert_eq!((v.status, v.views.len()), (Status::Red, 1));
+    }
+}

@@ -1,0 +1,218 @@
+//! Several vantage points as separate `mxping serve` processes on loopback: a hub and three
+//! agents with their own keys (`mxping keygen`). One agent may not reach b.test (its
+//! private-address guard allows only a.test's address), one has no working DNS (impaired). The
+//! hub's API shows each vantage's view and the quorum's verdict; forged, replayed and skewed
+//! reports are refused and counted; a stopped agent goes stale and stops voting.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::serve::Serve;
+use crate::support::{Harness, TestHost, ip};
+
+const MONITOR: &str = "[monitor]\ninterval = \"1s\"\nretry_interval = \"500ms\"\n\
+     timeout = \"800ms\"\ndown_after = 2\nup_after = 2\ncheck_keys = false\n\
+     check_client = false\ncheck_signup = false\n[storage]\ndata_dir = \"\"\n";
+
+/// `mxping keygen FILE`; the public key it prints.
+fn keygen(file: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
+        .args(["keygen", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split("public_key = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned()
+}
+
+fn vantage<'a>(server: &'a Value, name: &str) -> Option<&'a Value> {
+    server["vantages"]
+        .as_array()?
+        .iter()
+        .find(|v| v["vantage"] == name)
+}
+
+struct Fleet {
+    h: Harness,
+    _hosts: Vec<TestHost>,
+    a_ip: String,
+}
+
+async fn fleet() -> Fleet {
+    let mut h = Harness::new().await;
+    let mut hosts = Vec::new();
+    for name in ["a.test", "b.test"] {
+        let mut host = h.host(name);
+        h.homeserver(&mut host, 8448, name, name);
+        hosts.push(host);
+    }
+    let a_ip = ip(&hosts[0]);
+    h.servers = vec!["a.test".into(), "b.test".into()];
+    Fleet {
+        h,
+        _hosts: hosts,
+        a_ip,
+    }
+}
+
+/// An agent's config: the harness's DNS and CA, its own name, key and guard.
+fn agent_config(
+    f: &Fleet,
+    hub: &str,
+    name: &str,
+    allow: &str,
+    nameserver: &str,
+) -> std::path::PathBuf {
+    let key = f.h.dir.path().join(format!("{name}.key"));
+    let text = format!(
+        "{MONITOR}[web]\nvantage = \"{name}\"\n[hub]\nurl = \"{hub}\"\nkey_file = \"{key}\"\n\
+         [dns]\nnameservers = [\"{nameserver}\"]\ntimeout = \"300ms\"\n\
+         [tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n",
+        key = key.display(),
+        ca = f.h.ca.pem_path.display(),
+    );
+    let path = f.h.dir.path().join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_hub_combines_its_agents_views_into_one_verdict() {
+    let mut f = fleet().await;
+    let dir = f.h.dir.path().to_owned();
+    // "spare" has a key but no agent: the forged and replayed reports below use its name.
+    let keys: Vec<(String, String)> = ["asia", "eu", "broken", "spare"]
+        .iter()
+        .map(|n| (n.to_string(), keygen(&dir.join(format!("{n}.key")))))
+        .collect();
+    let vantages: String = keys
+        .iter()
+        .map(|(n, k)| format!("[[vantage]]\nname = \"{n}\"\npublic_key = \"{k}\"\n"))
+        .collect();
+    f.h.extra = format!("{MONITOR}[web]\nvantage = \"hub\"\n{vantages}");
+    let hub = Serve::start(&f.h.config_file()).await;
+    let hub_url = format!("http://{}", hub.addr);
+    let dns = f.h.dns.addr.to_string();
+    let asia = Serve::start(&agent_config(
+        &f,
+        &hub_url,
+        "asia",
+        "[\"127.0.0.0/8\"]",
+        &dns,
+    ))
+    .await;
+    let eu_allow = format!("[\"{}/32\"]", f.a_ip);
+    let mut eu = Serve::start(&agent_config(&f, &hub_url, "eu", &eu_allow, &dns)).await;
+    // No working DNS: it reaches nothing, so it must not vote.
+    let _broken = Serve::start(&agent_config(
+        &f,
+        &hub_url,
+        "broken",
+        "[\"127.0.0.0/8\"]",
+        "127.0.0.1:9",
+    ))
+    .await;
+
+    let b = hub
+        .wait_for(
+            Duration::from_secs(30),
+            "every vantage's view of b.test",
+            || async {
+                let b = hub.server("b.test").await;
+                let ready = vantage(&b, "eu").is_some_and(|v| v["status"] == "red")
+                    && vantage(&b, "asia").is_some_and(|v| v["status"] == "green")
+                    && vantage(&b, "broken").is_some_and(|v| v["impaired"] == true)
+                    && vantage(&b, "hub").is_some_and(|v| v["status"] == "green");
+                ready.then_some(b)
+            },
+        )
+        .await;
+    assert_eq!(
+        b["vantages"][0]["vantage"], "hub",
+        "the hub's own view first"
+    );
+    assert_eq!(b["status"], "yellow", "down from one place only: {b}");
+    assert_eq!(
+        b["reason"], "unreachable from eu (2 of 3 vantages reach it)",
+        "the broken vantage does not vote"
+    );
+    assert!(vantage(&b, "asia").unwrap()["latency_ms"].as_f64().unwrap() > 0.0);
+    let a = hub.server("a.test").await;
+    assert_eq!(a["status"], "green", "{a}");
+    assert_eq!(vantage(&a, "eu").unwrap()["status"], "green");
+    // The agents list the hub's servers and show their own view (no vantages of their own).
+    let from_asia = asia.server("b.test").await;
+    assert_eq!(from_asia["vantage"], "asia");
+    assert!(from_asia.get("vantages").is_none());
+
+    let (_, metrics) = hub.text("/metrics").await;
+    for line in [
+        "mxping_vantage_up{server=\"b.test\",vantage=\"eu\"} 0",
+        "mxping_vantage_up{server=\"b.test\",vantage=\"asia\"} 1",
+        "mxping_vantage_impaired{vantage=\"broken\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    assert!(metrics.contains("mxping_vantage_last_report_timestamp_seconds{vantage=\"eu\"} "));
+
+    // Forged, replayed and skewed reports are refused, said why, and counted.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |auth: String, body: Vec<u8>| {
+        client
+            .post(format!("{hub_url}/api/v1/vantage/report"))
+            .header("authorization", auth)
+            .body(body)
+            .send()
+    };
+    let spare = mxping::vantage::Key::read(&dir.join("spare.key")).unwrap();
+    let forger = mxping::vantage::Key::generate();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let body = |at: i64| {
+        serde_json::to_vec(&serde_json::json!({
+            "vantage": "spare", "sent_at_ms": at, "interval_s": 1, "servers": []
+        }))
+        .unwrap()
+    };
+    let r = post(forger.authorization("spare", &body(now_ms)), body(now_ms))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("does not match"));
+    let signed = spare.authorization("spare", &body(now_ms));
+    assert_eq!(
+        post(signed.clone(), body(now_ms)).await.unwrap().status(),
+        204
+    );
+    let r = post(signed, body(now_ms)).await.unwrap();
+    assert_eq!(r.status(), 409, "a replay");
+    let old = now_ms - 3_600_000;
+    let r = post(spare.authorization("spare", &body(old)), body(old))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("behind the hub's clock"));
+    let (_, metrics) = hub.text("/metrics").await;
+    for reason in ["bad_signature", "replayed", "clock_skew"] {
+        let line = format!("mxping_vantage_reports_rejected_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line}");
+    }
+    assert!(hub.log_contains("vantage report refused (bad_signature)"));
+
+    // eu stops: after three of its intervals it is stale and stops voting; b.test is green.
+    eu.child.kill().await.unwrap();
+    let b = hub
+        .wait_for(Duration::from_secs(20), "eu stale", || async {
+            let b = hub.server("b.test").await;
+            vantage(&b, "eu")
+                .is_some_and(|v| v["stale"] == true)
+                .then_some(b)
+        })
+        .await;
+    assert_eq!(b["status"], "green", "{b}");
+}
