@@ -2,8 +2,8 @@
 //! into the quorum's verdict per server.
 //!
 //! Votes: the hub's own view, and each vantage whose last report is fresh (less than three of
-//! its intervals old) and that is not impaired (a vantage that probes two or more servers and
-//! reaches none of them is broken itself, and a broken probe must not cast a vote). A server
+//! its intervals old) and that is not impaired (a vantage that checked two or more servers and
+//! reached none of them is broken itself, and a broken probe must not cast a vote). A server
 //! is red when a majority of the voters see it red; when only some do, it is yellow with the
 //! reason "unreachable from asia (2 of 3 vantages reach it)"; otherwise it keeps the hub's own
 //! status.
@@ -251,7 +251,10 @@ impl Hub {
             ));
         }
         let probed = report.servers.len();
-        let impaired = probed >= 2 && report.servers.iter().all(|s| !s.up);
+        // Broken itself: it checked two or more servers and reached none (servers it has not
+        // checked yet say nothing either way).
+        let checked = report.servers.iter().filter(|s| s.checked_at.is_some());
+        let impaired = checked.clone().count() >= 2 && checked.clone().all(|s| !s.up);
         let servers = report
             .servers
             .into_iter()
@@ -373,7 +376,7 @@ mod tests {
                     status: *status,
                     up: *up,
                     latency_ms: up.then_some(20.0),
-                    checked_at: None,
+                    checked_at: Some("2027-01-15T08:00:00Z".into()),
                     error: None,
                     delegated_name: None,
                 })

@@ -143,6 +143,40 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         "the broken vantage does not vote"
     );
     assert!(vantage(&b, "asia").unwrap()["latency_ms"].as_f64().unwrap() > 0.0);
+    // The page: b.test yellow with the reason, eu's cell red, broken's struck through.
+    let (_, page) = hub.text("/?lang=en").await;
+    let doc = scraper::Html::parse_document(&page);
+    let row = scraper::Selector::parse("tr[data-server=\"b.test\"]").unwrap();
+    let row = doc.select(&row).next().expect("b.test's row");
+    assert_eq!(row.value().attr("data-status"), Some("yellow"));
+    let text = row.text().collect::<String>();
+    assert!(
+        text.contains("unreachable from eu (2 of 3 vantage points reach it)"),
+        "{text}"
+    );
+    let cell = |class: &str| {
+        let sel = scraper::Selector::parse(&format!("span.vantage.{class}")).unwrap();
+        row.select(&sel)
+            .map(|e| e.text().collect::<String>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cell("red"), vec!["eu down"]);
+    let impaired = cell("impaired");
+    assert!(
+        impaired.len() == 1 && impaired[0].starts_with("broken "),
+        "{impaired:?}"
+    );
+    assert!(
+        cell("green").iter().any(|c| c.starts_with("asia ")),
+        "{:?}",
+        cell("green")
+    );
+    let (_, detail) = hub.text("/server/b.test?lang=en").await;
+    assert!(
+        detail.contains("id=\"vantages\""),
+        "the detail page lists every vantage"
+    );
+    assert!(detail.contains("its probes are broken; not counted"));
     let a = hub.server("a.test").await;
     assert_eq!(a["status"], "green", "{a}");
     assert_eq!(vantage(&a, "eu").unwrap()["status"], "green");

@@ -45,6 +45,56 @@ struct Row {
     signup_text: String,
     signup_title: String,
     software: String,
+    /// On a hub: the other vantages' latency or status, compactly.
+    vantages: Vec<VantageCell>,
+}
+
+/// One vantage's view in a row of the hub's status page.
+pub(super) struct VantageCell {
+    pub(super) name: String,
+    /// Latency, or the status word when it does not reach the server.
+    pub(super) text: String,
+    /// The status class, or `stale` / `impaired` (it does not vote).
+    pub(super) class: &'static str,
+    pub(super) title: String,
+}
+
+/// The vantages of `v`, without this instance's own view when `skip_own` (a row shows it
+/// already).
+pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<VantageCell> {
+    let Some(views) = &v.vantages else {
+        return Vec::new();
+    };
+    views
+        .iter()
+        .skip(usize::from(skip_own))
+        .map(|x| {
+            let (class, note) = if x.impaired {
+                ("impaired", t.t("vantage_impaired"))
+            } else if x.stale {
+                ("stale", t.t("vantage_stale"))
+            } else {
+                (x.status.as_str(), "")
+            };
+            let text = match (x.status, x.latency_ms) {
+                (Status::Green | Status::Yellow, Some(l)) => ms(Some(l)),
+                (s, _) => super::word(t, s).to_owned(),
+            };
+            let mut title = t.f("vantage_title", &[("vantage", &x.vantage)]);
+            if !note.is_empty() {
+                title = format!("{title}: {note}");
+            }
+            if let Some(d) = &x.different_delegation {
+                title = format!("{title}; {}", t.f("vantage_delegation", &[("name", d)]));
+            }
+            VantageCell {
+                name: x.vantage.clone(),
+                text,
+                class,
+                title,
+            }
+        })
+        .collect()
 }
 
 struct Choice {
@@ -163,6 +213,7 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
             .map(|s| format!("{} {}", s.name, s.version).trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "–".to_owned()),
+        vantages: vantage_cells(t, v, true),
     }
 }
 

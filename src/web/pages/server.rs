@@ -152,6 +152,8 @@ struct ServerPage {
     facts: FactsView,
     recent: Vec<RecentRow>,
     api_href: String,
+    /// On a hub: every vantage's view, this instance's first.
+    vantages: Vec<super::index::VantageCell>,
 }
 
 /// Why the last round failed.
@@ -470,6 +472,7 @@ pub(in crate::web) async fn server(
         },
         recent,
         api_href: format!("/api/v1/servers/{}", encode(&r.name)),
+        vantages: super::index::vantage_cells(t, &v, false),
         base,
     };
     html(&page, &lang, None)
