@@ -64,6 +64,8 @@ pub struct Hub {
     state: Mutex<BTreeMap<String, VantageState>>,
     /// Reports refused, by reason.
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Reports accepted, by vantage.
+    accepted: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The verdict for one server.
@@ -83,6 +85,7 @@ impl Hub {
             trusted: vantages,
             state: Mutex::new(BTreeMap::new()),
             rejected: Mutex::new(BTreeMap::new()),
+            accepted: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -170,6 +173,14 @@ impl Hub {
             );
         }
         drop(state);
+        out.push_str("# HELP mxping_vantage_reports_accepted_total Reports accepted, by vantage (a backlog sent after an outage counts each report).\n# TYPE mxping_vantage_reports_accepted_total counter\n");
+        for (name, n) in self.accepted.lock().expect("hub lock").iter() {
+            let _ = writeln!(
+                out,
+                "mxping_vantage_reports_accepted_total{{vantage=\"{}\"}} {n}",
+                label(name)
+            );
+        }
         out.push_str("# HELP mxping_vantage_reports_rejected_total Reports refused, by reason (unsigned, malformed, unknown_vantage, bad_signature, name_mismatch, clock_skew, replayed, too_large).\n# TYPE mxping_vantage_reports_rejected_total counter\n");
         for (reason, n) in self.rejected.lock().expect("hub lock").iter() {
             let _ = writeln!(
@@ -260,6 +271,12 @@ impl Hub {
             .into_iter()
             .map(|s| (s.server.clone(), s))
             .collect();
+        *self
+            .accepted
+            .lock()
+            .expect("hub lock")
+            .entry(name.clone())
+            .or_default() += 1;
         state.insert(
             name.clone(),
             VantageState {

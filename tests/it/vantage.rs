@@ -250,3 +250,100 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         .await;
     assert_eq!(b["status"], "green", "{b}");
 }
+
+/// Forwards `listener`'s connections to `to` until aborted: a hub that can be taken away and
+/// brought back on the same address.
+fn forward(
+    listener: tokio::net::TcpListener,
+    to: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+fn accepted(metrics: &str, vantage: &str) -> u64 {
+    let prefix = format!("mxping_vantage_reports_accepted_total{{vantage=\"{vantage}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn an_agent_keeps_its_reports_while_the_hub_is_away_and_sends_them_in_order() {
+    let mut f = fleet().await;
+    let dir = f.h.dir.path().to_owned();
+    let public = keygen(&dir.join("asia.key"));
+    f.h.extra = format!("{MONITOR}[[vantage]]\nname = \"asia\"\npublic_key = \"{public}\"\n");
+    let hub = Serve::start(&f.h.config_file()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = listener.local_addr().unwrap();
+    let mut proxy = forward(listener, hub.addr);
+    let dns = f.h.dns.addr.to_string();
+    let agent = Serve::start(&agent_config(
+        &f,
+        &format!("http://{front}"),
+        "asia",
+        "[\"127.0.0.0/8\"]",
+        &dns,
+    ))
+    .await;
+    hub.wait_for(Duration::from_secs(20), "reports", || async {
+        (accepted(&hub.text("/metrics").await.1, "asia") >= 2).then_some(())
+    })
+    .await;
+
+    // The hub goes away: connections to its address are refused for four intervals.
+    proxy.abort();
+    let _ = (&mut proxy).await;
+    let before = accepted(&hub.text("/metrics").await.1, "asia");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(accepted(&hub.text("/metrics").await.1, "asia"), before);
+    assert!(
+        agent.log_contains("the hub cannot be reached"),
+        "the agent says so"
+    );
+
+    let listener = tokio::net::TcpListener::bind(front).await.unwrap();
+    let _proxy = forward(listener, hub.addr);
+    // At its next interval the agent sends what it kept, oldest first, each signed anew
+    // (the hub accepts only newer send times, so the order is checked too).
+    // Within one interval and a little: without the backlog only one or two would arrive.
+    let after = hub
+        .wait_for(Duration::from_millis(1800), "the backlog", || async {
+            let n = accepted(&hub.text("/metrics").await.1, "asia");
+            (n >= before + 4).then_some(n)
+        })
+        .await;
+    assert!(after >= before + 4, "{before} -> {after}");
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(
+        !metrics.contains("mxping_vantage_reports_rejected_total{"),
+        "nothing refused: {metrics}"
+    );
+    assert!(agent.log_contains("the hub takes reports again"));
+
+    // A body over 8 MiB is refused before it is read whole.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = client
+        .post(format!("http://{}/api/v1/vantage/report", hub.addr))
+        .header(
+            "authorization",
+            "MxpingVantage name=\"asia\",key=\"ed25519:x\",sig=\"AAAA\"",
+        )
+        .body(vec![b' '; 9 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(metrics.contains("mxping_vantage_reports_rejected_total{reason=\"too_large\"} 1"));
+}
