@@ -156,18 +156,8 @@ pub async fn run(
     let alerts =
         crate::alert::Alerts::start(&config, store.as_ref().map(Store::path), metrics.clone())
             .map_err(ServeError::Alerts)?;
-    let hub = (!config.vantages.is_empty())
-        .then(|| Arc::new(crate::vantage::hub::Hub::from_config(&config)));
     let agent_config = config.hub.is_some().then(|| Arc::new(config.clone()));
     let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
-    if let Some(hub) = hub {
-        info!(
-            "hub: taking reports from {} vantage(s): {}",
-            hub.names().count(),
-            hub.names().collect::<Vec<_>>().join(", ")
-        );
-        monitor.board().serve_hub(hub);
-    }
     let stop_agent = CancellationToken::new();
     if let Some(agent_config) = agent_config {
         tokio::spawn(crate::vantage::agent::run(

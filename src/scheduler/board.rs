@@ -142,6 +142,7 @@ impl Board {
             checked_at: r.checked_at.map(crate::timestamp::format),
             stale: false,
             impaired: false,
+            reached: r.error.is_none() && r.checked_at.is_some(),
             different_delegation: None,
         };
         let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());

@@ -395,7 +395,7 @@ impl<R: Rounds> Monitor<R> {
                 slots: Vec::new(),
                 index: HashMap::new(),
             }),
-            board: Arc::new(Board::new(config, metrics.clone())),
+            board: Arc::new(Board::new(config.clone(), metrics.clone())),
             metrics,
             store,
             alerts,
@@ -404,6 +404,17 @@ impl<R: Rounds> Monitor<R> {
         });
         if let Some(alerts) = &monitor.alerts {
             monitor.board.show_alert_health(alerts.health());
+        }
+        if !config.vantages.is_empty() {
+            // A hub: views, the feed and alerts follow the quorum's verdict.
+            let hub = Arc::new(crate::vantage::hub::Hub::from_config(&config));
+            tracing::info!(
+                "hub: taking reports from {} vantage(s): {}",
+                hub.names().count(),
+                hub.names().collect::<Vec<_>>().join(", ")
+            );
+            monitor.board.serve_hub(hub);
+            monitor.tracker.spawn(monitor.clone().track_verdicts());
         }
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
@@ -542,6 +553,9 @@ impl<R: Rounds> Monitor<R> {
         if new.storage != old.storage {
             notes.push("[storage] changes take effect after a restart".to_owned());
         }
+        if new.vantages != old.vantages || new.hub != old.hub {
+            notes.push("[hub] and [[vantage]] changes take effect after a restart".to_owned());
+        }
         live.services = services;
         if new.monitor.concurrency != old.monitor.concurrency {
             live.semaphore = Arc::new(Semaphore::new(new.monitor.concurrency));
@@ -600,6 +614,57 @@ impl<R: Rounds> Monitor<R> {
         }
         self.board.set_layout(live.config.clone(), live.cells());
         Ok(notes)
+    }
+
+    /// On a hub: watches the quorum's verdict of every server (which changes with its own
+    /// rounds and with vantages' reports) and records each change as the event a single
+    /// monitor records for its own status: the feed, the store and alerts. Checked every
+    /// second, when anything was published.
+    async fn track_verdicts(self: Arc<Self>) {
+        let mut last: HashMap<String, Status> = HashMap::new();
+        let mut seen_generation = None;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let generation = self.board.generation();
+            if seen_generation == Some(generation) {
+                continue;
+            }
+            seen_generation = Some(generation);
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let snap = self.board.snapshot();
+            let mut current = HashMap::with_capacity(snap.servers.len());
+            for v in &snap.servers {
+                let status = v.status();
+                let name = &v.report.name;
+                // Until the hub's own first round, nothing is known; after it, the verdict is
+                // compared with what it was, or at first with the hub's own status (what a
+                // single monitor would have recorded): a server some places cannot reach
+                // when the hub starts is announced like any other change.
+                let own = v
+                    .vantages
+                    .as_ref()
+                    .and_then(|x| x.first())
+                    .map_or(status, |o| o.status);
+                if own == Status::Unknown {
+                    continue;
+                }
+                let before = last.get(name).copied().unwrap_or(own);
+                if before != status && status != Status::Unknown {
+                    self.record_event(Event {
+                        server: name.clone(),
+                        at: now,
+                        from: before,
+                        to: status,
+                        reason: v.report.reason.clone(),
+                    });
+                }
+                current.insert(name.clone(), status);
+            }
+            last = current;
+        }
     }
 
     /// Records a failed reload (the old config keeps running).
@@ -783,7 +848,10 @@ impl<R: Rounds> Job<R> {
         // Only this loop writes the history; readers hold `Shown` blocks it never changes.
         let mut history = self.slot.history.lock().expect("history lock");
         let recorded = record_round(self.slot.server.name.as_str(), &mut history, &round, now);
-        if let Some(event) = recorded.event {
+        // On a hub, changes of the verdict are recorded instead (`track_verdicts`).
+        if let Some(event) = recorded.event
+            && self.monitor.board.hub().is_none()
+        {
             self.monitor.record_event(event);
         }
         if let Some(store) = &self.monitor.store {

@@ -45,6 +45,9 @@ pub struct VantageView {
     pub stale: bool,
     /// It reaches none of its servers: it does not vote.
     pub impaired: bool,
+    /// An address answered in its last round (what "N of M reach it" counts).
+    #[serde(skip)]
+    pub reached: bool,
     /// The delegation it found, when it differs from the hub's (split DNS or geo-DNS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub different_delegation: Option<String>,
@@ -324,6 +327,7 @@ impl Hub {
                 checked_at: seen.checked_at.clone(),
                 stale,
                 impaired: v.impaired,
+                reached: seen.up,
                 different_delegation: seen
                     .delegated_name
                     .as_ref()
@@ -342,7 +346,7 @@ impl Hub {
             .map(|v| v.vantage.clone())
             .collect();
         let of = voters.len() as u32;
-        let reached = of - red.len() as u32;
+        let reached = voters.iter().filter(|v| v.reached).count() as u32;
         let (status, reason) = if views.len() == 1 || red.is_empty() {
             (own.status, own_reason)
         } else if red.len() * 2 > voters.len() {
@@ -410,6 +414,7 @@ mod tests {
             checked_at: None,
             stale: false,
             impaired: false,
+            reached: status != Status::Red,
             different_delegation: None,
         }
     }

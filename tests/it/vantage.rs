@@ -95,7 +95,21 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         .iter()
         .map(|(n, k)| format!("[[vantage]]\nname = \"{n}\"\npublic_key = \"{k}\"\n"))
         .collect();
-    f.h.extra = format!("{MONITOR}[web]\nvantage = \"hub\"\n{vantages}");
+    // The hub alerts on every change of the verdict, to a webhook.
+    let mut hooks_host = f.h.host("hooks.test");
+    let leaf = f.h.ca.leaf(&["hooks.test"]);
+    let hooks = f.h.serve(
+        &mut hooks_host,
+        443,
+        leaf,
+        crate::support::https::handler(|_| crate::support::Reply::status(204, "")),
+    );
+    std::fs::write(dir.join("hook.secret"), "s3cret").unwrap();
+    f.h.extra = format!(
+        "{MONITOR}[web]\nvantage = \"hub\"\n{vantages}[[alert]]\ntype = \"webhook\"\n\
+         url = \"https://hooks.test/h\"\nsecret_file = \"{}\"\non = [\"red\", \"yellow\", \"green\"]\n",
+        dir.join("hook.secret").display()
+    );
     let hub = Serve::start(&f.h.config_file()).await;
     let hub_url = format!("http://{}", hub.addr);
     let dns = f.h.dns.addr.to_string();
@@ -177,6 +191,22 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         "the detail page lists every vantage"
     );
     assert!(detail.contains("its probes are broken; not counted"));
+    // The verdict's change is the event: in the feed, and alerted with the places named.
+    let alert: Value = hub
+        .wait_for(Duration::from_secs(10), "the alert of b.test", || async {
+            hooks
+                .seen()
+                .first()
+                .map(|x| serde_json::from_slice::<Value>(&x.body).unwrap())
+        })
+        .await;
+    assert_eq!(alert["server"], "b.test");
+    assert_eq!(alert["status"], "yellow");
+    // (How many places vote depends on whether "broken" was found impaired by then.)
+    let reason = alert["reason_text"].as_str().unwrap();
+    assert!(reason.starts_with("unreachable from eu ("), "{reason}");
+    let (_, feed) = hub.text("/feed.atom").await;
+    assert!(feed.contains("b.test: green → yellow"), "{feed}");
     let a = hub.server("a.test").await;
     assert_eq!(a["status"], "green", "{a}");
     assert_eq!(vantage(&a, "eu").unwrap()["status"], "green");
@@ -249,6 +279,25 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         })
         .await;
     assert_eq!(b["status"], "green", "{b}");
+    let alerts: Vec<Value> = hub
+        .wait_for(Duration::from_secs(10), "the recovery alert", || async {
+            let seen = hooks.seen();
+            (seen.len() >= 2).then(|| {
+                seen.iter()
+                    .map(|x| serde_json::from_slice::<Value>(&x.body).unwrap())
+                    .collect()
+            })
+        })
+        .await;
+    let events: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| (a["server"].as_str().unwrap(), a["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![("b.test", "fired"), ("b.test", "resolved")],
+        "{alerts:?}"
+    );
 }
 
 /// Forwards `listener`'s connections to `to` until aborted: a hub that can be taken away and
