@@ -396,3 +396,95 @@ async fn an_agent_keeps_its_reports_while_the_hub_is_away_and_sends_them_in_orde
     let (_, metrics) = hub.text("/metrics").await;
     assert!(metrics.contains("mxping_vantage_reports_rejected_total{reason=\"too_large\"} 1"));
 }
+
+/// Fleets without a hub: three independent instances, scraped by a real Prometheus with a
+/// `vantage` label each and the contrib rules loaded. eu cannot reach b.test (its guard allows
+/// only a.test), so the quorum rules see one red vote of three: the "some vantages" alert
+/// becomes pending for b.test, and the "everywhere" one does not.
+#[tokio::test]
+async fn prometheus_applies_the_contrib_quorum_to_independent_instances() {
+    let f = fleet().await;
+    let dns = f.h.dns.addr.to_string();
+    let mut instances = Vec::new();
+    for (name, allow) in [
+        ("asia", "[\"127.0.0.0/8\"]".to_owned()),
+        ("eu", format!("[\"{}/32\"]", f.a_ip)),
+        ("us", "[\"127.0.0.0/8\"]".to_owned()),
+    ] {
+        let text = format!(
+            "{MONITOR}[web]\nvantage = \"{name}\"\n[dns]\nnameservers = [\"{dns}\"]\n\
+             timeout = \"300ms\"\n[tls]\nextra_ca_file = \"{ca}\"\n[network]\nallow = {allow}\n\
+             [[server]]\nname = \"a.test\"\n[[server]]\nname = \"b.test\"\n",
+            ca = f.h.ca.pem_path.display(),
+        );
+        let path = f.h.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        instances.push((name, Serve::start(&path).await));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/prometheus/alerts.yml");
+    let mut config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
+         scrape_configs:\n  - job_name: mxping\n    static_configs:\n"
+    );
+    for (name, s) in &instances {
+        config.push_str(&format!(
+            "      - targets: [\"{}\"]\n        labels:\n          vantage: {name}\n",
+            s.addr
+        ));
+    }
+    let dir = f.h.dir.path();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let _prometheus = tokio::process::Command::new("prometheus")
+        .args([
+            &format!("--config.file={}", dir.join("prometheus.yml").display()),
+            &format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus is needed: apt-get install prometheus (.ci/run does)");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let query = |q: &str| {
+        let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let url = format!("http://127.0.0.1:{port}/api/v1/query?query={q}");
+        let client = client.clone();
+        async move {
+            let r = client.get(url).send().await.ok()?;
+            let v: Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+            v["data"]["result"].as_array().cloned()
+        }
+    };
+    let s = &instances[0].1;
+    let pending = s
+        .wait_for(
+            Duration::from_secs(60),
+            "the quorum alert pending",
+            || async {
+                let r = query("ALERTS{alertname=\"MatrixServerDownFromSomeVantages\"}").await?;
+                (!r.is_empty()).then_some(r)
+            },
+        )
+        .await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["metric"]["server"], "b.test");
+    assert_eq!(pending[0]["metric"]["alertstate"], "pending");
+    let votes = query("mxping:server_red_votes{server=\"b.test\"}")
+        .await
+        .unwrap();
+    assert_eq!(votes[0]["value"][1], "1", "{votes:?}");
+    let voters = query("mxping:server_voters{server=\"b.test\"}")
+        .await
+        .unwrap();
+    assert_eq!(voters[0]["value"][1], "3", "{voters:?}");
+    let everywhere = query("ALERTS{alertname=\"MatrixServerDownEverywhere\"}")
+        .await
+        .unwrap();
+    assert!(everywhere.is_empty(), "{everywhere:?}");
+}
