@@ -143,6 +143,8 @@ impl Board {
             stale: false,
             impaired: false,
             reached: r.error.is_none() && r.checked_at.is_some(),
+            uptime_24h: view.uptime("24h"),
+            latency_24h_ms: None,
             different_delegation: None,
         };
         let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());

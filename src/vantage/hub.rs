@@ -13,6 +13,8 @@ use std::sync::Mutex;
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
 use crate::report::{Reason, Status};
@@ -48,6 +50,11 @@ pub struct VantageView {
     /// An address answered in its last round (what "N of M reach it" counts).
     #[serde(skip)]
     pub reached: bool,
+    /// Its uptime for the server over 24 hours, from its reports (the hub's own line: the
+    /// hub's own uptime).
+    pub uptime_24h: Option<f64>,
+    /// Its mean latency over 24 hours, milliseconds.
+    pub latency_24h_ms: Option<f64>,
     /// The delegation it found, when it differs from the hub's (split DNS or geo-DNS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub different_delegation: Option<String>,
@@ -59,6 +66,86 @@ struct VantageState {
     interval_s: u64,
     impaired: bool,
     servers: HashMap<String, Seen>,
+    /// Per server, the rounds it reported over the last 24 hours.
+    history: HashMap<String, Hours>,
+}
+
+/// One vantage's rounds of one server by hour, the last 24 hours (about 300 bytes): its
+/// uptime and mean latency there. Each round counts once, by its check time, so a backlog
+/// sent after the hub was away fills the hours it covered.
+#[derive(Default)]
+struct Hours {
+    last_checked: i64,
+    hours: std::collections::VecDeque<Hour>,
+}
+
+#[derive(Clone, Copy)]
+struct Hour {
+    start: i64,
+    rounds: u32,
+    up: u32,
+    latency_sum_ms: f64,
+    latency_n: u32,
+}
+
+impl Hours {
+    fn add(&mut self, seen: &Seen) {
+        let Some(at) = seen
+            .checked_at
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .map(OffsetDateTime::unix_timestamp)
+        else {
+            return;
+        };
+        if at <= self.last_checked {
+            return;
+        }
+        self.last_checked = at;
+        let start = at - at.rem_euclid(3600);
+        if self.hours.back().is_none_or(|h| h.start < start) {
+            self.hours.push_back(Hour {
+                start,
+                rounds: 0,
+                up: 0,
+                latency_sum_ms: 0.0,
+                latency_n: 0,
+            });
+        }
+        let Some(hour) = self.hours.iter_mut().rev().find(|h| h.start == start) else {
+            return;
+        };
+        hour.rounds += 1;
+        hour.up += u32::from(seen.up);
+        if let Some(ms) = seen.latency_ms {
+            hour.latency_sum_ms += ms;
+            hour.latency_n += 1;
+        }
+        while self
+            .hours
+            .front()
+            .is_some_and(|h| h.start <= start - 24 * 3600)
+        {
+            self.hours.pop_front();
+        }
+    }
+
+    /// Uptime and mean latency over the 24 hours before `now`.
+    fn day(&self, now: i64) -> (Option<f64>, Option<f64>) {
+        let recent = self.hours.iter().filter(|h| h.start > now - 24 * 3600);
+        let (rounds, up, sum, n) = recent.fold((0, 0, 0.0, 0), |(r, u, s, n), h| {
+            (
+                r + h.rounds,
+                u + h.up,
+                s + h.latency_sum_ms,
+                n + h.latency_n,
+            )
+        });
+        (
+            (rounds > 0).then(|| f64::from(up) / f64::from(rounds)),
+            (n > 0).then(|| sum / f64::from(n)),
+        )
+    }
 }
 
 /// The hub's trusted vantages and what they last reported.
@@ -269,6 +356,15 @@ impl Hub {
         // checked yet say nothing either way).
         let checked = report.servers.iter().filter(|s| s.checked_at.is_some());
         let impaired = checked.clone().count() >= 2 && checked.clone().all(|s| !s.up);
+        let mut history = state
+            .remove(&name)
+            .map(|old| old.history)
+            .unwrap_or_default();
+        for seen in &report.servers {
+            history.entry(seen.server.clone()).or_default().add(seen);
+        }
+        // Servers the vantage no longer probes are forgotten.
+        history.retain(|server, _| report.servers.iter().any(|s| &s.server == server));
         let servers = report
             .servers
             .into_iter()
@@ -288,6 +384,7 @@ impl Hub {
                 interval_s: report.interval_s.max(1),
                 impaired,
                 servers,
+                history,
             },
         );
         Ok((name, probed))
@@ -320,6 +417,8 @@ impl Hub {
                 continue;
             };
             let stale = now - v.received_at > 3 * v.interval_s as i64;
+            let (uptime_24h, latency_24h_ms) =
+                v.history.get(server).map_or((None, None), |h| h.day(now));
             views.push(VantageView {
                 vantage: name.clone(),
                 status: seen.status,
@@ -328,6 +427,8 @@ impl Hub {
                 stale,
                 impaired: v.impaired,
                 reached: seen.up,
+                uptime_24h,
+                latency_24h_ms,
                 different_delegation: seen
                     .delegated_name
                     .as_ref()
@@ -415,6 +516,8 @@ mod tests {
             stale: false,
             impaired: false,
             reached: status != Status::Red,
+            uptime_24h: None,
+            latency_24h_ms: None,
             different_delegation: None,
         }
     }
@@ -486,6 +589,57 @@ mod tests {
         assert_eq!(
             reason(hub.accept(Some(&sign(&asia, "asia", bad)), bad, now)),
             "malformed"
+        );
+    }
+
+    #[test]
+    fn each_vantage_keeps_a_day_of_rounds_counting_each_once() {
+        let key = Key::generate();
+        let hub = Hub::new(BTreeMap::from([(
+            "asia".to_owned(),
+            super::super::parse_public_key(&key.public()).unwrap(),
+        )]));
+        let t0 = 1_800_000_000i64;
+        let at = |s: i64| crate::timestamp::format(OffsetDateTime::from_unix_timestamp(s).unwrap());
+        let sent = std::cell::Cell::new(t0);
+        let send = |checked: i64, up: bool| {
+            sent.set(sent.get() + 1);
+            let sent = sent.get();
+            let body = serde_json::to_vec(&Report {
+                vantage: "asia".into(),
+                sent_at_ms: sent * 1000,
+                interval_s: 30,
+                servers: vec![Seen {
+                    server: "x.test".into(),
+                    status: if up { Status::Green } else { Status::Red },
+                    up,
+                    latency_ms: up.then_some(40.0),
+                    checked_at: Some(at(checked)),
+                    error: None,
+                    delegated_name: None,
+                }],
+            })
+            .unwrap();
+            hub.accept(Some(&key.authorization("asia", &body)), &body, sent * 1000)
+                .unwrap();
+        };
+        // A backlog after an outage: three rounds, one of them reported twice (no new round
+        // between two reports), in order.
+        send(t0 - 7200, true);
+        send(t0 - 3600, false);
+        send(t0 - 3600, false);
+        send(t0 - 60, true);
+        // An hour older than a day is gone.
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, sent.get());
+        let asia = &v.views[1];
+        assert_eq!(asia.uptime_24h, Some(2.0 / 3.0));
+        assert_eq!(asia.latency_24h_ms, Some(40.0));
+        send(t0 + 25 * 3600, true);
+        let v = hub.verdict("x.test", &own(Status::Green), None, None, t0 + 25 * 3600);
+        assert_eq!(
+            v.views[1].uptime_24h,
+            Some(1.0),
+            "the old hours are dropped"
         );
     }
 

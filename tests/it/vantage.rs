@@ -157,6 +157,15 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
         "the broken vantage does not vote"
     );
     assert!(vantage(&b, "asia").unwrap()["latency_ms"].as_f64().unwrap() > 0.0);
+    // Each vantage's own day of rounds: asia always reached b.test, eu never.
+    assert_eq!(vantage(&b, "asia").unwrap()["uptime_24h"], 1.0);
+    assert_eq!(vantage(&b, "eu").unwrap()["uptime_24h"], 0.0);
+    assert!(
+        vantage(&b, "asia").unwrap()["latency_24h_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     // The page: b.test yellow with the reason, eu's cell red, broken's struck through.
     let (_, page) = hub.text("/?lang=en").await;
     let doc = scraper::Html::parse_document(&page);

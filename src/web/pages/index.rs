@@ -57,6 +57,8 @@ pub(super) struct VantageCell {
     /// The status class, or `stale` / `impaired` (it does not vote).
     pub(super) class: &'static str,
     pub(super) title: String,
+    /// Its uptime over 24 hours and mean latency there (the detail page's table).
+    pub(super) day: String,
 }
 
 /// The vantages of `v`, without this instance's own view when `skip_own` (a row shows it
@@ -87,11 +89,16 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
             if let Some(d) = &x.different_delegation {
                 title = format!("{title}; {}", t.f("vantage_delegation", &[("name", d)]));
             }
+            let day = match x.latency_24h_ms {
+                Some(l) => format!("{} · {}", percent(x.uptime_24h), ms(Some(l))),
+                None => percent(x.uptime_24h),
+            };
             VantageCell {
                 name: x.vantage.clone(),
                 text,
                 class,
                 title,
+                day,
             }
         })
         .collect()
