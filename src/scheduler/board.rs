@@ -146,9 +146,17 @@ impl Board {
             uptime_24h: view.uptime("24h"),
             latency_24h_ms: None,
             different_delegation: None,
+            different_addresses: None,
         };
         let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());
-        let verdict = hub.verdict(&r.name, &own, r.reason.clone(), delegation, now);
+        let addresses = crate::vantage::agent::addresses(r);
+        let verdict = hub.verdict(
+            &r.name,
+            &own,
+            r.reason.clone(),
+            (delegation, &addresses),
+            now,
+        );
         let mut v = (*view).clone();
         v.report.status = verdict.status;
         v.report.reason = verdict.reason;

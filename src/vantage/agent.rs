@@ -23,6 +23,13 @@ use crate::scheduler::Board;
 /// Reports kept while the hub is unreachable (two hours at the default 30 s interval).
 pub const MAX_BACKLOG: usize = 240;
 
+/// The addresses a round probed, sorted (what vantages compare).
+pub fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
+    let mut list: Vec<String> = r.addresses.iter().map(|a| a.address.to_string()).collect();
+    list.sort();
+    list
+}
+
 /// The report of everything `board` shows, as vantage `name`.
 pub fn report(board: &Board, name: &str, interval: Duration) -> Report {
     let snap = board.snapshot();
@@ -39,6 +46,7 @@ pub fn report(board: &Board, name: &str, interval: Duration) -> Report {
                 checked_at: r.checked_at.map(crate::timestamp::format),
                 error: r.error.as_ref().map(|e| e.kind.as_str().to_owned()),
                 delegated_name: r.discovery.as_ref().map(|d| d.delegated_name.clone()),
+                addresses: addresses(r),
             }
         })
         .collect();

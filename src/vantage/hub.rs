@@ -58,6 +58,9 @@ pub struct VantageView {
     /// The delegation it found, when it differs from the hub's (split DNS or geo-DNS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub different_delegation: Option<String>,
+    /// The addresses it probed, when they differ from the hub's (geo-DNS, split DNS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub different_addresses: Option<Vec<String>>,
 }
 
 struct VantageState {
@@ -406,9 +409,10 @@ impl Hub {
         server: &str,
         own: &VantageView,
         own_reason: Option<Reason>,
-        own_delegation: Option<&str>,
+        own_discovery: (Option<&str>, &[String]),
         now: i64,
     ) -> Verdict {
+        let (own_delegation, own_addresses) = own_discovery;
         let state = self.state.lock().expect("hub lock");
         let mut views = vec![own.clone()];
         for name in self.trusted.keys() {
@@ -434,6 +438,11 @@ impl Hub {
                     .as_ref()
                     .filter(|d| own_delegation.is_some_and(|o| o != d.as_str()))
                     .cloned(),
+                // Compared only when both found addresses (a failed lookup is no evidence).
+                different_addresses: (!own_addresses.is_empty()
+                    && !seen.addresses.is_empty()
+                    && seen.addresses.as_slice() != own_addresses)
+                    .then(|| seen.addresses.clone()),
             });
         }
         drop(state);
@@ -501,6 +510,7 @@ mod tests {
                     checked_at: Some("2027-01-15T08:00:00Z".into()),
                     error: None,
                     delegated_name: None,
+                    addresses: Vec::new(),
                 })
                 .collect(),
         })
@@ -519,6 +529,7 @@ mod tests {
             uptime_24h: None,
             latency_24h_ms: None,
             different_delegation: None,
+            different_addresses: None,
         }
     }
 
@@ -617,6 +628,7 @@ mod tests {
                     checked_at: Some(at(checked)),
                     error: None,
                     delegated_name: None,
+                    addresses: Vec::new(),
                 }],
             })
             .unwrap();
@@ -630,16 +642,74 @@ mod tests {
         send(t0 - 3600, false);
         send(t0 - 60, true);
         // An hour older than a day is gone.
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, sent.get());
+        let v = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), sent.get());
         let asia = &v.views[1];
         assert_eq!(asia.uptime_24h, Some(2.0 / 3.0));
         assert_eq!(asia.latency_24h_ms, Some(40.0));
         send(t0 + 25 * 3600, true);
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, t0 + 25 * 3600);
+        let v = hub.verdict(
+            "x.test",
+            &own(Status::Green),
+            None,
+            (None, &[]),
+            t0 + 25 * 3600,
+        );
         assert_eq!(
             v.views[1].uptime_24h,
             Some(1.0),
             "the old hours are dropped"
+        );
+    }
+
+    #[test]
+    fn a_vantage_that_probes_other_addresses_or_delegations_is_flagged() {
+        let key = Key::generate();
+        let hub = Hub::new(BTreeMap::from([(
+            "asia".to_owned(),
+            super::super::parse_public_key(&key.public()).unwrap(),
+        )]));
+        let now = 1_800_000_000i64;
+        let body = serde_json::to_vec(&Report {
+            vantage: "asia".into(),
+            sent_at_ms: now * 1000,
+            interval_s: 30,
+            servers: vec![Seen {
+                server: "x.test".into(),
+                status: Status::Green,
+                up: true,
+                latency_ms: Some(9.0),
+                checked_at: None,
+                error: None,
+                delegated_name: Some("asia.x.test".into()),
+                addresses: vec!["192.0.2.9:8448".into()],
+            }],
+        })
+        .unwrap();
+        hub.accept(Some(&key.authorization("asia", &body)), &body, now * 1000)
+            .unwrap();
+        let mine = ["192.0.2.1:8448".to_owned()];
+        let asia = |disc: (Option<&str>, &[String])| {
+            hub.verdict("x.test", &own(Status::Green), None, disc, now)
+                .views[1]
+                .clone()
+        };
+        let v = asia((Some("x.test"), &mine));
+        assert_eq!(v.different_delegation.as_deref(), Some("asia.x.test"));
+        assert_eq!(
+            v.different_addresses,
+            Some(vec!["192.0.2.9:8448".to_owned()])
+        );
+        let same = ["192.0.2.9:8448".to_owned()];
+        let v = asia((Some("asia.x.test"), &same));
+        assert_eq!(
+            (v.different_delegation, v.different_addresses),
+            (None, None)
+        );
+        // The hub found nothing to compare with: nothing is flagged.
+        let v = asia((None, &[]));
+        assert_eq!(
+            (v.different_delegation, v.different_addresses),
+            (None, None)
         );
     }
 
@@ -674,7 +744,7 @@ mod tests {
         let other = ("y.test", Status::Green, true);
         send(0, &[down, other], now_s);
         send(1, &[ok, other], now_s);
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s);
+        let v = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), now_s);
         assert_eq!(
             v.status,
             Status::Yellow,
@@ -685,17 +755,29 @@ mod tests {
             "unreachable from asia (2 of 3 vantages reach it)"
         );
         send(1, &[down, other], now_s + 1);
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 1);
+        let v = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), now_s + 1);
         assert_eq!(v.status, Status::Red, "two of three: down");
         // eu stops reporting: after three intervals it does not vote, and 1 of 2 is not a
         // majority.
         send(0, &[down, other], now_s + 200);
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 200);
+        let v = hub.verdict(
+            "x.test",
+            &own(Status::Green),
+            None,
+            (None, &[]),
+            now_s + 200,
+        );
         assert!(v.views.iter().any(|x| x.vantage == "eu" && x.stale));
         assert_eq!(v.status, Status::Yellow);
         // A vantage that reaches nothing is impaired and does not vote.
         send(2, &[down, ("y.test", Status::Red, false)], now_s + 201);
-        let v = hub.verdict("x.test", &own(Status::Green), None, None, now_s + 201);
+        let v = hub.verdict(
+            "x.test",
+            &own(Status::Green),
+            None,
+            (None, &[]),
+            now_s + 201,
+        );
         assert!(v.views.iter().any(|x| x.vantage == "us" && x.impaired));
         assert_eq!(
             v.status,
@@ -704,7 +786,7 @@ mod tests {
         );
         // Alone, the hub's own view stands.
         let lone = Hub::new(BTreeMap::new());
-        let v = lone.verdict("x.test", &own(Status::Red), None, None, now_s);
+        let v = lone.verdict("x.test", &own(Status::Red), None, (None, &[]), now_s);
         assert_eq!((v.status, v.views.len()), (Status::Red, 1));
     }
 }

@@ -154,6 +154,9 @@ pub struct Seen {
     pub error: Option<String>,
     /// The delegation it found (`delegated_name`), to spot split DNS.
     pub delegated_name: Option<String>,
+    /// The addresses it probed, sorted, to spot geo-DNS.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// What an agent sends after its rounds.

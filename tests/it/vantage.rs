@@ -474,10 +474,11 @@ async fn prometheus_applies_the_contrib_quorum_to_independent_instances() {
     let pending = s
         .wait_for(
             Duration::from_secs(60),
-            "the quorum alert pending",
+            "three voters and the alert pending",
             || async {
+                let voters = query("mxping:server_voters{server=\"b.test\"}").await?;
                 let r = query("ALERTS{alertname=\"MatrixServerDownFromSomeVantages\"}").await?;
-                (!r.is_empty()).then_some(r)
+                (voters.first()?["value"][1] == "3" && !r.is_empty()).then_some(r)
             },
         )
         .await;

@@ -89,6 +89,10 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
             if let Some(d) = &x.different_delegation {
                 title = format!("{title}; {}", t.f("vantage_delegation", &[("name", d)]));
             }
+            if let Some(a) = &x.different_addresses {
+                let list = a.join(", ");
+                title = format!("{title}; {}", t.f("vantage_addresses", &[("list", &list)]));
+            }
             let day = match x.latency_24h_ms {
                 Some(l) => format!("{} · {}", percent(x.uptime_24h), ms(Some(l))),
                 None => percent(x.uptime_24h),
