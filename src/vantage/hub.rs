@@ -284,6 +284,32 @@ impl Hub {
         out
     }
 
+    /// Checks the `Authorization` header alone: well formed, and a vantage this hub
+    /// trusts. Done before the body is read, so a stranger cannot make the hub read
+    /// megabytes.
+    pub fn check_sender(&self, authorization: Option<&str>) -> Result<String, Rejected> {
+        let header = authorization.ok_or_else(|| {
+            rejected(
+                "unsigned",
+                "no Authorization header: reports must be signed".into(),
+            )
+        })?;
+        let (name, _, _) = parse_authorization(header).ok_or_else(|| {
+            rejected(
+                "malformed",
+                "the Authorization header is not MxpingVantage name=\"…\",key=\"…\",sig=\"…\""
+                    .into(),
+            )
+        })?;
+        if !self.trusted.contains_key(&name) {
+            return Err(rejected(
+                "unknown_vantage",
+                format!("{name:?} is not a [[vantage]] of this hub"),
+            ));
+        }
+        Ok(name)
+    }
+
     /// Verifies and records a report; the vantage's name when accepted.
     pub fn accept(
         &self,

@@ -153,6 +153,12 @@ async fn vantage_report(
         )
             .into_response()
     };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = hub.check_sender(auth) {
+        return refuse(StatusCode::FORBIDDEN, e.reason, e.detail);
+    }
     let bytes = match axum::body::to_bytes(body, crate::vantage::MAX_REPORT_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -166,9 +172,6 @@ async fn vantage_report(
             );
         }
     };
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     match hub.accept(auth, &bytes, now_ms) {
         Ok(_) => {

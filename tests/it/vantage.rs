@@ -402,8 +402,25 @@ async fn an_agent_keeps_its_reports_while_the_hub_is_away_and_sends_them_in_orde
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // A stranger is refused on its header, before its body is read (a new connection: the
+    // hub closed the last one after refusing its body).
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = client
+        .post(format!("http://{}/api/v1/vantage/report", hub.addr))
+        .header(
+            "authorization",
+            "MxpingVantage name=\"mars\",key=\"ed25519:x\",sig=\"AAAA\"",
+        )
+        .body(vec![b' '; 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let (_, metrics) = hub.text("/metrics").await;
     assert!(metrics.contains("mxping_vantage_reports_rejected_total{reason=\"too_large\"} 1"));
+    assert!(
+        metrics.contains("mxping_vantage_reports_rejected_total{reason=\"unknown_vantage\"} 1")
+    );
 }
 
 /// Fleets without a hub: three independent instances, scraped by a real Prometheus with a
