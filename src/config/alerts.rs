@@ -395,18 +395,13 @@ fn webhook_target(
         "add url = \"https://hooks.example.org/mxping\" (where the JSON is POSTed)",
         p,
     )
-    .map(|v| {
-        let text = v.get_ref().trim();
-        match url::Url::parse(text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => p.add(
-                Some(v.span()),
-                &key("url"),
-                format!("{text:?} is not an http(s) URL"),
-                "write the receiver's full address, e.g. \"https://hooks.example.org/mxping\"",
-            ),
-        }
-        text.to_owned()
+    .and_then(|v| {
+        super::validate::http_url(
+            v,
+            &key("url"),
+            "write the receiver's full address, e.g. \"https://hooks.example.org/mxping\"",
+            p,
+        )
     });
     let secret_file = match &a.secret_file {
         None => {
@@ -459,23 +454,14 @@ pub(super) fn validate_hub(
             );
             None
         }
-        Some(v) => {
-            let text = v.get_ref().trim().trim_end_matches('/');
-            match url::Url::parse(text) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    Some(text.to_owned())
-                }
-                _ => {
-                    p.add(
-                        Some(v.span()),
-                        "[hub] url",
-                        format!("{text:?} is not an http(s) URL"),
-                        "write the hub's web address, e.g. url = \"https://status.example.org\"",
-                    );
-                    None
-                }
-            }
-        }
+        // A base address: the report path is appended.
+        Some(v) => super::validate::http_url(
+            v,
+            "[hub] url",
+            "write the hub's web address, e.g. url = \"https://status.example.org\"",
+            p,
+        )
+        .map(|u| u.trim_end_matches('/').to_owned()),
     };
     let key_file = match &raw.key_file {
         None => {

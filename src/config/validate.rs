@@ -20,6 +20,30 @@ use super::{
 };
 use crate::server_name::ServerName;
 
+/// An http(s) URL with a host, as written (trimmed); a problem naming `key` otherwise.
+pub(super) fn http_url(
+    v: &Spanned<String>,
+    key: &str,
+    fix: &str,
+    p: &mut Problems<'_>,
+) -> Option<String> {
+    let text = v.get_ref().trim();
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Some(text.to_owned())
+        }
+        _ => {
+            p.add(
+                Some(v.span()),
+                key,
+                format!("{text:?} is not an http(s) URL"),
+                fix,
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn duration(
     value: &Option<Spanned<String>>,
     key: &str,
@@ -251,21 +275,14 @@ fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
     };
 
     let public_url = raw.public_url.as_ref().and_then(|v| {
-        let text = v.get_ref().trim().trim_end_matches('/');
-        match url::Url::parse(text) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                Some(text.to_owned())
-            }
-            _ => {
-                p.add(
-                    Some(v.span()),
-                    "[web] public_url",
-                    format!("{:?} is not an http(s) URL", v.get_ref()),
-                    "write where people open this status page, e.g. public_url = \"https://status.example.org\"",
-                );
-                None
-            }
-        }
+        http_url(
+            v,
+            "[web] public_url",
+            "write where people open this status page, e.g. public_url = \"https://status.example.org\"",
+            p,
+        )
+        // A base address: pages are linked as {public_url}/server/….
+        .map(|u| u.trim_end_matches('/').to_owned())
     });
     WebConfig {
         listen,
