@@ -419,15 +419,6 @@ impl Hub {
         Ok((name, probed))
     }
 
-    /// When each trusted vantage last reported (Unix seconds; `None`: never).
-    pub fn last_reports(&self) -> Vec<(String, Option<i64>)> {
-        let state = self.state.lock().expect("hub lock");
-        self.trusted
-            .keys()
-            .map(|n| (n.clone(), state.get(n).map(|s| s.received_at)))
-            .collect()
-    }
-
     /// The quorum's verdict for `server`, given the hub's own view (`own_name`, status,
     /// latency, check time, delegation, reason) at `now` (Unix seconds).
     pub fn verdict(
