@@ -449,34 +449,26 @@ fn write_histogram(out: &mut String, labels: &str, bounds: &[String], h: &PhaseH
     let mut cumulative = 0;
     for (le, n) in bounds.iter().zip(h.buckets) {
         cumulative += n;
-        for part in [
-            "mxping_phase_duration_seconds_bucket{",
-            labels,
-            ",le=\"",
-            le,
-            "\"} ",
-        ] {
-            out.push_str(part);
-        }
+        push_all(
+            out,
+            &["mxping_phase_duration_seconds_bucket{", labels, ",le=\""],
+        );
+        push_all(out, &[le, "\"} "]);
         push_int(out, cumulative);
     }
-    for (part, value) in [
-        ("_bucket", Some(",le=\"+Inf\"")),
-        ("_sum", None),
-        ("_count", None),
-    ] {
-        out.push_str("mxping_phase_duration_seconds");
-        out.push_str(part);
-        out.push('{');
-        out.push_str(labels);
-        out.push_str(value.unwrap_or(""));
-        out.push_str("} ");
-        if part == "_sum" {
-            push_value(out, h.sum);
-        } else {
-            push_int(out, h.count);
-        }
-    }
+    push_all(
+        out,
+        &[
+            "mxping_phase_duration_seconds_bucket{",
+            labels,
+            ",le=\"+Inf\"} ",
+        ],
+    );
+    push_int(out, h.count);
+    push_all(out, &["mxping_phase_duration_seconds_sum{", labels, "} "]);
+    push_value(out, h.sum);
+    push_all(out, &["mxping_phase_duration_seconds_count{", labels, "} "]);
+    push_int(out, h.count);
 }
 
 /// Appends `parts` in order. Every per-server line is written piece by piece with this and
@@ -502,6 +494,18 @@ fn push_label(out: &mut String, value: &str) {
             c => out.push(c),
         }
     }
+}
+
+/// One `_info` sample of `server`: two label values from the servers themselves (escaped),
+/// and the value 1.
+fn push_info(out: &mut String, metric: &str, server: &str, labels: [(&str, &str); 2]) {
+    push_all(out, &[metric, "{server=\"", server]);
+    for (label, value) in labels {
+        push_all(out, &["\",", label, "=\""]);
+        push_label(out, value);
+    }
+    out.push_str("\"} ");
+    push_int(out, 1);
 }
 
 /// An integer sample value and the line's end.
@@ -626,16 +630,13 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
     for (name, s) in servers {
         let name: &str = name;
         if let Some((method, delegated)) = &s.discovery {
-            let out = &mut bodies[DISCOVERY];
-            push_all(
-                out,
-                &["mxping_discovery_info{server=\"", name, "\",method=\""],
+            let labels = [("method", &**method), ("delegated_name", &**delegated)];
+            push_info(
+                &mut bodies[DISCOVERY],
+                "mxping_discovery_info",
+                name,
+                labels,
             );
-            push_label(out, method);
-            out.push_str("\",delegated_name=\"");
-            push_label(out, delegated);
-            out.push_str("\"} ");
-            push_int(out, 1);
         }
         if let Some(v) = s.latency_s {
             let out = &mut bodies[LATENCY];
@@ -662,16 +663,8 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
             version,
         }) = &s.software
         {
-            let out = &mut bodies[SERVER_INFO];
-            push_all(
-                out,
-                &["mxping_server_info{server=\"", name, "\",software=\""],
-            );
-            push_label(out, software);
-            out.push_str("\",version=\"");
-            push_label(out, version);
-            out.push_str("\"} ");
-            push_int(out, 1);
+            let labels = [("software", &**software), ("version", &**version)];
+            push_info(&mut bodies[SERVER_INFO], "mxping_server_info", name, labels);
         }
         if let Some(status) = s.signup {
             let out = &mut bodies[SIGNUP];
@@ -737,6 +730,10 @@ fn discovery_labels(r: &Resolution) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn has_line(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
 
     fn rendered(m: &Metrics) -> String {
         let text = m.render();
@@ -860,8 +857,52 @@ mod tests {
         for name in ["mxping_status", "mxping_phase_duration_seconds"] {
             assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1);
         }
-        // Servers in name order; a removed server leaves nothing behind.
-        assert!(text.find("server=\"a.test\"").unwrap() < text.find("server=\"b.test\"").unwrap());
+        // Every sample sits under its own family's TYPE line, in every family written.
+        m.with_server("b.test", |s| {
+            s.up = Some(true);
+            s.certs.push(("192.0.2.1:8448".into(), 1798741574.0));
+            s.discovery = Some(("srv_matrix_fed".into(), "b.test".into()));
+            s.signup = Some(SignupStatus::Open);
+            s.observe(0, 0.01);
+        });
+        let text = m.render();
+        let (mut family, mut kind) = ("", "");
+        let mut seen = Vec::new();
+        for line in text.lines() {
+            if let Some(typed) = line.strip_prefix("# TYPE ") {
+                (family, kind) = typed.split_once(' ').unwrap();
+                seen.push(family);
+            } else if !line.starts_with('#') {
+                let metric = line.split(['{', ' ']).next().unwrap();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| metric.strip_suffix(suffix))
+                    .filter(|_| kind == "histogram")
+                    .unwrap_or(metric);
+                assert_eq!(base, family, "{line}");
+            }
+        }
+        for (name, ..) in FAMILIES {
+            assert!(seen.contains(&name), "{name} not written");
+        }
+        assert!(has_line(
+            &text,
+            r#"mxping_discovery_info{server="b.test",method="srv_matrix_fed",delegated_name="b.test"} 1"#
+        ));
+        assert!(has_line(
+            &text,
+            r#"mxping_tls_certificate_expiry_timestamp_seconds{server="b.test",address="192.0.2.1:8448"} 1798741574"#
+        ));
+        assert!(has_line(
+            &text,
+            r#"mxping_signup_info{server="b.test",status="open"} 1"#
+        ));
+        // Servers in name order within a family; a removed server leaves nothing behind.
+        let at = |server: &str| {
+            text.find(&format!("mxping_status{{server=\"{server}\""))
+                .unwrap()
+        };
+        assert!(at("a.test") < at("b.test"));
         m.remove_server("a.test");
         let text = rendered(&m);
         assert!(!text.contains("a.test"));
