@@ -316,8 +316,13 @@ impl Store {
 
     /// The last `limit` status changes, oldest first.
     pub fn load_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| io(&self.path, e))?;
+        // One thread uses it: no mutex around every call. Statements are prepared once per
+        // load, not once per server (ten thousand servers made that a second of start-up).
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| io(&self.path, e))?;
         let mut stmt = conn
             .prepare("SELECT server, at, from_status, to_status, reason FROM events ORDER BY id DESC LIMIT ?1")
             .map_err(|e| io(&self.path, e))?;
@@ -356,16 +361,20 @@ impl Store {
     /// Reads what is saved for `names` (a separate read connection; WAL lets it run beside
     /// the writer).
     pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| io(&self.path, e))?;
+        // One thread uses it: no mutex around every call. Statements are prepared once per
+        // load, not once per server (ten thousand servers made that a second of start-up).
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| io(&self.path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| io(&self.path, e))?;
         let mut out = HashMap::new();
         for name in names {
             let id: Option<i64> = conn
-                .query_row("SELECT id FROM servers WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT id FROM servers WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get(0)))
                 .optional()
                 .map_err(|e| io(&self.path, e))?;
             let Some(id) = id else { continue };
@@ -421,7 +430,7 @@ fn sample_from_row(
 
 fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> {
     let mut saved = Saved::default();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT width, start, rounds, up, latency_sum, latency_n FROM buckets WHERE server = ?1 ORDER BY width, start",
     )?;
     saved.history.buckets = stmt
@@ -436,7 +445,7 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT width, start, bins FROM sketches WHERE server = ?1 AND start + width > ?2 ORDER BY start",
     )?;
     // A blob that is not a sketch (a damaged row) is left out: those percentiles start over.
@@ -451,7 +460,7 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
         })?
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let mut recent: Vec<Sample> = stmt
@@ -467,7 +476,7 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
         .collect::<Result<_, _>>()?;
     recent.reverse();
     saved.history.recent = recent;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT address, at, ok, latency_ms, error FROM address_rounds WHERE server = ?1 AND at > ?2 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![id, now - 86_400], |r| {
@@ -490,8 +499,10 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
     }
     saved.history.addresses = by_address;
     let state = conn
-        .query_row(
+        .prepare_cached(
             "SELECT status, reason, failed_rounds, good_rounds, down, software_name, software_version FROM state WHERE server = ?1",
+        )?
+        .query_row(
             [id],
             |r| {
                 let status: Option<String> = r.get(0)?;

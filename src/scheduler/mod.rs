@@ -375,6 +375,18 @@ impl Monitor<Services> {
     }
 }
 
+/// What `store` holds for `servers` (nothing without a store).
+fn load_saved(
+    store: Option<&Store>,
+    servers: &[ServerConfig],
+) -> Result<HashMap<String, Saved>, StoreError> {
+    let Some(store) = store else {
+        return Ok(HashMap::new());
+    };
+    let names: Vec<String> = servers.iter().map(|s| s.name.to_string()).collect();
+    store.load(&names, OffsetDateTime::now_utc().unix_timestamp())
+}
+
 impl<R: Rounds> Monitor<R> {
     /// Like [`Monitor::start`], with rounds made by `make_rounds`.
     pub fn start_with(
@@ -427,16 +439,39 @@ impl<R: Rounds> Monitor<R> {
         }
         // Saved histories are read a batch at a time: as stored rows they are several times
         // the size of the rebuilt histories, and reading ten thousand at once would leave
-        // the process that much bigger for good (freed memory stays fragmented).
-        for batch in servers.chunks(RESTORE_BATCH) {
-            let mut saved = monitor.load_saved(batch)?;
-            for server in batch {
-                monitor.metrics.add_server(server.name.as_str());
-                let slot = monitor.restored_slot(server.clone(), thresholds, &mut saved);
-                monitor.spawn(&live, slot.clone());
-                live.push(slot);
+        // the process that much bigger for good (freed memory stays fragmented). A thread
+        // reads the next batch while this one is rebuilt: reading and rebuilding take about as
+        // long, and start-up with ten thousand servers is mostly these two.
+        let (store, servers) = (monitor.store.as_ref(), servers.as_slice());
+        std::thread::scope(|scope| -> Result<(), StartError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            std::thread::Builder::new()
+                .name("mxping-restore".into())
+                .spawn_scoped(scope, move || {
+                    for batch in servers.chunks(RESTORE_BATCH) {
+                        let saved = load_saved(store, batch);
+                        let failed = saved.is_err();
+                        // A send fails when the rebuilding stopped at an error.
+                        if tx.send((batch, saved)).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Io {
+                    path: store.map(|s| s.path().to_owned()).unwrap_or_default(),
+                    why: format!("cannot start the thread that reads it: {e}"),
+                })?;
+            for (batch, saved) in rx {
+                let mut saved = saved?;
+                for server in batch {
+                    monitor.metrics.add_server(server.name.as_str());
+                    let slot = monitor.restored_slot(server.clone(), thresholds, &mut saved);
+                    monitor.spawn(&live, slot.clone());
+                    live.push(slot);
+                }
             }
-        }
+            Ok(())
+        })?;
         monitor.board.set_layout(live.config.clone(), live.cells());
         drop(live);
         monitor.metrics.config_loaded(true);
@@ -456,15 +491,6 @@ impl<R: Rounds> Monitor<R> {
             None,
             self.shutdown.child_token(),
         ))
-    }
-
-    /// What the store holds for `servers` (nothing without a store).
-    fn load_saved(&self, servers: &[ServerConfig]) -> Result<HashMap<String, Saved>, StoreError> {
-        let Some(store) = &self.store else {
-            return Ok(HashMap::new());
-        };
-        let names: Vec<String> = servers.iter().map(|s| s.name.to_string()).collect();
-        store.load(&names, OffsetDateTime::now_utc().unix_timestamp())
     }
 
     /// A slot for a server new to this run, with its saved history if the store has one.
@@ -588,7 +614,7 @@ impl<R: Rounds> Monitor<R> {
                     changed += 1;
                 }
                 None => {
-                    let mut saved = self.load_saved(std::slice::from_ref(server))?;
+                    let mut saved = load_saved(self.store.as_ref(), std::slice::from_ref(server))?;
                     self.metrics.add_server(server.name.as_str());
                     let fresh = self.restored_slot(server.clone(), thresholds, &mut saved);
                     self.spawn(&live, fresh.clone());
