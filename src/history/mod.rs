@@ -8,17 +8,18 @@
 //! |---|---|---|
 //! | last round, in full (addresses, phases, discovery), in the view | 1 | ~2–4 KB |
 //! | recent rounds, compact (16 B each) | [`RECENT`] = 60 | ~1 KB |
-//! | 5-minute buckets for 24 h (uptime 1 h / 24 h, latency chart), 12 B each | 288 | ~3.4 KB |
+//! | 5-minute slots for 24 h (uptime 1 h / 24 h, latency chart), 8 B each | 288 | ~2.3 KB |
 //! | hourly counts for 7 days (uptime 7 d), 4 B each | 168 | ~0.7 KB |
 //! | daily counts for 90 days (uptime 30 d / 90 d, the 90-day bar), 4 B each | 90 | ~0.4 KB |
 //! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~1–3 KB |
 //! | per address: hourly counts for 24 h + last seen | per address | ~0.15 KB each |
 //!
-//! The recent rounds, the 5-minute and the daily rings are one block ([`Shown`], ~5 KB) that
-//! the history shares with its views and copies on write; the rest is one more inline block
-//! plus the sketches and addresses. A ring keeps whole buckets (latency included) only where
-//! latency is read back; elsewhere counts, plus the current slot whole for the store. About
-//! 8–10 KB per server plus its last round; see BENCHMARKS.md for what a whole monitor takes.
+//! The recent rounds, the 5-minute and the daily rings are one block ([`Shown`], ~3.7 KB)
+//! that the history shares with its views and copies on write; the rest is one more inline
+//! block plus the sketches and addresses. A ring keeps per slot only what is read back of it
+//! (counts, and the mean latency where the chart reads it), plus its newest slot whole for the
+//! store. About 6–8 KB per server plus its last round; see BENCHMARKS.md for what a whole
+//! monitor takes.
 
 pub(crate) mod events;
 pub mod sketch;
@@ -122,8 +123,8 @@ impl Packed {
     }
 }
 
-/// Rounds and up-rounds and latency sums over one time slot (its start is implied by its
-/// place in the ring). 12 bytes.
+/// Rounds and up-rounds and latency sums over one time slot: the newest slot of a ring, kept
+/// whole for the store, which adds the next round to it after a restart. 12 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Bucket {
     rounds: u16,
@@ -139,17 +140,47 @@ struct Count {
     up: u16,
 }
 
-/// What a ring keeps per slot: a whole [`Bucket`] where latency is read back (the 24 h
-/// chart), a [`Count`] where only uptime is.
+/// Rounds, up-rounds and the mean latency of one time slot, for the ring the 24 h chart
+/// reads: the mean is all the chart needs of a slot once it is over (the newest slot is kept
+/// whole beside the ring). 8 bytes, against 12 for a whole [`Bucket`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mean {
+    rounds: u16,
+    up: u16,
+    /// Milliseconds; `NaN`: no round of the slot had a latency.
+    latency_ms: f32,
+}
+
+impl Default for Mean {
+    fn default() -> Self {
+        Mean {
+            rounds: 0,
+            up: 0,
+            latency_ms: f32::NAN,
+        }
+    }
+}
+
+/// What a ring keeps per slot: a [`Mean`] where latency is read back (the 24 h chart), a
+/// [`Count`] where only uptime is.
 trait Tally: Copy + Default {
     fn of(b: &Bucket) -> Self;
     /// (up rounds, rounds).
     fn counts(&self) -> (u16, u16);
 }
 
-impl Tally for Bucket {
+impl Tally for Mean {
     fn of(b: &Bucket) -> Self {
-        *b
+        Mean {
+            rounds: b.rounds,
+            up: b.up,
+            // The mean as the chart has always read it: in f64, kept as f32.
+            latency_ms: if b.latency_n > 0 {
+                (f64::from(b.latency_sum) / f64::from(b.latency_n)) as f32
+            } else {
+                f32::NAN
+            },
+        }
     }
     fn counts(&self) -> (u16, u16) {
         (self.up, self.rounds)
@@ -381,13 +412,19 @@ pub struct SketchRow {
     pub sketch: Sketch,
 }
 
-/// Consecutive sketches `width` seconds wide overlapping the last `keep` seconds, oldest first
-/// (at most `keep / width + 1`).
+/// Consecutive latency sketches `width` seconds wide overlapping the last `keep` seconds,
+/// oldest first (at most `keep / width + 1`). The bins of every span sit one after another in
+/// one vector, so a server's spans cost one allocation, not one each: a sketch of its own per
+/// span (a vector, a slot in the deque and the allocator's overhead, for the few bins a
+/// span usually has) took 1.6 KB per server more.
 #[derive(Clone, Debug)]
 struct Sketches {
     width: i64,
     keep: i64,
-    spans: VecDeque<(i64, Sketch)>,
+    /// (start, number of bins) of each span, oldest first.
+    spans: VecDeque<(i64, u32)>,
+    /// The bins of the spans, span after span, each span's in bucket order.
+    bins: Vec<(u16, u32)>,
 }
 
 impl Sketches {
@@ -398,33 +435,51 @@ impl Sketches {
             // Sized once for the most spans ever kept, so the deque never grows (a doubling
             // would double its memory for every server).
             spans: VecDeque::with_capacity((keep / width + 1) as usize),
+            bins: Vec::new(),
         }
+    }
+
+    /// The spans, oldest first: (start, bins).
+    fn iter(&self) -> impl Iterator<Item = (i64, &[(u16, u32)])> {
+        let mut from = 0;
+        self.spans.iter().map(move |&(start, n)| {
+            let bins = &self.bins[from..from + n as usize];
+            from += n as usize;
+            (start, bins)
+        })
     }
 
     fn add(&mut self, at: i64, ms: f64) {
         // Spans are kept while they overlap the window, as `load` and `quantile` see them;
         // the span of `at` always does, so dropping the others first keeps at most
         // `keep / width + 1`.
-        while self
-            .spans
-            .front()
-            .is_some_and(|(s, _)| s + self.width <= at - self.keep)
+        while let Some(&(start, n)) = self.spans.front()
+            && start + self.width <= at - self.keep
         {
             self.spans.pop_front();
+            self.bins.drain(..n as usize);
         }
         let start = at - at.rem_euclid(self.width);
         if self.spans.back().is_none_or(|(s, _)| *s < start) {
-            self.spans.push_back((start, Sketch::default()));
+            self.spans.push_back((start, 0));
         }
-        // A clock that went back counts in the newest span.
-        self.spans.back_mut().expect("just pushed").1.add(ms);
+        // A clock that went back counts in the newest span. A new bin grows the vector by an
+        // eighth, not twice over: bins are added rarely, and a doubling would stay for good.
+        if self.bins.len() == self.bins.capacity() {
+            self.bins.reserve_exact(self.bins.len() / 8 + 4);
+        }
+        let newest = &mut self.spans.back_mut().expect("just pushed").1;
+        let from = self.bins.len() - *newest as usize;
+        if sketch::count_in(&mut self.bins, from, ms) {
+            *newest += 1;
+        }
     }
 
     fn current(&self) -> Option<SketchRow> {
-        self.spans.back().map(|(start, sketch)| SketchRow {
+        self.iter().last().map(|(start, bins)| SketchRow {
             width: self.width,
-            start: *start,
-            sketch: sketch.clone(),
+            start,
+            sketch: Sketch::from_bins(bins.to_vec()),
         })
     }
 
@@ -434,20 +489,25 @@ impl Sketches {
         let mut mine = std::collections::BTreeMap::new();
         for r in rows {
             if r.width == self.width && r.start + self.width > now - self.keep && r.start <= now {
-                mine.insert(r.start, r.sketch.clone());
+                mine.insert(r.start, r.sketch.bins());
             }
         }
         self.spans.clear();
-        self.spans.extend(mine);
+        self.bins.clear();
+        self.bins
+            .reserve_exact(mine.values().map(|bins| bins.len()).sum());
+        for (start, bins) in mine {
+            self.bins.extend_from_slice(bins);
+            self.spans.push_back((start, bins.len() as u32));
+        }
     }
 
     /// The quantile `q` over the spans that overlap the `span` seconds before `now`.
     fn quantile(&self, now: i64, span: i64, q: f64) -> Option<f64> {
-        Sketch::quantile(
-            self.spans
-                .iter()
+        sketch::quantile_of(
+            self.iter()
                 .filter(|(start, _)| start + self.width > now - span && *start <= now)
-                .map(|(_, s)| s),
+                .map(|(_, bins)| bins),
             q,
         )
     }
@@ -667,7 +727,7 @@ impl ServerHistory {
     }
 
     fn record_sample(&mut self, s: Sample) {
-        // The one copy a round makes (about 5 KB, one allocation) when the published view
+        // The one copy a round makes (about 3.7 KB, one allocation) when the published view
         // still holds the block, which it always does but before the first view.
         let shown = Arc::make_mut(&mut self.shown);
         shown.push_recent(s);
@@ -735,7 +795,7 @@ impl ServerHistory {
 }
 
 /// What pages read of a history (design.md "snapshot"): the recent samples, the 5-minute
-/// buckets of the 24 h chart and the daily buckets of the 90-day bar, about 5 KB in one
+/// slots of the 24 h chart and the daily counts of the 90-day bar, about 3.7 KB in one
 /// block. The history owns it behind an `Arc` and the views share it; a round writes through
 /// `Arc::make_mut`, so it copies the block once when a view still holds it and a reader's block
 /// never changes. There is one copy per server between rounds, not one in the history and
@@ -746,7 +806,7 @@ pub struct Shown {
     recent: [Packed; RECENT],
     recent_start: usize,
     recent_len: usize,
-    five_min: Buckets<Bucket, FIVE_MIN_SLOTS>,
+    five_min: Buckets<Mean, FIVE_MIN_SLOTS>,
     daily: Buckets<Count, DAYS_KEPT>,
 }
 
@@ -783,11 +843,8 @@ impl Shown {
         self.five_min
             .iter()
             .filter(|(start, _)| *start > now - DAY && *start <= now)
-            .filter(|(_, b)| b.latency_n > 0)
-            .map(|(start, b)| {
-                let mean = (f64::from(b.latency_sum) / f64::from(b.latency_n)) as f32;
-                (start, f64::from(mean))
-            })
+            .filter(|(_, b)| !b.latency_ms.is_nan())
+            .map(|(start, b)| (start, f64::from(b.latency_ms)))
             .collect()
     }
 
@@ -988,9 +1045,9 @@ mod tests {
         // The rings are inline: the history is one block plus its sketches and addresses,
         // and what pages read is one more, shared with the views.
         let size = std::mem::size_of::<ServerHistory>();
-        assert!(size < 1536, "history {size} B");
+        assert!(size < 1024, "history {size} B");
         let shown = std::mem::size_of::<Shown>();
-        assert!(shown <= 5 * 1024, "shown {shown} B");
+        assert!(shown <= 3800, "shown {shown} B");
         let first = h.shown();
         assert_eq!(first.recent().len(), RECENT);
         let before: Vec<Sample> = first.recent().collect();
@@ -1015,14 +1072,18 @@ mod tests {
                 .spans
                 .iter()
                 .chain(&h.daily_latency.spans)
-                .all(|(_, s)| s.buckets() == 1),
+                .all(|(_, n)| *n == 1),
             "one bucket used"
         );
+        // The bins of all spans in one vector, with room for an eighth more, not twice as many.
+        assert_eq!(h.hourly_latency.bins.len(), h.hourly_latency.spans.len());
+        let room = h.hourly_latency.bins.capacity();
+        assert!(room <= 25 + 25 / 8 + 4, "room for {room} bins");
     }
 
     #[test]
     fn the_bucket_ring_forgets_what_a_gap_skipped_over_and_ignores_a_clock_going_back() {
-        let mut b = Buckets::<Bucket, FIVE_MIN_SLOTS>::new(FIVE_MIN);
+        let mut b = Buckets::<Mean, FIVE_MIN_SLOTS>::new(FIVE_MIN);
         let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
         b.add(&sample(t0, true, 10.0));
         b.add(&sample(t0 + 10, false, 0.0));
@@ -1044,7 +1105,7 @@ mod tests {
         assert_eq!(b.iter().count(), 1);
         assert_eq!(b.current().unwrap().start, t0 + 5 * DAY);
         // What is saved loads back the same.
-        let mut c = Buckets::<Bucket, FIVE_MIN_SLOTS>::new(FIVE_MIN);
+        let mut c = Buckets::<Mean, FIVE_MIN_SLOTS>::new(FIVE_MIN);
         c.load(&[b.current().unwrap()]);
         assert_eq!(c.current(), b.current());
     }
@@ -1121,6 +1182,53 @@ mod tests {
             (2, 2, 120.0)
         );
         assert_eq!(std::mem::size_of::<Count>(), 4);
+        assert_eq!(std::mem::size_of::<Mean>(), 8);
+    }
+
+    #[test]
+    fn the_spans_in_one_vector_answer_as_a_sketch_of_each_span_would() {
+        // Three weeks of rounds every 7 minutes with latencies spread over many bins; at every
+        // step the quantiles must be those of the rounds whose span overlaps the window, as
+        // separate sketches would give them, while spans leave at the front.
+        let t0 = 1_800_000_000 - 1_800_000_000 % DAY + 1234;
+        let (mut hourly, mut daily) = (Sketches::new(HOUR, DAY), Sketches::new(DAY, 7 * DAY));
+        let mut rounds: Vec<(i64, f64)> = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..(21 * 24 * 60 / 7) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let at = t0 + i * 7 * 60;
+            let ms = 0.3 + (x % 40_000) as f64 / 37.0;
+            hourly.add(at, ms);
+            daily.add(at, ms);
+            rounds.push((at, ms));
+            if i % 11 != 0 {
+                continue;
+            }
+            for (ring, width, keep) in [(&hourly, HOUR, DAY), (&daily, DAY, 7 * DAY)] {
+                let mut want = Sketch::default();
+                rounds
+                    .iter()
+                    .filter(|(t, _)| {
+                        let start = t - t.rem_euclid(width);
+                        start + width > at - keep && start <= at
+                    })
+                    .for_each(|(_, ms)| want.add(*ms));
+                for q in [0.0, 0.5, 0.95, 1.0] {
+                    assert_eq!(ring.quantile(at, keep, q), Sketch::quantile([&want], q));
+                }
+                let in_spans: u32 = ring.spans.iter().map(|(_, n)| n).sum();
+                assert_eq!(in_spans as usize, ring.bins.len());
+                let mut newest = Sketch::default();
+                rounds
+                    .iter()
+                    .filter(|(t, _)| t - t.rem_euclid(width) == at - at.rem_euclid(width))
+                    .for_each(|(_, ms)| newest.add(*ms));
+                assert_eq!(ring.current().map(|r| r.sketch), Some(newest));
+            }
+        }
+        assert!(hourly.bins.len() > 25 * 4, "several bins per span");
     }
 
     #[test]
@@ -1162,6 +1270,56 @@ mod tests {
             "the last 24 h only"
         );
         assert_eq!(restored.daily_latency.spans.len(), 3);
+    }
+
+    #[test]
+    fn the_chart_reads_each_slots_mean_and_leaves_out_slots_without_a_latency() {
+        let t0 = 1_800_000_000 - 1_800_000_000 % DAY;
+        let mut h = ServerHistory::new(T);
+        // Slot 1: 50 and 400 ms and a failed round; slot 2: only failed rounds; slot 3: 7 ms.
+        h.record_sample(sample(t0, true, 50.0));
+        h.record_sample(sample(t0 + 60, true, 400.0));
+        h.record_sample(Sample {
+            latency_ms: None,
+            ..sample(t0 + 120, false, 0.0)
+        });
+        for k in 0..3 {
+            h.record_sample(Sample {
+                latency_ms: None,
+                ..sample(t0 + FIVE_MIN + k * 60, false, 0.0)
+            });
+        }
+        h.record_sample(sample(t0 + 2 * FIVE_MIN, true, 7.25));
+        let now = t0 + 2 * FIVE_MIN + 10;
+        assert_eq!(
+            h.latency_series(now),
+            vec![(t0, 225.0), (t0 + 2 * FIVE_MIN, 7.25)]
+        );
+        // Every round counts for uptime, with or without a latency.
+        assert_eq!(h.shown.five_min.uptime(now, HOUR), (3, 7));
+        // Restored from the store's rows (sums and counts), the chart reads the same means.
+        let rows: Vec<BucketRow> = [(t0, 3, 2, 450.0, 2), (t0 + FIVE_MIN, 3, 0, 0.0, 0)]
+            .into_iter()
+            .map(|(start, rounds, up, latency_sum, latency_n)| BucketRow {
+                width: FIVE_MIN,
+                start,
+                rounds,
+                up,
+                latency_sum,
+                latency_n,
+            })
+            .chain(h.shown.five_min.current())
+            .collect();
+        let back = ServerHistory::restore(
+            T,
+            Restored {
+                buckets: rows,
+                ..Restored::default()
+            },
+            now,
+        );
+        assert_eq!(back.latency_series(now), h.latency_series(now));
+        assert_eq!(back.shown.five_min.uptime(now, HOUR), (3, 7));
     }
 
     #[test]

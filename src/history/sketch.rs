@@ -56,14 +56,62 @@ fn value(bucket: u16) -> f64 {
     }
 }
 
+/// Counts one latency, in milliseconds, in the sketch held in `bins[from..]` (the bins of a
+/// sketch, in bucket order, at the end of a vector that may hold others before it). Returns
+/// whether it took a new bin.
+pub(crate) fn count_in(bins: &mut Vec<(u16, u32)>, from: usize, ms: f64) -> bool {
+    let b = bucket(ms);
+    match bins[from..].binary_search_by_key(&b, |e| e.0) {
+        Ok(i) => {
+            bins[from + i].1 = bins[from + i].1.saturating_add(1);
+            false
+        }
+        Err(i) => {
+            bins.insert(from + i, (b, 1));
+            true
+        }
+    }
+}
+
+/// The quantile `q` (0–1) of the sketches whose bins are `sketches`, together: see
+/// [`Sketch::quantile`].
+pub(crate) fn quantile_of<'a>(
+    sketches: impl IntoIterator<Item = &'a [(u16, u32)]>,
+    q: f64,
+) -> Option<f64> {
+    let mut merged: BTreeMap<u16, u64> = BTreeMap::new();
+    for bins in sketches {
+        for (b, c) in bins {
+            *merged.entry(*b).or_default() += u64::from(*c);
+        }
+    }
+    let total: u64 = merged.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    merged.into_iter().find_map(|(b, c)| {
+        seen += c;
+        (seen >= rank).then(|| value(b))
+    })
+}
+
 impl Sketch {
     /// Counts one latency, in milliseconds.
     pub fn add(&mut self, ms: f64) {
-        let b = bucket(ms);
-        match self.bins.binary_search_by_key(&b, |e| e.0) {
-            Ok(i) => self.bins[i].1 = self.bins[i].1.saturating_add(1),
-            Err(i) => self.bins.insert(i, (b, 1)),
-        }
+        count_in(&mut self.bins, 0, ms);
+    }
+
+    /// A sketch of `bins`, which must be in bucket order (as [`Sketch::bins`] gives them).
+    pub(crate) fn from_bins(bins: Vec<(u16, u32)>) -> Sketch {
+        debug_assert!(bins.windows(2).all(|w| w[0].0 < w[1].0));
+        Sketch { bins }
+    }
+
+    /// The bins in use, `(bucket, count)` in bucket order.
+    pub(crate) fn bins(&self) -> &[(u16, u32)] {
+        &self.bins
     }
 
     /// The values counted.
@@ -75,22 +123,7 @@ impl Sketch {
     /// nearest-rank value (rank ⌈q·n⌉), read back within 1 % (or 0.25 ms) of it. `None` when
     /// empty.
     pub fn quantile<'a>(sketches: impl IntoIterator<Item = &'a Sketch>, q: f64) -> Option<f64> {
-        let mut merged: BTreeMap<u16, u64> = BTreeMap::new();
-        for s in sketches {
-            for (b, c) in &s.bins {
-                *merged.entry(*b).or_default() += u64::from(*c);
-            }
-        }
-        let total: u64 = merged.values().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        merged.into_iter().find_map(|(b, c)| {
-            seen += c;
-            (seen >= rank).then(|| value(b))
-        })
+        quantile_of(sketches.into_iter().map(|s| s.bins()), q)
     }
 
     /// The stored form: 6 bytes a bucket (index u16, count u32, little-endian).
