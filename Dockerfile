@@ -27,10 +27,10 @@ COPY --from=build /src/target/release/mxping /usr/local/bin/mxping
 COPY servers.toml /etc/mxping/servers.toml
 COPY --from=build --chown=65532:65532 /state/mxping /var/lib/mxping
 USER 65532:65532
-# Two malloc arenas: glibc's default per-thread arenas each keep their own freed memory (at
-# 10,000 servers, 275 MiB RSS by default against 215 MiB with this; BENCHMARKS.md). `serve`
+# One malloc arena: glibc's default per-thread arenas each keep their own freed memory (at
+# 10,000 servers, 275 MiB RSS by default, about 200 MiB with one; src/main.rs). `serve`
 # would set it for itself by restarting once; set here, the image starts it directly.
-ENV MALLOC_ARENA_MAX=2
+ENV MALLOC_ARENA_MAX=1
 EXPOSE 8080
 VOLUME ["/var/lib/mxping"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

@@ -120,12 +120,15 @@ fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-/// Starts `mxping serve` again, once, with `MALLOC_ARENA_MAX=2` unless the operator set it (or
+/// Starts `mxping serve` again, once, with `MALLOC_ARENA_MAX=1` unless the operator set it (or
 /// `GLIBC_TUNABLES`' `arena_max`). glibc gives every thread that allocates under contention an
 /// arena of its own, up to eight per core, and each keeps its own freed memory: at 10,000
-/// servers that was 275 MiB RSS against 215 MiB with two arenas, for the same live heap
-/// (BENCHMARKS.md). glibc reads the setting only at start-up, hence the `exec` (same process
-/// ID, nothing else changes); if it fails, the monitor runs with glibc's defaults.
+/// servers that was 275 MiB RSS against 215 MiB with two arenas, for the same live heap. With
+/// two, memory a round frees in one arena is not reused by the threads of the other: the same
+/// build ran at 201-263 MiB with two and 194-203 MiB with one, at the same CPU and page
+/// latency (small allocations do not take the arena's lock: glibc caches them per thread).
+/// glibc reads the setting only at start-up, hence the `exec` (same process ID, nothing else
+/// changes); if it fails, the monitor runs with glibc's defaults.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     use std::os::unix::process::CommandExt;
@@ -143,9 +146,9 @@ fn limit_malloc_arenas() {
     let error = std::process::Command::new(&exe)
         .arg0(argv0)
         .args(args)
-        .env(VAR, "2")
+        .env(VAR, "1")
         .exec();
-    tracing::warn!("could not restart with {VAR}=2 ({error}); glibc's default arenas are used");
+    tracing::warn!("could not restart with {VAR}=1 ({error}); glibc's default arenas are used");
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -904,7 +904,7 @@ fn environ(pid: u32) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn serve_limits_glibc_to_two_malloc_arenas_unless_the_operator_chose() {
+async fn serve_limits_glibc_to_one_malloc_arena_unless_the_operator_chose() {
     let mut h = Harness::new().await;
     h.servers = vec!["arenas.test".into()];
     let config = h.config_file();
@@ -915,7 +915,7 @@ async fn serve_limits_glibc_to_two_malloc_arenas_unless_the_operator_chose() {
     })
     .await;
     let vars = environ(s.child.id().unwrap());
-    assert!(vars.iter().any(|v| v == "MALLOC_ARENA_MAX=2"), "{vars:?}");
+    assert!(vars.iter().any(|v| v == "MALLOC_ARENA_MAX=1"), "{vars:?}");
     assert_eq!(s.get("/healthz").await.status(), 200);
     // The operator's own choice, either way it can be made, is left alone.
     let s = Serve::start_with(&config, |c| {
