@@ -11,7 +11,7 @@
 //! | 5-minute slots for 24 h (uptime 1 h / 24 h, latency chart), 8 B each | 288 | ~2.3 KB |
 //! | hourly counts for 7 days (uptime 7 d), 4 B each | 168 | ~0.7 KB |
 //! | daily counts for 90 days (uptime 30 d / 90 d, the 90-day bar), 4 B each | 90 | ~0.4 KB |
-//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 8 B a bucket | 25 + 8 | ~1–3 KB |
+//! | latency sketches (p50 / p95 within 1 %): hourly for 24 h, daily for 7 d, sparse, 6 B a bin | 25 + 8 | ~1–3 KB |
 //! | per address: hourly counts for 24 h + last seen | per address | ~0.15 KB each |
 //!
 //! The recent rounds, the 5-minute and the daily rings are one block ([`Shown`], ~3.7 KB)
@@ -424,7 +424,7 @@ struct Sketches {
     /// (start, number of bins) of each span, oldest first.
     spans: VecDeque<(i64, u32)>,
     /// The bins of the spans, span after span, each span's in bucket order.
-    bins: Vec<(u16, u32)>,
+    bins: Vec<sketch::Bin>,
 }
 
 impl Sketches {
@@ -440,7 +440,7 @@ impl Sketches {
     }
 
     /// The spans, oldest first: (start, bins).
-    fn iter(&self) -> impl Iterator<Item = (i64, &[(u16, u32)])> {
+    fn iter(&self) -> impl Iterator<Item = (i64, &[sketch::Bin])> {
         let mut from = 0;
         self.spans.iter().map(move |&(start, n)| {
             let bins = &self.bins[from..from + n as usize];
