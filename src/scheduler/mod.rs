@@ -342,7 +342,9 @@ impl<R> Live<R> {
 }
 
 /// Servers whose saved history is read from the store at once on start-up.
-const RESTORE_BATCH: usize = 256;
+const RESTORE_BATCH: usize = 128;
+/// Threads reading saved histories on start-up, each its share of the batches.
+const RESTORE_READERS: usize = 2;
 
 /// The monitor: the loops, and the board they publish on.
 pub struct Monitor<R: Rounds = Services> {
@@ -439,31 +441,42 @@ impl<R: Rounds> Monitor<R> {
         }
         // Saved histories are read a batch at a time: as stored rows they are several times
         // the size of the rebuilt histories, and reading ten thousand at once would leave
-        // the process that much bigger for good (freed memory stays fragmented). A thread
-        // reads the next batch while this one is rebuilt: reading and rebuilding take about as
-        // long, and start-up with ten thousand servers is mostly these two.
+        // the process that much bigger for good (freed memory stays fragmented). Reading is
+        // most of start-up with ten thousand servers, so two threads read alternate batches
+        // while this one rebuilds the histories of each batch in turn.
         let (store, servers) = (monitor.store.as_ref(), servers.as_slice());
+        let batches: Vec<&[ServerConfig]> = servers.chunks(RESTORE_BATCH).collect();
         std::thread::scope(|scope| -> Result<(), StartError> {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            std::thread::Builder::new()
-                .name("mxping-restore".into())
-                .spawn_scoped(scope, move || {
-                    for batch in servers.chunks(RESTORE_BATCH) {
-                        let saved = load_saved(store, batch);
-                        let failed = saved.is_err();
-                        // A send fails when the rebuilding stopped at an error.
-                        if tx.send((batch, saved)).is_err() || failed {
-                            break;
+            let mut read = Vec::with_capacity(RESTORE_READERS);
+            for k in 0..RESTORE_READERS {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                read.push(rx);
+                let mine = batches.iter().skip(k).step_by(RESTORE_READERS);
+                std::thread::Builder::new()
+                    .name(format!("mxping-restore-{k}"))
+                    .spawn_scoped(scope, move || {
+                        for batch in mine {
+                            let saved = load_saved(store, batch);
+                            let failed = saved.is_err();
+                            // A send fails when the rebuilding stopped at an error.
+                            if tx.send(saved).is_err() || failed {
+                                break;
+                            }
                         }
-                    }
-                })
-                .map_err(|e| StoreError::Io {
-                    path: store.map(|s| s.path().to_owned()).unwrap_or_default(),
-                    why: format!("cannot start the thread that reads it: {e}"),
-                })?;
-            for (batch, saved) in rx {
+                    })
+                    .map_err(|e| StoreError::Io {
+                        path: store.map(|s| s.path().to_owned()).unwrap_or_default(),
+                        why: format!("cannot start a thread that reads it: {e}"),
+                    })?;
+            }
+            for (i, batch) in batches.iter().enumerate() {
+                // A reader sends every batch of its share, or stops after sending an error;
+                // one that panicked is reported when the scope ends.
+                let Ok(saved) = read[i % RESTORE_READERS].recv() else {
+                    break;
+                };
                 let mut saved = saved?;
-                for server in batch {
+                for server in *batch {
                     monitor.metrics.add_server(server.name.as_str());
                     let slot = monitor.restored_slot(server.clone(), thresholds, &mut saved);
                     monitor.spawn(&live, slot.clone());
