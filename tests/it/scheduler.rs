@@ -282,3 +282,106 @@ async fn rounds_this_monitor_cannot_make_are_not_counted() {
     );
     assert!(monitor.shutdown(Duration::from_secs(1)).await);
 }
+
+/// Start-up reads the saved histories in batches, on more than one thread: every server gets
+/// its own history back, whichever batch and thread read it (700 servers are several batches
+/// for each reader).
+#[tokio::test(start_paused = true)]
+async fn every_server_gets_its_own_saved_history_back() {
+    use mxping::history::sketch::Sketch;
+    use mxping::history::store::{Retention, RoundRecord, Store};
+    use mxping::history::{BucketRow, Delta, Sample, SketchRow, StatusState};
+    use mxping::report::Status;
+
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..700).map(|i| format!("s{i:03}.test")).collect();
+    let at = time::OffsetDateTime::now_utc().unix_timestamp() - 60;
+    let latency = |i: usize| 10.0 + i as f64;
+    let store = Store::open(
+        dir.path(),
+        Duration::from_millis(50),
+        Retention {
+            raw: Duration::from_secs(3 * 86_400),
+            rollups: Duration::from_secs(90 * 86_400),
+        },
+    )
+    .unwrap();
+    for (i, name) in names.iter().enumerate() {
+        // Every third server was red when the monitor stopped; each has a latency of its own.
+        let down = i % 3 == 0;
+        let mut sketch = Sketch::default();
+        sketch.add(latency(i));
+        store.write(RoundRecord {
+            server: name.clone(),
+            delta: Delta {
+                sample: Sample {
+                    at,
+                    up: !down,
+                    all_ok: !down,
+                    latency_ms: (!down).then_some(latency(i) as f32),
+                    error: None,
+                },
+                addresses: Vec::new(),
+                buckets: vec![BucketRow {
+                    width: 300,
+                    start: at - at.rem_euclid(300),
+                    rounds: 1,
+                    up: u32::from(!down),
+                    latency_sum: if down { 0.0 } else { latency(i) },
+                    latency_n: u32::from(!down),
+                }],
+                sketches: if down {
+                    Vec::new()
+                } else {
+                    vec![SketchRow {
+                        width: 3600,
+                        start: at - at.rem_euclid(3600),
+                        sketch,
+                    }]
+                },
+                state: StatusState {
+                    status: Some(if down { Status::Red } else { Status::Green }),
+                    reason: None,
+                    failed_rounds: if down { 3 } else { 0 },
+                    good_rounds: 0,
+                    down,
+                },
+            },
+            software: None,
+        });
+    }
+    store.flush();
+    let mut text = "[monitor]\ninterval = \"30s\"\n[storage]\ndata_dir = \"\"\n".to_owned();
+    for name in &names {
+        text += &format!("[[server]]\nname = \"{name}\"\n");
+    }
+    let rounds = Scripted::new(Duration::from_secs(45), Duration::from_millis(100));
+    let monitor = Monitor::start_with(
+        Config::parse(&text, "restore.toml", None).unwrap(),
+        Arc::new(Metrics::new()),
+        Some(store),
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap();
+    // Before any round of this run (the clock is paused): what the store gave back.
+    let board = monitor.board();
+    for (i, name) in names.iter().enumerate() {
+        let v = board.server(name).unwrap().1;
+        let down = i % 3 == 0;
+        assert_eq!(
+            (v.status().as_str(), v.failed_rounds),
+            if down { ("red", 3) } else { ("green", 0) },
+            "{name}"
+        );
+        match v.latency_p50_ms {
+            None => assert!(down, "{name} lost its latency"),
+            Some(p50) => {
+                assert!(!down, "{name} has a latency it never had");
+                // A sketch's accuracy: 1 %, or 0.25 ms below 25 ms.
+                let within = (0.01 * latency(i)).max(0.25) + 1e-9;
+                assert!((p50 - latency(i)).abs() <= within, "{name}: {p50}");
+            }
+        }
+    }
+}
