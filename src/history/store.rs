@@ -316,14 +316,9 @@ impl Store {
 
     /// The last `limit` status changes, oldest first.
     pub fn load_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        // One thread uses it: no mutex around every call. Statements are prepared once per
-        // load, not once per server (ten thousand servers made that a second of start-up).
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| io(&self.path, e))?;
-        let mut stmt = conn
+        let reader = self.reader()?;
+        let mut stmt = reader
+            .conn
             .prepare("SELECT server, at, from_status, to_status, reason FROM events ORDER BY id DESC LIMIT ?1")
             .map_err(|e| io(&self.path, e))?;
         let rows = stmt
@@ -358,11 +353,9 @@ impl Store {
         }
     }
 
-    /// Reads what is saved for `names` (a separate read connection; WAL lets it run beside
-    /// the writer).
-    pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
-        // One thread uses it: no mutex around every call. Statements are prepared once per
-        // load, not once per server (ten thousand servers made that a second of start-up).
+    /// A read connection of its own (WAL lets it read beside the writer), for one thread.
+    pub fn reader(&self) -> Result<StoreReader, StoreError> {
+        // One thread uses it: no mutex around every call.
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -370,18 +363,15 @@ impl Store {
         .map_err(|e| io(&self.path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| io(&self.path, e))?;
-        let mut out = HashMap::new();
-        for name in names {
-            let id: Option<i64> = conn
-                .prepare_cached("SELECT id FROM servers WHERE name = ?1")
-                .and_then(|mut s| s.query_row([name], |r| r.get(0)))
-                .optional()
-                .map_err(|e| io(&self.path, e))?;
-            let Some(id) = id else { continue };
-            let saved = load_server(&conn, id, now).map_err(|e| io(&self.path, e))?;
-            out.insert(name.clone(), saved);
-        }
-        Ok(out)
+        Ok(StoreReader {
+            conn,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Reads what is saved for `names`, on a read connection of its own.
+    pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
+        self.reader()?.load(names, now)
     }
 
     /// Flushes and stops the writer.
@@ -394,6 +384,32 @@ impl Store {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+    }
+}
+
+/// A read connection to the store ([`Store::reader`]): one per thread, kept for as many
+/// loads as it serves, so its statements are prepared once and its page cache stays warm.
+pub struct StoreReader {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl StoreReader {
+    /// Reads what is saved for `names`.
+    pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
+        let mut out = HashMap::new();
+        for name in names {
+            let id: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT id FROM servers WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], |r| r.get(0)))
+                .optional()
+                .map_err(|e| io(&self.path, e))?;
+            let Some(id) = id else { continue };
+            let saved = load_server(&self.conn, id, now).map_err(|e| io(&self.path, e))?;
+            out.insert(name.clone(), saved);
+        }
+        Ok(out)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::alert::Alerts;
 use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
-use crate::history::store::{RoundRecord, Saved, Store, StoreError};
+use crate::history::store::{RoundRecord, Saved, Store, StoreError, StoreReader};
 use crate::net::tls::RootsError;
 
 /// Why the monitor could not start, or a reload could not be applied.
@@ -377,16 +377,16 @@ impl Monitor<Services> {
     }
 }
 
-/// What `store` holds for `servers` (nothing without a store).
+/// What the store read by `reader` holds for `servers` (nothing without a store).
 fn load_saved(
-    store: Option<&Store>,
+    reader: Option<&StoreReader>,
     servers: &[ServerConfig],
 ) -> Result<HashMap<String, Saved>, StoreError> {
-    let Some(store) = store else {
+    let Some(reader) = reader else {
         return Ok(HashMap::new());
     };
     let names: Vec<String> = servers.iter().map(|s| s.name.to_string()).collect();
-    store.load(&names, OffsetDateTime::now_utc().unix_timestamp())
+    reader.load(&names, OffsetDateTime::now_utc().unix_timestamp())
 }
 
 impl<R: Rounds> Monitor<R> {
@@ -455,8 +455,16 @@ impl<R: Rounds> Monitor<R> {
                 std::thread::Builder::new()
                     .name(format!("mxping-restore-{k}"))
                     .spawn_scoped(scope, move || {
+                        // One connection for all of this thread's batches.
+                        let reader = match store.map(Store::reader).transpose() {
+                            Ok(reader) => reader,
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        };
                         for batch in mine {
-                            let saved = load_saved(store, batch);
+                            let saved = load_saved(reader.as_ref(), batch);
                             let failed = saved.is_err();
                             // A send fails when the rebuilding stopped at an error.
                             if tx.send(saved).is_err() || failed {
@@ -605,6 +613,9 @@ impl<R: Rounds> Monitor<R> {
         let old_slots = std::mem::take(&mut live.slots);
         let old_index = std::mem::take(&mut live.index);
         let (mut added, mut changed, mut removed) = (0, 0, 0);
+        // Opened for the first new server, then kept for the others (a list import adds
+        // hundreds at once).
+        let mut reader = None;
         for server in &new.servers {
             match old_index.get(server.name.as_str()).map(|&i| &old_slots[i]) {
                 Some(slot) if !settings_changed && slot.server == *server => {
@@ -627,7 +638,10 @@ impl<R: Rounds> Monitor<R> {
                     changed += 1;
                 }
                 None => {
-                    let mut saved = load_saved(self.store.as_ref(), std::slice::from_ref(server))?;
+                    if reader.is_none() {
+                        reader = self.store.as_ref().map(Store::reader).transpose()?;
+                    }
+                    let mut saved = load_saved(reader.as_ref(), std::slice::from_ref(server))?;
                     self.metrics.add_server(server.name.as_str());
                     let fresh = self.restored_slot(server.clone(), thresholds, &mut saved);
                     self.spawn(&live, fresh.clone());
