@@ -21,8 +21,8 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use smallvec::SmallVec;
 
-use crate::discovery::Resolution;
 use crate::history::WINDOWS;
 use crate::probe::Software;
 use crate::probe::signup::SignupStatus;
@@ -68,12 +68,11 @@ struct ServerSeries {
     latency_s: Option<f64>,
     /// Its own phase histograms, when opted in (`per_server_phases`).
     phases: Phases,
-    /// (ip_family, result) → rounds.
-    probes: Vec<(&'static str, &'static str, u64)>,
-    /// (address, notAfter as Unix seconds) of the addresses that presented a certificate.
-    certs: Vec<(String, f64)>,
-    software: Option<Software>,
-    discovery: Option<(String, String)>,
+    /// (ip_family, result) → rounds. Inline for the usual one or two (each address family
+    /// answering `ok`): one heap record fewer per server for a scrape to read.
+    probes: SmallVec<[(&'static str, &'static str, u64); 2]>,
+    /// Its discovery, software and certificate lines, written out.
+    info: InfoLines,
     /// By [`WINDOWS`] index.
     uptime: [Option<f64>; WINDOWS.len()],
     /// The last sign-up check's verdict.
@@ -87,10 +86,8 @@ impl ServerSeries {
             status,
             latency_s: None,
             phases: Default::default(),
-            probes: Vec::new(),
-            certs: Vec::new(),
-            software: None,
-            discovery: None,
+            probes: SmallVec::new(),
+            info: InfoLines::default(),
             uptime: [None; WINDOWS.len()],
             signup: None,
         }
@@ -108,6 +105,95 @@ impl ServerSeries {
                 self.uptime[i] = Some(*v);
             }
         }
+    }
+}
+
+/// The lines of one server whose label values come from its discovery and from the server
+/// itself — `mxping_discovery_info`, `mxping_server_info`, and the certificate expiry of each
+/// address — kept written out in one allocation and replaced only when their text changes.
+/// These values rarely change, yet each round allocated them anew (five or more small
+/// allocations per server), and at 10,000 servers reading them back from all over the heap at
+/// each scrape was most of the render time.
+#[derive(Clone, Default)]
+struct InfoLines {
+    text: Box<str>,
+    /// Where the `mxping_server_info` line and the certificate lines start in `text`.
+    starts: [u32; 2],
+}
+
+/// What [`InfoLines`] are written from.
+struct InfoValues<'a, C> {
+    /// (method, delegated name).
+    discovery: Option<(&'a str, &'a str)>,
+    software: Option<&'a Software>,
+    /// (address, notAfter as Unix seconds) of each address that presented a certificate.
+    certs: C,
+}
+
+impl InfoLines {
+    /// Writes the lines of `server` into `scratch` (cleared first) and returns where the
+    /// second and third families start. Values from the servers are capped at
+    /// [`MAX_LABEL_CHARS`] (control characters become spaces) and escaped.
+    fn write<C, A>(scratch: &mut String, server: &str, values: InfoValues<'_, C>) -> [u32; 2]
+    where
+        C: IntoIterator<Item = (A, i64)>,
+        A: std::fmt::Display,
+    {
+        scratch.clear();
+        if let Some((method, delegated)) = values.discovery {
+            push_all(
+                scratch,
+                &["mxping_discovery_info{server=\"", server, "\",method=\""],
+            );
+            push_capped_label(scratch, method);
+            scratch.push_str("\",delegated_name=\"");
+            push_capped_label(scratch, delegated);
+            scratch.push_str("\"} 1\n");
+        }
+        let info_start = scratch.len() as u32;
+        if let Some(software) = values.software {
+            push_all(
+                scratch,
+                &["mxping_server_info{server=\"", server, "\",software=\""],
+            );
+            push_capped_label(scratch, &software.name);
+            scratch.push_str("\",version=\"");
+            push_capped_label(scratch, &software.version);
+            scratch.push_str("\"} 1\n");
+        }
+        let certs_start = scratch.len() as u32;
+        for (address, not_after) in values.certs {
+            push_all(
+                scratch,
+                &[
+                    "mxping_tls_certificate_expiry_timestamp_seconds{server=\"",
+                    server,
+                    "\",address=\"",
+                ],
+            );
+            // An address's text has no character the format escapes.
+            let _ = write!(scratch, "{address}");
+            scratch.push_str("\"} ");
+            push_value(scratch, not_after as f64);
+        }
+        [info_start, certs_start]
+    }
+
+    /// Takes what `scratch` holds (written by [`InfoLines::write`]) unless it is what these
+    /// lines already say: an unchanged round allocates nothing.
+    fn update(&mut self, scratch: &str, starts: [u32; 2]) {
+        if *self.text != *scratch || self.starts != starts {
+            *self = InfoLines {
+                text: scratch.into(),
+                starts,
+            };
+        }
+    }
+
+    /// The discovery, server-info and certificate lines.
+    fn families(&self) -> [&str; 3] {
+        let [a, b] = self.starts.map(|i| i as usize);
+        [&self.text[..a], &self.text[a..b], &self.text[b..]]
     }
 }
 
@@ -333,11 +419,19 @@ impl Metrics {
         per_server_phases: bool,
     ) {
         let r = &round.resolution;
-        let software = round.software().map(|s| Software {
-            name: text::cap_to(&s.name, MAX_LABEL_CHARS),
-            version: text::cap_to(&s.version, MAX_LABEL_CHARS),
-        });
-        let discovery = discovery_labels(r);
+        let mut info = String::with_capacity(512);
+        let starts = InfoLines::write(
+            &mut info,
+            server,
+            InfoValues {
+                discovery: r.method.map(|m| (m.as_str(), &*r.delegated_name)),
+                software: round.addresses.iter().find_map(|a| a.software.as_ref()),
+                certs: round.addresses.iter().filter_map(|a| {
+                    let cert = a.tls.as_ref()?.certificate.as_ref()?;
+                    Some((a.address, cert.not_after.unix_timestamp()))
+                }),
+            },
+        );
         self.with_server(server, |s| {
             s.up = Some(round.any_ok());
             s.status = status;
@@ -366,18 +460,8 @@ impl Metrics {
                 // Discovery failed before any address: counted under ip_family "none".
                 count("none", e.kind.as_str());
             }
-            s.certs.clear();
-            for a in &round.addresses {
-                if let Some(cert) = a.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
-                    s.certs.push((
-                        a.address.to_string(),
-                        cert.not_after.unix_timestamp() as f64,
-                    ));
-                }
-            }
             s.set_uptime(uptime);
-            s.software = software;
-            s.discovery = discovery;
+            s.info.update(&info, starts);
         });
         if !per_server_phases {
             let mut pooled = self.pooled.lock().expect("pooled lock");
@@ -423,6 +507,14 @@ impl Metrics {
 
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
+        self.render_parts().concat()
+    }
+
+    /// The text exposition in parts that follow one another: the process-wide metrics, then
+    /// each per-server family's HELP and TYPE lines and its samples. At 10,000 servers the
+    /// text is about 10 MB; a response sends the parts as they are, where joining them first
+    /// copied all of it once more into memory fresh from the kernel.
+    pub fn render_parts(&self) -> Vec<String> {
         let mut head = Vec::with_capacity(8 * 1024);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut head)
@@ -437,9 +529,9 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let pooled = self.pooled.lock().expect("pooled lock").clone();
-        let mut out = String::from_utf8(head).expect("the text format is UTF-8");
-        write_servers(&mut out, &servers, &pooled);
-        out
+        let mut parts = vec![String::from_utf8(head).expect("the text format is UTF-8")];
+        write_servers(&mut parts, &servers, &pooled);
+        parts
     }
 }
 
@@ -480,32 +572,21 @@ fn push_all(out: &mut String, parts: &[&str]) {
     }
 }
 
-/// A label value in the text format: backslash, double quote and newline escaped.
-fn push_label(out: &mut String, value: &str) {
-    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars() {
+/// A label value from a server, as [`text::cap_to`] caps it (at most [`MAX_LABEL_CHARS`]
+/// characters, control characters as spaces), escaped: in one pass, without allocating.
+fn push_capped_label(out: &mut String, value: &str) {
+    for (count, c) in value.chars().enumerate() {
         match c {
+            _ if count == MAX_LABEL_CHARS => {
+                out.push('…');
+                break;
+            }
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
     }
-}
-
-/// One `_info` sample of `server`: two label values from the servers themselves (escaped),
-/// and the value 1.
-fn push_info(out: &mut String, metric: &str, server: &str, labels: [(&str, &str); 2]) {
-    push_all(out, &[metric, "{server=\"", server]);
-    for (label, value) in labels {
-        push_all(out, &["\",", label, "=\""]);
-        push_label(out, value);
-    }
-    out.push_str("\"} ");
-    push_int(out, 1);
 }
 
 /// An integer sample value and the line's end.
@@ -605,14 +686,18 @@ const CERT_EXPIRY: usize = 7;
 const UP: usize = 8;
 const UPTIME: usize = 9;
 
-/// Writes every per-server family: each with its HELP and TYPE lines, then its samples; a
-/// family without samples is left out entirely, as the `prometheus` crate does.
+/// Appends every per-server family to `parts`: each its HELP and TYPE lines, then its
+/// samples; a family without samples is left out entirely, as the `prometheus` crate does.
 ///
 /// Each server is visited once, writing its lines of every family into that family's buffer,
 /// and the buffers are joined at the end. Visiting the servers once per family instead read
 /// each server's scattered records ten times over, and at 10,000 servers waiting on those
 /// memory reads was most of the rendering time.
-fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], pooled: &Phases) {
+fn write_servers(
+    parts: &mut Vec<String>,
+    servers: &[(Arc<str>, Arc<ServerSeries>)],
+    pooled: &Phases,
+) {
     let mut bodies: [String; FAMILIES.len()] = Default::default();
     // Each bucket bound appears on one line per histogram: format them once.
     let bounds: Vec<String> = PHASE_BUCKETS.iter().map(f64::to_string).collect();
@@ -629,15 +714,8 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
     // Server names are checked server names: no character the text format escapes.
     for (name, s) in servers {
         let name: &str = name;
-        if let Some((method, delegated)) = &s.discovery {
-            let labels = [("method", &**method), ("delegated_name", &**delegated)];
-            push_info(
-                &mut bodies[DISCOVERY],
-                "mxping_discovery_info",
-                name,
-                labels,
-            );
-        }
+        let [discovery, server_info, certs] = s.info.families();
+        bodies[DISCOVERY].push_str(discovery);
         if let Some(v) = s.latency_s {
             let out = &mut bodies[LATENCY];
             push_all(out, &["mxping_latency_seconds{server=\"", name, "\"} "]);
@@ -658,14 +736,7 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
             push_all(out, &[ip_family, "\",result=\"", result, "\"} "]);
             push_int(out, *n);
         }
-        if let Some(Software {
-            name: software,
-            version,
-        }) = &s.software
-        {
-            let labels = [("software", &**software), ("version", &**version)];
-            push_info(&mut bodies[SERVER_INFO], "mxping_server_info", name, labels);
-        }
+        bodies[SERVER_INFO].push_str(server_info);
         if let Some(status) = s.signup {
             let out = &mut bodies[SIGNUP];
             push_all(out, &["mxping_signup_info{server=\"", name, "\",status=\""]);
@@ -678,20 +749,7 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
             push_all(out, &[status.as_str(), "\"} "]);
             push_int(out, u64::from(status == s.status));
         }
-        for (address, expiry) in &s.certs {
-            let out = &mut bodies[CERT_EXPIRY];
-            push_all(
-                out,
-                &[
-                    "mxping_tls_certificate_expiry_timestamp_seconds{server=\"",
-                    name,
-                    "\",address=\"",
-                ],
-            );
-            push_label(out, address);
-            out.push_str("\"} ");
-            push_value(out, *expiry);
-        }
+        bodies[CERT_EXPIRY].push_str(certs);
         if let Some(up) = s.up {
             let out = &mut bodies[UP];
             push_all(out, &["mxping_up{server=\"", name, "\"} "]);
@@ -709,22 +767,12 @@ fn write_servers(out: &mut String, servers: &[(Arc<str>, Arc<ServerSeries>)], po
             }
         }
     }
-    out.reserve(bodies.iter().map(|body| body.len() + 512).sum());
-    for ((name, kind, help), body) in FAMILIES.iter().zip(&bodies) {
+    for ((name, kind, help), body) in FAMILIES.iter().zip(bodies) {
         if !body.is_empty() {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            out.push_str(body);
+            parts.push(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            parts.push(body);
         }
     }
-}
-
-fn discovery_labels(r: &Resolution) -> Option<(String, String)> {
-    r.method.map(|m| {
-        (
-            m.as_str().to_owned(),
-            text::cap_to(&r.delegated_name, MAX_LABEL_CHARS),
-        )
-    })
 }
 
 #[cfg(test)]
@@ -770,10 +818,67 @@ mod tests {
             push_int(&mut out, n);
             assert_eq!(out, format!("{n}\n"));
         }
-        let mut out = String::new();
-        push_label(&mut out, "plain.example:8448");
-        push_label(&mut out, "a\\b\"c\nd é");
-        assert_eq!(out, "plain.example:8448a\\\\b\\\"c\\nd é");
+        // Values from servers: capped as `text::cap_to` caps them, then escaped.
+        let long = "é".repeat(70);
+        for (value, written) in [
+            ("plain.example:8448", "plain.example:8448".to_owned()),
+            ("a\\b\"c\nd\té", "a\\\\b\\\"c d é".to_owned()),
+            (&long, format!("{}…", "é".repeat(MAX_LABEL_CHARS))),
+        ] {
+            let mut out = String::new();
+            push_capped_label(&mut out, value);
+            assert_eq!(out, written);
+            let capped = text::cap_to(value, MAX_LABEL_CHARS);
+            assert_eq!(out, capped.replace('\\', "\\\\").replace('"', "\\\""));
+        }
+    }
+
+    #[test]
+    fn info_lines_are_replaced_only_when_their_text_changes() {
+        let synapse = Software {
+            name: "Synapse".into(),
+            version: "1.163.2".into(),
+        };
+        let write = |software: &Software, not_after: i64| {
+            let mut scratch = String::new();
+            let values = InfoValues {
+                discovery: Some(("well_known", "matrix.a.test")),
+                software: Some(software),
+                certs: [("192.0.2.1:8448", not_after), ("[2001:db8::1]:8448", 0)],
+            };
+            let starts = InfoLines::write(&mut scratch, "a.test", values);
+            (scratch, starts)
+        };
+        let mut info = InfoLines::default();
+        assert_eq!(info.families(), ["", "", ""]);
+        let (text, starts) = write(&synapse, 1798741574);
+        info.update(&text, starts);
+        assert_eq!(
+            info.families(),
+            [
+                "mxping_discovery_info{server=\"a.test\",method=\"well_known\",delegated_name=\"matrix.a.test\"} 1\n",
+                "mxping_server_info{server=\"a.test\",software=\"Synapse\",version=\"1.163.2\"} 1\n",
+                "mxping_tls_certificate_expiry_timestamp_seconds{server=\"a.test\",address=\"192.0.2.1:8448\"} 1798741574\n\
+                 mxping_tls_certificate_expiry_timestamp_seconds{server=\"a.test\",address=\"[2001:db8::1]:8448\"} 0\n",
+            ]
+        );
+        // The same round again keeps the very allocation; a renewed certificate replaces it.
+        let kept = info.text.as_ptr();
+        let (text, starts) = write(&synapse, 1798741574);
+        info.update(&text, starts);
+        assert_eq!(info.text.as_ptr(), kept);
+        let (text, starts) = write(&synapse, 1830277574);
+        info.update(&text, starts);
+        assert!(info.families()[2].contains("} 1830277574\n"));
+        // An upgrade moves where the certificate lines start.
+        let upgraded = Software {
+            name: "Synapse".into(),
+            version: "1.164.0rc1".into(),
+        };
+        let (text, starts) = write(&upgraded, 1830277574);
+        info.update(&text, starts);
+        assert!(info.families()[1].contains("version=\"1.164.0rc1\""));
+        assert!(info.families()[2].starts_with("mxping_tls_certificate_expiry"));
     }
 
     #[test]
@@ -789,10 +894,18 @@ mod tests {
             for v in [0.0005, 0.2, 0.2, 99.0] {
                 s.observe(3, v);
             }
-            s.software = Some(Software {
+            let software = Software {
                 name: "Syn\"apse\\".into(),
                 version: "1\n2".into(),
-            });
+            };
+            let values = InfoValues {
+                discovery: None,
+                software: Some(&software),
+                certs: std::iter::empty::<(&str, i64)>(),
+            };
+            let mut scratch = String::new();
+            let starts = InfoLines::write(&mut scratch, "a.test", values);
+            s.info.update(&scratch, starts);
             s.probes.push(("ipv4", "ok", 3));
             s.latency_s = Some(f64::NAN);
         });
@@ -838,7 +951,7 @@ mod tests {
         assert!(!text.contains(r#"phase="tls""#));
         // Label values escaped, special values in Go syntax.
         assert!(has(
-            r#"mxping_server_info{server="a.test",software="Syn\"apse\\",version="1\n2"} 1"#
+            r#"mxping_server_info{server="a.test",software="Syn\"apse\\",version="1 2"} 1"#
         ));
         assert!(has(r#"mxping_latency_seconds{server="a.test"} NaN"#));
         assert!(has(r#"mxping_status{server="a.test",status="red"} 1"#));
@@ -860,8 +973,14 @@ mod tests {
         // Every sample sits under its own family's TYPE line, in every family written.
         m.with_server("b.test", |s| {
             s.up = Some(true);
-            s.certs.push(("192.0.2.1:8448".into(), 1798741574.0));
-            s.discovery = Some(("srv_matrix_fed".into(), "b.test".into()));
+            let values = InfoValues {
+                discovery: Some(("srv_matrix_fed", "b.test")),
+                software: None,
+                certs: [("192.0.2.1:8448", 1798741574)],
+            };
+            let mut scratch = String::new();
+            let starts = InfoLines::write(&mut scratch, "b.test", values);
+            s.info.update(&scratch, starts);
             s.signup = Some(SignupStatus::Open);
             s.observe(0, 0.01);
         });

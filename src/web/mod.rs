@@ -12,6 +12,7 @@ mod public_list;
 
 pub(crate) use pages::{reason_words, word as status_word};
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
@@ -97,14 +98,20 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
     let gzip = cache::accepts_gzip(&headers);
     let board = state.board.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let mut text = board.metrics().render();
+        let mut parts = board.metrics().render_parts();
         if let Some(hub) = board.hub() {
-            text.push_str(&hub.render_metrics());
+            parts.push(hub.render_metrics());
         }
         if gzip {
-            cache::gzip(text.as_bytes(), flate2::Compression::fast())
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for part in &parts {
+                gz.write_all(part.as_bytes())
+                    .expect("writing to a Vec cannot fail");
+            }
+            let compressed = gz.finish().expect("writing to a Vec cannot fail");
+            axum::body::Body::from(compressed)
         } else {
-            text.into_bytes()
+            axum::body::Body::new(Parts::new(parts))
         }
     })
     .await
@@ -126,6 +133,47 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+/// A response body of buffers sent one after another, its length known up front so the
+/// response carries a Content-Length as one buffer's would.
+struct Parts {
+    parts: std::vec::IntoIter<String>,
+    remaining: u64,
+}
+
+impl Parts {
+    fn new(parts: Vec<String>) -> Parts {
+        let remaining = parts.iter().map(|p| p.len() as u64).sum();
+        Parts {
+            parts: parts.into_iter(),
+            remaining,
+        }
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let part = self.parts.find(|p| !p.is_empty());
+        if let Some(p) = &part {
+            self.remaining -= p.len() as u64;
+        }
+        std::task::Poll::Ready(part.map(|p| Ok(http_body::Frame::data(p.into()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// `POST /api/v1/vantage/report`: an agent's signed report (404 unless this is a hub).

@@ -561,7 +561,15 @@ async fn metrics_follow_the_contract_and_pass_promtool() {
             .unwrap()
             .starts_with("text/plain")
     );
+    // Sent in parts, with its length up front as a single buffer's.
+    let length: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let body = r.text().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(body.ends_with('\n') && body.contains("\n# TYPE mxping_up gauge\nmxping_up{"));
     // Prometheus asks for gzip; what it gets is the same exposition, compressed.
     let gz = s.get_gzip("/metrics").await;
     assert_eq!(gz.headers()["content-encoding"], "gzip");
