@@ -744,45 +744,47 @@ impl Writer {
             return;
         }
         self.last_prune = Some(Instant::now());
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let raw_cutoff = now - self.retention.raw.as_secs() as i64;
-        let rollup_cutoff = now - self.retention.rollups.as_secs() as i64;
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction()?;
-            tx.execute("DELETE FROM rounds WHERE at < ?1", [raw_cutoff])?;
-            tx.execute(
-                "DELETE FROM address_rounds WHERE at < ?1",
-                [raw_cutoff.min(now - 86_400)],
-            )?;
-            tx.execute(
-                "DELETE FROM buckets WHERE width = 300 AND start < ?1",
-                [now - 86_400],
-            )?;
-            tx.execute(
-                "DELETE FROM buckets WHERE width = 3600 AND start < ?1",
-                [now - 7 * 86_400],
-            )?;
-            tx.execute(
-                "DELETE FROM buckets WHERE width = 86400 AND start < ?1",
-                [rollup_cutoff],
-            )?;
-            tx.execute(
-                "DELETE FROM sketches WHERE width = 3600 AND start + width < ?1",
-                [now - 86_400],
-            )?;
-            tx.execute(
-                "DELETE FROM sketches WHERE width = 86400 AND start + width < ?1",
-                [now - 7 * 86_400],
-            )?;
-            tx.execute(
-                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-                [MAX_EVENTS as i64],
-            )?;
-            tx.commit()
-        })();
-        if let Err(e) = result {
+        if let Err(e) = self.prune(time::OffsetDateTime::now_utc().unix_timestamp()) {
             warn!("{}: pruning old history failed: {e}", self.path.display());
         }
+    }
+
+    /// Deletes what is past retention at `now`. Each statement walks the table's
+    /// (server, time) index server by server (every server ever stored, listed or not), so its
+    /// cost follows what it deletes: at 10,000 servers the rollup tables hold millions of rows,
+    /// and scanning them whole once a minute took about 1 s of CPU each time.
+    fn prune(&mut self, now: i64) -> rusqlite::Result<()> {
+        let raw_cutoff = now - self.retention.raw.as_secs() as i64;
+        let rollup_cutoff = now - self.retention.rollups.as_secs() as i64;
+        let tx = self.conn.transaction()?;
+        const EVERY_SERVER: &str = "server IN (SELECT id FROM servers)";
+        tx.execute(
+            &format!("DELETE FROM rounds WHERE {EVERY_SERVER} AND at < ?1"),
+            [raw_cutoff],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM address_rounds WHERE {EVERY_SERVER} AND at < ?1"),
+            [raw_cutoff.min(now - 86_400)],
+        )?;
+        // Rollups by width: 5-minute for a day, hourly for 7 days, daily for `rollups`;
+        // sketches (hourly for a day, daily for 7 days) go once their span has ended by then.
+        for (table, width, cutoff) in [
+            ("buckets", 300, now - 86_400),
+            ("buckets", 3600, now - 7 * 86_400),
+            ("buckets", 86_400, rollup_cutoff),
+            ("sketches", 3600, now - 86_400 - 3600),
+            ("sketches", 86_400, now - 7 * 86_400 - 86_400),
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE {EVERY_SERVER} AND width = ?1 AND start < ?2"),
+                [width, cutoff],
+            )?;
+        }
+        tx.execute(
+            "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+            [MAX_EVENTS as i64],
+        )?;
+        tx.commit()
     }
 }
 
@@ -841,6 +843,88 @@ mod tests {
                 name: "Synapse".into(),
                 version: "1.2.3".into(),
             }),
+        }
+    }
+
+    #[test]
+    fn pruning_deletes_exactly_what_is_past_retention_for_every_server_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = open_connection(dir.path()).unwrap();
+        let mut w = Writer::new(conn, path, RETENTION);
+        let now = 1_800_000_000;
+        let day = 86_400;
+        // (table, width, time, kept): each just past or just within its retention.
+        let rows: &[(&str, i64, i64, bool)] = &[
+            ("rounds", 0, now - 3 * day - 1, false),
+            ("rounds", 0, now - 3 * day, true),
+            // Per-address rounds: as long as raw rounds, and at least a day.
+            ("address_rounds", 0, now - 3 * day - 1, false),
+            ("address_rounds", 0, now - 3 * day, true),
+            ("buckets", 300, now - day - 1, false),
+            ("buckets", 300, now - day, true),
+            ("buckets", 3600, now - day - 1, true),
+            ("buckets", 3600, now - 7 * day - 1, false),
+            ("buckets", 3600, now - 7 * day, true),
+            ("buckets", 86_400, now - 7 * day - 1, true),
+            ("buckets", 86_400, now - 400 * day - 1, false),
+            ("buckets", 86_400, now - 400 * day, true),
+            // A sketch goes once its span has ended a day (hourly) or 7 days (daily) ago.
+            ("sketches", 3600, now - day - 3600 - 1, false),
+            ("sketches", 3600, now - day - 3600, true),
+            ("sketches", 86_400, now - 8 * day - 1, false),
+            ("sketches", 86_400, now - 8 * day, true),
+        ];
+        // A listed server and one no longer listed: both have their old rows pruned.
+        for server in ["a.test", "gone.test"] {
+            let id: i64 = w
+                .conn
+                .query_row(
+                    "INSERT INTO servers (name) VALUES (?1) RETURNING id",
+                    [server],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            for (table, width, at, _) in rows {
+                let sql = match *table {
+                    "rounds" => "INSERT INTO rounds (server, at, up, all_ok) VALUES (?1, ?3, 1, 1)",
+                    "address_rounds" => {
+                        "INSERT INTO address_rounds (server, address, at, ok) VALUES (?1, '192.0.2.1:8448', ?3, 1)"
+                    }
+                    "buckets" => {
+                        "INSERT INTO buckets (server, width, start, rounds, up, latency_sum, latency_n) \
+                         VALUES (?1, ?2, ?3, 1, 1, 0, 0)"
+                    }
+                    _ => {
+                        "INSERT INTO sketches (server, width, start, bins) VALUES (?1, ?2, ?3, x'')"
+                    }
+                };
+                w.conn.execute(sql, params![id, width, at]).unwrap();
+            }
+        }
+        w.prune(now).unwrap();
+        for (table, width, at, kept) in rows {
+            let column = if table.ends_with("rounds") {
+                "at"
+            } else {
+                "start"
+            };
+            let width_matches = if table.ends_with("rounds") {
+                "1"
+            } else {
+                "width = ?1"
+            };
+            let left: i64 = w
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} WHERE {width_matches} AND {column} = ?2"
+                    ),
+                    params![width, at],
+                    |r| r.get(0),
+                )
+                .unwrap_or_else(|e| panic!("{table}: {e}"));
+            let expected = if *kept { 2 } else { 0 };
+            assert_eq!(left, expected, "{table} width {width} at now{:+}", at - now);
         }
     }
 
