@@ -178,8 +178,17 @@ impl PageCache {
 
 /// `data`, gzip-compressed at `level`.
 pub(crate) fn gzip(data: &[u8], level: Compression) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 4), level);
-    gz.write_all(data).expect("writing to a Vec cannot fail");
+    gzip_parts(&[data], level)
+}
+
+/// The parts one after another, gzip-compressed at `level` as one stream.
+pub(crate) fn gzip_parts<P: AsRef<[u8]>>(parts: &[P], level: Compression) -> Vec<u8> {
+    let size: usize = parts.iter().map(|p| p.as_ref().len()).sum();
+    let mut gz = GzEncoder::new(Vec::with_capacity(size / 4), level);
+    for part in parts {
+        gz.write_all(part.as_ref())
+            .expect("writing to a Vec cannot fail");
+    }
     gz.finish().expect("writing to a Vec cannot fail")
 }
 

@@ -12,7 +12,6 @@ mod public_list;
 
 pub(crate) use pages::{reason_words, word as status_word};
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
@@ -103,13 +102,7 @@ async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> R
             parts.push(hub.render_metrics());
         }
         if gzip {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            for part in &parts {
-                gz.write_all(part.as_bytes())
-                    .expect("writing to a Vec cannot fail");
-            }
-            let compressed = gz.finish().expect("writing to a Vec cannot fail");
-            axum::body::Body::from(compressed)
+            axum::body::Body::from(cache::gzip_parts(&parts, flate2::Compression::fast()))
         } else {
             axum::body::Body::new(Parts::new(parts))
         }
