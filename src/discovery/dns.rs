@@ -3,10 +3,19 @@
 //! failed (SERVFAIL, timeout, refused: reported as a `dns` error, never silently skipped).
 //!
 //! Names are always queried fully qualified (trailing dot) so the host's search domains never
-//! turn `matrix.org` into `matrix.org.corp.example`. Lookups are cached by record TTL inside
-//! hickory, so a long-running monitor re-resolves exactly when records expire.
+//! turn `matrix.org` into `matrix.org.corp.example`.
+//!
+//! Answers are cached for their TTL, so a long-running monitor re-resolves exactly when records
+//! expire: found records until the earliest TTL of the answer (at most a day), "no such
+//! records" for the zone's negative TTL (RFC 2308: the SOA's TTL or minimum, whichever is less;
+//! at most an hour, as RFC 2308 advises), failures never. The cache keeps only what discovery
+//! uses from each answer (targets, addresses, CNAME names, expiry): a whole response message,
+//! as a resolver caches it, is ten to fifty times larger, and at 10,000 servers (about four
+//! answers each) that difference was 45 MB.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -26,6 +35,14 @@ pub const MAX_SRV_RECORDS: usize = 16;
 /// At most this many records of one SRV answer are kept for ordering (lowest priority values
 /// first), bounding the work a huge answer can cause.
 const MAX_SRV_KEPT: usize = 1024;
+/// Found records are kept at most this long, whatever their TTL (as resolvers cap them).
+const MAX_POSITIVE_TTL: Duration = Duration::from_secs(86_400);
+/// "No such records" is kept at most this long (RFC 2308 §5: one to three hours work well).
+const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3_600);
+/// At most this many answers are cached (about 150 bytes each): room for every answer of tens
+/// of thousands of monitored servers (A, AAAA and two SRV names each). When full, expired
+/// answers are dropped first; an answer that still finds no room is not cached.
+const MAX_CACHED: usize = 262_144;
 
 /// A configured DNS resolver.
 #[derive(Clone)]
@@ -33,6 +50,7 @@ pub struct Dns {
     resolver: TokioResolver,
     /// Set when no resolver could be configured; every lookup then fails with this reason.
     unusable: Option<String>,
+    cache: Arc<Cache>,
 }
 
 /// The outcome of one DNS query.
@@ -126,9 +144,8 @@ impl Dns {
         opts.attempts = 2;
         opts.preserve_intermediates = true;
         opts.ndots = 0;
-        // Room for every record of thousands of monitored servers (A, AAAA, two SRV names
-        // each), so lookups are answered from cache until their TTLs expire.
-        opts.cache_size = 65_536;
+        // Answers are cached here (see the module's notes), not as whole messages in hickory.
+        opts.cache_size = 0;
         if !nameservers.is_empty() {
             // Explicit name servers mean "ask these", not /etc/hosts.
             opts.use_hosts_file = ResolveHosts::Never;
@@ -136,7 +153,11 @@ impl Dns {
         let resolver = builder
             .build()
             .expect("a resolver with plain UDP/TCP name servers always builds");
-        Dns { resolver, unusable }
+        Dns {
+            resolver,
+            unusable,
+            cache: Arc::new(Cache::new(MAX_CACHED)),
+        }
     }
 
     /// Looks up SRV records for `name` (e.g. `_matrix-fed._tcp.example.com`).
@@ -144,7 +165,11 @@ impl Dns {
         if let Some(why) = &self.unusable {
             return Answer::Failed(why.clone());
         }
-        match self.resolver.lookup(fqdn(name), RecordType::SRV).await {
+        let key = Key::new(name, Kind::Srv);
+        if let Some(Cached::Srv(answer)) = self.cache.get(&key) {
+            return answer;
+        }
+        let (answer, until) = match self.resolver.lookup(fqdn(name), RecordType::SRV).await {
             Ok(lookup) => {
                 let mut records: Vec<SrvRecord> = lookup
                     .answers()
@@ -160,22 +185,32 @@ impl Dns {
                         _ => None,
                     })
                     .collect();
+                let until = positive_expiry(&lookup);
                 if records.is_empty() {
-                    return Answer::NotFound;
+                    (Answer::NotFound, Some(until))
+                } else {
+                    let total = records.len();
+                    // Sorted before any cap, so a record with a low priority value can't vanish
+                    // because the server listed it late.
+                    records.sort_by_key(|r| r.priority);
+                    records.truncate(MAX_SRV_KEPT);
+                    records.shrink_to_fit();
+                    let answer = SrvAnswer {
+                        records,
+                        total,
+                        valid_until: until,
+                    };
+                    (Answer::Found(answer), Some(until))
                 }
-                let total = records.len();
-                // Sorted before any cap, so a record with a low priority value can't vanish
-                // because the server listed it late.
-                records.sort_by_key(|r| r.priority);
-                records.truncate(MAX_SRV_KEPT);
-                Answer::Found(SrvAnswer {
-                    records,
-                    total,
-                    valid_until: Instant::from_std(lookup.valid_until()),
-                })
             }
-            Err(e) => classify(&e),
+            Err(e) => (classify(&e), negative_expiry(&e)),
+        };
+        if let Some(until) = until
+            && !matches!(answer, Answer::Failed(_))
+        {
+            self.cache.put(key, until, Cached::Srv(answer.clone()));
         }
+        answer
     }
 
     /// Looks up AAAA and A for `host` concurrently, following CNAMEs.
@@ -187,40 +222,214 @@ impl Dns {
         }
         let mut out = HostLookup::failed(host, String::new());
         out.errors.clear();
-        let name = fqdn(host);
-        let (v6, v4) = tokio::join!(
-            self.resolver.lookup(name.clone(), RecordType::AAAA),
-            self.resolver.lookup(name, RecordType::A),
-        );
+        let (v6, v4) = tokio::join!(self.family(host, Kind::Aaaa), self.family(host, Kind::A));
         for (family, result) in [("AAAA", v6), ("A", v4)] {
             match result {
-                Ok(lookup) => {
+                Answer::Found(found) => {
                     out.valid_until = Some(match out.valid_until {
-                        Some(t) => t.min(Instant::from_std(lookup.valid_until())),
-                        None => Instant::from_std(lookup.valid_until()),
+                        Some(t) => t.min(found.valid_until),
+                        None => found.valid_until,
                     });
-                    for record in lookup.answers() {
-                        match &record.data {
-                            RData::AAAA(a) => push_addr(&mut out, IpAddr::V6(a.0)),
-                            RData::A(a) => push_addr(&mut out, IpAddr::V4(a.0)),
-                            RData::CNAME(c) => {
-                                let target = display_name(&c.0.to_ascii());
-                                if !out.cnames.contains(&target) {
-                                    out.cnames.push(target);
-                                }
-                            }
-                            _ => {}
+                    for ip in found.addresses.iter() {
+                        out.total_addresses += 1;
+                        if out.addresses.len() < MAX_ADDRESSES_PER_HOST {
+                            out.addresses.push(*ip);
+                        }
+                    }
+                    out.total_addresses += found.more;
+                    for target in found.cnames.iter() {
+                        if !out.cnames.iter().any(|c| **c == **target) {
+                            out.cnames.push(target.to_string());
                         }
                     }
                 }
-                Err(e) => {
-                    if let Answer::Failed(why) = classify::<()>(&e) {
-                        out.errors.push(format!("{family}: {why}"));
-                    }
-                }
+                Answer::NotFound => {}
+                Answer::Failed(why) => out.errors.push(format!("{family}: {why}")),
             }
         }
         out
+    }
+
+    /// The addresses of one family (AAAA or A) for `host`, from the cache while it holds them.
+    async fn family(&self, host: &str, kind: Kind) -> Answer<Family> {
+        let key = Key::new(host, kind);
+        if let Some(Cached::Family(answer)) = self.cache.get(&key) {
+            return answer;
+        }
+        let rtype = match kind {
+            Kind::Aaaa => RecordType::AAAA,
+            _ => RecordType::A,
+        };
+        let (answer, until) = match self.resolver.lookup(fqdn(host), rtype).await {
+            Ok(lookup) => {
+                let until = positive_expiry(&lookup);
+                let mut addresses = Vec::new();
+                let mut more = 0;
+                let mut cnames: Vec<Box<str>> = Vec::new();
+                for record in lookup.answers() {
+                    let ip = match &record.data {
+                        RData::AAAA(a) => IpAddr::V6(a.0),
+                        RData::A(a) => IpAddr::V4(a.0),
+                        RData::CNAME(c) => {
+                            let target = display_name(&c.0.to_ascii());
+                            if !cnames.iter().any(|t| **t == *target) {
+                                cnames.push(target.into());
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    if addresses.contains(&ip) {
+                        continue;
+                    }
+                    if addresses.len() < MAX_ADDRESSES_PER_HOST {
+                        addresses.push(ip);
+                    } else {
+                        more += 1;
+                    }
+                }
+                let found = Family {
+                    addresses: addresses.into(),
+                    more,
+                    cnames: cnames.into(),
+                    valid_until: until,
+                };
+                (Answer::Found(found), Some(until))
+            }
+            Err(e) => (classify(&e), negative_expiry(&e)),
+        };
+        if let Some(until) = until
+            && !matches!(answer, Answer::Failed(_))
+        {
+            self.cache.put(key, until, Cached::Family(answer.clone()));
+        }
+        answer
+    }
+}
+
+/// The addresses of one family for a host, as cached: boxed slices, no spare room.
+#[derive(Clone, Debug)]
+struct Family {
+    /// At most [`MAX_ADDRESSES_PER_HOST`], without duplicates, in answer order.
+    addresses: Box<[IpAddr]>,
+    /// Addresses beyond those kept.
+    more: usize,
+    /// The CNAME chain followed to them.
+    cnames: Box<[Box<str>]>,
+    valid_until: Instant,
+}
+
+/// Which query an answer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Srv,
+    A,
+    Aaaa,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Key {
+    /// Lower case, without the trailing dot: DNS names compare case-insensitively.
+    name: Box<str>,
+    kind: Kind,
+}
+
+impl Key {
+    fn new(name: &str, kind: Kind) -> Key {
+        Key {
+            name: name.trim_end_matches('.').to_ascii_lowercase().into(),
+            kind,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Cached {
+    Srv(Answer<SrvAnswer>),
+    Family(Answer<Family>),
+}
+
+/// Answers by query until they expire, at most `cap` of them.
+struct Cache {
+    cap: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<Key, (Instant, Cached)>,
+    /// The size at which expired answers are next swept out.
+    sweep_at: usize,
+    /// Set when a sweep left the cache full: the earliest expiry in it, before which another
+    /// sweep would free nothing.
+    full_until: Option<Instant>,
+}
+
+impl Cache {
+    fn new(cap: usize) -> Cache {
+        Cache {
+            cap,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn get(&self, key: &Key) -> Option<Cached> {
+        let inner = self.inner.lock().expect("dns cache lock");
+        let (until, answer) = inner.entries.get(key)?;
+        (Instant::now() < *until).then(|| answer.clone())
+    }
+
+    fn put(&self, key: Key, until: Instant, answer: Cached) {
+        let now = Instant::now();
+        if until <= now {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("dns cache lock");
+        if inner.entries.len() >= inner.sweep_at && !inner.entries.contains_key(&key) {
+            if inner.full_until.is_some_and(|t| now < t) {
+                return;
+            }
+            // Sweeping when the map has doubled since the last sweep keeps the work per
+            // insert constant and the map within twice what is live.
+            let mut earliest: Option<Instant> = None;
+            inner.entries.retain(|_, (until, _)| {
+                let live = now < *until;
+                if live {
+                    earliest = Some(earliest.map_or(*until, |e| e.min(*until)));
+                }
+                live
+            });
+            let live = inner.entries.len();
+            inner.sweep_at = (live * 2).clamp(1024.min(self.cap), self.cap);
+            inner.full_until = None;
+            if live >= self.cap {
+                inner.full_until = earliest;
+                return;
+            }
+        }
+        inner.entries.insert(key, (until, answer));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap().entries.len()
+    }
+}
+
+/// When a found answer expires: its earliest record TTL, at most [`MAX_POSITIVE_TTL`].
+fn positive_expiry(lookup: &hickory_resolver::lookup::Lookup) -> Instant {
+    let now = Instant::now();
+    Instant::from_std(lookup.valid_until()).min(now + MAX_POSITIVE_TTL)
+}
+
+/// When a "no such records" answer expires (RFC 2308), or `None` for an error that is not
+/// one, or a negative answer without an SOA (nothing says how long it holds).
+fn negative_expiry(e: &NetError) -> Option<Instant> {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(no)) => no
+            .negative_ttl
+            .map(|ttl| Instant::now() + Duration::from_secs(u64::from(ttl)).min(MAX_NEGATIVE_TTL)),
+        _ => None,
     }
 }
 
@@ -235,16 +444,6 @@ impl HostLookup {
             errors: vec![why],
             valid_until: None,
         }
-    }
-}
-
-fn push_addr(out: &mut HostLookup, ip: IpAddr) {
-    if out.addresses.contains(&ip) {
-        return;
-    }
-    out.total_addresses += 1;
-    if out.addresses.len() < MAX_ADDRESSES_PER_HOST {
-        out.addresses.push(ip);
     }
 }
 
@@ -288,5 +487,90 @@ mod tests {
         assert_eq!(fqdn("matrix.org."), "matrix.org.");
         assert_eq!(display_name("fed.example.net."), "fed.example.net");
         assert_eq!(display_name("."), ".");
+    }
+
+    fn found(ip: &str) -> Cached {
+        Cached::Family(Answer::Found(Family {
+            addresses: vec![ip.parse().unwrap()].into(),
+            more: 0,
+            cnames: Box::default(),
+            valid_until: Instant::now(),
+        }))
+    }
+
+    fn address(cached: Option<Cached>) -> Option<String> {
+        match cached? {
+            Cached::Family(Answer::Found(f)) => Some(f.addresses[0].to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn answers_are_kept_until_they_expire_under_a_case_blind_name() {
+        let cache = Cache::new(16);
+        let now = Instant::now();
+        cache.put(
+            Key::new("Host.Example.", Kind::A),
+            now + Duration::from_secs(60),
+            found("192.0.2.1"),
+        );
+        assert_eq!(
+            address(cache.get(&Key::new("host.example", Kind::A))).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert!(cache.get(&Key::new("host.example", Kind::Aaaa)).is_none());
+        // Already expired (TTL 0): not kept at all.
+        cache.put(Key::new("zero.example", Kind::A), now, found("192.0.2.2"));
+        assert!(cache.get(&Key::new("zero.example", Kind::A)).is_none());
+        assert_eq!(cache.len(), 1);
+        // A newer answer replaces the old one.
+        cache.put(
+            Key::new("host.example", Kind::A),
+            now + Duration::from_secs(60),
+            found("192.0.2.3"),
+        );
+        assert_eq!(
+            address(cache.get(&Key::new("host.example", Kind::A))).as_deref(),
+            Some("192.0.2.3")
+        );
+    }
+
+    #[test]
+    fn expired_answers_are_swept_out_and_the_cache_never_outgrows_its_cap() {
+        let cache = Cache::new(4_096);
+        let soon = Instant::now() + Duration::from_millis(30);
+        for i in 0..2_000 {
+            cache.put(
+                Key::new(&format!("s{i}.example"), Kind::A),
+                soon,
+                found("192.0.2.1"),
+            );
+        }
+        assert_eq!(cache.len(), 2_000);
+        std::thread::sleep(Duration::from_millis(40));
+        // Once the map reaches its sweep mark (twice the last live count), the expired
+        // answers go.
+        let later = Instant::now() + Duration::from_secs(60);
+        for i in 0..100 {
+            cache.put(
+                Key::new(&format!("live{i}.example"), Kind::A),
+                later,
+                found("192.0.2.9"),
+            );
+        }
+        assert_eq!(cache.len(), 100);
+
+        for i in 0..5_000 {
+            cache.put(
+                Key::new(&format!("l{i}.example"), Kind::Srv),
+                later,
+                found("192.0.2.1"),
+            );
+        }
+        assert_eq!(cache.len(), 4_096);
+        // Full of live answers: a new one is not cached, the old ones stay.
+        cache.put(Key::new("late.example", Kind::A), later, found("192.0.2.1"));
+        assert!(cache.get(&Key::new("late.example", Kind::A)).is_none());
+        assert!(cache.get(&Key::new("live0.example", Kind::A)).is_some());
     }
 }

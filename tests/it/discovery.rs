@@ -1260,6 +1260,70 @@ async fn well_known_results_are_cached_for_their_lifetime() {
     assert!((290..=300).contains(&ttl), "{ttl}");
 }
 
+/// The DNS queries made while `services` resolves `name` once more.
+async fn queries_of_one_resolve(
+    h: &Harness,
+    services: &mxping::Services,
+    name: &str,
+) -> Vec<(String, RecordType)> {
+    let before = h.dns.queries().len();
+    services.discovery.resolve(name).await;
+    h.dns.queries()[before..].to_vec()
+}
+
+#[tokio::test]
+async fn dns_answers_are_cached_for_their_ttl_and_no_records_for_the_zones_negative_ttl() {
+    let mut h = Harness::new().await;
+    let mut host = h.host("example.test");
+    h.homeserver(&mut host, 8448, "example.test", "example.test");
+    host.release();
+    let fed = ("_matrix-fed._tcp.example.test".to_owned(), RecordType::SRV);
+    let legacy = ("_matrix._tcp.example.test".to_owned(), RecordType::SRV);
+    let aaaa = ("example.test".to_owned(), RecordType::AAAA);
+    let a = ("example.test".to_owned(), RecordType::A);
+
+    // Answers without records carry no SOA: nothing says how long "no records" holds, so
+    // each is asked again (RFC 2308); the A record is kept for its 300 s TTL.
+    let services = h.services();
+    let first = queries_of_one_resolve(&h, &services, "example.test").await;
+    for q in [&fed, &legacy, &aaaa, &a] {
+        assert!(first.contains(q), "{q:?} asked: {first:?}");
+    }
+    let again = queries_of_one_resolve(&h, &services, "Example.Test").await;
+    for q in [&fed, &legacy, &aaaa] {
+        assert!(again.contains(q), "{q:?} asked again: {again:?}");
+    }
+    assert!(
+        !again.contains(&a),
+        "the A answer came from the cache: {again:?}"
+    );
+
+    // With the zone's SOA, "no records" is kept for its negative TTL, then asked again.
+    h.dns.set_negative_ttl(Some(1));
+    let services = h.services();
+    queries_of_one_resolve(&h, &services, "example.test").await;
+    let cached = queries_of_one_resolve(&h, &services, "example.test").await;
+    assert_eq!(cached, [], "every answer came from the cache");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let expired = queries_of_one_resolve(&h, &services, "example.test").await;
+    for q in [&fed, &legacy, &aaaa] {
+        assert!(
+            expired.contains(q),
+            "{q:?} asked once its 1 s passed: {expired:?}"
+        );
+    }
+    assert!(!expired.contains(&a), "{expired:?}");
+
+    // Failures are never cached: a SERVFAIL is asked again on the next resolution.
+    h.dns
+        .fault("example.test", RecordType::AAAA, Fault::ServFail);
+    let services = h.services();
+    for _ in 0..2 {
+        let q = queries_of_one_resolve(&h, &services, "example.test").await;
+        assert!(q.contains(&aaaa), "{q:?}");
+    }
+}
+
 #[tokio::test]
 async fn uncacheable_well_known_is_fetched_every_time_and_failures_back_off() {
     let mut h = Harness::new().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SRV};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -43,6 +43,10 @@ struct Zone {
     /// Answers that change on every query of (name, type): the DNS-rebinding trick.
     rotations: HashMap<(String, RecordType), (usize, Vec<Rr>)>,
     ttl: u32,
+    /// When set, answers without records carry the zone's SOA with this TTL and minimum, so
+    /// resolvers may cache "no such records" for it (RFC 2308). Unset, as by default, they
+    /// carry none and must not be cached.
+    negative_ttl: Option<u32>,
     log: Vec<(String, RecordType)>,
 }
 
@@ -146,6 +150,12 @@ impl TestDns {
         self.zone.lock().unwrap().ttl = ttl;
     }
 
+    /// Sets the negative TTL (RFC 2308) that answers without records carry from now on, or
+    /// none (no SOA in them).
+    pub fn set_negative_ttl(&self, ttl: Option<u32>) {
+        self.zone.lock().unwrap().negative_ttl = ttl;
+    }
+
     /// Removes every record of `name`.
     pub fn clear(&self, name: &str) {
         self.zone.lock().unwrap().records.remove(&key(name));
@@ -196,8 +206,24 @@ struct Handler {
 }
 
 enum Plan {
-    Answer(ResponseCode, Vec<Record>),
+    /// Response code, answers, and the SOA for the authority section.
+    Answer(ResponseCode, Vec<Record>, Option<Box<Record>>),
     Silence,
+}
+
+/// The SOA of the test zone `test.`, with `ttl` as its own TTL and its minimum.
+fn soa(ttl: u32) -> Record {
+    let name = |n: &str| Name::from_ascii(n).unwrap();
+    let soa = SOA::new(
+        name("ns.test."),
+        name("hostmaster.test."),
+        1,
+        3600,
+        600,
+        86_400,
+        ttl,
+    );
+    Record::from_rdata(name("test."), ttl, RData::SOA(soa))
 }
 
 impl Handler {
@@ -205,7 +231,7 @@ impl Handler {
         let mut zone = self.zone.lock().unwrap();
         zone.log.push((qname.to_owned(), rtype));
         match zone.faults.get(&(qname.to_owned(), rtype)) {
-            Some(Fault::ServFail) => return Plan::Answer(ResponseCode::ServFail, vec![]),
+            Some(Fault::ServFail) => return Plan::Answer(ResponseCode::ServFail, vec![], None),
             Some(Fault::Silence) => return Plan::Silence,
             None => {}
         }
@@ -214,19 +240,18 @@ impl Handler {
             let rr = list[*next % list.len()].clone();
             *next += 1;
             let owner = Name::from_ascii(format!("{qname}.")).unwrap();
-            return Plan::Answer(ResponseCode::NoError, vec![to_record(&owner, 0, &rr)]);
+            return Plan::Answer(ResponseCode::NoError, vec![to_record(&owner, 0, &rr)], None);
         }
+        let negative = zone.negative_ttl.map(|ttl| Box::new(soa(ttl)));
         let mut answers = Vec::new();
         let mut name = qname.to_owned();
         // Follow CNAMEs inside the zone, as an authoritative server does.
         for _ in 0..8 {
             let Some(rrs) = zone.records.get(&name) else {
-                let code = if answers.is_empty() {
-                    ResponseCode::NXDomain
-                } else {
-                    ResponseCode::NoError
-                };
-                return Plan::Answer(code, answers);
+                if answers.is_empty() {
+                    return Plan::Answer(ResponseCode::NXDomain, answers, negative);
+                }
+                return Plan::Answer(ResponseCode::NoError, answers, None);
             };
             let owner = Name::from_ascii(format!("{name}.")).unwrap();
             if rtype != RecordType::CNAME
@@ -246,7 +271,12 @@ impl Handler {
             }
             break;
         }
-        Plan::Answer(ResponseCode::NoError, answers)
+        let soa = if answers.iter().any(|r| r.record_type() == rtype) {
+            None
+        } else {
+            negative
+        };
+        Plan::Answer(ResponseCode::NoError, answers, soa)
     }
 }
 
@@ -267,10 +297,10 @@ impl RequestHandler for Handler {
                 metadata,
                 counts: HeaderCounts::default(),
             }),
-            Plan::Answer(code, answers) => {
+            Plan::Answer(code, answers, soa) => {
                 metadata.response_code = code;
                 let builder = MessageResponseBuilder::from_message_request(request);
-                let response = builder.build(metadata, answers.iter(), [], [], []);
+                let response = builder.build(metadata, answers.iter(), [], soa.as_deref(), []);
                 response_handle
                     .send_response(response)
                     .await
