@@ -229,20 +229,35 @@ pub struct BucketRow {
     pub latency_n: u32,
 }
 
-/// What one `record` changed, for the store: the round, the buckets it touched, the current
-/// latency sketches and the status state.
+/// What one `record` changed, for the store: the round, the rollups of the periods it ended
+/// and of those still open, and the status state.
 #[derive(Clone, Debug)]
 pub struct Delta {
     /// The server-level sample.
     pub sample: Sample,
     /// One sample per address.
     pub addresses: Vec<(SocketAddr, Sample)>,
-    /// The current 5-minute, hourly and daily buckets.
+    /// Buckets whose period this round ended (the round fell in the next one), final: stored
+    /// as rows of their own.
     pub buckets: Vec<BucketRow>,
-    /// The current hour's and day's latency sketches (none for a round without a latency).
+    /// Latency sketches whose hour or day this round ended, final.
     pub sketches: Vec<SketchRow>,
+    /// The rollups of the periods still open, which change every round.
+    pub open: OpenRows,
     /// The status state after the round.
     pub state: StatusState,
+}
+
+/// The rollups of a server's open periods: the current 5-minute, hourly and daily buckets and
+/// the current hour's and day's latency sketches. The store keeps them together, one row per
+/// server replaced each round (one B-tree page touched instead of five), and a period's row
+/// of its own is written once, when it ends ([`Delta::buckets`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenRows {
+    /// One per width that has rounds.
+    pub buckets: Vec<BucketRow>,
+    /// One per width that has latencies.
+    pub sketches: Vec<SketchRow>,
 }
 
 /// What the store gives back on start-up to rebuild a history.
@@ -312,6 +327,12 @@ impl<T: Tally, const N: usize> Buckets<T, N> {
             latency_sum: f64::from(b.latency_sum),
             latency_n: u32::from(b.latency_n),
         })
+    }
+
+    /// The newest slot's row if a sample at `at` would end it (it falls in a later slot).
+    fn ending(&self, at: i64) -> Option<BucketRow> {
+        let newest = self.newest?;
+        (self.slot(at) > newest).then(|| self.current()).flatten()
     }
 
     /// Makes `start` the newest slot, clearing the slots skipped since the previous one.
@@ -473,6 +494,14 @@ impl Sketches {
         if sketch::count_in(&mut self.bins, from, ms) {
             *newest += 1;
         }
+    }
+
+    /// The newest span's row if a latency at `at` would end it (it falls in a later span).
+    fn ending(&self, at: i64) -> Option<SketchRow> {
+        let &(newest, _) = self.spans.back()?;
+        (at - at.rem_euclid(self.width) > newest)
+            .then(|| self.current())
+            .flatten()
     }
 
     fn current(&self) -> Option<SketchRow> {
@@ -653,6 +682,22 @@ impl ServerHistory {
         };
         self.state
             .advance(sample.up, round.status(green_below), &self.thresholds);
+        // The rows of the periods this round ends, taken before it moves past them.
+        let ended: Vec<BucketRow> = [
+            self.shown.five_min.ending(now),
+            self.hourly.ending(now),
+            self.shown.daily.ending(now),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let ended_sketches: Vec<SketchRow> = match sample.latency_ms {
+            Some(_) => [&self.hourly_latency, &self.daily_latency]
+                .into_iter()
+                .filter_map(|s| s.ending(now))
+                .collect(),
+            None => Vec::new(),
+        };
         self.record_sample(sample);
         let mut address_samples = Vec::with_capacity(round.addresses.len());
         // An address this monitor cannot reach (it has no IPv6) says nothing about the server.
@@ -672,20 +717,22 @@ impl ServerHistory {
         Delta {
             sample,
             addresses: address_samples,
-            buckets: [
-                self.shown.five_min.current(),
-                self.hourly.current(),
-                self.shown.daily.current(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            sketches: match sample.latency_ms {
-                Some(_) => [&self.hourly_latency, &self.daily_latency]
+            buckets: ended,
+            sketches: ended_sketches,
+            open: OpenRows {
+                buckets: [
+                    self.shown.five_min.current(),
+                    self.hourly.current(),
+                    self.shown.daily.current(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                // Kept whole in every round, latency or not: the row replaces the last one.
+                sketches: [&self.hourly_latency, &self.daily_latency]
                     .into_iter()
                     .filter_map(Sketches::current)
                     .collect(),
-                None => Vec::new(),
             },
             state: self.state.clone(),
         }

@@ -3,15 +3,20 @@
 //!
 //! Why SQLite: a single file, crash-safe transactions with a write-ahead log, and the most
 //! widely deployed and tested embedded database there is; the bundled build needs no system
-//! library. Rounds reach the store through a channel and a writer thread commits them in one
+//! library. Rounds reach the store through a queue and a writer thread commits them in one
 //! transaction every `flush_interval`, off the probe path. With WAL and `synchronous=NORMAL`
 //! a killed process (even `kill -9`) never corrupts the file and loses at most the rounds of
 //! the last flush interval; a power cut may lose the last few commits, never consistency.
 //!
 //! What is stored per server: every raw round and per-address round for `raw_retention`, the
 //! 5-minute (24 h), hourly (7 d) and daily (`rollup_retention`) rollups, the latency sketches
-//! (hourly for 24 h, daily for 7 d), and the status state. On start the in-memory history is
-//! rebuilt from it. A version-1 store (histograms) is migrated on open.
+//! (hourly for 24 h, daily for 7 d), and the status state. A period still open (this 5
+//! minutes, hour, day) is kept with the server's other open periods in one row, `open_rows`,
+//! replaced each round; its own row is written once, when it ends. (Writing the five current
+//! rows each round touched five B-tree pages per round, the largest part of the store's
+//! cost at 10,000 servers.) The state row is written when it changes. On start the in-memory
+//! history is rebuilt from it. Version 1 (histograms) and version 2 (no `open_rows`) stores
+//! are migrated on open.
 //!
 //! A file that is not an mxping store, or fails SQLite's integrity check, is an error with a
 //! clear message; it is never overwritten or "repaired".
@@ -29,14 +34,14 @@ use tracing::{error, warn};
 use crate::error::ErrorKind;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::sketch::Sketch;
-use crate::history::{BucketRow, Delta, Restored, Sample, SketchRow, StatusState};
+use crate::history::{BucketRow, Delta, OpenRows, Restored, Sample, SketchRow, StatusState};
 use crate::probe::Software;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
 pub const FILE_NAME: &str = "mxping.sqlite3";
 const APP: &str = "mxping";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 const SCHEMA: &str = "
@@ -57,6 +62,7 @@ CREATE TABLE buckets (
 CREATE TABLE sketches (
     server INTEGER NOT NULL, width INTEGER NOT NULL, start INTEGER NOT NULL, bins BLOB NOT NULL,
     PRIMARY KEY (server, width, start)) WITHOUT ROWID;
+CREATE TABLE open_rows (server INTEGER PRIMARY KEY, rows BLOB NOT NULL);
 CREATE TABLE events (
     id INTEGER PRIMARY KEY, server TEXT NOT NULL, at INTEGER NOT NULL,
     from_status TEXT NOT NULL, to_status TEXT NOT NULL, reason TEXT);
@@ -209,6 +215,9 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
             .map_err(|_| unusable(&path, "the schema version is not a number"))?;
         if version == 1 {
             migrate_v1(&conn).map_err(|e| io(&path, e))?;
+        }
+        if version == 1 || version == 2 {
+            migrate_v2(&conn).map_err(|e| io(&path, e))?;
         } else if version != SCHEMA_VERSION {
             return Err(unusable(
                 &path,
@@ -268,10 +277,96 @@ fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
     }
     drop(insert);
     tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-        [SCHEMA_VERSION.to_string()],
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+        [],
     )?;
     tx.commit()
+}
+
+/// Version 3 keeps the rollups of each server's open periods in one row ([`OpenRows`]); the
+/// rows a version 2 store holds for them stay valid and are read as before.
+fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE open_rows (server INTEGER PRIMARY KEY, rows BLOB NOT NULL);
+         UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+    )?;
+    tx.commit()
+}
+
+/// The format of an `open_rows` blob.
+const OPEN_ROWS_FORMAT: u8 = 1;
+
+/// [`OpenRows`] as one blob: a format byte; a count and the buckets (width, start, rounds,
+/// up, latency sum, latency count, little-endian); a count and the sketches (width, start,
+/// the length of [`Sketch::to_bytes`] and those bytes).
+fn encode_open(open: &OpenRows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + 36 * open.buckets.len() + 64 * open.sketches.len());
+    out.push(OPEN_ROWS_FORMAT);
+    out.push(open.buckets.len().min(255) as u8);
+    for b in open.buckets.iter().take(255) {
+        out.extend_from_slice(&b.width.to_le_bytes());
+        out.extend_from_slice(&b.start.to_le_bytes());
+        out.extend_from_slice(&b.rounds.to_le_bytes());
+        out.extend_from_slice(&b.up.to_le_bytes());
+        out.extend_from_slice(&b.latency_sum.to_le_bytes());
+        out.extend_from_slice(&b.latency_n.to_le_bytes());
+    }
+    out.push(open.sketches.len().min(255) as u8);
+    for s in open.sketches.iter().take(255) {
+        let bytes = s.sketch.to_bytes();
+        out.extend_from_slice(&s.width.to_le_bytes());
+        out.extend_from_slice(&s.start.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Reads [`encode_open`]'s form; `None` for anything else (a damaged row is left out, as a
+/// damaged sketch is: those rollups start over).
+fn decode_open(blob: &[u8]) -> Option<OpenRows> {
+    struct Cursor<'a>(&'a [u8]);
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Some(head)
+        }
+        fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.take(N)?.try_into().ok()
+        }
+    }
+    let mut c = Cursor(blob);
+    if c.array::<1>()? != [OPEN_ROWS_FORMAT] {
+        return None;
+    }
+    let mut open = OpenRows::default();
+    for _ in 0..c.array::<1>()?[0] {
+        open.buckets.push(BucketRow {
+            width: i64::from_le_bytes(c.array()?),
+            start: i64::from_le_bytes(c.array()?),
+            rounds: u32::from_le_bytes(c.array()?),
+            up: u32::from_le_bytes(c.array()?),
+            latency_sum: f64::from_le_bytes(c.array()?),
+            latency_n: u32::from_le_bytes(c.array()?),
+        });
+    }
+    for _ in 0..c.array::<1>()?[0] {
+        let width = i64::from_le_bytes(c.array()?);
+        let start = i64::from_le_bytes(c.array()?);
+        let len = u32::from_le_bytes(c.array()?) as usize;
+        let sketch = Sketch::from_bytes(c.take(len)?)?;
+        open.sketches.push(SketchRow {
+            width,
+            start,
+            sketch,
+        });
+    }
+    c.0.is_empty().then_some(open)
 }
 
 impl Store {
@@ -484,6 +579,29 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
         })?
         .filter_map(Result::transpose)
         .collect::<Result<_, _>>()?;
+    let open: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT rows FROM open_rows WHERE server = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(open) = open.as_deref().and_then(decode_open) {
+        // The open periods' rows are newer than any row of the same period in the tables (a
+        // version 2 store wrote those every round).
+        let buckets = &mut saved.history.buckets;
+        buckets.retain(|b| {
+            !open
+                .buckets
+                .iter()
+                .any(|o| o.width == b.width && o.start == b.start)
+        });
+        buckets.extend(open.buckets);
+        buckets.sort_by_key(|b| (b.width, b.start));
+        // Sketches load later rows over earlier ones for the same span.
+        saved.history.sketches.extend(
+            open.sketches
+                .into_iter()
+                .filter(|s| s.start + s.width > now - 7 * 86_400),
+        );
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
@@ -697,6 +815,9 @@ impl Writer {
             let mut sketch = tx.prepare_cached(
                 "INSERT OR REPLACE INTO sketches (server, width, start, bins) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut open = tx.prepare_cached(
+                "INSERT OR REPLACE INTO open_rows (server, rows) VALUES (?1, ?2)",
+            )?;
             let mut state = tx.prepare_cached(
                 "INSERT OR REPLACE INTO state (server, status, reason, failed_rounds, good_rounds, down, software_name, software_version) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -735,6 +856,10 @@ impl Writer {
                 }
                 for s in &r.delta.sketches {
                     sketch.execute(params![id, s.width, s.start, s.sketch.to_bytes()])?;
+                }
+                let o = &r.delta.open;
+                if !o.buckets.is_empty() || !o.sketches.is_empty() {
+                    open.execute(params![id, encode_open(o)])?;
                 }
                 let st = &r.delta.state;
                 let (sw_name, sw_version) = match &r.software {
@@ -873,6 +998,7 @@ mod tests {
                         s
                     },
                 }],
+                open: OpenRows::default(),
                 state,
             },
             software: Some(Software {
@@ -1039,6 +1165,163 @@ mod tests {
         assert_eq!(stored(&w, "b.test").0, "yellow");
     }
 
+    /// A round of `server` whose one address answered in `latency` ms, or failed.
+    fn probed(server: &str, latency: Option<f64>) -> crate::report::Round {
+        let address: SocketAddr = "127.0.0.2:8448".parse().unwrap();
+        let mut a = crate::probe::AddressReport::new(address);
+        match latency {
+            Some(ms) => {
+                a.ok = true;
+                a.latency_ms = Some(ms);
+            }
+            None => a.error = Some(crate::error::ProbeError::new(ErrorKind::Timeout, "slow")),
+        }
+        crate::report::Round {
+            resolution: std::sync::Arc::new(crate::discovery::Resolution::new(server)),
+            addresses: vec![a],
+            client: None,
+            finished_at: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[test]
+    fn open_periods_are_one_row_per_server_and_each_period_gets_its_row_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = open_connection(dir.path()).unwrap();
+        let mut w = Writer::new(conn, path, RETENTION);
+        let mut h = ServerHistory::new(T);
+        // Rounds a minute apart from 23:50 to 00:09: across 5-minute, hour and day boundaries,
+        // with failed rounds (no latency) among them, one of them the first of the new day.
+        let midnight = 1_800_000_000 - 1_800_000_000 % 86_400 + 86_400;
+        let mut now = 0;
+        for i in 0..20 {
+            now = midnight - 600 + i * 60;
+            let latency = (i % 7 != 3 && i != 10).then_some(30.0 + i as f64);
+            let d = h.record(&probed("a.test", latency), now);
+            // A period's own row comes exactly with the first round after it.
+            let ended: Vec<(i64, i64)> = d.buckets.iter().map(|b| (b.width, b.start)).collect();
+            let mut expected = Vec::new();
+            if i > 0 && now % 300 == 0 {
+                expected.push((300, now - 300));
+            }
+            if now == midnight {
+                expected.extend([(3600, now - 3600), (86_400, now - 86_400)]);
+            }
+            assert_eq!(ended, expected, "round {i}");
+            assert_eq!(d.open.buckets.len(), 3, "round {i}");
+            w.write(
+                &[RoundRecord {
+                    server: "a.test".into(),
+                    delta: d,
+                    software: None,
+                }],
+                &[],
+            )
+            .unwrap();
+        }
+        let rows = |sql: &str| -> Vec<(i64, i64)> {
+            let mut stmt = w.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let m = midnight;
+        assert_eq!(
+            rows("SELECT width, start FROM buckets ORDER BY width, start"),
+            [
+                (300, m - 600),
+                (300, m - 300),
+                (300, m),
+                (3600, m - 3600),
+                (86_400, m - 86_400)
+            ]
+        );
+        // Midnight's round failed: the old hour's and day's sketches end with the next
+        // round that has a latency.
+        assert_eq!(
+            rows("SELECT width, start FROM sketches ORDER BY width, start"),
+            [(3600, m - 3600), (86_400, m - 86_400)]
+        );
+        let open: Vec<u8> = w
+            .conn
+            .query_row("SELECT rows FROM open_rows", [], |r| r.get(0))
+            .unwrap();
+        let open = decode_open(&open).unwrap();
+        let starts: Vec<(i64, i64)> = open.buckets.iter().map(|b| (b.width, b.start)).collect();
+        assert_eq!(starts, [(300, m + 300), (3600, m), (86_400, m)]);
+        assert_eq!(open.sketches.len(), 2);
+        // Damaged or foreign blobs are refused, not misread.
+        let blob = encode_open(&open);
+        assert_eq!(decode_open(&blob).as_ref(), Some(&open));
+        for bad in [&blob[..blob.len() - 1], &[2u8, 0, 0][..], &[][..]] {
+            assert_eq!(decode_open(bad), None);
+        }
+
+        // What is read back rebuilds the same history: uptime, percentiles, chart, days.
+        let saved = load_server(&w.conn, 1, now).unwrap();
+        let back = ServerHistory::restore(T, saved.history, now);
+        assert_eq!(back.uptime(now), h.uptime(now));
+        for q in [0.5, 0.99] {
+            assert_eq!(
+                back.latency_percentile(now, q),
+                h.latency_percentile(now, q)
+            );
+            assert_eq!(
+                back.latency_percentile_7d(now, q),
+                h.latency_percentile_7d(now, q)
+            );
+        }
+        assert_eq!(back.latency_series(now), h.latency_series(now));
+        assert_eq!(back.daily_uptime(now, 7), h.daily_uptime(now, 7));
+        assert_eq!(back.recent().count(), 20);
+    }
+
+    #[test]
+    fn a_version_2_store_keeps_its_open_periods_rows_and_gains_the_open_rows_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // A version 2 store wrote each open period's rows to the tables every round.
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        store.write(record("v2.test", now, true, StatusState::default()));
+        store.close();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "DROP TABLE open_rows; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        let saved = store.load(&["v2.test".into()], now).unwrap();
+        assert_eq!(saved["v2.test"].history.buckets.len(), 1);
+        assert_eq!(saved["v2.test"].history.sketches.len(), 1);
+        // The table is there: open rows are written and read back over the old rows.
+        let mut r = record("v2.test", now + 1, true, StatusState::default());
+        r.delta.open = OpenRows {
+            buckets: vec![BucketRow {
+                rounds: 2,
+                up: 2,
+                ..r.delta.buckets[0]
+            }],
+            sketches: Vec::new(),
+        };
+        store.write(r);
+        store.flush();
+        let saved = store.load(&["v2.test".into()], now + 1).unwrap();
+        assert_eq!(saved["v2.test"].history.buckets.len(), 1);
+        assert_eq!(saved["v2.test"].history.buckets[0].rounds, 2);
+        store.close();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let version: String = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, "3");
+    }
+
     #[test]
     fn rounds_written_in_batches_are_loaded_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -1125,6 +1408,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
         conn.execute_batch(
             "DROP TABLE sketches;
+             DROP TABLE open_rows;
              CREATE TABLE histograms (server INTEGER NOT NULL, hour INTEGER NOT NULL,
                  bins BLOB NOT NULL, PRIMARY KEY (server, hour)) WITHOUT ROWID;
              INSERT INTO histograms VALUES (1, 0, x'0100');
@@ -1162,14 +1446,14 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION.to_string());
         // A store from a newer mxping is refused, not rewritten.
         conn.execute(
-            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+            "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
             [],
         )
         .unwrap();
         drop(conn);
         let msg = open_err(dir.path());
         assert!(
-            msg.contains("its schema version is 3; this mxping reads version 2"),
+            msg.contains("its schema version is 4; this mxping reads version 3"),
             "{msg}"
         );
     }

@@ -419,6 +419,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 addresses: vec![],
                 buckets,
                 sketches: Vec::new(),
+                open: Default::default(),
                 state: Default::default(),
             },
             software: Some(mxping::probe::Software {

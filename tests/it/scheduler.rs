@@ -339,6 +339,7 @@ async fn every_server_gets_its_own_saved_history_back() {
                         sketch,
                     }]
                 },
+                open: Default::default(),
                 state: StatusState {
                     status: Some(if down { Status::Red } else { Status::Green }),
                     reason: None,

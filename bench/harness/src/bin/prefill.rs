@@ -114,6 +114,7 @@ fn record(name: &str, at: i64) -> RoundRecord {
             addresses: Vec::new(),
             buckets: Vec::new(),
             sketches: Vec::new(),
+            open: Default::default(),
             state: StatusState {
                 status: Some(Status::Green),
                 ..StatusState::default()
