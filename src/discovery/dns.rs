@@ -165,7 +165,7 @@ impl Dns {
         if let Some(why) = &self.unusable {
             return Answer::Failed(why.clone());
         }
-        let key = Key::new(name, Kind::Srv);
+        let key = Key::new(name, RecordType::SRV);
         if let Some(Cached::Srv(answer)) = self.cache.get(&key) {
             return answer;
         }
@@ -205,9 +205,8 @@ impl Dns {
             }
             Err(e) => (classify(&e), negative_expiry(&e)),
         };
-        if let Some(until) = until
-            && !matches!(answer, Answer::Failed(_))
-        {
+        // Failures have no expiry: they are never kept.
+        if let Some(until) = until {
             self.cache.put(key, until, Cached::Srv(answer.clone()));
         }
         answer
@@ -222,7 +221,10 @@ impl Dns {
         }
         let mut out = HostLookup::failed(host, String::new());
         out.errors.clear();
-        let (v6, v4) = tokio::join!(self.family(host, Kind::Aaaa), self.family(host, Kind::A));
+        let (v6, v4) = tokio::join!(
+            self.family(host, RecordType::AAAA),
+            self.family(host, RecordType::A)
+        );
         for (family, result) in [("AAAA", v6), ("A", v4)] {
             match result {
                 Answer::Found(found) => {
@@ -251,15 +253,11 @@ impl Dns {
     }
 
     /// The addresses of one family (AAAA or A) for `host`, from the cache while it holds them.
-    async fn family(&self, host: &str, kind: Kind) -> Answer<Family> {
-        let key = Key::new(host, kind);
+    async fn family(&self, host: &str, rtype: RecordType) -> Answer<Family> {
+        let key = Key::new(host, rtype);
         if let Some(Cached::Family(answer)) = self.cache.get(&key) {
             return answer;
         }
-        let rtype = match kind {
-            Kind::Aaaa => RecordType::AAAA,
-            _ => RecordType::A,
-        };
         let (answer, until) = match self.resolver.lookup(fqdn(host), rtype).await {
             Ok(lookup) => {
                 let until = positive_expiry(&lookup);
@@ -298,9 +296,8 @@ impl Dns {
             }
             Err(e) => (classify(&e), negative_expiry(&e)),
         };
-        if let Some(until) = until
-            && !matches!(answer, Answer::Failed(_))
-        {
+        // Failures have no expiry: they are never kept.
+        if let Some(until) = until {
             self.cache.put(key, until, Cached::Family(answer.clone()));
         }
         answer
@@ -319,26 +316,18 @@ struct Family {
     valid_until: Instant,
 }
 
-/// Which query an answer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Kind {
-    Srv,
-    A,
-    Aaaa,
-}
-
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Key {
     /// Lower case, without the trailing dot: DNS names compare case-insensitively.
     name: Box<str>,
-    kind: Kind,
+    rtype: RecordType,
 }
 
 impl Key {
-    fn new(name: &str, kind: Kind) -> Key {
+    fn new(name: &str, rtype: RecordType) -> Key {
         Key {
             name: name.trim_end_matches('.').to_ascii_lowercase().into(),
-            kind,
+            rtype,
         }
     }
 }
@@ -510,27 +499,39 @@ mod tests {
         let cache = Cache::new(16);
         let now = Instant::now();
         cache.put(
-            Key::new("Host.Example.", Kind::A),
+            Key::new("Host.Example.", RecordType::A),
             now + Duration::from_secs(60),
             found("192.0.2.1"),
         );
         assert_eq!(
-            address(cache.get(&Key::new("host.example", Kind::A))).as_deref(),
+            address(cache.get(&Key::new("host.example", RecordType::A))).as_deref(),
             Some("192.0.2.1")
         );
-        assert!(cache.get(&Key::new("host.example", Kind::Aaaa)).is_none());
+        assert!(
+            cache
+                .get(&Key::new("host.example", RecordType::AAAA))
+                .is_none()
+        );
         // Already expired (TTL 0): not kept at all.
-        cache.put(Key::new("zero.example", Kind::A), now, found("192.0.2.2"));
-        assert!(cache.get(&Key::new("zero.example", Kind::A)).is_none());
+        cache.put(
+            Key::new("zero.example", RecordType::A),
+            now,
+            found("192.0.2.2"),
+        );
+        assert!(
+            cache
+                .get(&Key::new("zero.example", RecordType::A))
+                .is_none()
+        );
         assert_eq!(cache.len(), 1);
         // A newer answer replaces the old one.
         cache.put(
-            Key::new("host.example", Kind::A),
+            Key::new("host.example", RecordType::A),
             now + Duration::from_secs(60),
             found("192.0.2.3"),
         );
         assert_eq!(
-            address(cache.get(&Key::new("host.example", Kind::A))).as_deref(),
+            address(cache.get(&Key::new("host.example", RecordType::A))).as_deref(),
             Some("192.0.2.3")
         );
     }
@@ -541,7 +542,7 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(30);
         for i in 0..2_000 {
             cache.put(
-                Key::new(&format!("s{i}.example"), Kind::A),
+                Key::new(&format!("s{i}.example"), RecordType::A),
                 soon,
                 found("192.0.2.1"),
             );
@@ -553,7 +554,7 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(60);
         for i in 0..100 {
             cache.put(
-                Key::new(&format!("live{i}.example"), Kind::A),
+                Key::new(&format!("live{i}.example"), RecordType::A),
                 later,
                 found("192.0.2.9"),
             );
@@ -562,15 +563,27 @@ mod tests {
 
         for i in 0..5_000 {
             cache.put(
-                Key::new(&format!("l{i}.example"), Kind::Srv),
+                Key::new(&format!("l{i}.example"), RecordType::SRV),
                 later,
                 found("192.0.2.1"),
             );
         }
         assert_eq!(cache.len(), 4_096);
         // Full of live answers: a new one is not cached, the old ones stay.
-        cache.put(Key::new("late.example", Kind::A), later, found("192.0.2.1"));
-        assert!(cache.get(&Key::new("late.example", Kind::A)).is_none());
-        assert!(cache.get(&Key::new("live0.example", Kind::A)).is_some());
+        cache.put(
+            Key::new("late.example", RecordType::A),
+            later,
+            found("192.0.2.1"),
+        );
+        assert!(
+            cache
+                .get(&Key::new("late.example", RecordType::A))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&Key::new("live0.example", RecordType::A))
+                .is_some()
+        );
     }
 }
