@@ -1312,13 +1312,7 @@ mod tests {
         assert_eq!(saved["v2.test"].history.buckets[0].rounds, 2);
         store.close();
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        let version: String = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let version = schema_version(&conn);
         assert_eq!(version, "3");
     }
 
@@ -1436,13 +1430,7 @@ mod tests {
         );
         store.close();
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
-        let version: String = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let version = schema_version(&conn);
         assert_eq!(version, SCHEMA_VERSION.to_string());
         // A store from a newer mxping is refused, not rewritten.
         conn.execute(
@@ -1456,6 +1444,15 @@ mod tests {
             msg.contains("its schema version is 4; this mxping reads version 3"),
             "{msg}"
         );
+    }
+
+    fn schema_version(conn: &Connection) -> String {
+        conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
     }
 
     fn open_err(dir: &Path) -> String {
