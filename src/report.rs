@@ -121,6 +121,12 @@ pub enum Reason {
         /// Voting vantages.
         of: u32,
     },
+    /// On a hub whose own probes do not vote (they reach nothing): the vantages that vote see
+    /// the server degraded.
+    DegradedFrom {
+        /// The vantages (names) that see it yellow.
+        vantages: Vec<String>,
+    },
 }
 
 impl Reason {
@@ -179,6 +185,9 @@ impl fmt::Display for Reason {
                 "unreachable from {} ({reached} of {of} vantages reach it)",
                 unreachable_from.join(", ")
             ),
+            Reason::DegradedFrom { vantages } => {
+                write!(f, "degraded as seen from {}", vantages.join(", "))
+            }
         }
     }
 }

@@ -38,6 +38,12 @@ impl Cell {
     }
 }
 
+/// The hub's own view is impaired by the rule every vantage is held to: it checked two or more
+/// servers and reached none (its network, not the servers, is broken).
+fn own_impaired(views: &[Arc<ServerView>]) -> bool {
+    crate::vantage::impaired(views.iter().filter_map(|v| v.reached()))
+}
+
 /// The config in force and the cells of its servers, in config order.
 struct Layout {
     config: Arc<Config>,
@@ -110,12 +116,13 @@ impl Board {
     pub fn snapshot(&self) -> Snapshot {
         let layout = self.layout.read().expect("layout lock").clone();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let views: Vec<Arc<ServerView>> = layout.cells.iter().map(|c| c.view()).collect();
+        let impaired = self.hub.get().is_some() && own_impaired(&views);
         Snapshot {
             config: layout.config.clone(),
-            servers: layout
-                .cells
-                .iter()
-                .map(|c| self.with_vantages(&layout.config, c.view(), now))
+            servers: views
+                .into_iter()
+                .map(|v| self.with_vantages(&layout.config, v, impaired, now))
                 .collect(),
         }
     }
@@ -125,12 +132,21 @@ impl Board {
         let layout = self.layout.read().expect("layout lock").clone();
         let i = *layout.index.get(name)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let view = self.with_vantages(&layout.config, layout.cells[i].view(), now);
+        let impaired = self.hub.get().is_some()
+            && own_impaired(&layout.cells.iter().map(|c| c.view()).collect::<Vec<_>>());
+        let view = self.with_vantages(&layout.config, layout.cells[i].view(), impaired, now);
         Some((layout.config.clone(), view))
     }
 
-    /// `view` with every vantage's view and the quorum's status and reason, on a hub.
-    fn with_vantages(&self, config: &Config, view: Arc<ServerView>, now: i64) -> Arc<ServerView> {
+    /// `view` with every vantage's view and the quorum's status and reason, on a hub;
+    /// `impaired`: the hub's own probes reach none of its servers.
+    fn with_vantages(
+        &self,
+        config: &Config,
+        view: Arc<ServerView>,
+        impaired: bool,
+        now: i64,
+    ) -> Arc<ServerView> {
         let Some(hub) = self.hub.get() else {
             return view;
         };
@@ -141,8 +157,8 @@ impl Board {
             latency_ms: r.latency_ms,
             checked_at: r.checked_at.map(crate::timestamp::format),
             stale: false,
-            impaired: false,
-            reached: r.error.is_none() && r.checked_at.is_some(),
+            impaired,
+            reached: view.reached() == Some(true),
             uptime_24h: view.uptime("24h"),
             latency_24h_ms: None,
             different_delegation: None,

@@ -180,6 +180,28 @@ impl ServerView {
         self.report.status
     }
 
+    /// Whether the server was reached in its last round: `Some(true)` when an address
+    /// answered (even if another failed), `Some(false)` when none did (or discovery failed),
+    /// `None` when nothing is known: no round yet, or a round in which this monitor could
+    /// reach none of the addresses through no fault of the server (it has no IPv6). Before
+    /// this run's first round, the saved history's last round answers.
+    pub fn reached(&self) -> Option<bool> {
+        let r = &self.report;
+        if r.discovery.is_none() {
+            // No round in this run: restored from the store, or nothing yet.
+            return r.checked_at.and(self.recent().last().map(|s| s.up));
+        }
+        if r.addresses.iter().any(|a| a.ok) {
+            return Some(true);
+        }
+        let discovery_failed = r.discovery.as_ref().is_some_and(|d| d.error.is_some());
+        let all_monitor_side = !r.addresses.is_empty()
+            && r.addresses
+                .iter()
+                .all(|a| a.error.as_ref().is_some_and(|e| e.monitor_side));
+        (discovery_failed || !all_monitor_side).then_some(false)
+    }
+
     /// The last rounds, oldest first.
     pub fn recent(&self) -> impl DoubleEndedIterator<Item = Sample> + ExactSizeIterator + '_ {
         self.shown.recent()

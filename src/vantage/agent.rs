@@ -38,10 +38,12 @@ pub fn report(board: &Board, name: &str, interval: Duration) -> Report {
         .iter()
         .map(|v| {
             let r = &v.report;
+            let reached = v.reached();
             Seen {
                 server: r.name.clone(),
                 status: r.status,
-                up: r.error.is_none() && r.checked_at.is_some(),
+                up: reached == Some(true),
+                measured: reached.is_some(),
                 latency_ms: r.latency_ms,
                 checked_at: r.checked_at.map(crate::timestamp::format),
                 error: r.error.as_ref().map(|e| e.kind.as_str().to_owned()),
@@ -113,8 +115,14 @@ pub async fn run(config: Arc<Config>, board: Arc<Board>, stop: CancellationToken
                     continue;
                 }
             };
-            let Ok(auth) = HeaderValue::from_str(&key.authorization(&name, &body)) else {
-                return;
+            let auth = match HeaderValue::from_str(&key.authorization(&name, &body)) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Cannot happen for a percent-encoded name; said rather than dropped.
+                    warn!("vantage: the report cannot be signed into a header: {e}");
+                    backlog.pop_front();
+                    continue;
+                }
             };
             let headers = [(AUTHORIZATION, auth)];
             let sent = fetcher.request(Method::POST, &to, &headers, Bytes::from(body), 16 * 1024);

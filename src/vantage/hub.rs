@@ -17,6 +17,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
+
+/// The shortest probe interval a report may state, seconds.
+pub const MIN_INTERVAL_S: u64 = 1;
+/// The longest probe interval a report may state, seconds (staleness is three of them).
+pub const MAX_INTERVAL_S: u64 = 3600;
 use crate::report::{Reason, Status};
 
 /// Why a report was refused (the `reason` label of `mxping_vantage_reports_rejected_total`).
@@ -47,8 +52,8 @@ pub struct VantageView {
     pub stale: bool,
     /// It reaches none of its servers: it does not vote.
     pub impaired: bool,
-    /// An address answered in its last round (what "N of M reach it" counts).
-    #[serde(skip)]
+    /// An address answered in its last round, even if another failed (what "N of M reach
+    /// it" counts).
     pub reached: bool,
     /// Its uptime for the server over 24 hours, from its reports (the hub's own line: the
     /// hub's own uptime).
@@ -101,7 +106,7 @@ impl Hours {
         else {
             return;
         };
-        if at <= self.last_checked {
+        if at <= self.last_checked || !seen.measured {
             return;
         }
         self.last_checked = at;
@@ -360,6 +365,15 @@ impl Hub {
                 format!("signed as {name} but the report says {:?}", report.vantage),
             ));
         }
+        if !(MIN_INTERVAL_S..=MAX_INTERVAL_S).contains(&report.interval_s) {
+            return Err(rejected(
+                "malformed",
+                format!(
+                    "{name}: interval_s {} is outside {MIN_INTERVAL_S} s to {MAX_INTERVAL_S} s",
+                    report.interval_s
+                ),
+            ));
+        }
         let skew_s = (report.sent_at_ms - now_ms) / 1000;
         if skew_s.abs() > MAX_SKEW_S {
             return Err(rejected(
@@ -382,9 +396,14 @@ impl Hub {
         }
         let probed = report.servers.len();
         // Broken itself: it checked two or more servers and reached none (servers it has not
-        // checked yet say nothing either way).
-        let checked = report.servers.iter().filter(|s| s.checked_at.is_some());
-        let impaired = checked.clone().count() >= 2 && checked.clone().all(|s| !s.up);
+        // checked yet, or could not measure, say nothing either way).
+        let impaired = super::impaired(
+            report
+                .servers
+                .iter()
+                .filter(|s| s.checked_at.is_some() && s.measured)
+                .map(|s| s.up),
+        );
         let mut history = state
             .remove(&name)
             .map(|old| old.history)
@@ -410,7 +429,7 @@ impl Hub {
             VantageState {
                 last_sent_at_ms: report.sent_at_ms,
                 received_at: now_ms / 1000,
-                interval_s: report.interval_s.max(1),
+                interval_s: report.interval_s,
                 impaired,
                 servers,
                 history,
@@ -474,30 +493,46 @@ impl Hub {
             .collect();
         let of = voters.len() as u32;
         let reached = voters.iter().filter(|v| v.reached).count() as u32;
-        let (status, reason) = if views.len() == 1 || red.is_empty() {
+        let own_votes = voters.first().is_some_and(|v| std::ptr::eq(*v, &views[0]));
+        let vantages = |unreachable_from| {
+            Some(Reason::Vantages {
+                unreachable_from,
+                reached,
+                of,
+            })
+        };
+        let (status, reason) = if views.len() == 1 || voters.is_empty() {
+            // Nobody else to ask, or nobody able to answer: the hub's own view stands.
             (own.status, own_reason)
+        } else if red.is_empty() && own_votes {
+            (own.status, own_reason)
+        } else if red.is_empty() {
+            // The hub's own probes are broken (impaired or stale): the voters decide, and a
+            // server the hub cannot reach is not red for that.
+            let degraded: Vec<String> = voters
+                .iter()
+                .filter(|v| v.status == Status::Yellow)
+                .map(|v| v.vantage.clone())
+                .collect();
+            if degraded.is_empty() {
+                (Status::Green, None)
+            } else {
+                (
+                    Status::Yellow,
+                    Some(Reason::DegradedFrom { vantages: degraded }),
+                )
+            }
         } else if red.len() * 2 > voters.len() {
             // Down from a majority: red, explained by the hub's own reason when it sees it
-            // red too.
-            let reason = if own.status == Status::Red {
+            // red too and votes.
+            let reason = if own_votes && own.status == Status::Red {
                 own_reason
             } else {
-                Some(Reason::Vantages {
-                    unreachable_from: red,
-                    reached,
-                    of,
-                })
+                vantages(red)
             };
             (Status::Red, reason)
         } else {
-            (
-                Status::Yellow,
-                Some(Reason::Vantages {
-                    unreachable_from: red,
-                    reached,
-                    of,
-                }),
-            )
+            (Status::Yellow, vantages(red))
         };
         Verdict {
             views,
@@ -523,6 +558,7 @@ mod tests {
                     server: (*s).into(),
                     status: *status,
                     up: *up,
+                    measured: true,
                     latency_ms: up.then_some(20.0),
                     checked_at: Some("2027-01-15T08:00:00Z".into()),
                     error: None,
@@ -641,6 +677,7 @@ mod tests {
                     server: "x.test".into(),
                     status: if up { Status::Green } else { Status::Red },
                     up,
+                    measured: true,
                     latency_ms: up.then_some(40.0),
                     checked_at: Some(at(checked)),
                     error: None,
@@ -694,6 +731,7 @@ mod tests {
                 server: "x.test".into(),
                 status: Status::Green,
                 up: true,
+                measured: true,
                 latency_ms: Some(9.0),
                 checked_at: None,
                 error: None,
@@ -805,5 +843,170 @@ mod tests {
         let lone = Hub::new(BTreeMap::new());
         let v = lone.verdict("x.test", &own(Status::Red), None, (None, &[]), now_s);
         assert_eq!((v.status, v.views.len()), (Status::Red, 1));
+    }
+
+    fn hub_of(names: &[&str]) -> (Hub, Vec<Key>) {
+        let keys: Vec<Key> = names.iter().map(|_| Key::generate()).collect();
+        let hub = Hub::new(
+            names
+                .iter()
+                .zip(&keys)
+                .map(|(n, k)| {
+                    (
+                        (*n).to_owned(),
+                        super::super::parse_public_key(&k.public()).unwrap(),
+                    )
+                })
+                .collect(),
+        );
+        (hub, keys)
+    }
+
+    #[test]
+    fn a_report_stating_an_interval_outside_a_second_to_an_hour_is_refused() {
+        let (hub, keys) = hub_of(&["asia"]);
+        let now = 1_800_000_000_000i64;
+        for (i, interval_s) in [0, 3601, u64::MAX, 1, 3600].into_iter().enumerate() {
+            let sent = now + i as i64;
+            let body = serde_json::to_vec(&Report {
+                vantage: "asia".into(),
+                sent_at_ms: sent,
+                interval_s,
+                servers: Vec::new(),
+            })
+            .unwrap();
+            let r = hub.accept(Some(&keys[0].authorization("asia", &body)), &body, sent);
+            if interval_s == 1 || interval_s == 3600 {
+                assert!(r.is_ok(), "{interval_s}: {r:?}");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.reason, "malformed", "{interval_s}");
+                assert!(e.detail.contains("outside 1 s to 3600 s"), "{}", e.detail);
+            }
+        }
+        // Staleness is computed without overflow for the longest interval.
+        let v = hub.verdict(
+            "x.test",
+            &own(Status::Green),
+            None,
+            (None, &[]),
+            i64::MAX / 2,
+        );
+        assert_eq!(v.status, Status::Green);
+    }
+
+    #[test]
+    fn a_vantage_named_in_chinese_is_read_from_its_header() {
+        let (hub, keys) = hub_of(&["上海"]);
+        let now = 1_800_000_000_000i64;
+        let body = report("上海", now, &[("x.test", Status::Green, true)]);
+        let header = keys[0].authorization("上海", &body);
+        assert!(header.is_ascii(), "{header}");
+        assert_eq!(hub.check_sender(Some(&header)), Ok("上海".to_owned()));
+        assert_eq!(
+            hub.accept(Some(&header), &body, now),
+            Ok(("上海".to_owned(), 1))
+        );
+    }
+
+    #[test]
+    fn rounds_that_could_not_be_measured_do_not_make_a_vantage_impaired() {
+        let (hub, keys) = hub_of(&["v4only"]);
+        let now = 1_800_000_000i64;
+        // An IPv4-only vantage: two IPv6-only servers it cannot measure, one it reaches.
+        let seen = |server: &str, up: bool, measured: bool| Seen {
+            server: server.into(),
+            status: if up { Status::Green } else { Status::Unknown },
+            up,
+            measured,
+            latency_ms: up.then_some(5.0),
+            checked_at: Some("2027-01-15T08:00:00Z".into()),
+            error: None,
+            delegated_name: None,
+            addresses: Vec::new(),
+        };
+        let body = serde_json::to_vec(&Report {
+            vantage: "v4only".into(),
+            sent_at_ms: now * 1000,
+            interval_s: 30,
+            servers: vec![
+                seen("six-a.test", false, false),
+                seen("six-b.test", false, false),
+                seen("dual.test", true, true),
+            ],
+        })
+        .unwrap();
+        hub.accept(
+            Some(&keys[0].authorization("v4only", &body)),
+            &body,
+            now * 1000,
+        )
+        .unwrap();
+        let v = hub.verdict("dual.test", &own(Status::Green), None, (None, &[]), now);
+        assert!(!v.views[1].impaired, "{:?}", v.views[1]);
+        let v = hub.verdict("six-a.test", &own(Status::Green), None, (None, &[]), now);
+        assert!(!v.views[1].impaired);
+        // Nor does an unmeasured round count against the server in the vantage's day.
+        assert_eq!(v.views[1].uptime_24h, None);
+    }
+
+    #[test]
+    fn a_hub_whose_own_probes_reach_nothing_does_not_outvote_its_agents() {
+        let (hub, keys) = hub_of(&["asia", "eu"]);
+        let now = 1_800_000_000i64;
+        for (i, name) in ["asia", "eu"].iter().enumerate() {
+            let body = report(
+                name,
+                now * 1000,
+                &[
+                    ("x.test", Status::Green, true),
+                    ("y.test", Status::Yellow, true),
+                ],
+            );
+            hub.accept(Some(&keys[i].authorization(name, &body)), &body, now * 1000)
+                .unwrap();
+        }
+        let mut broken = own(Status::Red);
+        broken.impaired = true;
+        broken.reached = false;
+        let down = Some(Reason::Down {
+            failed: 3,
+            cause: Box::new(Reason::Failed {
+                kind: None,
+                message: String::new(),
+            }),
+        });
+        let v = hub.verdict("x.test", &broken, down.clone(), (None, &[]), now);
+        assert_eq!((v.status, v.reason), (Status::Green, None));
+        let v = hub.verdict("y.test", &broken, down.clone(), (None, &[]), now);
+        assert_eq!(v.status, Status::Yellow);
+        assert_eq!(
+            v.reason.unwrap().to_string(),
+            "degraded as seen from asia, eu"
+        );
+        // When a voting majority sees it red, it is red, explained by them (not by the hub's
+        // broken probes).
+        let mut owned = own(Status::Red);
+        owned.impaired = true;
+        let body = report("asia", now * 1000 + 1, &[("x.test", Status::Red, false)]);
+        hub.accept(
+            Some(&keys[0].authorization("asia", &body)),
+            &body,
+            now * 1000 + 1,
+        )
+        .unwrap();
+        let body = report("eu", now * 1000 + 1, &[("x.test", Status::Red, false)]);
+        hub.accept(
+            Some(&keys[1].authorization("eu", &body)),
+            &body,
+            now * 1000 + 1,
+        )
+        .unwrap();
+        let v = hub.verdict("x.test", &owned, down, (None, &[]), now);
+        assert_eq!(v.status, Status::Red);
+        assert_eq!(
+            v.reason.unwrap().to_string(),
+            "unreachable from asia, eu (0 of 2 vantages reach it)"
+        );
     }
 }

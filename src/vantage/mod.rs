@@ -102,10 +102,16 @@ impl Key {
         STANDARD_NO_PAD.encode(self.signing.verifying_key().to_bytes())
     }
 
-    /// The `Authorization` header for `body` sent as vantage `name`.
+    /// The `Authorization` header for `body` sent as vantage `name`. The name is
+    /// percent-encoded (UTF-8), so any name a config can hold (`上海`, `a "b", c`) travels in
+    /// a header, which carries ASCII only.
     pub fn authorization(&self, name: &str, body: &[u8]) -> String {
         let sig = STANDARD_NO_PAD.encode(self.signing.sign(body).to_bytes());
-        format!("{SCHEME} name=\"{name}\",key=\"{}\",sig=\"{sig}\"", self.id)
+        format!(
+            "{SCHEME} name=\"{}\",key=\"{}\",sig=\"{sig}\"",
+            encode_name(name),
+            self.id
+        )
     }
 }
 
@@ -120,7 +126,39 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an ed25519 public key ({e})"))
 }
 
-/// The parts of an `Authorization` header: vantage name, key ID, signature.
+/// A vantage name as the header carries it: UTF-8, every byte but RFC 3986's unreserved
+/// characters percent-encoded (so `asia` stays `asia`).
+fn encode_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The name [`encode_name`] encoded; `None` when it is not valid percent-encoded UTF-8.
+fn decode_name(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The parts of an `Authorization` header: vantage name (decoded), key ID, signature.
 pub fn parse_authorization(header: &str) -> Option<(String, String, Vec<u8>)> {
     let rest = header.strip_prefix(SCHEME)?.trim();
     let (mut name, mut key, mut sig) = (None, None, None);
@@ -128,7 +166,7 @@ pub fn parse_authorization(header: &str) -> Option<(String, String, Vec<u8>)> {
         let (k, v) = part.trim().split_once('=')?;
         let v = v.trim().strip_prefix('"')?.strip_suffix('"')?.to_owned();
         match k.trim() {
-            "name" => name = Some(v),
+            "name" => name = Some(decode_name(&v)?),
             "key" => key = Some(v),
             "sig" => sig = STANDARD_NO_PAD.decode(v.trim_end_matches('=')).ok(),
             _ => {}
@@ -144,8 +182,14 @@ pub struct Seen {
     pub server: String,
     /// The vantage's own status for it (with its hysteresis).
     pub status: crate::report::Status,
-    /// Whether an address answered in the last round.
+    /// Whether an address answered in the last round (an address that failed while another
+    /// answered still counts the server as reached).
     pub up: bool,
+    /// Whether the last round could say anything about the server: false when the vantage
+    /// reached none of its addresses through no fault of the server (it has no IPv6 and the
+    /// server only IPv6). Such a round is not counted, for the server or against the vantage.
+    #[serde(default = "measured_by_default")]
+    pub measured: bool,
     /// Headline latency of the last round, milliseconds.
     pub latency_ms: Option<f64>,
     /// When the last round finished (RFC 3339).
@@ -157,6 +201,23 @@ pub struct Seen {
     /// The addresses it probed, sorted, to spot geo-DNS.
     #[serde(default)]
     pub addresses: Vec<String>,
+}
+
+/// Reports of agents from before `measured` existed counted every round.
+fn measured_by_default() -> bool {
+    true
+}
+
+/// Whether a vantage that saw `reached` (per server checked: whether an address answered) is
+/// impaired: it checked two or more servers and reached none. Its probes are broken, not the
+/// servers, so it must not vote (the hub's own view included).
+pub fn impaired(reached: impl IntoIterator<Item = bool>) -> bool {
+    let (mut checked, mut any) = (0usize, false);
+    for r in reached {
+        checked += 1;
+        any |= r;
+    }
+    checked >= 2 && !any
 }
 
 /// What an agent sends after its rounds.

@@ -515,3 +515,153 @@ async fn prometheus_applies_the_contrib_quorum_to_independent_instances() {
         .unwrap();
     assert!(everywhere.is_empty(), "{everywhere:?}");
 }
+
+/// Issue 30, vantages 1 and 2: a server whose IPv6 address refuses while IPv4 answers is
+/// reached, from everywhere, and so is one whose IPv6 a vantage cannot route to. Two such
+/// dual-stack servers, the hub and one agent on a network with IPv6, one agent on a network
+/// without: every vantage reaches both, none is impaired, each counts its rounds as up, and the
+/// verdict is the yellow of a failing address, not red.
+#[test]
+fn a_dual_stack_server_with_ipv6_refused_is_reached_from_everywhere_even_without_ipv6() {
+    use crate::support::netns::{
+        IPV4_ONLY_ADDR, in_a_network_of_its_own, ipv4_only_command, ipv4_only_ready,
+    };
+    in_a_network_of_its_own(|| async {
+        let mut h = Harness::new().await;
+        let mut hosts = Vec::new();
+        for name in ["dual-a.test", "dual-b.test"] {
+            let mut host = h.host(name);
+            h.homeserver(&mut host, 8448, name, name);
+            // Nothing listens on [::1]:8448 here: the IPv6 address refuses.
+            h.dns.aaaa(name, "::1".parse().unwrap());
+            hosts.push(host);
+        }
+        h.servers = vec!["dual-a.test".into(), "dual-b.test".into()];
+        let dir = h.dir.path().to_owned();
+        let keys: Vec<(String, String)> = ["v6", "v4only"]
+            .iter()
+            .map(|n| (n.to_string(), keygen(&dir.join(format!("{n}.key")))))
+            .collect();
+        let vantages: String = keys
+            .iter()
+            .map(|(n, k)| format!("[[vantage]]\nname = \"{n}\"\npublic_key = \"{k}\"\n"))
+            .collect();
+        h.extra = format!("{MONITOR}[web]\nvantage = \"hub\"\n{vantages}");
+        let hub = Serve::start(&h.config_file()).await;
+        let hub_url = format!("http://{}", hub.addr);
+        let dns = h.dns.addr.to_string();
+        let allow = "[\"127.0.0.0/8\", \"::1/128\"]";
+        let fleet = Fleet {
+            h,
+            _hosts: hosts,
+            a_ip: String::new(),
+        };
+        let _v6 = Serve::start(&agent_config(&fleet, &hub_url, "v6", allow, &dns)).await;
+        let ready = dir.join("v4only.ready");
+        let config = agent_config(&fleet, &hub_url, "v4only", allow, &dns);
+        let command = ipv4_only_command(
+            &ready,
+            env!("CARGO_BIN_EXE_mxping"),
+            &Serve::args(&config, &format!("{IPV4_ONLY_ADDR}:0")),
+        );
+        let v4only = Serve::spawn_then(command, |pid| ipv4_only_ready(pid, &ready)).await;
+
+        for name in ["dual-a.test", "dual-b.test"] {
+            let s = hub
+                .wait_for(
+                    Duration::from_secs(30),
+                    "three views of a dual-stack server, each with rounds",
+                    || async {
+                        let s = hub.server(name).await;
+                        ["hub", "v6", "v4only"]
+                            .iter()
+                            .all(|v| {
+                                vantage(&s, v).is_some_and(|x| {
+                                    x["uptime_24h"].as_f64().is_some_and(|u| u > 0.0)
+                                        && x["status"] != "unknown"
+                                })
+                            })
+                            .then_some(s)
+                    },
+                )
+                .await;
+            for v in s["vantages"].as_array().unwrap() {
+                assert_eq!(v["reached"], true, "{name}: {v}");
+                assert_eq!(v["impaired"], false, "{name}: {v}");
+                assert_eq!(v["stale"], false, "{name}: {v}");
+                assert_eq!(v["uptime_24h"], 1.0, "{name}: {v}");
+            }
+            assert_eq!(vantage(&s, "v6").unwrap()["status"], "yellow", "{s}");
+            assert_eq!(
+                vantage(&s, "v4only").unwrap()["status"],
+                "green",
+                "its IPv6 is not its to judge: {s}"
+            );
+            assert_eq!(s["status"], "yellow", "{s}");
+            let reason = s["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("IPv6 address [::1]:8448 failing"),
+                "{reason}"
+            );
+        }
+        // The agent without IPv6 says why its IPv6 results are missing, as the monitor does.
+        let own = v4only.server("dual-a.test").await;
+        let v6 = own["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["ip_family"] == "ipv6")
+            .unwrap()
+            .clone();
+        assert_eq!(v6["error"]["monitor_side"], true, "{v6}");
+        let (_, metrics) = hub.text("/metrics").await;
+        for v in ["v6", "v4only"] {
+            assert!(
+                metrics.contains(&format!("mxping_vantage_impaired{{vantage=\"{v}\"}} 0")),
+                "{metrics}"
+            );
+            for server in ["dual-a.test", "dual-b.test"] {
+                let line = format!("mxping_vantage_up{{server=\"{server}\",vantage=\"{v}\"}} 1");
+                assert!(metrics.contains(&line), "{line}");
+            }
+        }
+    });
+}
+
+/// Issue 30, vantages 3: a vantage named in Chinese (any name a config can hold) reports, and
+/// the hub shows its view under that name.
+#[tokio::test]
+async fn a_vantage_named_in_chinese_reports_to_its_hub() {
+    let mut f = fleet().await;
+    let dir = f.h.dir.path().to_owned();
+    let public = keygen(&dir.join("上海.key"));
+    f.h.extra = format!(
+        "{MONITOR}[web]\nvantage = \"北京\"\n[[vantage]]\nname = \"上海\"\npublic_key = \"{public}\"\n"
+    );
+    let hub = Serve::start(&f.h.config_file()).await;
+    let dns = f.h.dns.addr.to_string();
+    let agent = Serve::start(&agent_config(
+        &f,
+        &format!("http://{}", hub.addr),
+        "上海",
+        "[\"127.0.0.0/8\"]",
+        &dns,
+    ))
+    .await;
+    let a = hub
+        .wait_for(Duration::from_secs(20), "上海's view of a.test", || async {
+            let a = hub.server("a.test").await;
+            vantage(&a, "上海")
+                .is_some_and(|v| v["status"] == "green")
+                .then_some(a)
+        })
+        .await;
+    assert_eq!(a["vantages"][0]["vantage"], "北京");
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(
+        metrics.contains("mxping_vantage_reports_accepted_total{vantage=\"上海\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("mxping_vantage_reports_rejected_total{"));
+    assert!(!agent.log_contains("refused"));
+}

@@ -239,6 +239,10 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
                 ("of", &of.to_string()),
             ],
         ),
+        Reason::DegradedFrom { vantages } => t.f(
+            "reason_degraded_from",
+            &[("vantages", &vantages.join(", "))],
+        ),
     }
 }
 

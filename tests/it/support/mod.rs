@@ -6,6 +6,7 @@ pub mod browser;
 pub mod dns;
 pub mod hostile;
 pub mod https;
+pub mod netns;
 pub mod pki;
 pub mod serve;
 pub mod web;

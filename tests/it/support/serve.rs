@@ -25,24 +25,41 @@ impl Serve {
 
     /// [`Serve::start`], with `adjust` applied to the command first (its environment).
     pub async fn start_with(config: &Path, adjust: impl FnOnce(&mut Command)) -> Serve {
-        mxping::net::tls::install_default_provider();
         let mut command = Command::new(env!("CARGO_BIN_EXE_mxping"));
-        command
-            .args([
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env("MXPING_LOG", "mxping=info");
+        command.args(Serve::args(config, "127.0.0.1:0"));
         adjust(&mut command);
+        Serve::spawn(command).await
+    }
+
+    /// The arguments of `mxping serve` with `config`, listening on `listen`.
+    pub fn args(config: &Path, listen: &str) -> Vec<String> {
+        vec![
+            "serve".into(),
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            "--listen".into(),
+            listen.into(),
+        ]
+    }
+
+    /// Runs `command` (one that ends in `mxping serve`, possibly through a wrapper) and
+    /// waits until it listens.
+    pub async fn spawn(command: Command) -> Serve {
+        Serve::spawn_then(command, |_| {}).await
+    }
+
+    /// [`Serve::spawn`], calling `started` with the process ID as soon as it runs (to set up
+    /// what the wrapper waits for).
+    pub async fn spawn_then(mut command: Command, started: impl FnOnce(u32)) -> Serve {
+        mxping::net::tls::install_default_provider();
+        command.env("MXPING_LOG", "mxping=info");
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        started(child.id().unwrap());
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
