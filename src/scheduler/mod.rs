@@ -443,7 +443,19 @@ impl<R: Rounds> Monitor<R> {
         }
         if !config.vantages.is_empty() {
             // A hub: views, the feed and alerts follow the quorum's verdict.
-            let hub = Arc::new(crate::vantage::hub::Hub::from_config(&config));
+            let hub = crate::vantage::hub::Hub::from_config(
+                &config,
+                monitor.store.as_ref().map(Store::path),
+            )
+            .map_err(|why| StoreError::Io {
+                path: monitor
+                    .store
+                    .as_ref()
+                    .map(|s| s.path().to_owned())
+                    .unwrap_or_default(),
+                why,
+            })?;
+            let hub = Arc::new(hub);
             tracing::info!(
                 "hub: taking reports from {} vantage(s): {}",
                 hub.names().count(),

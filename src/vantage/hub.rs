@@ -9,6 +9,7 @@
 //! status.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Mutex;
 
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -16,6 +17,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::store::{HubStore, Kept};
 use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
 
 /// The shortest probe interval a report may state, seconds.
@@ -96,7 +98,48 @@ struct Hour {
     latency_n: u32,
 }
 
+/// Bytes of one encoded hour: start, rounds, up, latency sum, latency count.
+const HOUR_BYTES: usize = 8 + 4 + 4 + 8 + 4;
+
 impl Hours {
+    /// The hours as the store keeps them: the last check time, then each hour.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.hours.len() * HOUR_BYTES);
+        out.extend_from_slice(&self.last_checked.to_le_bytes());
+        for h in &self.hours {
+            out.extend_from_slice(&h.start.to_le_bytes());
+            out.extend_from_slice(&h.rounds.to_le_bytes());
+            out.extend_from_slice(&h.up.to_le_bytes());
+            out.extend_from_slice(&h.latency_sum_ms.to_le_bytes());
+            out.extend_from_slice(&h.latency_n.to_le_bytes());
+        }
+        out
+    }
+
+    /// What [`Hours::encode`] wrote; `None` for anything else.
+    fn decode(bytes: &[u8]) -> Option<Hours> {
+        let (head, rest) = bytes.split_at_checked(8)?;
+        if rest.len() % HOUR_BYTES != 0 || rest.len() / HOUR_BYTES > 25 {
+            return None;
+        }
+        let i64_at = |b: &[u8], i: usize| i64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+        let hours = rest
+            .chunks_exact(HOUR_BYTES)
+            .map(|c| Hour {
+                start: i64_at(c, 0),
+                rounds: u32_at(c, 8),
+                up: u32_at(c, 12),
+                latency_sum_ms: f64::from_le_bytes(c[16..24].try_into().unwrap()),
+                latency_n: u32_at(c, 24),
+            })
+            .collect();
+        Some(Hours {
+            last_checked: i64_at(head, 0),
+            hours,
+        })
+    }
+
     fn add(&mut self, seen: &Seen) {
         let Some(at) = seen
             .checked_at
@@ -156,10 +199,21 @@ impl Hours {
     }
 }
 
+/// A vantage whose last report is more than three of its intervals old at `now` (Unix
+/// seconds): it does not vote.
+fn is_stale(v: &VantageState, now: i64) -> bool {
+    now.saturating_sub(v.received_at) > 3 * v.interval_s as i64
+}
+
 /// The hub's trusted vantages and what they last reported.
 pub struct Hub {
     trusted: BTreeMap<String, VerifyingKey>,
     state: Mutex<BTreeMap<String, VantageState>>,
+    /// Where the marks and days are kept across restarts.
+    store: HubStore,
+    /// Held from the replay check until the report is stored, so the store's marks follow
+    /// the order reports were accepted in.
+    accepting: Mutex<()>,
     /// Reports refused, by reason.
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     /// Reports accepted, by vantage.
@@ -179,9 +233,52 @@ pub struct Verdict {
 impl Hub {
     /// A hub trusting `vantages` (name, public key).
     pub fn new(vantages: BTreeMap<String, VerifyingKey>) -> Hub {
+        Hub::with_store(vantages, HubStore::open(None).expect("nothing to open"))
+    }
+
+    /// A hub trusting `vantages`, keeping their marks and days in `store` and starting from
+    /// what it kept (vantages no longer trusted are forgotten).
+    pub fn with_store(vantages: BTreeMap<String, VerifyingKey>, store: HubStore) -> Hub {
+        let names: Vec<&str> = vantages.keys().map(String::as_str).collect();
+        if let Err(e) = store.retain(&names) {
+            tracing::warn!("hub: vantages no longer configured could not be forgotten: {e}");
+        }
+        let kept = store.load().unwrap_or_else(|e| {
+            tracing::warn!(
+                "hub: what was kept of the vantages cannot be read ({e}); starting afresh"
+            );
+            Default::default()
+        });
+        let state = kept
+            .into_iter()
+            .filter(|(name, _)| vantages.contains_key(name))
+            .map(|(name, k)| {
+                let mut servers = HashMap::new();
+                let mut history = HashMap::new();
+                for (server, seen, hours) in k.servers {
+                    if let Ok(seen) = serde_json::from_str::<Seen>(&seen) {
+                        servers.insert(server.clone(), seen);
+                    }
+                    if let Some(h) = Hours::decode(&hours) {
+                        history.insert(server, h);
+                    }
+                }
+                let state = VantageState {
+                    last_sent_at_ms: k.last_sent_at_ms,
+                    received_at: k.received_at,
+                    interval_s: k.interval_s.clamp(MIN_INTERVAL_S, MAX_INTERVAL_S),
+                    impaired: k.impaired,
+                    servers,
+                    history,
+                };
+                (name, state)
+            })
+            .collect();
         Hub {
             trusted: vantages,
-            state: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(state),
+            store,
+            accepting: Mutex::new(()),
             rejected: Mutex::new(BTreeMap::new()),
             accepted: Mutex::new(BTreeMap::new()),
         }
@@ -192,9 +289,13 @@ impl Hub {
         self.trusted.keys().map(String::as_str)
     }
 
-    /// A hub for `config`'s `[[vantage]]` list (keys were checked when it was loaded).
-    pub fn from_config(config: &crate::config::Config) -> Hub {
-        Hub::new(
+    /// A hub for `config`'s `[[vantage]]` list (keys were checked when it was loaded),
+    /// keeping what it learns in the store file `store` (none: in memory only).
+    pub fn from_config(
+        config: &crate::config::Config,
+        store: Option<&Path>,
+    ) -> Result<Hub, String> {
+        Ok(Hub::with_store(
             config
                 .vantages
                 .iter()
@@ -202,7 +303,8 @@ impl Hub {
                     Some((v.name.clone(), super::parse_public_key(&v.public_key).ok()?))
                 })
                 .collect(),
-        )
+            HubStore::open(store)?,
+        ))
     }
 
     /// Counts a refused report.
@@ -259,6 +361,17 @@ impl Hub {
                 "mxping_vantage_last_report_timestamp_seconds{{vantage=\"{}\"}} {}",
                 label(name),
                 v.received_at
+            );
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        out.push_str("# HELP mxping_vantage_stale 1 if the vantage has not reported for three of its intervals, or not at all since it was configured (it does not vote).\n# TYPE mxping_vantage_stale gauge\n");
+        for name in self.trusted.keys() {
+            let stale = state.get(name).is_none_or(|v| is_stale(v, now));
+            let _ = writeln!(
+                out,
+                "mxping_vantage_stale{{vantage=\"{}\"}} {}",
+                label(name),
+                u8::from(stale)
             );
         }
         out.push_str("# HELP mxping_vantage_impaired 1 if the vantage's last report reached none of its servers (it does not vote).\n# TYPE mxping_vantage_impaired gauge\n");
@@ -385,6 +498,13 @@ impl Hub {
                 ),
             ));
         }
+        // The views as the store keeps them, written before the report is acknowledged.
+        let seen_json: Vec<String> = report
+            .servers
+            .iter()
+            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .collect();
+        let _accepting = self.accepting.lock().expect("hub lock");
         let mut state = self.state.lock().expect("hub lock");
         if let Some(s) = state.get(&name)
             && report.sent_at_ms <= s.last_sent_at_ms
@@ -413,17 +533,29 @@ impl Hub {
         }
         // Servers the vantage no longer probes are forgotten.
         history.retain(|server, _| report.servers.iter().any(|s| &s.server == server));
+        let kept = Kept {
+            last_sent_at_ms: report.sent_at_ms,
+            received_at: now_ms / 1000,
+            interval_s: report.interval_s,
+            impaired,
+            servers: report
+                .servers
+                .iter()
+                .zip(seen_json)
+                .map(|(s, json)| {
+                    let hours = history
+                        .get(&s.server)
+                        .map(Hours::encode)
+                        .unwrap_or_default();
+                    (s.server.clone(), json, hours)
+                })
+                .collect(),
+        };
         let servers = report
             .servers
             .into_iter()
             .map(|s| (s.server.clone(), s))
             .collect();
-        *self
-            .accepted
-            .lock()
-            .expect("hub lock")
-            .entry(name.clone())
-            .or_default() += 1;
         state.insert(
             name.clone(),
             VantageState {
@@ -435,7 +567,45 @@ impl Hub {
                 history,
             },
         );
+        drop(state);
+        if let Err(e) = self.store.save(&name, &kept) {
+            // Accepted all the same: the hub's own store failing is not the agent's doing.
+            tracing::error!("hub: the report of {name} could not be stored: {e}");
+        }
+        *self
+            .accepted
+            .lock()
+            .expect("hub lock")
+            .entry(name.clone())
+            .or_default() += 1;
         Ok((name, probed))
+    }
+
+    /// One line per trusted vantage for `/healthz` at `now` (Unix seconds): whether it
+    /// reports and votes.
+    pub fn health(&self, now: i64) -> Vec<String> {
+        let state = self.state.lock().expect("hub lock");
+        self.trusted
+            .keys()
+            .map(|name| match state.get(name) {
+                None => format!("vantage {name}: no report yet"),
+                Some(v) => {
+                    let ago = crate::alert::message::duration(
+                        crate::i18n::english(),
+                        now - v.received_at,
+                    );
+                    if is_stale(v, now) {
+                        format!("vantage {name}: stale (last report {ago} ago; it does not vote)")
+                    } else if v.impaired {
+                        format!(
+                            "vantage {name}: impaired (it reaches none of its servers; it does not vote)"
+                        )
+                    } else {
+                        format!("vantage {name}: ok (last report {ago} ago)")
+                    }
+                }
+            })
+            .collect()
     }
 
     /// The quorum's verdict for `server`, given the hub's own view (`own_name`, status,
@@ -456,7 +626,7 @@ impl Hub {
             let Some(seen) = v.servers.get(server) else {
                 continue;
             };
-            let stale = now - v.received_at > 3 * v.interval_s as i64;
+            let stale = is_stale(v, now);
             let (uptime_24h, latency_24h_ms) =
                 v.history.get(server).map_or((None, None), |h| h.day(now));
             views.push(VantageView {
@@ -1008,5 +1178,73 @@ mod tests {
             v.reason.unwrap().to_string(),
             "unreachable from asia, eu (0 of 2 vantages reach it)"
         );
+    }
+
+    #[test]
+    fn a_restarted_hub_refuses_replays_and_keeps_each_vantages_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mxping.sqlite3");
+        let key = Key::generate();
+        let trusted = || {
+            BTreeMap::from([(
+                "asia".to_owned(),
+                super::super::parse_public_key(&key.public()).unwrap(),
+            )])
+        };
+        let now = 1_800_000_000i64;
+        let body = report("asia", now * 1000, &[("x.test", Status::Green, true)]);
+        let auth = key.authorization("asia", &body);
+        let hub = Hub::with_store(trusted(), HubStore::open(Some(&file)).unwrap());
+        hub.accept(Some(&auth), &body, now * 1000).unwrap();
+        let before = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), now);
+        drop(hub);
+
+        let hub = Hub::with_store(trusted(), HubStore::open(Some(&file)).unwrap());
+        // The captured report, replayed after the restart.
+        let e = hub
+            .accept(Some(&auth), &body, now * 1000 + 5000)
+            .unwrap_err();
+        assert_eq!(e.reason, "replayed");
+        let after = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), now);
+        assert_eq!(after.views, before.views, "the view and the day are back");
+        assert_eq!(after.views[1].uptime_24h, Some(1.0));
+        assert!(hub.health(now + 5)[0].starts_with("vantage asia: ok (last report"));
+        assert!(hub.health(now + 1000)[0].starts_with("vantage asia: stale"));
+        drop(hub);
+
+        // A vantage no longer configured is forgotten.
+        let hub = Hub::with_store(BTreeMap::new(), HubStore::open(Some(&file)).unwrap());
+        drop(hub);
+        let hub = Hub::with_store(trusted(), HubStore::open(Some(&file)).unwrap());
+        assert_eq!(
+            hub.health(now),
+            vec!["vantage asia: no report yet".to_owned()]
+        );
+        hub.accept(Some(&auth), &body, now * 1000).unwrap();
+    }
+
+    #[test]
+    fn hours_are_stored_as_they_were_and_damaged_bytes_are_refused() {
+        let mut h = Hours::default();
+        let at = |s: i64| crate::timestamp::format(OffsetDateTime::from_unix_timestamp(s).unwrap());
+        for (i, up) in [true, false, true].into_iter().enumerate() {
+            h.add(&Seen {
+                server: "x".into(),
+                status: Status::Green,
+                up,
+                measured: true,
+                latency_ms: up.then_some(12.5),
+                checked_at: Some(at(1_800_000_000 + i as i64 * 1800)),
+                error: None,
+                delegated_name: None,
+                addresses: Vec::new(),
+            });
+        }
+        let bytes = h.encode();
+        let back = Hours::decode(&bytes).unwrap();
+        assert_eq!(back.day(1_800_004_000), h.day(1_800_004_000));
+        assert_eq!(back.last_checked, h.last_checked);
+        assert!(Hours::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(Hours::decode(&[]).is_none());
     }
 }

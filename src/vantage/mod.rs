@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod hub;
+pub mod store;
 
 use std::path::Path;
 

@@ -214,7 +214,15 @@ async fn vantage_report(
         }
     };
     let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    match hub.accept(auth, &bytes, now_ms) {
+    // Verifying megabytes of signed JSON and storing the report are blocking work: off the
+    // runtime's threads, so the page and the probes' timers do not wait for them.
+    let auth = auth.map(str::to_owned);
+    let accepting = hub.clone();
+    let accepted =
+        tokio::task::spawn_blocking(move || accepting.accept(auth.as_deref(), &bytes, now_ms))
+            .await
+            .expect("accepting a report does not panic");
+    match accepted {
         Ok(_) => {
             state.board.touch();
             StatusCode::NO_CONTENT.into_response()
@@ -238,6 +246,12 @@ async fn vantage_report(
 /// not getting through and how many wait.
 async fn healthz(State(state): State<AppState>) -> String {
     let mut out = "ok\n".to_owned();
+    if let Some(hub) = state.board.hub() {
+        for line in hub.health(time::OffsetDateTime::now_utc().unix_timestamp()) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     for (label, s) in state.board.alert_channels() {
         match s.problem {
             None if s.checking => out.push_str(&format!(

@@ -665,3 +665,109 @@ async fn a_vantage_named_in_chinese_reports_to_its_hub() {
     assert!(!metrics.contains("mxping_vantage_reports_rejected_total{"));
     assert!(!agent.log_contains("refused"));
 }
+
+/// Issue 30, vantages 5 and 6: a hub keeps its replay marks and each vantage's day in its
+/// store, so a report captured before a restart is refused after it, and the page shows the
+/// vantage's view and day at once. `/healthz` says which vantage reports, and one that stops
+/// is stale there and in `mxping_vantage_stale`.
+#[tokio::test]
+async fn a_restarted_hub_refuses_replays_and_keeps_every_vantages_day() {
+    let mut f = fleet().await;
+    let dir = f.h.dir.path().to_owned();
+    let public = keygen(&dir.join("asia.key"));
+    let monitor = MONITOR.replace(
+        "data_dir = \"\"",
+        &format!("data_dir = \"{}\"", dir.join("hub-data").display()),
+    );
+    f.h.extra = format!("{monitor}[[vantage]]\nname = \"asia\"\npublic_key = \"{public}\"\n");
+    let config = f.h.config_file();
+    let hub = Serve::start(&config).await;
+    let (_, health) = hub.text("/healthz").await;
+    assert!(health.contains("vantage asia: no report yet"), "{health}");
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(metrics.contains("mxping_vantage_stale{vantage=\"asia\"} 1"));
+    let dns = f.h.dns.addr.to_string();
+    let mut agent = Serve::start(&agent_config(
+        &f,
+        &format!("http://{}", hub.addr),
+        "asia",
+        "[\"127.0.0.0/8\"]",
+        &dns,
+    ))
+    .await;
+    let before = hub
+        .wait_for(Duration::from_secs(20), "asia's day of a.test", || async {
+            let a = hub.server("a.test").await;
+            vantage(&a, "asia")
+                .is_some_and(|v| v["uptime_24h"] == 1.0)
+                .then_some(a)
+        })
+        .await;
+    let (_, health) = hub.text("/healthz").await;
+    assert!(health.contains("vantage asia: ok (last report"), "{health}");
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(metrics.contains("mxping_vantage_stale{vantage=\"asia\"} 0"));
+    agent.child.kill().await.unwrap();
+    let _ = agent.child.wait().await;
+    // A report signed by asia's key, as an attacker who captured it would replay it.
+    let key = mxping::vantage::Key::read(&dir.join("asia.key")).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "vantage": "asia", "sent_at_ms": now.unix_timestamp() * 1000 + 999, "interval_s": 1,
+        "servers": [{"server": "a.test", "status": "green", "up": true, "latency_ms": 7.0,
+                     "checked_at": now.format(&time::format_description::well_known::Rfc3339).unwrap(), "error": null,
+                     "delegated_name": "a.test", "addresses": []}]
+    }))
+    .unwrap();
+    let auth = key.authorization("asia", &body);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |to: std::net::SocketAddr| {
+        client
+            .post(format!("http://{to}/api/v1/vantage/report"))
+            .header("authorization", auth.clone())
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(post(hub.addr).await.unwrap().status(), 204);
+    let before = vantage(&hub.server("a.test").await, "asia")
+        .unwrap()
+        .clone();
+    assert_eq!(before["latency_ms"], 7.0);
+    hub.signal("TERM");
+    let mut hub = hub;
+    let _ = hub.child.wait().await;
+
+    let hub = Serve::start(&config).await;
+    // asia's view and day are there before it reports again.
+    let after = vantage(&hub.server("a.test").await, "asia")
+        .unwrap()
+        .clone();
+    for field in [
+        "status",
+        "latency_ms",
+        "checked_at",
+        "uptime_24h",
+        "latency_24h_ms",
+    ] {
+        assert_eq!(after[field], before[field], "{field}: {after}");
+    }
+    assert!(after["uptime_24h"].as_f64().unwrap() > 0.99, "{after}");
+    let r = post(hub.addr).await.unwrap();
+    assert_eq!(
+        r.status(),
+        409,
+        "a replay after a restart is still a replay"
+    );
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(metrics.contains("mxping_vantage_reports_rejected_total{reason=\"replayed\"} 1"));
+    // asia stopped: within three of its intervals it is stale, in /healthz and the metrics.
+    let health = hub
+        .wait_for(Duration::from_secs(10), "asia stale", || async {
+            let (_, h) = hub.text("/healthz").await;
+            h.contains("vantage asia: stale (last report").then_some(h)
+        })
+        .await;
+    assert!(health.starts_with("ok\n"), "{health}");
+    let (_, metrics) = hub.text("/metrics").await;
+    assert!(metrics.contains("mxping_vantage_stale{vantage=\"asia\"} 1"));
+}
