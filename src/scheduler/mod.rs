@@ -882,7 +882,9 @@ impl<R: Rounds> Job<R> {
             let Some((round, discovery_ran)) = outcome else {
                 return;
             };
-            let up = round.any_ok();
+            // A round this monitor could not make (no IPv6 to an IPv6-only server) is not a
+            // failure of the server: it keeps the normal cadence.
+            let up = round.any_ok() || !round.measurable();
             self.publish(round, discovery_ran);
             let period = if up {
                 self.config.monitor.interval
@@ -909,7 +911,7 @@ impl<R: Rounds> Job<R> {
         };
         let round = self.services.probe(resolution, name.as_str()).await;
         let mut cache = self.slot.resolution.lock().expect("resolution lock");
-        *cache = if round.any_ok() {
+        *cache = if round.any_ok() || !round.measurable() {
             if discovery_ran {
                 let expires = now + round.resolution.valid_for;
                 Some((round.resolution.clone(), expires))
@@ -917,7 +919,8 @@ impl<R: Rounds> Job<R> {
                 cache.take()
             }
         } else {
-            // Nothing answered: resolve again next round, as homeservers drop cached routes.
+            // Nothing answered (and it could have): resolve again next round, as homeservers
+            // drop cached routes.
             None
         };
         (round, discovery_ran)
@@ -934,6 +937,12 @@ impl<R: Rounds> Job<R> {
         }
         // Only this loop writes the history; readers hold `Shown` blocks it never changes.
         let mut history = self.slot.history.lock().expect("history lock");
+        if self.slot.cancel.is_cancelled() {
+            // A reload restarted this server meanwhile: it cancels the loop, then copies the
+            // history under this lock for the new loop. A round recorded here now would be
+            // in the old copy only (and its change announced again by the new loop).
+            return;
+        }
         let recorded = record_round(self.slot.server.name.as_str(), &mut history, &round, now);
         // On a hub, changes of the verdict are recorded instead (`track_verdicts`).
         if let Some(event) = recorded.event

@@ -108,7 +108,7 @@ pub(super) async fn servers(
         Some(Ok(n)) => n,
         Some(Err(_)) => return bad_request("cursor is not one this API gave out".into()),
     };
-    let end = limit.map_or(chosen.len(), |n| (start + n).min(chosen.len()));
+    let end = limit.map_or(chosen.len(), |n| start.saturating_add(n).min(chosen.len()));
     let servers: Vec<Arc<ServerView>> = chosen
         .get(start.min(chosen.len())..end)
         .unwrap_or_default()

@@ -702,6 +702,16 @@ async fn long_lists_are_paged_and_searchable_without_javascript() {
     assert!(v.get("next_cursor").is_none());
     let v = web.json("/api/v1/servers?status=green").await;
     assert!(v["servers"].as_array().unwrap().is_empty());
+    // A cursor past the end, up to the largest number there is, gives an empty page.
+    for cursor in ["251", "1000000", &usize::MAX.to_string()] {
+        let (code, body) = web
+            .text(&format!("/api/v1/servers?limit=10&cursor={cursor}"))
+            .await;
+        assert_eq!(code, 200, "{cursor}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["servers"].as_array().unwrap().is_empty(), "{cursor}");
+        assert!(v.get("next_cursor").is_none(), "{cursor}");
+    }
     for bad in [
         "/api/v1/servers?status=purple",
         "/api/v1/servers?limit=0",

@@ -28,6 +28,8 @@ struct Scripted {
     up: Arc<Mutex<HashMap<String, bool>>>,
     /// Servers whose only address this monitor cannot reach (it has no IPv6).
     unreachable: Arc<Mutex<Vec<String>>>,
+    /// Servers that answer every other round (probes so far, by server).
+    flapping: Arc<Mutex<HashMap<String, u64>>>,
     log: Log,
     in_flight: Arc<Mutex<(usize, usize)>>,
     valid_for: Duration,
@@ -40,6 +42,7 @@ impl Scripted {
         Scripted {
             up: Arc::default(),
             unreachable: Arc::default(),
+            flapping: Arc::default(),
             log: Arc::default(),
             in_flight: Arc::default(),
             valid_for,
@@ -97,7 +100,11 @@ impl Rounds for Scripted {
         }
         tokio::time::sleep(self.round_takes).await;
         self.in_flight.lock().unwrap().0 -= 1;
-        let up = *self.up.lock().unwrap().get(name).unwrap_or(&true);
+        let mut up = *self.up.lock().unwrap().get(name).unwrap_or(&true);
+        if let Some(n) = self.flapping.lock().unwrap().get_mut(name) {
+            *n += 1;
+            up = *n % 2 == 0;
+        }
         let mut a = AddressReport::new(resolution.targets[0].address);
         if self.unreachable.lock().unwrap().iter().any(|n| n == name) {
             let mut e = ProbeError::new(ErrorKind::Connect, "this monitor has no IPv6");
@@ -257,9 +264,14 @@ async fn rounds_this_monitor_cannot_make_are_not_counted() {
         .push("down.test".to_owned());
     let monitor = start(&script, config(64));
     let board = monitor.board();
-    tokio::time::sleep(Duration::from_secs(100)).await;
+    tokio::time::sleep(Duration::from_secs(151)).await;
     let probes = script.times("down.test", "probe");
-    assert!(probes.len() >= 3, "{probes:?}");
+    assert!(probes.len() >= 4, "{probes:?}");
+    // Such a round is not a failure: the normal interval, not the retry one, and the
+    // resolution kept until it expires (45 s: every other round), not made again each time.
+    assert!(gaps(&probes).iter().all(|g| *g == 30.0), "{probes:?}");
+    let resolved = script.times("down.test", "resolve");
+    assert_eq!(resolved.len(), probes.len().div_ceil(2), "{resolved:?}");
     let view = board.server("down.test").unwrap().1;
     assert_eq!(
         view.status().as_str(),
@@ -384,5 +396,48 @@ async fn every_server_gets_its_own_saved_history_back() {
                 assert!((p50 - latency(i)).abs() <= within, "{name}: {p50}");
             }
         }
+    }
+}
+
+/// Issue 30: a reload that restarts a server's loop while one of its rounds is being
+/// published must not record that round twice (in the old loop's history, and again in the
+/// new loop's copy taken before it), which announced one change twice. A server that changes
+/// status every round, 5 ms apart, restarted by hundreds of reloads on two threads: its status
+/// changes, oldest first, must form one chain (each starts where the last ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_racing_rounds_announces_each_change_once() {
+    let script = Scripted::new(Duration::from_secs(3600), Duration::ZERO);
+    script
+        .flapping
+        .lock()
+        .unwrap()
+        .insert("flap.test".into(), 0);
+    let config = |title: &str| {
+        let text = format!(
+            "[monitor]\ninterval = \"5ms\"\nretry_interval = \"5ms\"\ntimeout = \"2ms\"\n\
+             down_after = 1\nup_after = 1\n[storage]\ndata_dir = \"\"\n\
+             [[server]]\nname = \"flap.test\"\ntitle = \"{title}\"\n"
+        );
+        Config::parse(&text, "race.toml", None).unwrap()
+    };
+    let monitor = start(&script, config("a"));
+    for i in 0..400 {
+        // A changed title restarts the server's loop, keeping its history.
+        monitor
+            .reload(config(if i % 2 == 0 { "b" } else { "a" }))
+            .unwrap();
+        tokio::time::sleep(Duration::from_micros(700)).await;
+    }
+    assert!(monitor.shutdown(Duration::from_secs(1)).await);
+    let board = monitor.board();
+    let mut events = board.events();
+    events.reverse();
+    assert!(events.len() > 5, "{} changes", events.len());
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[0].to, pair[1].from,
+            "a change announced twice, or one lost: {:?} then {:?}",
+            pair[0], pair[1]
+        );
     }
 }
