@@ -30,6 +30,22 @@ pub struct Session {
     pub room_id: String,
     /// The room as configured.
     pub room: String,
+    /// Servers to join through.
+    via: Vec<String>,
+}
+
+/// `POST /join/{roomIdOrAlias}` with each of `via` as `via` and, for homeservers older than
+/// Matrix 1.12, as `server_name`.
+pub fn join_path(room: &str, via: &[String]) -> String {
+    let mut path = format!("/_matrix/client/v3/join/{}", segment(room));
+    for (i, server) in via.iter().enumerate() {
+        let s = segment(server);
+        path.push_str(&format!(
+            "{}via={s}&server_name={s}",
+            if i == 0 { '?' } else { '&' }
+        ));
+    }
+    path
 }
 
 /// A path segment, percent-encoded (everything but RFC 3986's unreserved characters).
@@ -53,22 +69,24 @@ fn errcode(r: &Response) -> (String, String) {
     (code, crate::text::cap_to(&msg, 200))
 }
 
-/// How long a 429 asks to wait: `retry_after_ms` in the body (Matrix), or `Retry-After`
-/// (seconds or an HTTP date).
+/// How long a 429 or 503 asks to wait: the `Retry-After` header (seconds or an HTTP date),
+/// then the body's `retry_after_ms` (deprecated since Matrix 1.10, MSC4041, which made the
+/// header the way to say it).
 pub fn retry_after(r: &Response) -> Option<Duration> {
+    if let Some(header) = r.headers.get(RETRY_AFTER).and_then(|h| h.to_str().ok()) {
+        let header = header.trim();
+        if let Ok(s) = header.parse::<u64>() {
+            return Some(Duration::from_secs(s));
+        }
+        if let Ok(at) = httpdate::parse_http_date(header) {
+            return Some(
+                at.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default(),
+            );
+        }
+    }
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    if let Some(ms) = v["retry_after_ms"].as_u64() {
-        return Some(Duration::from_millis(ms));
-    }
-    let header = r.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(s) = header.parse::<u64>() {
-        return Some(Duration::from_secs(s));
-    }
-    let at = httpdate::parse_http_date(header).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+    v["retry_after_ms"].as_u64().map(Duration::from_millis)
 }
 
 /// What an answer that is not a success means for delivery.
@@ -81,8 +99,28 @@ pub fn failure(what: &str, r: &Response) -> Failure {
     };
     match r.status {
         StatusCode::TOO_MANY_REQUESTS => Failure::rate_limited(detail, retry_after(r)),
-        s if s.is_server_error() => Failure::unreachable(detail),
+        s if s.is_server_error() => Failure {
+            retry_after: retry_after(r),
+            ..Failure::unreachable(detail)
+        },
         _ => Failure::rejected(detail),
+    }
+}
+
+/// What an answer to sending one message means: as [`failure`], and refused for what the
+/// message is (400 bad request, 404, 410 gone, 413 too large) when sending it again cannot
+/// help, so the queue is not held up behind it.
+pub fn send_failure(what: &str, r: &Response) -> Failure {
+    let permanent = matches!(
+        r.status,
+        StatusCode::BAD_REQUEST
+            | StatusCode::NOT_FOUND
+            | StatusCode::GONE
+            | StatusCode::PAYLOAD_TOO_LARGE
+    );
+    Failure {
+        permanent,
+        ..failure(what, r)
     }
 }
 
@@ -153,6 +191,7 @@ impl Session {
             user_id,
             room_id: target.room.clone(),
             room: target.room.clone(),
+            via: target.via.clone(),
         };
         if target.room.starts_with('#') {
             let r = session
@@ -210,13 +249,14 @@ impl Session {
             return Ok(());
         }
         // Not joined (a homeserver does not show an invited user the room's state): join,
-        // which accepts an invite, or enters a room anyone may join.
+        // which accepts an invite, or enters a room anyone may join, through the servers the
+        // room's ID or alias names and the config's `via` (a version 12 room ID names none).
         let joined = Session::call(
             fetcher,
             &self.base,
             &self.token,
             Method::POST,
-            &self.room_path("join"),
+            &join_path(&self.room_id, &self.via),
             Some(&json!({})),
         )
         .await?;
@@ -300,7 +340,7 @@ impl Session {
         )
         .await?;
         if !r.status.is_success() {
-            return Err(failure(&format!("posting to {}", self.room), &r));
+            return Err(send_failure(&format!("posting to {}", self.room), &r));
         }
         serde_json::from_slice::<Value>(&r.body)
             .ok()
@@ -353,6 +393,82 @@ mod tests {
         assert_eq!(segment("#ops:example.org"), "%23ops%3Aexample.org");
         assert_eq!(segment("!abc/def:x"), "%21abc%2Fdef%3Ax");
         assert_eq!(segment("mxping.1.ab-_~"), "mxping.1.ab-_~");
+    }
+
+    #[test]
+    fn joins_name_every_server_to_join_through() {
+        assert_eq!(
+            join_path("!HVAyE2qiqmBDrVyZdNTJl9x4QdPTI8FmK0C_vqzd8Ao", &[]),
+            "/_matrix/client/v3/join/%21HVAyE2qiqmBDrVyZdNTJl9x4QdPTI8FmK0C_vqzd8Ao"
+        );
+        assert_eq!(
+            join_path("!r:a.org", &["a.org".into(), "b.org:8448".into()]),
+            "/_matrix/client/v3/join/%21r%3Aa.org?via=a.org&server_name=a.org\
+             &via=b.org%3A8448&server_name=b.org%3A8448"
+        );
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut map = hyper::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: Bytes::from(body.to_owned()),
+            head_time: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_from_the_header_first_then_the_body() {
+        let body = r#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":500}"#;
+        let both = answer(429, &[("retry-after", "7")], body);
+        assert_eq!(retry_after(&both), Some(Duration::from_secs(7)));
+        let f = failure("x", &both);
+        assert_eq!(
+            (f.result, f.retry_after),
+            (
+                super::super::Delivery::RateLimited,
+                Some(Duration::from_secs(7))
+            )
+        );
+        assert_eq!(
+            retry_after(&answer(429, &[], body)),
+            Some(Duration::from_millis(500))
+        );
+        // A 503 that says when to come back is waited for too.
+        let busy = failure("x", &answer(503, &[("retry-after", "30")], ""));
+        assert_eq!(
+            (busy.result, busy.retry_after),
+            (
+                super::super::Delivery::Unreachable,
+                Some(Duration::from_secs(30))
+            )
+        );
+        assert!(!busy.permanent);
+    }
+
+    #[test]
+    fn a_message_refused_for_what_it_is_is_permanent_and_others_are_not() {
+        for status in [400, 404, 410, 413] {
+            assert!(
+                send_failure("x", &answer(status, &[], "")).permanent,
+                "{status}"
+            );
+        }
+        for status in [401, 403, 429, 500, 502, 503] {
+            assert!(
+                !send_failure("x", &answer(status, &[], "")).permanent,
+                "{status}"
+            );
+        }
+        // Checking the room is never about one message.
+        assert!(!failure("x", &answer(404, &[], "")).permanent);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! What an alert says, and when one is due: the decision per status change (pure, tested
-//! without a network), and the words in the channel's language.
+//! without a network), and the words in the channel's language, for one server or for a
+//! group of servers that changed together.
 
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::outbox::{Kind, NewMessage, Open};
-use crate::history::events::Event;
+use super::outbox::{Change, Kind, Member, NewMessage, Open};
 use crate::i18n::Locale;
 use crate::report::Status;
 use crate::text::escape_html;
+
+/// Most servers named in one message; the rest are counted ("and 12 more").
+pub const MAX_LINES: usize = 50;
 
 /// What a confirmed status change means for one channel's open alert of that server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,12 +43,10 @@ pub fn decide(open: Option<Status>, to: Status, on: &[Status]) -> Decision {
     }
 }
 
-/// The facts a message is written from.
+/// The facts every message of a channel is written from.
 pub struct Facts<'a> {
     /// The channel's language.
     pub t: &'a Locale,
-    /// The server.
-    pub server: &'a str,
     /// `[web] public_url`, for the detail page's link.
     pub public_url: Option<&'a str>,
 }
@@ -75,16 +76,32 @@ pub fn duration(t: &Locale, seconds: i64) -> String {
     }
 }
 
+/// Plain text and HTML lines, joined and capped at [`MAX_LINES`] ("and N more").
+fn lines(t: &Locale, all: Vec<(String, String)>) -> (String, String) {
+    let more = all.len().saturating_sub(MAX_LINES);
+    let (mut text, mut html): (Vec<String>, Vec<String>) = all.into_iter().take(MAX_LINES).unzip();
+    if more > 0 {
+        let and = t.f("alert_and_more", &[("n", &more.to_string())]);
+        html.push(escape_html(&and));
+        text.push(and);
+    }
+    (text.join("\n"), html.join("<br>"))
+}
+
 impl Facts<'_> {
-    fn link(&self) -> Option<String> {
+    fn link(&self, server: &str) -> Option<String> {
         let base = self.public_url?;
-        let name: String = url::form_urlencoded::byte_serialize(self.server.as_bytes()).collect();
+        let name: String = url::form_urlencoded::byte_serialize(server.as_bytes()).collect();
         Some(format!("{base}/server/{name}"))
     }
 
     fn time(&self, at: i64) -> String {
         OffsetDateTime::from_unix_timestamp(at)
             .map_or_else(|_| at.to_string(), |t| self.t.datetime(t))
+    }
+
+    fn word(&self, s: Status) -> &str {
+        crate::web::status_word(self.t, s)
     }
 
     /// `key` filled in twice: as text, and as HTML with the server in bold.
@@ -108,22 +125,27 @@ impl Facts<'_> {
         (text, self.t.f(key, &refs))
     }
 
-    /// The first message, as it reads while the alert is open: status, reason, since when,
-    /// and the link.
-    pub fn opened(&self, open: &Open) -> (String, String) {
-        let (mut text, mut html) = self.both(
+    /// The line that names `server` with `open`'s status and reason.
+    fn headline(&self, server: &str, open: &Open) -> (String, String) {
+        self.both(
             "alert_fired",
             &[
                 ("symbol", open.status.symbol()),
-                ("server", self.server),
-                ("status", crate::web::status_word(self.t, open.status)),
+                ("server", server),
+                ("status", self.word(open.status)),
                 ("reason", &open.reason),
             ],
-        );
+        )
+    }
+
+    /// The first message of a one-server alert as it reads while open: status, reason, since
+    /// when, and the link.
+    pub fn opened(&self, server: &str, open: &Open) -> (String, String) {
+        let (mut text, mut html) = self.headline(server, open);
         let since = self.t.f("alert_since", &[("time", &self.time(open.since))]);
         text.push_str(&format!("\n{since}"));
         html.push_str(&format!("<br>{}", escape_html(&since)));
-        if let Some(link) = self.link() {
+        if let Some(link) = self.link(server) {
             let details = self.t.t("alert_details");
             text.push_str(&format!(" · {details}: {link}"));
             html.push_str(&format!(
@@ -135,96 +157,196 @@ impl Facts<'_> {
         (text, html)
     }
 
-    /// The messages for `decision` on `event`; `open` is the alert before (for a change or a
-    /// recovery) or after (for a new alert). Matrix channels get a first message, or an edit
-    /// and a thread reply; webhooks one JSON document.
-    pub fn messages(
+    /// The first message of a one-server alert once it recovered: "resolved after …" over
+    /// the struck-through alert.
+    fn resolved(&self, server: &str, open: &Open, at: i64) -> (String, String) {
+        let took = duration(self.t, at - open.since);
+        let (head_t, head_h) = self.both("alert_resolved", &[("duration", &took)]);
+        let (was_t, was_h) = self.opened(server, open);
+        (
+            format!("{head_t}\n{was_t}"),
+            format!("<b>{head_h}</b><br><del>{was_h}</del>"),
+        )
+    }
+
+    /// One member's line in a group's first message, with its link.
+    fn member_line(&self, thread: &str, m: &Member) -> (String, String) {
+        let (mut text, mut html) = match m.resolved_at {
+            None => {
+                let (t, h) = self.headline(&m.server, &m.open(thread));
+                let since = self.t.f("alert_since", &[("time", &self.time(m.since))]);
+                (
+                    format!("{t} ({since})"),
+                    format!("{h} ({})", escape_html(&since)),
+                )
+            }
+            Some(at) => self.both(
+                "alert_member_resolved",
+                &[
+                    ("server", &m.server),
+                    ("duration", &duration(self.t, at - m.since)),
+                ],
+            ),
+        };
+        if let Some(link) = self.link(&m.server) {
+            let details = self.t.t("alert_details");
+            text.push_str(&format!(" · {link}"));
+            html.push_str(&format!(
+                " · <a href=\"{}\">{}</a>",
+                escape_html(&link),
+                escape_html(details)
+            ));
+        }
+        (text, html)
+    }
+
+    /// The first message of `thread` as it reads with `members`: one server's alert as it
+    /// always read, or a group's: how many have a problem, then a line per server (the
+    /// recovered ones say so), at most [`MAX_LINES`].
+    pub fn root(&self, thread: &str, members: &[Member]) -> (String, String) {
+        if let [m] = members {
+            return match m.resolved_at {
+                None => self.opened(&m.server, &m.open(thread)),
+                Some(at) => self.resolved(&m.server, &m.open(thread), at),
+            };
+        }
+        let open = members.iter().filter(|m| m.resolved_at.is_none()).count();
+        let (head_t, head_h) = if open == 0 {
+            let since = members.iter().map(|m| m.since).min().unwrap_or(0);
+            let until = members
+                .iter()
+                .filter_map(|m| m.resolved_at)
+                .max()
+                .unwrap_or(since);
+            let (t, h) = self.both(
+                "alert_group_resolved",
+                &[
+                    ("count", &members.len().to_string()),
+                    ("duration", &duration(self.t, until - since)),
+                ],
+            );
+            (t, format!("<b>{h}</b>"))
+        } else {
+            let worst = members
+                .iter()
+                .filter(|m| m.resolved_at.is_none())
+                .map(|m| m.status)
+                .max_by_key(|s| u8::from(*s == Status::Red))
+                .unwrap_or(Status::Red);
+            self.both(
+                "alert_group",
+                &[
+                    ("symbol", worst.symbol()),
+                    ("count", &open.to_string()),
+                    ("total", &members.len().to_string()),
+                ],
+            )
+        };
+        let (list_t, list_h) = lines(
+            self.t,
+            members
+                .iter()
+                .map(|m| self.member_line(thread, m))
+                .collect(),
+        );
+        (
+            format!("{head_t}\n{list_t}"),
+            format!("{head_h}<br>{list_h}"),
+        )
+    }
+
+    /// The reply in a thread for the changes of one batch: what each member became.
+    pub fn reply(&self, thread: &str, changes: &[(Member, Decision)]) -> (String, String) {
+        let all = changes
+            .iter()
+            .map(|(m, d)| match (d, m.resolved_at) {
+                (Decision::Resolve, Some(at)) => self.both(
+                    "alert_resolved_reply",
+                    &[
+                        ("server", &m.server),
+                        ("status", self.word(Status::Green)),
+                        ("duration", &duration(self.t, at - m.since)),
+                        ("was", self.word(m.status)),
+                        ("time", &self.time(m.since)),
+                    ],
+                ),
+                _ => {
+                    let open = m.open(thread);
+                    self.both(
+                        "alert_changed",
+                        &[
+                            ("symbol", open.status.symbol()),
+                            ("server", &m.server),
+                            ("status", self.word(open.status)),
+                            ("reason", &open.reason),
+                        ],
+                    )
+                }
+            })
+            .collect();
+        lines(self.t, all)
+    }
+
+    /// A webhook's JSON document for `decision` on `change`; `open` is the alert before (a
+    /// change or a recovery) or after (a new alert). `None` when there is nothing to send.
+    pub fn webhook(
         &self,
         decision: Decision,
-        event: &Event,
+        change: &Change,
         before: Option<&Open>,
         after: Option<&Open>,
-        webhook: bool,
-    ) -> Vec<NewMessage> {
-        let message = |kind, (body, html): (String, String)| NewMessage { kind, body, html };
-        if webhook {
-            let Some(open) = after.or(before) else {
-                return Vec::new();
-            };
-            let (text, _) = match decision {
-                Decision::Resolve => self.resolved_reply(open, event.at),
-                Decision::Change => self.changed(after.unwrap_or(open)),
-                _ => self.opened(open),
-            };
-            let kind = match decision {
-                Decision::Fire => "fired",
-                Decision::Change => "changed",
-                Decision::Resolve => "resolved",
-                Decision::Nothing | Decision::Close => return Vec::new(),
-            };
-            let doc = json!({
-                "event": kind,
-                "server": self.server,
-                "status": event.to.as_str(),
-                "previous": event.from.as_str(),
-                "reason": event.reason.as_ref().map(ToString::to_string),
-                "reason_text": (event.to != Status::Green).then(|| open.reason.clone()),
-                "at": event.at,
-                "since": open.since,
-                "duration_s": (decision == Decision::Resolve).then(|| event.at - open.since),
-                "url": self.link(),
-                "text": text,
-            });
-            return vec![message(Kind::Webhook, (text, doc.to_string()))];
-        }
-        match (decision, before, after) {
-            (Decision::Fire, _, Some(open)) => vec![message(Kind::Fire, self.opened(open))],
-            (Decision::Change, Some(_), Some(open)) => vec![
-                message(Kind::Edit, self.opened(open)),
-                message(Kind::Reply, self.changed(open)),
-            ],
-            (Decision::Resolve, Some(open), _) => {
-                let took = duration(self.t, event.at - open.since);
-                let (head_t, head_h) = self.both("alert_resolved", &[("duration", &took)]);
-                let (was_t, was_h) = self.opened(open);
-                vec![
-                    message(
-                        Kind::Edit,
-                        (
-                            format!("{head_t}\n{was_t}"),
-                            format!("<b>{head_h}</b><br><del>{was_h}</del>"),
-                        ),
-                    ),
-                    message(Kind::Reply, self.resolved_reply(open, event.at)),
-                ]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn changed(&self, open: &Open) -> (String, String) {
-        self.both(
-            "alert_changed",
-            &[
-                ("symbol", open.status.symbol()),
-                ("server", self.server),
-                ("status", crate::web::status_word(self.t, open.status)),
-                ("reason", &open.reason),
-            ],
-        )
-    }
-
-    fn resolved_reply(&self, open: &Open, at: i64) -> (String, String) {
-        self.both(
-            "alert_resolved_reply",
-            &[
-                ("server", self.server),
-                ("status", crate::web::status_word(self.t, Status::Green)),
-                ("duration", &duration(self.t, at - open.since)),
-                ("was", crate::web::status_word(self.t, open.status)),
-                ("time", &self.time(open.since)),
-            ],
-        )
+    ) -> Option<NewMessage> {
+        let open = after.or(before)?;
+        let kind = match decision {
+            Decision::Fire => "fired",
+            Decision::Change => "changed",
+            Decision::Resolve => "resolved",
+            Decision::Nothing | Decision::Close => return None,
+        };
+        let server = change.server.as_str();
+        let (text, _) = match decision {
+            Decision::Resolve => self.reply(
+                &open.thread,
+                &[(
+                    Member {
+                        server: server.to_owned(),
+                        status: open.status,
+                        since: open.since,
+                        reason: open.reason.clone(),
+                        resolved_at: Some(change.at),
+                    },
+                    Decision::Resolve,
+                )],
+            ),
+            Decision::Change => self.both(
+                "alert_changed",
+                &[
+                    ("symbol", open.status.symbol()),
+                    ("server", server),
+                    ("status", self.word(open.status)),
+                    ("reason", &open.reason),
+                ],
+            ),
+            _ => self.opened(server, open),
+        };
+        let doc = json!({
+            "event": kind,
+            "server": server,
+            "status": change.to.as_str(),
+            "previous": change.from.as_str(),
+            "reason": change.reason_text,
+            "reason_text": (change.to != Status::Green).then(|| open.reason.clone()),
+            "at": change.at,
+            "since": open.since,
+            "duration_s": (decision == Decision::Resolve).then(|| change.at - open.since),
+            "url": self.link(server),
+            "text": text,
+        });
+        Some(NewMessage {
+            kind: Kind::Webhook,
+            body: text,
+            html: doc.to_string(),
+        })
     }
 }
 
@@ -265,21 +387,24 @@ mod tests {
         assert_eq!(duration(zh, 14 * 60), "14 分钟");
     }
 
-    #[test]
-    fn messages_escape_what_a_server_said_and_link_the_detail_page() {
-        let t = crate::i18n::english();
-        let f = Facts {
-            t,
-            server: "a.example",
-            public_url: Some("https://status.example.org"),
-        };
-        let open = Open {
-            status: Red,
+    fn member(server: &str, status: Status, resolved_at: Option<i64>) -> Member {
+        Member {
+            server: server.into(),
+            status,
             since: 1_700_000_000,
             reason: "<script>".into(),
-            thread: "x".into(),
+            resolved_at,
+        }
+    }
+
+    #[test]
+    fn messages_escape_what_a_server_said_and_link_the_detail_page() {
+        let f = Facts {
+            t: crate::i18n::english(),
+            public_url: Some("https://status.example.org"),
         };
-        let (text, html) = f.opened(&open);
+        let down = member("a.example", Red, None);
+        let (text, html) = f.root("t", std::slice::from_ref(&down));
         assert!(text.starts_with("✖ a.example is down: <script>"), "{text}");
         assert!(
             text.contains("https://status.example.org/server/a.example"),
@@ -290,32 +415,70 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<script>"), "{html}");
-        let event = Event {
+        let up = member("a.example", Red, Some(1_700_000_000 + 14 * 60));
+        let (text, _) = f.root("t", std::slice::from_ref(&up));
+        assert!(
+            text.starts_with("✓ resolved after 14 min\n✖ a.example is down"),
+            "{text}"
+        );
+        let (text, _) = f.reply("t", &[(up, Decision::Resolve)]);
+        assert!(
+            text.starts_with("✓ a.example is operational again, after 14 min"),
+            "{text}"
+        );
+        let change = Change {
             server: "a.example".into(),
-            at: open.since + 14 * 60,
+            at: 1_700_000_000 + 14 * 60,
             from: Red,
             to: Green,
-            reason: None,
+            reason: String::new(),
+            reason_text: None,
         };
-        let m = f.messages(Decision::Resolve, &event, Some(&open), None, false);
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].kind, m[1].kind), (Kind::Edit, Kind::Reply));
-        assert!(
-            m[0].body
-                .starts_with("✓ resolved after 14 min\n✖ a.example is down"),
-            "{}",
-            m[0].body
-        );
-        assert!(
-            m[1].body
-                .starts_with("✓ a.example is operational again, after 14 min"),
-            "{}",
-            m[1].body
-        );
-        let hook = f.messages(Decision::Resolve, &event, Some(&open), None, true);
-        let doc: serde_json::Value = serde_json::from_str(&hook[0].html).unwrap();
+        let hook = f
+            .webhook(Decision::Resolve, &change, Some(&down.open("t")), None)
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&hook.html).unwrap();
         assert_eq!(doc["event"], "resolved");
         assert_eq!(doc["duration_s"], 14 * 60);
         assert_eq!(doc["status"], "green");
+    }
+
+    #[test]
+    fn a_group_names_every_server_up_to_fifty_then_counts_the_rest() {
+        let f = Facts {
+            t: crate::i18n::english(),
+            public_url: None,
+        };
+        let mut members: Vec<Member> = (0..60)
+            .map(|i| member(&format!("s{i:02}.test"), Red, None))
+            .collect();
+        members[1].status = Yellow;
+        members[2].resolved_at = Some(1_700_000_000 + 300);
+        let (text, html) = f.root("t", &members);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "✖ 59 of 60 servers have a problem", "{text}");
+        assert!(
+            lines[1].starts_with("✖ s00.test is down: <script> (since "),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("▲ s01.test is degraded"), "{text}");
+        assert_eq!(lines[3], "✓ s02.test: resolved after 5 min");
+        assert_eq!(lines.len(), 1 + 50 + 1, "{text}");
+        assert_eq!(lines[51], "… and 10 more");
+        assert!(html.contains("<b>s00.test</b>") && !html.contains("<script>"));
+        for m in &mut members {
+            m.resolved_at.get_or_insert(1_700_000_000 + 600);
+        }
+        let (text, _) = f.root("t", &members);
+        assert!(
+            text.starts_with("✓ all 60 servers resolved, after 10 min\n"),
+            "{text}"
+        );
+        let zh = Facts {
+            t: crate::i18n::find("zh").unwrap(),
+            public_url: None,
+        };
+        let (text, _) = zh.root("t", &members[..2]);
+        assert!(!text.contains("servers"), "{text}");
     }
 }

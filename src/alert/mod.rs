@@ -1,20 +1,26 @@
 //! Alerts: confirmed status changes (the status with its hysteresis, so no flapping) posted
-//! into Matrix rooms, or POSTed to webhooks signed with HMAC-SHA256, each message exactly once.
+//! into Matrix rooms, or POSTed to webhooks signed as Standard Webhooks sign (and with
+//! HMAC-SHA256 of the body), each message exactly once.
 //!
-//! A status change is turned into messages in one outbox transaction ([`outbox`]): a new
-//! alert's first message, or an edit of that message and a reply in its thread when the
+//! Status changes arrive on a channel ([`Alerts::notify`] never blocks) and are turned into
+//! messages on a thread of their own, in one outbox transaction each ([`outbox`], [`group`]):
+//! a new alert's first message, or an edit of that message and a reply in its thread when the
 //! status changes or recovers ("✓ resolved after 14 min"), so the room shows what is still
-//! down. Each `[[alert]]` is a channel with its own delivery task: messages go out in order,
-//! one at a time, with the transaction ID fixed when they were queued; failures back off
-//! (1 s doubling to 5 min), a 429 waits exactly what the homeserver asked (`retry_after_ms`
-//! or `Retry-After`), and a message is given up only after a day. A Matrix channel checks its
-//! token, room, membership, power and encryption at start and after any refusal, and uses its
-//! fallback room (often on another homeserver) for a message the main room has not taken
-//! within a minute.
+//! down; changes confirmed within `group_wait` of each other share one message. Each
+//! `[[alert]]` is a channel with its own delivery task: messages go out in order, one at a
+//! time, with the transaction ID fixed when they were queued; failures back off (1 s doubling
+//! to 5 min), a 429 or 503 waits exactly what the other side asked (`Retry-After`, then the
+//! body's `retry_after_ms`), a message refused for what it is (400, 404, 410, 413) is set
+//! aside so the ones after it go on, and a message is given up only after a day. A Matrix
+//! channel checks its token, room, membership, power and encryption at start and after any
+//! refusal, joins through the servers it knows (`via`), uses its fallback room (often on
+//! another homeserver) for a message the main room has not taken within a minute, and edits
+//! and replies in the room where the alert's first message went.
 //!
 //! Failures are visible: log lines, `/healthz`, the page's footer, and the metrics
 //! `mxping_alerts_sent_total{channel,result}` and `mxping_alert_queue_messages{channel}`.
 
+pub mod group;
 pub mod matrix;
 pub mod message;
 pub mod outbox;
@@ -38,8 +44,7 @@ use crate::config::{AlertConfig, AlertTarget, Config};
 use crate::history::events::Event;
 use crate::metrics::Metrics;
 use crate::net::fetch::{Endpoint, Fetcher};
-use message::{Decision, Facts, decide};
-use outbox::{Kind, Message, Open, Outbox};
+use outbox::{Kind, Message, Outbox};
 
 /// A message not delivered within this long is given up (`result="expired"`).
 pub const MAX_AGE: Duration = Duration::from_secs(86_400);
@@ -48,42 +53,77 @@ pub const FALLBACK_AFTER: Duration = Duration::from_secs(60);
 /// The longest wait between attempts (a 429 may ask for longer).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Why an attempt failed, and the `result` label it counts under.
+/// What became of one attempt to deliver a message: the `result` label of
+/// `mxping_alerts_sent_total`, written once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Taken by the homeserver or receiver.
+    Sent,
+    /// A 429: tried again after the time asked.
+    RateLimited,
+    /// No answer (connection, TLS, timeout) or a server error: tried again.
+    Unreachable,
+    /// Refused (token, room, power, another 4xx).
+    Rejected,
+    /// Given up after a day.
+    Expired,
+}
+
+impl Delivery {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Sent => "sent",
+            Delivery::RateLimited => "rate_limited",
+            Delivery::Unreachable => "unreachable",
+            Delivery::Rejected => "rejected",
+            Delivery::Expired => "expired",
+        }
+    }
+}
+
+/// Why an attempt failed.
 #[derive(Clone, Debug)]
 pub struct Failure {
-    /// `rate_limited`, `unreachable`, `rejected` or `failed`.
-    pub result: &'static str,
+    /// How it counts.
+    pub result: Delivery,
     /// What happened, for logs, `/healthz` and the footer.
     pub detail: String,
     /// How long the other side asked us to wait.
     pub retry_after: Option<Duration>,
+    /// Refused for what the message is (400, 404, 410, 413): sending it again cannot help,
+    /// so it is set aside and the queue goes on.
+    pub permanent: bool,
 }
 
 impl Failure {
     /// No answer (connection, TLS, timeout) or a server error: tried again.
     pub fn unreachable(detail: String) -> Failure {
         Failure {
-            result: "unreachable",
+            result: Delivery::Unreachable,
             detail,
             retry_after: None,
+            permanent: false,
         }
     }
 
     /// Refused (token, room, power, a 4xx): checked again, then tried again.
     pub fn rejected(detail: String) -> Failure {
         Failure {
-            result: "rejected",
+            result: Delivery::Rejected,
             detail,
             retry_after: None,
+            permanent: false,
         }
     }
 
     /// A 429: tried again after the time asked.
     pub fn rate_limited(detail: String, after: Option<Duration>) -> Failure {
         Failure {
-            result: "rate_limited",
+            result: Delivery::RateLimited,
             detail,
             retry_after: after,
+            permanent: false,
         }
     }
 }
@@ -174,25 +214,34 @@ struct Live {
     channels: Vec<Arc<Channel>>,
 }
 
-/// The alert channels of the running config, and the outbox they share.
-pub struct Alerts {
+/// What the intake thread and the delivery tasks share.
+struct Shared {
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
     health: Arc<AlertHealth>,
     live: RwLock<Live>,
+}
+
+/// The alert channels of the running config, and the outbox they share.
+pub struct Alerts {
+    shared: Arc<Shared>,
+    /// Status changes on their way to the intake thread (`None` once shut down).
+    intake: Mutex<Option<std::sync::mpsc::Sender<Event>>>,
+    intake_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     tracker: TaskTracker,
 }
 
 impl Alerts {
     /// Opens the outbox (in the store file `store`, or in memory) and starts a delivery task
-    /// per `[[alert]]`. Queued messages of channels no longer configured stay queued.
+    /// per `[[alert]]`, and the thread that turns status changes into queued messages.
+    /// Queued messages of channels no longer configured stay queued.
     pub fn start(
         config: &Config,
         store: Option<&Path>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Alerts>, String> {
         let outbox = Arc::new(Outbox::open(store)?);
-        let alerts = Arc::new(Alerts {
+        let shared = Arc::new(Shared {
             outbox,
             metrics,
             health: Arc::default(),
@@ -200,18 +249,35 @@ impl Alerts {
                 settings: Settings::of(config),
                 channels: Vec::new(),
             }),
+        });
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let intake = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("mxping-alerts".into())
+            .spawn(move || {
+                // Every change is committed here, in order, off the runtime's threads; the
+                // channel ends when `Alerts` shuts down, after the last change was committed.
+                for event in rx {
+                    intake.queue(&event);
+                }
+            })
+            .map_err(|e| format!("cannot start the alert thread: {e}"))?;
+        let alerts = Arc::new(Alerts {
+            shared,
+            intake: Mutex::new(Some(tx)),
+            intake_thread: Mutex::new(Some(thread)),
             tracker: TaskTracker::new(),
         });
         let channels = alerts.channels_for(config)?;
         alerts.spawn(&channels);
-        alerts.live.write().expect("alerts lock").channels = channels;
+        alerts.shared.live.write().expect("alerts lock").channels = channels;
         alerts.note_orphans();
         Ok(alerts)
     }
 
     /// Channel health, for `/healthz` and the footer.
     pub fn health(&self) -> Arc<AlertHealth> {
-        self.health.clone()
+        self.shared.health.clone()
     }
 
     /// The channels of `config`, not started yet (see [`Alerts::spawn`]).
@@ -239,9 +305,9 @@ impl Alerts {
                 fetcher: fetcher.clone(),
                 wake: Notify::new(),
                 cancel: CancellationToken::new(),
-                outbox: self.outbox.clone(),
-                metrics: self.metrics.clone(),
-                health: self.health.clone(),
+                outbox: self.shared.outbox.clone(),
+                metrics: self.shared.metrics.clone(),
+                health: self.shared.health.clone(),
             }));
         }
         Ok(channels)
@@ -251,14 +317,16 @@ impl Alerts {
     fn spawn(&self, channels: &[Arc<Channel>]) {
         for channel in channels {
             let matrix = matches!(channel.config.target, AlertTarget::Matrix { .. });
-            self.health.update(&channel.label, |s| s.checking = matrix);
+            self.shared
+                .health
+                .update(&channel.label, |s| s.checking = matrix);
             self.tracker.spawn(channel.clone().run());
         }
     }
 
     fn note_orphans(&self) {
-        let live = self.live.read().expect("alerts lock");
-        let Ok(queued) = self.outbox.channels() else {
+        let live = self.shared.live.read().expect("alerts lock");
+        let Ok(queued) = self.shared.outbox.channels() else {
             return;
         };
         for (id, n) in queued {
@@ -274,7 +342,7 @@ impl Alerts {
     /// messages carry over), removed ones stop.
     pub fn reload(&self, config: &Config) {
         let settings = Settings::of(config);
-        if self.live.read().expect("alerts lock").settings == settings {
+        if self.shared.live.read().expect("alerts lock").settings == settings {
             return;
         }
         let channels = match self.channels_for(config) {
@@ -289,12 +357,12 @@ impl Alerts {
         // The old tasks are told to stop before the new ones start. Should a new task reach a
         // message an old one is still sending, both use its one transaction ID (delivery ID),
         // so the overlap cannot post it twice.
-        let mut live = self.live.write().expect("alerts lock");
+        let mut live = self.shared.live.write().expect("alerts lock");
         for old in &live.channels {
             old.cancel.cancel();
             if !channels.iter().any(|c| c.label == old.label) {
-                self.health.remove(&old.label);
-                self.metrics.remove_alert_channel(&old.label);
+                self.shared.health.remove(&old.label);
+                self.shared.metrics.remove_alert_channel(&old.label);
             }
         }
         self.spawn(&channels);
@@ -304,33 +372,63 @@ impl Alerts {
         self.note_orphans();
     }
 
-    /// Turns a confirmed status change into queued messages, on every channel it concerns.
-    /// The messages are committed to the outbox before this returns.
+    /// Hands a confirmed status change to the alert thread, which commits its messages to
+    /// the outbox on every channel it concerns. Never blocks.
     pub fn notify(&self, event: &Event) {
-        let live = self.live.read().expect("alerts lock");
-        for ch in &live.channels {
-            if !ch.config.covers(&event.server) {
-                continue;
-            }
+        let sent = self
+            .intake
+            .lock()
+            .expect("alerts lock")
+            .as_ref()
+            .map(|tx| tx.send(event.clone()));
+        if !matches!(sent, Some(Ok(()))) {
+            error!(
+                "alerts: the change of {} came after alerts stopped and is not announced",
+                event.server
+            );
+        }
+    }
+
+    /// Stops taking changes (the ones handed over are committed first), then stops the
+    /// delivery tasks (a message in flight is sent again at the next start, with the same
+    /// transaction ID). Waits at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        drop(self.intake.lock().expect("alerts lock").take());
+        let thread = self.intake_thread.lock().expect("alerts lock").take();
+        let deadline = tokio::time::Instant::now() + grace;
+        if let Some(thread) = thread {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            let _ = tokio::time::timeout(grace, joined).await;
+        }
+        for ch in &self.shared.live.read().expect("alerts lock").channels {
+            ch.cancel.cancel();
+        }
+        self.tracker.close();
+        let _ = tokio::time::timeout_at(deadline, self.tracker.wait()).await;
+    }
+}
+
+impl Shared {
+    /// Commits what `event` means on every channel it concerns, and wakes those channels.
+    fn queue(&self, event: &Event) {
+        let channels: Vec<Arc<Channel>> = self
+            .live
+            .read()
+            .expect("alerts lock")
+            .channels
+            .iter()
+            .filter(|c| c.config.covers(&event.server))
+            .cloned()
+            .collect();
+        for ch in channels {
             match ch.queue(event) {
-                Ok(0) => {}
-                Ok(_) => ch.wake.notify_one(),
+                Ok(()) => ch.wake.notify_one(),
                 Err(e) => error!(
                     "alerts: {}: the alert about {} could not be written to the outbox: {e}",
                     ch.label, event.server
                 ),
             }
         }
-    }
-
-    /// Stops the delivery tasks (a message in flight is sent again at the next start, with
-    /// the same transaction ID). Waits at most `grace`.
-    pub async fn shutdown(&self, grace: Duration) {
-        for ch in &self.live.read().expect("alerts lock").channels {
-            ch.cancel.cancel();
-        }
-        self.tracker.close();
-        let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
     }
 }
 
@@ -379,53 +477,67 @@ fn now() -> i64 {
 }
 
 impl Channel {
-    /// Queues what `event` means for this channel; how many messages were queued.
-    fn queue(&self, event: &Event) -> rusqlite::Result<usize> {
-        let t = crate::i18n::find(&self.config.language).unwrap_or_else(crate::i18n::english);
-        let facts = Facts {
-            t,
-            server: &event.server,
-            public_url: self.public_url.as_deref(),
+    fn locale(&self) -> &'static crate::i18n::Locale {
+        crate::i18n::find(&self.config.language).unwrap_or_else(crate::i18n::english)
+    }
+
+    /// How this channel groups and words its changes.
+    fn rules(&self) -> group::Rules<'_> {
+        group::Rules {
+            channel: &self.id,
+            on: &self.config.on,
+            group_wait_s: self.config.group_wait.as_secs() as i64,
+            webhook: matches!(self.config.target, AlertTarget::Webhook { .. }),
+            facts: message::Facts {
+                t: self.locale(),
+                public_url: self.public_url.as_deref(),
+            },
+        }
+    }
+
+    /// Adds `event` to this channel's batch (blocking: the alert thread calls it).
+    fn queue(&self, event: &Event) -> rusqlite::Result<()> {
+        let t = self.locale();
+        let change = outbox::Change {
+            server: event.server.clone(),
+            at: event.at,
+            from: event.from,
+            to: event.to,
+            reason: event
+                .reason
+                .as_ref()
+                .map(|r| crate::web::reason_words(t, r))
+                .unwrap_or_default(),
+            reason_text: event.reason.as_ref().map(ToString::to_string),
         };
-        let webhook = matches!(self.config.target, AlertTarget::Webhook { .. });
-        let reason = event
-            .reason
-            .as_ref()
-            .map(|r| crate::web::reason_words(t, r))
-            .unwrap_or_default();
+        let rules = self.rules();
         let queued = self
             .outbox
-            .apply(&self.id, &event.server, event.at, |open, txn| {
-                let decision = decide(open.as_ref().map(|o| o.status), event.to, &self.config.on);
-                let after = match decision {
-                    Decision::Fire => Some(Open {
-                        status: event.to,
-                        since: event.at,
-                        reason: reason.clone(),
-                        thread: txn.to_owned(),
-                    }),
-                    Decision::Change => open.clone().map(|o| Open {
-                        status: event.to,
-                        reason: reason.clone(),
-                        ..o
-                    }),
-                    Decision::Nothing => open.clone(),
-                    Decision::Resolve | Decision::Close => None,
-                };
-                let messages =
-                    facts.messages(decision, event, open.as_ref(), after.as_ref(), webhook);
-                (after, messages)
-            })?;
-        if queued > 0 {
-            info!(
-                "alerts: {}: {} is {}; {queued} message(s) queued",
-                self.label,
-                event.server,
-                event.to.as_str()
-            );
-            self.publish_queue();
-        }
-        Ok(queued)
+            .transaction(|tx| group::queue(tx, &rules, &change, now()))?;
+        info!(
+            "alerts: {}: {} is {}; {}",
+            self.label,
+            event.server,
+            event.to.as_str(),
+            if queued > 0 {
+                format!("{queued} message(s) queued")
+            } else {
+                "waiting for other changes to group with".to_owned()
+            }
+        );
+        self.publish_queue();
+        Ok(())
+    }
+
+    /// Runs `f` on the outbox on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Outbox) -> T + Send + 'static,
+    ) -> T {
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || f(&outbox))
+            .await
+            .expect("outbox calls do not panic")
     }
 
     fn publish_queue(&self) {
@@ -457,6 +569,42 @@ impl Channel {
         }
     }
 
+    /// Sends this channel's batch if it is due; when the next one is due, if one waits.
+    async fn flush_due(self: &Arc<Self>) -> Option<i64> {
+        let me = self.clone();
+        let (flushed, due) = self
+            .blocking(move |o| {
+                let rules = me.rules();
+                let flushed = o.transaction(|tx| group::flush_due(tx, &rules, now()));
+                (flushed, o.due(&me.id))
+            })
+            .await;
+        match flushed {
+            Ok(n) if n > 0 => info!("alerts: {}: {n} grouped message(s) queued", self.label),
+            Ok(_) => {}
+            Err(e) => error!(
+                "alerts: {}: the waiting changes could not be sent: {e}",
+                self.label
+            ),
+        }
+        due.ok().flatten()
+    }
+
+    /// Waits for a wake-up, the batch's due time, or the end.
+    async fn idle(&self, due: Option<i64>) -> bool {
+        let until = due.map(|d| Duration::from_secs(d.saturating_sub(now()).max(0) as u64));
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            () = self.wake.notified() => true,
+            () = async {
+                match until {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        }
+    }
+
     async fn run(self: Arc<Self>) {
         let mut backoff = Backoff::default();
         let mut sessions = Sessions::default();
@@ -464,6 +612,7 @@ impl Channel {
             if self.cancel.is_cancelled() {
                 return;
             }
+            let due = self.flush_due().await;
             // A Matrix room is checked at start and after a refusal, queue or not, so a
             // wrong token or room shows at once, not at the first outage.
             if let AlertTarget::Matrix { room, .. } = &self.config.target
@@ -482,7 +631,8 @@ impl Channel {
                     Err(f) => {
                         self.set_problem(Some(f.detail.clone()));
                         sessions.main_problem = Some(f.clone());
-                        let queued = self.outbox.queued(&self.id).unwrap_or(0);
+                        let id = self.id.clone();
+                        let queued = self.blocking(move |o| o.queued(&id).unwrap_or(0)).await;
                         let has_fallback = matches!(
                             &self.config.target,
                             AlertTarget::Matrix {
@@ -502,7 +652,9 @@ impl Channel {
                     }
                 }
             }
-            let next = match self.outbox.next(&self.id) {
+            let id = self.id.clone();
+            let next = self.blocking(move |o| o.next(&id)).await;
+            let next = match next {
                 Ok(n) => n,
                 Err(e) => {
                     self.set_problem(Some(format!("the outbox cannot be read: {e}")));
@@ -512,11 +664,11 @@ impl Channel {
                     continue;
                 }
             };
-            self.publish_queue();
+            let me = self.clone();
+            self.blocking(move |_| me.publish_queue()).await;
             let Some(m) = next else {
-                tokio::select! {
-                    () = self.cancel.cancelled() => return,
-                    () = self.wake.notified() => {}
+                if !self.idle(due).await {
+                    return;
                 }
                 continue;
             };
@@ -525,8 +677,10 @@ impl Channel {
                     "alerts: {}: giving up a message queued more than a day ago (last attempt failed {} times): {}",
                     self.label, m.attempts, m.body
                 );
-                self.metrics.alert_attempt(&self.label, "expired");
-                let _ = self.outbox.done(m.id, None, now());
+                self.metrics
+                    .alert_attempt(&self.label, Delivery::Expired.as_str());
+                let id = m.id;
+                let _ = self.blocking(move |o| o.done(id, None, now())).await;
                 continue;
             }
             let attempt = tokio::select! {
@@ -535,33 +689,61 @@ impl Channel {
             };
             match attempt {
                 Ok(root) => {
-                    let root = root
-                        .as_ref()
-                        .map(|(room, ev)| (m.thread.as_str(), room.as_str(), ev.as_str()));
-                    if let Err(e) = self.outbox.done(m.id, root, now()) {
-                        // Sent but not recorded: the retry reuses the transaction ID.
-                        error!(
-                            "alerts: {}: a delivered message could not be recorded: {e}",
-                            self.label
-                        );
-                    }
-                    self.metrics.alert_attempt(&self.label, "sent");
-                    self.publish_queue();
+                    let root = root.map(|(room, ev)| (m.thread.clone(), room, ev));
+                    let (id, label) = (m.id, self.label.clone());
+                    self.blocking(move |o| {
+                        let root = root
+                            .as_ref()
+                            .map(|(t, r, e)| (t.as_str(), r.as_str(), e.as_str()));
+                        if let Err(e) = o.done(id, root, now()) {
+                            // Sent but not recorded: the retry reuses the transaction ID.
+                            error!(
+                                "alerts: {label}: a delivered message could not be recorded: {e}"
+                            );
+                        }
+                    })
+                    .await;
+                    self.metrics
+                        .alert_attempt(&self.label, Delivery::Sent.as_str());
+                    let me = self.clone();
+                    self.blocking(move |_| me.publish_queue()).await;
                     backoff = Backoff::default();
                     // Through the fallback room, the main room's problem stands.
                     if sessions.main_failing_since.is_none() {
                         self.set_problem(None);
                     }
                 }
+                Err(f) if f.permanent => {
+                    // Refused for what it is: sending it again cannot help, and every message
+                    // after it would wait for a day. Set aside (logged whole), the queue goes on.
+                    error!(
+                        "alerts: {}: a message was refused for what it is and is set aside ({}): {}",
+                        self.label, f.detail, m.body
+                    );
+                    self.metrics.alert_attempt(&self.label, f.result.as_str());
+                    let id = m.id;
+                    let _ = self.blocking(move |o| o.done(id, None, now())).await;
+                    let me = self.clone();
+                    self.blocking(move |_| me.publish_queue()).await;
+                    self.set_problem(Some(format!(
+                        "a message was set aside, refused: {}",
+                        f.detail
+                    )));
+                    if matches!(self.config.target, AlertTarget::Matrix { .. }) {
+                        sessions.main = None;
+                    }
+                }
                 Err(f) => {
-                    let _ = self.outbox.failed(m.id, &f.detail);
-                    self.publish_queue();
-                    self.metrics.alert_attempt(&self.label, f.result);
+                    let (id, detail) = (m.id, f.detail.clone());
+                    let _ = self.blocking(move |o| o.failed(id, &detail)).await;
+                    let me = self.clone();
+                    self.blocking(move |_| me.publish_queue()).await;
+                    self.metrics.alert_attempt(&self.label, f.result.as_str());
                     let wait = match f.retry_after {
                         Some(after) => after + Duration::from_millis(50),
                         None => backoff.next(),
                     };
-                    if f.result == "rate_limited" {
+                    if f.result == Delivery::RateLimited {
                         warn!(
                             "alerts: {}: rate limited, sending again in {wait:.1?}",
                             self.label
@@ -573,7 +755,7 @@ impl Channel {
                             self.label, f.detail
                         );
                     }
-                    if f.result == "rejected" {
+                    if f.result == Delivery::Rejected {
                         // Checked again before the next attempt: the token, the room or the
                         // bot's membership may have changed.
                         // (A fallback room that refused is checked again by `deliver`.)
@@ -598,8 +780,35 @@ impl Channel {
                 self.post_webhook(url, secret_file, m).await.map(|()| None)
             }
             AlertTarget::Matrix { fallback, .. } => {
+                // An edit or a reply goes where its alert's first message went: the fallback
+                // room, if that is where the main room's trouble sent it.
+                if matches!(m.kind, Kind::Edit | Kind::Reply)
+                    && let Some(fb_room) = fallback
+                {
+                    let thread = m.thread.clone();
+                    let root = self.blocking(move |o| o.root(&thread)).await.map_err(|e| {
+                        Failure::rejected(format!("the outbox cannot be read: {e}"))
+                    })?;
+                    if let Some((room, event)) = &root
+                        && sessions.main.as_ref().is_none_or(|s| &s.room_id != room)
+                    {
+                        if sessions.fallback.is_none() {
+                            sessions.fallback =
+                                Some(matrix::Session::open(&self.fetcher, fb_room).await?);
+                        }
+                        let fb = sessions.fallback.as_ref().expect("opened above");
+                        if fb.room_id == *room {
+                            let txn = format!("{}.fallback", m.txn_id);
+                            let sent = self.send_matrix(fb, m, &txn, Some((room, event))).await;
+                            if sent.is_err() {
+                                sessions.fallback = None;
+                            }
+                            return sent;
+                        }
+                    }
+                }
                 let main = match &sessions.main {
-                    Some(s) => self.send_matrix(s, m, &m.txn_id).await,
+                    Some(s) => self.send_matrix(s, m, &m.txn_id, None).await,
                     None => Err(sessions.main_problem.clone().unwrap_or_else(|| {
                         Failure::unreachable("the room is not checked yet".into())
                     })),
@@ -608,6 +817,9 @@ impl Channel {
                     sessions.main_failing_since = None;
                     return main;
                 };
+                if failure.permanent {
+                    return Err(failure);
+                }
                 let failing_since = *sessions
                     .main_failing_since
                     .get_or_insert_with(tokio::time::Instant::now);
@@ -617,7 +829,7 @@ impl Channel {
                     || failing_since.elapsed() >= FALLBACK_AFTER;
                 let Some(room) = fallback
                     .as_ref()
-                    .filter(|_| late && failure.result != "rate_limited")
+                    .filter(|_| late && failure.result != Delivery::RateLimited)
                 else {
                     return Err(failure);
                 };
@@ -637,7 +849,7 @@ impl Channel {
                 let fb = sessions.fallback.as_ref().expect("opened above");
                 // Its own fixed transaction ID: a different room, the same retry guarantee.
                 let sent = self
-                    .send_matrix(fb, m, &format!("{}.fallback", m.txn_id))
+                    .send_matrix(fb, m, &format!("{}.fallback", m.txn_id), None)
                     .await;
                 if sent.is_ok() {
                     warn!(
@@ -652,19 +864,27 @@ impl Channel {
         }
     }
 
+    /// Sends `m` into `s`'s room with transaction ID `txn`; `root` is its alert's first
+    /// message (room, event) when known already.
     async fn send_matrix(
         &self,
         s: &matrix::Session,
         m: &Message,
         txn: &str,
+        root: Option<(&String, &String)>,
     ) -> Result<Option<(String, String)>, Failure> {
         let content = match m.kind {
             Kind::Fire | Kind::Webhook => matrix::text(&m.body, &m.html),
             Kind::Edit | Kind::Reply => {
-                let root = self
-                    .outbox
-                    .root(&m.thread)
-                    .map_err(|e| Failure::rejected(format!("the outbox cannot be read: {e}")))?;
+                let root = match root {
+                    Some((room, ev)) => Some((room.clone(), ev.clone())),
+                    None => {
+                        let thread = m.thread.clone();
+                        self.blocking(move |o| o.root(&thread)).await.map_err(|e| {
+                            Failure::rejected(format!("the outbox cannot be read: {e}"))
+                        })?
+                    }
+                };
                 match (root, m.kind) {
                     (Some((room, ev)), Kind::Edit) if room == s.room_id => {
                         matrix::edit(&ev, &m.body, &m.html)
@@ -672,8 +892,8 @@ impl Channel {
                     (Some((room, ev)), _) if room == s.room_id => {
                         matrix::reply(&ev, &m.body, &m.html)
                     }
-                    // The first message is in another room (or was given up): there is
-                    // nothing to edit here, and the reply stands alone.
+                    // The first message is in a room this one cannot reach now (or was given
+                    // up): there is nothing to edit here, and the reply stands alone.
                     (_, Kind::Edit) => return Ok(None),
                     _ => matrix::text(&m.body, &m.html),
                 }
@@ -689,11 +909,8 @@ impl Channel {
         secret_file: &Path,
         m: &Message,
     ) -> Result<(), Failure> {
-        let secret = crate::config::Secret::File(secret_file.to_owned())
-            .read()
-            .map_err(Failure::rejected)?;
+        let secret = read_webhook_secret(secret_file).map_err(Failure::rejected)?;
         let body = Bytes::from(m.html.clone());
-        let signature = sign(secret.as_bytes(), &body);
         let event = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["event"].as_str().map(str::to_owned))
@@ -702,16 +919,32 @@ impl Channel {
             HeaderValue::from_str(v)
                 .map_err(|_| Failure::rejected(format!("{v:?} cannot be a header")))
         };
+        // Standard Webhooks: the delivery ID and this attempt's time are signed with the body,
+        // so a captured POST cannot be replayed under another ID or later.
+        let timestamp = now();
         let headers = [
+            (HeaderName::from_static("webhook-id"), header(&m.txn_id)?),
+            (
+                HeaderName::from_static("webhook-timestamp"),
+                header(&timestamp.to_string())?,
+            ),
+            (
+                HeaderName::from_static("webhook-signature"),
+                header(&standard_signature(&secret, &m.txn_id, timestamp, &body))?,
+            ),
             (
                 HeaderName::from_static("x-mxping-signature-256"),
-                header(&format!("sha256={signature}"))?,
+                header(&format!("sha256={}", sign(&secret, &body)))?,
             ),
             (
                 HeaderName::from_static("x-mxping-delivery"),
                 header(&m.txn_id)?,
             ),
             (HeaderName::from_static("x-mxping-event"), header(&event)?),
+            (
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
         ];
         let parsed = url::Url::parse(url).map_err(|e| Failure::rejected(format!("{url}: {e}")))?;
         let to = Endpoint::from_url(&parsed).map_err(Failure::rejected)?;
@@ -731,8 +964,35 @@ impl Channel {
         if r.status.is_success() {
             return Ok(());
         }
-        Err(matrix::failure(&format!("POST to {}", self.label), &r))
+        Err(matrix::send_failure(&format!("POST to {}", self.label), &r))
     }
+}
+
+/// A webhook's signing key from its secret file: a Standard Webhooks secret
+/// (`whsec_<base64>`) is the bytes the base64 holds; anything else is used as written
+/// (surrounding whitespace trimmed).
+pub fn read_webhook_secret(file: &Path) -> Result<Vec<u8>, String> {
+    let text = crate::config::Secret::File(file.to_owned()).read()?;
+    webhook_key(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+pub use crate::config::webhook_key;
+
+/// The Standard Webhooks signature header value: `v1,` and the base64 HMAC-SHA256 of
+/// `{id}.{timestamp}.{body}` with `key`.
+pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(id.as_bytes());
+    ctx.update(b".");
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(ctx.sign().as_ref())
+    )
 }
 
 /// HMAC-SHA256 of `body` with `secret`, in lowercase hex (as `X-Mxping-Signature-256:
@@ -757,6 +1017,30 @@ mod tests {
             sign(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn standard_webhooks_signatures_match_the_specifications_example() {
+        // The example of the Standard Webhooks specification, which its Python library
+        // (standardwebhooks 1.0) reproduces.
+        let key = webhook_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            standard_signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        // A raw secret is used as written: a receiver's library is given its base64.
+        let raw = webhook_key("a webhook secret").unwrap();
+        assert_eq!(raw, b"a webhook secret");
+        assert_eq!(
+            standard_signature(&raw, "mxping.1.abc", 1_700_000_000, br#"{"event":"fired"}"#),
+            "v1,Ye3r2ZOvXKXDOlRX2w7ydE1JTPITu12NJUiByFScIuM="
+        );
+        assert!(webhook_key("whsec_not base64!").is_err());
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! The outbox: every alert message is written here before it is sent, with the transaction ID
-//! it keeps for every retry, and removed only once the homeserver or receiver acknowledged it.
+//! it keeps for every retry, and removed only once the homeserver or receiver acknowledged it
+//! (or it was set aside: refused for what it is, or given up after a day).
 //!
 //! It lives in the history store's SQLite file (its own tables, its own connection, WAL), or
 //! in memory when `[storage] data_dir` is empty. A message is committed before its first
 //! attempt, so a crash at any point leaves it queued; after a crash between sending and
 //! recording, the retry reuses the transaction ID, which the Matrix spec makes idempotent
 //! (the homeserver answers with the event it already has) and a webhook receiver can
-//! deduplicate on (`X-Mxping-Delivery`).
+//! deduplicate on (`webhook-id`, `X-Mxping-Delivery`).
 //!
 //! Besides the messages, it keeps what must survive with them: the alert still open per
 //! channel and server (so a status the history store had not flushed before a crash does not
-//! fire twice), and the event ID of each alert's first message (so the recovery edits it).
+//! fire twice), the members of each alert's thread (one server, or several grouped into one
+//! message), the changes waiting for their group to be sent, each channel's batch, and the
+//! event ID of each alert's first message (so later changes edit it). Every call is blocking
+//! (SQLite): callers on the runtime use `spawn_blocking`.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::report::Status;
 
@@ -31,6 +35,16 @@ CREATE TABLE IF NOT EXISTS alert_open (
     reason TEXT NOT NULL, thread TEXT NOT NULL, PRIMARY KEY (channel, server)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alert_threads (
     thread TEXT PRIMARY KEY, room TEXT NOT NULL, event_id TEXT NOT NULL, at INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_members (
+    thread TEXT NOT NULL, server TEXT NOT NULL, status TEXT NOT NULL, since INTEGER NOT NULL,
+    reason TEXT NOT NULL, resolved_at INTEGER, PRIMARY KEY (thread, server)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_pending (
+    channel TEXT NOT NULL, server TEXT NOT NULL, at INTEGER NOT NULL, from_status TEXT NOT NULL,
+    to_status TEXT NOT NULL, reason TEXT NOT NULL, reason_text TEXT,
+    PRIMARY KEY (channel, server)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_batch (
+    channel TEXT PRIMARY KEY, last_flush_at INTEGER NOT NULL, started_at INTEGER, due INTEGER)
     WITHOUT ROWID;
 ";
 
@@ -116,11 +130,70 @@ pub struct Open {
     pub thread: String,
 }
 
+/// One server of an alert's thread: as last announced, and when it recovered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// The server.
+    pub server: String,
+    /// The status last announced (for a recovered member: the one it recovered from).
+    pub status: Status,
+    /// When it fired.
+    pub since: i64,
+    /// The reason last announced, in the channel's language.
+    pub reason: String,
+    /// When it recovered, if it did.
+    pub resolved_at: Option<i64>,
+}
+
+impl Member {
+    /// The member as an open alert in `thread`.
+    pub fn open(&self, thread: &str) -> Open {
+        Open {
+            status: self.status,
+            since: self.since,
+            reason: self.reason.clone(),
+            thread: thread.to_owned(),
+        }
+    }
+}
+
+/// A confirmed status change of one server, waiting in a channel's batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The server.
+    pub server: String,
+    /// When it was confirmed (the latest change of the batch), Unix seconds.
+    pub at: i64,
+    /// The status before the first change of the batch.
+    pub from: Status,
+    /// The status after the latest.
+    pub to: Status,
+    /// The reason, in the channel's language.
+    pub reason: String,
+    /// The reason in English (the webhook's `reason`), if any.
+    pub reason_text: Option<String>,
+}
+
+/// A channel's batch: when it last sent changes, and when the waiting ones are due.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// When changes were last turned into messages, Unix seconds.
+    pub last_flush_at: i64,
+    /// When the first waiting change arrived.
+    pub started_at: Option<i64>,
+    /// When the waiting changes go out.
+    pub due: Option<i64>,
+}
+
 /// A new transaction ID: unique across restarts and channels, never reused.
 pub fn new_txn_id() -> String {
     let r: u64 = rand::random();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     format!("mxping.{now}.{r:016x}")
+}
+
+fn status(s: String) -> Status {
+    Status::parse(&s).unwrap_or(Status::Unknown)
 }
 
 /// The outbox (one connection, shared by the channels; every call is a few row operations).
@@ -140,7 +213,24 @@ impl Outbox {
             conn.busy_timeout(Duration::from_secs(5))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)
+            conn.execute_batch(SCHEMA)?;
+            // Added with grouping: whether a message may have left (it is being sent, or was
+            // when the process stopped), so it is never rewritten or dropped as unsent.
+            let has_sending: bool = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('alert_outbox') WHERE name = 'sending'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_sending {
+                conn.execute_batch(
+                    "ALTER TABLE alert_outbox ADD COLUMN sending INTEGER NOT NULL DEFAULT 0",
+                )?;
+            }
+            // Alerts opened before threads had members are single-server threads.
+            conn.execute_batch(
+                "INSERT OR IGNORE INTO alert_members (thread, server, status, since, reason)
+                 SELECT thread, server, status, since, reason FROM alert_open",
+            )
         };
         setup().map_err(|e| format!("cannot set up the alert outbox: {e}"))?;
         Ok(Outbox {
@@ -152,73 +242,22 @@ impl Outbox {
         self.conn.lock().expect("outbox lock")
     }
 
-    /// Decides and queues in one transaction: `decide` sees the open alert of `server` on
-    /// `channel` and returns the new one and the messages to queue (the first message's
-    /// transaction ID is given to it, as the thread of a new alert).
-    pub fn apply(
+    /// Runs `f` in one transaction, committed when it returns `Ok`.
+    pub fn transaction<T>(
         &self,
-        channel: &str,
-        server: &str,
-        now: i64,
-        decide: impl FnOnce(Option<Open>, &str) -> (Option<Open>, Vec<NewMessage>),
-    ) -> rusqlite::Result<usize> {
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let open = tx
-            .query_row(
-                "SELECT status, since, reason, thread FROM alert_open WHERE channel = ?1 AND server = ?2",
-                params![channel, server],
-                |r| {
-                    Ok(Open {
-                        status: Status::parse(&r.get::<_, String>(0)?).unwrap_or(Status::Unknown),
-                        since: r.get(1)?,
-                        reason: r.get(2)?,
-                        thread: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?;
-        let txn_ids: Vec<String> = (0..2).map(|_| new_txn_id()).collect();
-        let (next, messages) = decide(open.clone(), &txn_ids[0]);
-        if next != open {
-            tx.execute(
-                "DELETE FROM alert_open WHERE channel = ?1 AND server = ?2",
-                params![channel, server],
-            )?;
-            if let Some(o) = &next {
-                tx.execute(
-                    "INSERT INTO alert_open (channel, server, status, since, reason, thread)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        channel,
-                        server,
-                        o.status.as_str(),
-                        o.since,
-                        o.reason,
-                        o.thread
-                    ],
-                )?;
-            }
-        }
-        for (i, m) in messages.iter().enumerate() {
-            let txn = txn_ids.get(i).cloned().unwrap_or_else(new_txn_id);
-            let thread = match (&next, &open) {
-                (Some(o), _) | (None, Some(o)) => o.thread.clone(),
-                (None, None) => txn.clone(),
-            };
-            tx.execute(
-                "INSERT INTO alert_outbox (channel, kind, txn_id, thread, body, html, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![channel, m.kind.as_str(), txn, thread, m.body, m.html, now],
-            )?;
-        }
+        let out = f(&tx)?;
         tx.commit()?;
-        Ok(messages.len())
+        Ok(out)
     }
 
-    /// The oldest message of `channel`.
+    /// The oldest message of `channel`, marked as being sent.
     pub fn next(&self, channel: &str) -> rusqlite::Result<Option<Message>> {
-        self.conn()
+        let conn = self.conn();
+        let m = conn
             .query_row(
                 "SELECT id, kind, txn_id, thread, body, html, created_at, attempts
                  FROM alert_outbox WHERE channel = ?1 ORDER BY id LIMIT 1",
@@ -236,7 +275,11 @@ impl Outbox {
                     })
                 },
             )
-            .optional()
+            .optional()?;
+        if let Some(m) = &m {
+            conn.execute("UPDATE alert_outbox SET sending = 1 WHERE id = ?1", [m.id])?;
+        }
+        Ok(m)
     }
 
     /// Messages waiting on `channel`.
@@ -257,34 +300,34 @@ impl Outbox {
         rows.collect()
     }
 
-    /// Message `id` was acknowledged (or given up): removed, with the room and event of a
-    /// thread root it created.
+    /// Message `id` was acknowledged (or given up, or set aside): removed, with the room and
+    /// event of a thread root it created.
     pub fn done(
         &self,
         id: i64,
         root: Option<(&str, &str, &str)>,
         now: i64,
     ) -> rusqlite::Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM alert_outbox WHERE id = ?1", [id])?;
-        if let Some((thread, room, event_id)) = root {
+        self.transaction(|tx| {
+            tx.execute("DELETE FROM alert_outbox WHERE id = ?1", [id])?;
+            if let Some((thread, room, event_id)) = root {
+                tx.execute(
+                    "INSERT OR REPLACE INTO alert_threads (thread, room, event_id, at) VALUES (?1, ?2, ?3, ?4)",
+                    params![thread, room, event_id, now],
+                )?;
+            }
             tx.execute(
-                "INSERT OR REPLACE INTO alert_threads (thread, room, event_id, at) VALUES (?1, ?2, ?3, ?4)",
-                params![thread, room, event_id, now],
+                "DELETE FROM alert_threads WHERE at < ?1",
+                [now - THREAD_RETENTION_S],
             )?;
-        }
-        tx.execute(
-            "DELETE FROM alert_threads WHERE at < ?1",
-            [now - THREAD_RETENTION_S],
-        )?;
-        tx.commit()
+            Ok(())
+        })
     }
 
-    /// An attempt at message `id` failed.
+    /// An attempt at message `id` failed: it did not leave.
     pub fn failed(&self, id: i64, error: &str) -> rusqlite::Result<()> {
         self.conn().execute(
-            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?2, sending = 0 WHERE id = ?1",
             params![id, error],
         )?;
         Ok(())
@@ -300,26 +343,239 @@ impl Outbox {
             )
             .optional()
     }
+
+    /// When `channel`'s waiting changes are due, if any wait.
+    pub fn due(&self, channel: &str) -> rusqlite::Result<Option<i64>> {
+        Ok(batch(&self.conn(), channel)?.due)
+    }
+}
+
+/// `channel`'s batch (a default one before its first change).
+pub fn batch(conn: &Connection, channel: &str) -> rusqlite::Result<Batch> {
+    Ok(conn
+        .query_row(
+            "SELECT last_flush_at, started_at, due FROM alert_batch WHERE channel = ?1",
+            [channel],
+            |r| {
+                Ok(Batch {
+                    last_flush_at: r.get(0)?,
+                    started_at: r.get(1)?,
+                    due: r.get(2)?,
+                })
+            },
+        )
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Writes `channel`'s batch.
+pub fn set_batch(tx: &Transaction<'_>, channel: &str, b: Batch) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO alert_batch (channel, last_flush_at, started_at, due)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![channel, b.last_flush_at, b.started_at, b.due],
+    )?;
+    Ok(())
+}
+
+/// Adds `change` to `channel`'s waiting changes: a later change of the same server keeps the
+/// status it started from.
+pub fn add_pending(tx: &Transaction<'_>, channel: &str, c: &Change) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO alert_pending (channel, server, at, from_status, to_status, reason, reason_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (channel, server) DO UPDATE SET at = excluded.at,
+             to_status = excluded.to_status, reason = excluded.reason,
+             reason_text = excluded.reason_text",
+        params![
+            channel,
+            c.server,
+            c.at,
+            c.from.as_str(),
+            c.to.as_str(),
+            c.reason,
+            c.reason_text
+        ],
+    )?;
+    Ok(())
+}
+
+/// Takes `channel`'s waiting changes, oldest first.
+pub fn take_pending(tx: &Transaction<'_>, channel: &str) -> rusqlite::Result<Vec<Change>> {
+    let changes = {
+        let mut q = tx.prepare(
+            "SELECT server, at, from_status, to_status, reason, reason_text FROM alert_pending
+             WHERE channel = ?1 ORDER BY at, server",
+        )?;
+        q.query_map([channel], |r| {
+            Ok(Change {
+                server: r.get(0)?,
+                at: r.get(1)?,
+                from: status(r.get(2)?),
+                to: status(r.get(3)?),
+                reason: r.get(4)?,
+                reason_text: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.execute("DELETE FROM alert_pending WHERE channel = ?1", [channel])?;
+    Ok(changes)
+}
+
+/// The open alert of `server` on `channel`.
+pub fn open(tx: &Transaction<'_>, channel: &str, server: &str) -> rusqlite::Result<Option<Open>> {
+    tx.query_row(
+        "SELECT status, since, reason, thread FROM alert_open WHERE channel = ?1 AND server = ?2",
+        params![channel, server],
+        |r| {
+            Ok(Open {
+                status: status(r.get(0)?),
+                since: r.get(1)?,
+                reason: r.get(2)?,
+                thread: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Sets (or, with `None`, closes) the open alert of `server` on `channel`.
+pub fn set_open(
+    tx: &Transaction<'_>,
+    channel: &str,
+    server: &str,
+    open: Option<&Open>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM alert_open WHERE channel = ?1 AND server = ?2",
+        params![channel, server],
+    )?;
+    if let Some(o) = open {
+        tx.execute(
+            "INSERT INTO alert_open (channel, server, status, since, reason, thread)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                channel,
+                server,
+                o.status.as_str(),
+                o.since,
+                o.reason,
+                o.thread
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The members of `thread`, in the order they joined it.
+pub fn members(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Vec<Member>> {
+    let mut q = tx.prepare(
+        "SELECT server, status, since, reason, resolved_at FROM alert_members
+         WHERE thread = ?1 ORDER BY since, server",
+    )?;
+    q.query_map([thread], |r| {
+        Ok(Member {
+            server: r.get(0)?,
+            status: status(r.get(1)?),
+            since: r.get(2)?,
+            reason: r.get(3)?,
+            resolved_at: r.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Writes `member` of `thread` (new, or as it reads now).
+pub fn set_member(tx: &Transaction<'_>, thread: &str, m: &Member) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO alert_members (thread, server, status, since, reason, resolved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            thread,
+            m.server,
+            m.status.as_str(),
+            m.since,
+            m.reason,
+            m.resolved_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes `server` from `thread` (`None`: every member; the thread is over).
+pub fn drop_members(
+    tx: &Transaction<'_>,
+    thread: &str,
+    server: Option<&str>,
+) -> rusqlite::Result<()> {
+    match server {
+        Some(s) => tx.execute(
+            "DELETE FROM alert_members WHERE thread = ?1 AND server = ?2",
+            params![thread, s],
+        )?,
+        None => tx.execute("DELETE FROM alert_members WHERE thread = ?1", [thread])?,
+    };
+    Ok(())
+}
+
+/// The ID of `thread`'s first message while it is queued and has not started to leave.
+pub fn unsent_root(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT id FROM alert_outbox WHERE thread = ?1 AND kind = 'fire' AND sending = 0",
+        [thread],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Rewrites the unsent message `id`.
+pub fn rewrite(tx: &Transaction<'_>, id: i64, body: &str, html: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE alert_outbox SET body = ?2, html = ?3 WHERE id = ?1",
+        params![id, body, html],
+    )?;
+    Ok(())
+}
+
+/// Drops `thread`'s queued messages (all of them, or all but its unsent first message).
+pub fn drop_queued(tx: &Transaction<'_>, thread: &str, keep_root: bool) -> rusqlite::Result<()> {
+    let sql = if keep_root {
+        "DELETE FROM alert_outbox WHERE thread = ?1 AND kind != 'fire' AND sending = 0"
+    } else {
+        "DELETE FROM alert_outbox WHERE thread = ?1 AND sending = 0"
+    };
+    tx.execute(sql, [thread])?;
+    Ok(())
+}
+
+/// Queues `m` on `channel` in `thread` with transaction ID `txn`, at `now`.
+pub fn push(
+    tx: &Transaction<'_>,
+    channel: &str,
+    thread: &str,
+    txn: &str,
+    m: &NewMessage,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO alert_outbox (channel, kind, txn_id, thread, body, html, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![channel, m.kind.as_str(), txn, thread, m.body, m.html, now],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fire(thread: &str) -> (Option<Open>, Vec<NewMessage>) {
-        (
-            Some(Open {
-                status: Status::Red,
-                since: 100,
-                reason: "down".into(),
-                thread: thread.to_owned(),
-            }),
-            vec![NewMessage {
-                kind: Kind::Fire,
-                body: "down".into(),
-                html: "<b>down</b>".into(),
-            }],
-        )
+    fn message(kind: Kind, body: &str) -> NewMessage {
+        NewMessage {
+            kind,
+            body: body.into(),
+            html: format!("<b>{body}</b>"),
+        }
     }
 
     #[test]
@@ -329,9 +585,9 @@ mod tests {
         let first_txn;
         {
             let o = Outbox::open(Some(&path)).unwrap();
-            o.apply("c", "a.example", 100, |open, txn| {
-                assert!(open.is_none());
-                fire(txn)
+            o.transaction(|tx| {
+                let txn = new_txn_id();
+                push(tx, "c", &txn, &txn, &message(Kind::Fire, "down"), 100)
             })
             .unwrap();
             let m = o.next("c").unwrap().unwrap();
@@ -348,50 +604,70 @@ mod tests {
         assert_eq!((m.txn_id.as_str(), m.attempts), (first_txn.as_str(), 1));
         assert_eq!(o.queued("c").unwrap(), 1);
         assert_eq!(o.queued("other").unwrap(), 0);
-        // The open alert is there for the next decision, and the root once it is sent.
         o.done(m.id, Some((&m.thread, "!r:x", "$e1")), 200).unwrap();
         assert_eq!(o.queued("c").unwrap(), 0);
         assert_eq!(
             o.root(&m.thread).unwrap(),
             Some(("!r:x".to_owned(), "$e1".to_owned()))
         );
-        o.apply("c", "a.example", 300, |open, _| {
-            let open = open.expect("still open");
-            assert_eq!((open.status, open.since), (Status::Red, 100));
-            (None, Vec::new())
-        })
-        .unwrap();
-        o.apply("c", "a.example", 301, |open, _| {
-            assert!(open.is_none(), "closed by the last decision");
-            (None, Vec::new())
-        })
-        .unwrap();
     }
 
     #[test]
-    fn follow_ups_belong_to_the_open_alerts_thread() {
+    fn a_message_that_may_have_left_is_never_rewritten_or_dropped_as_unsent() {
         let o = Outbox::open(None).unwrap();
-        o.apply("c", "a", 1, |_, txn| fire(txn)).unwrap();
-        let root = o.next("c").unwrap().unwrap();
-        o.apply("c", "a", 2, |_, _| {
-            let m = |kind| NewMessage {
-                kind,
-                body: String::new(),
-                html: String::new(),
-            };
-            (None, vec![m(Kind::Edit), m(Kind::Reply)])
-        })
-        .unwrap();
-        o.done(root.id, None, 3).unwrap();
-        let edit = o.next("c").unwrap().unwrap();
+        o.transaction(|tx| push(tx, "c", "t", "t", &message(Kind::Fire, "down"), 1))
+            .unwrap();
+        let unsent = |o: &Outbox| o.transaction(|tx| unsent_root(tx, "t")).unwrap();
+        assert!(unsent(&o).is_some());
+        let m = o.next("c").unwrap().unwrap();
+        assert_eq!(unsent(&o), None, "being sent");
+        o.transaction(|tx| drop_queued(tx, "t", false)).unwrap();
         assert_eq!(
-            (edit.kind, edit.thread.as_str()),
-            (Kind::Edit, root.txn_id.as_str())
+            o.queued("c").unwrap(),
+            1,
+            "not dropped while it is being sent"
         );
-        o.done(edit.id, None, 3).unwrap();
-        let reply = o.next("c").unwrap().unwrap();
-        assert_eq!(reply.kind, Kind::Reply);
-        assert_ne!(reply.txn_id, edit.txn_id);
-        assert_eq!(o.channels().unwrap(), vec![("c".to_owned(), 1)]);
+        o.failed(m.id, "refused").unwrap();
+        assert_eq!(unsent(&o), Some(m.id), "it did not leave");
+    }
+
+    #[test]
+    fn an_outbox_from_before_grouping_gains_its_tables_and_keeps_its_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE alert_outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, kind TEXT NOT NULL,
+                txn_id TEXT NOT NULL UNIQUE, thread TEXT NOT NULL, body TEXT NOT NULL,
+                html TEXT NOT NULL, created_at INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+             CREATE TABLE alert_open (
+                channel TEXT NOT NULL, server TEXT NOT NULL, status TEXT NOT NULL,
+                since INTEGER NOT NULL, reason TEXT NOT NULL, thread TEXT NOT NULL,
+                PRIMARY KEY (channel, server)) WITHOUT ROWID;
+             INSERT INTO alert_outbox (channel, kind, txn_id, thread, body, html, created_at)
+                VALUES ('c', 'edit', 'e1', 't1', 'b', 'h', 5);
+             INSERT INTO alert_open VALUES ('c', 'a.test', 'red', 5, 'down', 't1');",
+        )
+        .unwrap();
+        drop(conn);
+        let o = Outbox::open(Some(&path)).unwrap();
+        assert_eq!(o.next("c").unwrap().unwrap().txn_id, "e1");
+        let kept = o.transaction(|tx| members(tx, "t1")).unwrap();
+        assert_eq!(
+            kept,
+            vec![Member {
+                server: "a.test".into(),
+                status: Status::Red,
+                since: 5,
+                reason: "down".into(),
+                resolved_at: None,
+            }]
+        );
+        // Opening again changes nothing.
+        drop(o);
+        let o = Outbox::open(Some(&path)).unwrap();
+        assert_eq!(o.transaction(|tx| members(tx, "t1")).unwrap().len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! problem names the file or variable to use.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::Spanned;
 
@@ -10,6 +11,9 @@ use super::problems::Problems;
 use super::raw::{RawAlert, RawHub, RawVantage};
 use super::{AlertConfig, AlertTarget, HubConfig, MatrixRoom, Secret, VantageConfig};
 use crate::report::Status;
+
+/// The longest `group_wait`: alerts never wait longer than this for others to join them.
+const MAX_GROUP_WAIT: Duration = Duration::from_secs(600);
 
 /// Keys that belong to one type only, for the "applies to" problem.
 const MATRIX_ONLY: &[&str] = &[
@@ -20,6 +24,8 @@ const MATRIX_ONLY: &[&str] = &[
     "fallback_room",
     "fallback_homeserver",
     "fallback_access_token_file",
+    "via",
+    "group_wait",
 ];
 const WEBHOOK_ONLY: &[&str] = &["url", "secret_file"];
 
@@ -89,6 +95,11 @@ fn validate_alert(
         ),
         ("url", a.url.as_ref().map(Spanned::span)),
         ("secret_file", a.secret_file.as_ref().map(Spanned::span)),
+        (
+            "via",
+            a.via.as_ref().and_then(|v| v.first()).map(Spanned::span),
+        ),
+        ("group_wait", a.group_wait.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, span)| span.map(|s| (k, Some(s))))
@@ -194,11 +205,43 @@ fn validate_alert(
             code.to_owned()
         }
     };
+    let target = target?;
+    let group_wait = match (&target, &a.group_wait) {
+        (AlertTarget::Webhook { .. }, _) => Duration::ZERO,
+        (AlertTarget::Matrix { .. }, None) => super::DEFAULT_GROUP_WAIT,
+        (AlertTarget::Matrix { .. }, Some(v)) => {
+            match humantime::parse_duration(v.get_ref().trim()) {
+                Ok(d) if d <= MAX_GROUP_WAIT => d,
+                Ok(_) => {
+                    p.add(
+                        Some(v.span()),
+                        &key("group_wait"),
+                        format!(
+                            "{:?} is longer than 10 minutes, so alerts would wait that long",
+                            v.get_ref()
+                        ),
+                        "use the default \"30s\", or \"0s\" for one message per change",
+                    );
+                    super::DEFAULT_GROUP_WAIT
+                }
+                Err(e) => {
+                    p.add(
+                        Some(v.span()),
+                        &key("group_wait"),
+                        format!("{:?} is not a duration ({e})", v.get_ref()),
+                        "write a duration such as \"30s\", or \"0s\" for one message per change",
+                    );
+                    super::DEFAULT_GROUP_WAIT
+                }
+            }
+        }
+    };
     Some(AlertConfig {
-        target: target?,
+        target,
         servers,
         on,
         language,
+        group_wait,
     })
 }
 
@@ -210,20 +253,7 @@ fn homeserver_url(v: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> Strin
     match url::Url::parse(text) {
         Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
         Ok(u) if u.scheme() == "http" => {
-            let local = match u.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if !local {
-                p.add(
-                    Some(v.span()),
-                    key,
-                    format!("{text:?} is plain http to another machine, which would send the access token in the clear"),
-                    "use https (plain http is accepted for localhost and 127.0.0.0/8 only)",
-                );
-            }
+            plain_http_only_here(&u, v, key, "the access token", p);
         }
         _ => p.add(
             Some(v.span()),
@@ -235,22 +265,99 @@ fn homeserver_url(v: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> Strin
     text.to_owned()
 }
 
+/// A problem unless plain-http `u` names this machine (localhost, 127.0.0.0/8, ::1): over
+/// any other network, `what` would travel in the clear.
+fn plain_http_only_here(
+    u: &url::Url,
+    v: &Spanned<String>,
+    key: &str,
+    what: &str,
+    p: &mut Problems<'_>,
+) {
+    let local = match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !local {
+        p.add(
+            Some(v.span()),
+            key,
+            format!(
+                "{:?} is plain http to another machine, which would send {what} in the clear",
+                v.get_ref().trim()
+            ),
+            "use https (plain http is accepted for localhost and 127.0.0.0/8 only)",
+        );
+    }
+}
+
 fn room_id(v: &Spanned<String>, key: &str, p: &mut Problems<'_>) -> String {
     let text = v.get_ref().trim();
-    let ok = (text.starts_with('!') || text.starts_with('#'))
-        && text
-            .split_once(':')
-            .is_some_and(|(l, r)| l.len() > 1 && !r.is_empty())
-        && !text.contains(char::is_whitespace);
-    if !ok {
+    if !valid_room(text) {
         p.add(
             Some(v.span()),
             key,
             format!("{text:?} is not a room ID or alias"),
-            "write a room ID such as \"!abc123:example.org\" or an alias such as \"#alerts:example.org\"",
+            "write the room's ID as Element shows it in Settings → Advanced (\"!abc123:example.org\", \
+             or \"!XYZ…\" with no server part for rooms of version 12), or an alias such as \
+             \"#alerts:example.org\"",
         );
     }
     text.to_owned()
+}
+
+/// A room ID or alias: `#local:server`; `!opaque:server`; or, since room version 12, `!opaque`
+/// alone (the ID is the create event's hash and names no server). No whitespace anywhere.
+fn valid_room(text: &str) -> bool {
+    if text.contains(char::is_whitespace) {
+        return false;
+    }
+    match (text.chars().next(), text.split_once(':')) {
+        (Some('#'), Some((local, server))) => local.len() > 1 && !server.is_empty(),
+        (Some('!'), Some((local, server))) => local.len() > 1 && !server.is_empty(),
+        (Some('!'), None) => text.len() > 1,
+        _ => false,
+    }
+}
+
+/// `via`: server names to join through.
+fn via(a: &RawAlert, key: &str, p: &mut Problems<'_>) -> Vec<String> {
+    a.via
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            let text = v.get_ref().trim();
+            match crate::server_name::ServerName::parse(text) {
+                Ok(_) => Some(text.to_owned()),
+                Err(e) => {
+                    p.add(
+                        Some(v.span()),
+                        key,
+                        format!("{text:?} is not a server name ({e})"),
+                        "list servers that are in the room, e.g. via = [\"example.org\"]",
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// The servers to join `room` through: the server its alias or ID names, then `extra`.
+fn join_via(room: &str, extra: &[String]) -> Vec<String> {
+    let mut via: Vec<String> = room
+        .split_once(':')
+        .map(|(_, server)| server.to_owned())
+        .into_iter()
+        .collect();
+    for s in extra {
+        if !via.contains(s) {
+            via.push(s.clone());
+        }
+    }
+    via
 }
 
 /// A secret from a file or a variable, checked now so `mxping validate` finds it missing.
@@ -333,6 +440,7 @@ fn matrix_target(
         base_dir,
         p,
     );
+    let extra_via = via(a, &key("via"), p);
     let fallback = match (
         &a.fallback_room,
         &a.fallback_homeserver,
@@ -350,10 +458,26 @@ fn matrix_target(
         }
         (Some(room), hs, file) => {
             let room = room_id(room, &key("fallback_room"), p);
+            let main = homeserver.clone().unwrap_or_default();
             let homeserver = match hs {
                 Some(v) => homeserver_url(v, &key("fallback_homeserver"), p),
-                None => homeserver.clone().unwrap_or_default(),
+                None => main.clone(),
             };
+            if let (Some(v), None) = (hs, file)
+                && homeserver != main
+            {
+                // The main token is a credential for the main homeserver: sent to another
+                // one, it would hand that server's operator the bot's account.
+                p.add(
+                    Some(v.span()),
+                    &key("fallback_access_token_file"),
+                    "is not set, and the fallback is on another homeserver: mxping would send it \
+                     the main homeserver's access token"
+                        .into(),
+                    "log the bot (or a second bot) in on the fallback homeserver and put that \
+                     token in a file: fallback_access_token_file = \"/etc/mxping/fallback.token\"",
+                );
+            }
             let token = match file {
                 Some(f) => secret(
                     Some(f),
@@ -368,15 +492,20 @@ fn matrix_target(
             token.map(|token| MatrixRoom {
                 homeserver,
                 token,
+                via: join_via(&room, &extra_via),
                 room,
             })
         }
     };
     Some(AlertTarget::Matrix {
-        room: MatrixRoom {
-            homeserver: homeserver?,
-            token: token?,
-            room: room?,
+        room: {
+            let room = room?;
+            MatrixRoom {
+                homeserver: homeserver?,
+                token: token?,
+                via: join_via(&room, &extra_via),
+                room,
+            }
         },
         fallback,
     })
@@ -396,12 +525,18 @@ fn webhook_target(
         p,
     )
     .and_then(|v| {
-        super::validate::http_url(
+        let url = super::validate::http_url(
             v,
             &key("url"),
             "write the receiver's full address, e.g. \"https://hooks.example.org/mxping\"",
             p,
-        )
+        )?;
+        if let Ok(u) = url::Url::parse(&url)
+            && u.scheme() == "http"
+        {
+            plain_http_only_here(&u, v, &key("url"), "every alert", p);
+        }
+        Some(url)
     });
     let secret_file = match &a.secret_file {
         None => {
@@ -416,7 +551,7 @@ fn webhook_target(
         }
         Some(f) => {
             let secret = Secret::File(relative(base_dir, f.get_ref().trim()));
-            if let Err(e) = secret.read() {
+            if let Err(e) = secret.read().and_then(|text| super::webhook_key(&text)) {
                 p.add(
                     Some(f.span()),
                     &key("secret_file"),

@@ -95,7 +95,13 @@ pub struct AlertConfig {
     pub on: Vec<crate::report::Status>,
     /// The language of the messages.
     pub language: String,
+    /// Changes confirmed within this long of each other go into one message (Matrix rooms;
+    /// zero for webhooks, which get one POST per change).
+    pub group_wait: Duration,
 }
+
+/// Default `[[alert]] group_wait` of a Matrix room.
+pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 
 impl AlertConfig {
     /// True when alerts about `server` go to this target.
@@ -153,8 +159,13 @@ pub struct MatrixRoom {
     pub homeserver: String,
     /// Where the access token is read from.
     pub token: Secret,
-    /// A room ID (`!…`) or alias (`#…`), as written.
+    /// A room ID (`!…:server`, or room version 12's `!…` that names no server) or an alias
+    /// (`#…:server`), as written.
     pub room: String,
+    /// Servers to join the room through (`via`): the alias's or room ID's server, then the
+    /// config's `via`. A version 12 room ID names no server, so joining it from outside needs
+    /// these.
+    pub via: Vec<String>,
 }
 
 /// Where a secret is read from: never the config file itself.
@@ -183,6 +194,18 @@ impl Secret {
             });
         }
         Ok(value.to_owned())
+    }
+}
+
+/// The signing key a webhook secret stands for: a Standard Webhooks secret (`whsec_<base64>`)
+/// is the bytes its base64 holds; anything else is used as written.
+pub fn webhook_key(text: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    match text.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the whsec_ secret is not base64 ({e})")),
+        None => Ok(text.as_bytes().to_vec()),
     }
 }
 
@@ -513,6 +536,7 @@ mod tests {
             servers: servers.iter().map(|s| s.to_string()).collect(),
             on: vec![],
             language: "en".into(),
+            group_wait: Duration::ZERO,
         };
         assert!(alert(&[]).covers("anything.test"), "no list: every server");
         assert!(alert(&["a.test", "*.b.test"]).covers("x.b.test"));
@@ -621,6 +645,67 @@ mod tests {
             text.contains("fix: write the number without quotes"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn rooms_of_version_12_are_accepted_and_joined_through_the_servers_given() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bot.token"), "syt_x").unwrap();
+        let alert = |room: &str, extra: &str| {
+            format!(
+                "[[alert]]\ntype = \"matrix\"\nhomeserver = \"https://hs.example.org\"\n\
+                 access_token_file = \"bot.token\"\nroom = \"{room}\"\n{extra}\n{ONE}"
+            )
+        };
+        let rooms = |text: &str| match Config::parse(text, "t", Some(dir.path())) {
+            Ok(c) => match &c.alerts[0].target {
+                AlertTarget::Matrix { room, fallback } => {
+                    Ok((room.clone(), fallback.clone(), c.alerts[0].group_wait))
+                }
+                AlertTarget::Webhook { .. } => unreachable!(),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        // The ID Synapse 1.163 gives a new room: the create event's hash, no server part.
+        let v12 = "!HVAyE2qiqmBDrVyZdNTJl9x4QdPTI8FmK0C_vqzd8Ao";
+        let (room, _, wait) = rooms(&alert(v12, "via = [\"example.org\"]")).unwrap();
+        assert_eq!(
+            (room.room.as_str(), room.via.as_slice()),
+            (v12, &["example.org".to_owned()][..])
+        );
+        assert_eq!(wait, Duration::from_secs(30));
+        let (room, _, _) = rooms(&alert("!abc:example.org", "via = [\"other.org\"]")).unwrap();
+        assert_eq!(room.via, ["example.org", "other.org"]);
+        let (room, _, wait) = rooms(&alert("#alerts:example.org", "group_wait = \"0s\"")).unwrap();
+        assert_eq!(
+            (room.via.as_slice(), wait),
+            (&["example.org".to_owned()][..], Duration::ZERO)
+        );
+        for bad in [
+            "!",
+            "#alerts",
+            "#:example.org",
+            "alerts:example.org",
+            "! x",
+            "!a:",
+        ] {
+            let e = rooms(&alert(bad, "")).unwrap_err();
+            assert!(e.contains("is not a room ID or alias"), "{bad}: {e}");
+            assert!(e.contains("version 12"), "{e}");
+        }
+        // A fallback on the same homeserver may use the main token; on another, never.
+        let same = alert(
+            "#a:example.org",
+            "fallback_room = \"#b:example.org\"\nfallback_homeserver = \"https://hs.example.org/\"",
+        );
+        let (_, fallback, _) = rooms(&same).unwrap();
+        assert_eq!(fallback.unwrap().homeserver, "https://hs.example.org");
+        let other = alert(
+            "#a:example.org",
+            "fallback_room = \"#b:other.org\"\nfallback_homeserver = \"https://hs.other.org\"",
+        );
+        let e = rooms(&other).unwrap_err();
+        assert!(e.contains("fallback_access_token_file: is not set"), "{e}");
     }
 
     #[test]

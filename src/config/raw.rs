@@ -158,6 +158,8 @@ pub(super) struct RawAlert {
     pub(super) fallback_access_token_file: Option<Spanned<String>>,
     pub(super) url: Option<Spanned<String>>,
     pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) via: Option<Vec<Spanned<String>>>,
+    pub(super) group_wait: Option<Spanned<String>>,
 }
 
 /// What a key's value must be, for fixes that say what to write.
@@ -271,6 +273,8 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("fallback_access_token_file", Kind::Text),
             ("url", Kind::Text),
             ("secret_file", Kind::Text),
+            ("via", Kind::List),
+            ("group_wait", Kind::Duration),
         ],
     ),
 ];

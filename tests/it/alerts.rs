@@ -70,11 +70,42 @@ async fn setup() -> Setup {
 }
 
 fn signature_ok(seen: &crate::support::Seen) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.trim().as_bytes());
+    let hex: String = ring::hmac::sign(&key, &seen.body)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    seen.header("x-mxping-signature-256") == Some(format!("sha256={hex}").as_str())
+        && standard_webhooks_ok(seen, SECRET.trim().as_bytes())
+}
+
+/// The Standard Webhooks check a receiver's library makes: `webhook-signature` is `v1,` and the
+/// base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, the timestamp is within
+/// five minutes of now, and the ID is the delivery ID.
+fn standard_webhooks_ok(seen: &crate::support::Seen, key: &[u8]) -> bool {
+    use base64::Engine as _;
+    let (Some(id), Some(ts), Some(sig)) = (
+        seen.header("webhook-id"),
+        seen.header("webhook-timestamp"),
+        seen.header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(at) = ts.parse::<i64>() else {
+        return false;
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut signed = format!("{id}.{ts}.").into_bytes();
+    signed.extend_from_slice(&seen.body);
+    let mac = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &signed);
     let want = format!(
-        "sha256={}",
-        mxping::alert::sign(SECRET.trim().as_bytes(), &seen.body)
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.as_ref())
     );
-    seen.header("x-mxping-signature-256") == Some(want.as_str())
+    (now - at).abs() <= 300
+        && sig.split(' ').any(|s| s == want)
+        && seen.header("x-mxping-delivery") == Some(id)
 }
 
 async fn status(s: &Serve) -> String {
@@ -305,4 +336,83 @@ async fn an_alert_added_by_sighup_delivers_and_one_removed_stops() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(hooks.seen().len(), 1, "a removed channel sends nothing");
+}
+
+/// Issue 30, alerts 10 and webhooks: a message refused for what it is (here a 404) is set
+/// aside instead of holding every later message for a day; a 503 that says when to come back
+/// is waited for; a `whsec_` secret is a Standard Webhooks secret (the bytes its base64 holds),
+/// and every POST verifies as that standard says.
+#[tokio::test]
+async fn a_refused_message_is_set_aside_and_a_503_is_waited_for_as_asked() {
+    use base64::Engine as _;
+    let mut t = setup().await;
+    let key = b"the key behind a whsec secret".to_vec();
+    let whsec = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(&key)
+    );
+    std::fs::write(t.h.dir.path().join("webhook.secret"), &whsec).unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let (a, ts) = (attempts.clone(), times.clone());
+    let leaf = t.h.ca.leaf(&["hooks.test"]);
+    let hooks = t.h.serve(
+        &mut t.hook_host,
+        443,
+        leaf,
+        handler(move |_| {
+            ts.lock().unwrap().push(Instant::now());
+            match a.fetch_add(1, Ordering::SeqCst) {
+                0 => Reply::status(404, "no such hook"),
+                1 => Reply::status(503, "maintenance").header("retry-after", "2"),
+                _ => Reply::status(204, ""),
+            }
+        }),
+    );
+    let s = Serve::start(&t.h.config_file()).await;
+    s.wait_for(Duration::from_secs(20), "green", || async {
+        (status(&s).await == "green").then_some(())
+    })
+    .await;
+    t.down.store(true, Ordering::SeqCst);
+    s.wait_for(Duration::from_secs(20), "the refused alert", || async {
+        (attempts.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    t.down.store(false, Ordering::SeqCst);
+    // The recovery goes out although the alert before it was refused: through a 503, after
+    // the two seconds it asked for.
+    s.wait_for(
+        Duration::from_secs(30),
+        "the recovery delivered",
+        || async { (attempts.load(Ordering::SeqCst) >= 3).then_some(()) },
+    )
+    .await;
+    let seen = hooks.seen();
+    assert!(
+        seen.iter().all(|x| standard_webhooks_ok(x, &key)),
+        "{seen:?}"
+    );
+    let events: Vec<Value> = seen
+        .iter()
+        .map(|x| serde_json::from_slice::<Value>(&x.body).unwrap()["event"].clone())
+        .collect();
+    assert_eq!(events, vec!["fired", "resolved", "resolved"]);
+    let t_ = times.lock().unwrap().clone();
+    assert!(
+        t_[2] - t_[1] >= Duration::from_secs(2),
+        "the retry after a 503 waits its Retry-After: {:?}",
+        t_[2] - t_[1]
+    );
+    assert!(s.log_contains("is set aside (POST to webhook:hooks.test/hook: HTTP 404)"));
+    let channel = "channel=\"webhook:hooks.test/hook\"";
+    for (result, n) in [("sent", 1.0), ("rejected", 1.0), ("unreachable", 1.0)] {
+        let line = format!("mxping_alerts_sent_total{{{channel},result=\"{result}\"}}");
+        assert_eq!(metric(&s, &line).await, n, "{line}");
+    }
+    let (_, health) = s.text("/healthz").await;
+    assert!(
+        health.contains("hooks.test/hook: ok (0 queued)"),
+        "{health}"
+    );
 }
