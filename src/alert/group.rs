@@ -41,14 +41,25 @@ pub struct Rules<'a> {
 /// The longest a batch waits, in `group_wait`s.
 const MAX_WAITS: i64 = 10;
 
+/// What adding changes to a batch, or sending it, did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Messages queued.
+    pub queued: usize,
+    /// Alerts whose first message had not left dropped, because they were over.
+    pub dropped: usize,
+    /// The change waits for others to group with, until this time.
+    pub waiting_until: Option<i64>,
+}
+
 /// Adds `change` to the channel's batch at `now`, and sends the batch at once when the channel
-/// is quiet. How many messages were queued.
+/// is quiet.
 pub fn queue(
     tx: &Transaction<'_>,
     rules: &Rules<'_>,
     change: &Change,
     now: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Outcome> {
     outbox::add_pending(tx, rules.channel, change)?;
     let batch = outbox::batch(tx, rules.channel)?;
     let quiet = batch.due.is_none() && now - batch.last_flush_at >= rules.group_wait_s;
@@ -66,31 +77,26 @@ pub fn queue(
             ..batch
         },
     )?;
-    Ok(0)
+    Ok(Outcome {
+        waiting_until: Some(due),
+        ..Outcome::default()
+    })
 }
 
-/// Sends the channel's batch if it is due at `now`. How many messages were queued.
-pub fn flush_due(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<usize> {
+/// Sends the channel's batch if it is due at `now`.
+pub fn flush_due(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<Outcome> {
     match outbox::batch(tx, rules.channel)?.due {
         Some(due) if due <= now => flush(tx, rules, now),
-        _ => Ok(0),
+        _ => Ok(Outcome::default()),
     }
 }
 
-/// Turns the channel's waiting changes into messages. How many were queued.
-fn flush(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<usize> {
+/// Turns the channel's waiting changes into messages.
+fn flush(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<Outcome> {
     let channel = rules.channel;
     let changes = outbox::take_pending(tx, channel)?;
-    outbox::set_batch(
-        tx,
-        channel,
-        Batch {
-            last_flush_at: now,
-            started_at: None,
-            due: None,
-        },
-    )?;
-    let mut queued = 0;
+    let last_flush_at = outbox::batch(tx, channel)?.last_flush_at;
+    let mut out = Outcome::default();
     let mut fired: Vec<&Change> = Vec::new();
     // Per alert already open: its members' changes in this batch.
     let mut touched: Vec<(String, Vec<(String, Decision)>)> = Vec::new();
@@ -131,7 +137,7 @@ fn flush(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<
                 let txn = new_txn_id();
                 let thread = thread.unwrap_or_else(|| txn.clone());
                 outbox::push(tx, channel, &thread, &txn, &m, now)?;
-                queued += 1;
+                out.queued += 1;
             }
             continue;
         }
@@ -183,22 +189,37 @@ fn flush(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<
             html,
         };
         outbox::push(tx, channel, &thread, &thread, &m, now)?;
-        queued += 1;
+        out.queued += 1;
     }
     for (thread, list) in touched {
-        queued += follow_up(tx, rules, &thread, &list, now)?;
+        match follow_up(tx, rules, &thread, &list, now)? {
+            Some(n) => out.queued += n,
+            None => out.dropped += 1,
+        }
     }
-    Ok(queued)
+    // Quiet means nothing was said lately: a batch that said nothing (a status that does not
+    // alert, a flap) does not make the next change wait.
+    outbox::set_batch(
+        tx,
+        channel,
+        Batch {
+            last_flush_at: if out.queued > 0 { now } else { last_flush_at },
+            started_at: None,
+            due: None,
+        },
+    )?;
+    Ok(out)
 }
 
-/// What the changes `list` (server, decision) of one batch mean for the alert `thread`.
+/// What the changes `list` (server, decision) of one batch mean for the alert `thread`: how
+/// many messages were queued, or `None` when the alert was dropped unsent.
 fn follow_up(
     tx: &Transaction<'_>,
     rules: &Rules<'_>,
     thread: &str,
     list: &[(String, Decision)],
     now: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Option<usize>> {
     let mut members = outbox::members(tx, thread)?;
     if let Some(root) = outbox::unsent_root(tx, thread)? {
         // Not announced yet: it is rewritten to say what is true now, and a server that
@@ -209,12 +230,12 @@ fn follow_up(
         members.retain(|m| m.resolved_at.is_none());
         if members.is_empty() {
             outbox::drop_queued(tx, thread, false)?;
-            return Ok(0);
+            return Ok(None);
         }
         outbox::drop_queued(tx, thread, true)?;
         let (body, html) = rules.facts.root(thread, &members);
         outbox::rewrite(tx, root, &body, &html)?;
-        return Ok(0);
+        return Ok(Some(0));
     }
     let done = members.iter().all(|m| m.resolved_at.is_some());
     // Recoveries that do not alert here (`on` without green) close silently.
@@ -232,7 +253,7 @@ fn follow_up(
         outbox::drop_members(tx, thread, None)?;
     }
     if said.is_empty() {
-        return Ok(0);
+        return Ok(Some(0));
     }
     let (body, html) = rules.facts.root(thread, &members);
     let edit = NewMessage {
@@ -248,7 +269,7 @@ fn follow_up(
         html,
     };
     outbox::push(tx, rules.channel, thread, &new_txn_id(), &reply, now)?;
-    Ok(2)
+    Ok(Some(2))
 }
 
 #[cfg(test)]
@@ -285,11 +306,11 @@ mod tests {
 
     /// Queues `c` at its time; the messages queued.
     fn queue_at(o: &Outbox, r: &Rules<'_>, c: Change) -> usize {
-        o.transaction(|tx| queue(tx, r, &c, c.at)).unwrap()
+        o.transaction(|tx| queue(tx, r, &c, c.at)).unwrap().queued
     }
 
     fn flush_at(o: &Outbox, r: &Rules<'_>, now: i64) -> usize {
-        o.transaction(|tx| flush_due(tx, r, now)).unwrap()
+        o.transaction(|tx| flush_due(tx, r, now)).unwrap().queued
     }
 
     /// Sends every queued message: (kind, first line of the text), and records roots.
@@ -370,6 +391,14 @@ mod tests {
     }
 
     #[test]
+    fn a_change_that_says_nothing_does_not_make_the_next_one_wait() {
+        let (o, r) = (Outbox::open(None).unwrap(), rules(30));
+        // Yellow does not alert here: nothing is said, and red half a second later goes at once.
+        assert_eq!(queue_at(&o, &r, change("a.test", 1000, Green, Yellow)), 0);
+        assert_eq!(queue_at(&o, &r, change("a.test", 1001, Yellow, Red)), 1);
+    }
+
+    #[test]
     fn a_storm_never_waits_more_than_ten_group_waits() {
         let (o, r) = (Outbox::open(None).unwrap(), rules(30));
         queue_at(&o, &r, change("first.test", 1000, Green, Red));
@@ -388,7 +417,9 @@ mod tests {
         let (o, r) = (Outbox::open(None).unwrap(), rules(30));
         queue_at(&o, &r, change("a.test", 1000, Green, Red));
         // The room does not take it (the homeserver is down); it recovers meanwhile.
-        assert_eq!(queue_at(&o, &r, change("a.test", 1100, Red, Green)), 0);
+        let c = change("a.test", 1100, Red, Green);
+        let outcome = o.transaction(|tx| queue(tx, &r, &c, c.at)).unwrap();
+        assert_eq!((outcome.queued, outcome.dropped), (0, 1));
         assert_eq!(o.queued("c").unwrap(), 0, "nothing is sent late");
         o.transaction(|tx| {
             assert!(outbox::open(tx, "c", "a.test")?.is_none());

@@ -476,6 +476,30 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// What queueing did, for the log.
+fn said(o: &group::Outcome, now: i64) -> String {
+    let mut parts = Vec::new();
+    if o.queued > 0 {
+        parts.push(format!("{} message(s) queued", o.queued));
+    }
+    if o.dropped > 0 {
+        parts.push(format!(
+            "{} alert(s) over before their first message could be sent, dropped",
+            o.dropped
+        ));
+    }
+    if let Some(until) = o.waiting_until {
+        parts.push(format!(
+            "waiting {} s for other changes to group with",
+            until - now
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("nothing to announce".to_owned());
+    }
+    parts.join("; ")
+}
+
 impl Channel {
     fn locale(&self) -> &'static crate::i18n::Locale {
         crate::i18n::find(&self.config.language).unwrap_or_else(crate::i18n::english)
@@ -511,19 +535,16 @@ impl Channel {
             reason_text: event.reason.as_ref().map(ToString::to_string),
         };
         let rules = self.rules();
-        let queued = self
+        let now = now();
+        let outcome = self
             .outbox
-            .transaction(|tx| group::queue(tx, &rules, &change, now()))?;
+            .transaction(|tx| group::queue(tx, &rules, &change, now))?;
         info!(
             "alerts: {}: {} is {}; {}",
             self.label,
             event.server,
             event.to.as_str(),
-            if queued > 0 {
-                format!("{queued} message(s) queued")
-            } else {
-                "waiting for other changes to group with".to_owned()
-            }
+            said(&outcome, now)
         );
         self.publish_queue();
         Ok(())
@@ -580,7 +601,13 @@ impl Channel {
             })
             .await;
         match flushed {
-            Ok(n) if n > 0 => info!("alerts: {}: {n} grouped message(s) queued", self.label),
+            Ok(o) if o != group::Outcome::default() => {
+                info!(
+                    "alerts: {}: the changes grouped: {}",
+                    self.label,
+                    said(&o, now())
+                )
+            }
             Ok(_) => {}
             Err(e) => error!(
                 "alerts: {}: the waiting changes could not be sent: {e}",
@@ -755,9 +782,10 @@ impl Channel {
                             self.label, f.detail
                         );
                     }
-                    if f.result == Delivery::Rejected {
+                    if f.result != Delivery::RateLimited {
                         // Checked again before the next attempt: the token, the room or the
-                        // bot's membership may have changed.
+                        // bot's membership may have changed, or the homeserver may be back
+                        // (which clears the problem shown even when nothing is left to send).
                         // (A fallback room that refused is checked again by `deliver`.)
                         sessions.main = None;
                     }
