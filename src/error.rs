@@ -98,6 +98,14 @@ pub struct ProbeError {
     /// address (no IPv6). Such an address is not counted in the server's status or uptime.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub monitor_side: bool,
+    /// What the monitor ran out of, when that is why this failed (`monitor_side` is then
+    /// true): the round says nothing about the server.
+    #[serde(
+        default,
+        rename = "monitor_trouble",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trouble: Option<crate::net::trouble::Trouble>,
 }
 
 impl ProbeError {
@@ -107,6 +115,25 @@ impl ProbeError {
             kind,
             message: message.into(),
             monitor_side: false,
+            trouble: None,
+        }
+    }
+
+    /// The monitor's own failure: it ran out of `trouble` while doing this.
+    pub fn monitor_trouble(
+        kind: ErrorKind,
+        trouble: crate::net::trouble::Trouble,
+        message: impl Into<String>,
+    ) -> Self {
+        ProbeError {
+            kind,
+            message: format!(
+                "{}: {}. The server is not at fault; this round is not counted",
+                message.into(),
+                trouble.explain()
+            ),
+            monitor_side: true,
+            trouble: Some(trouble),
         }
     }
 }

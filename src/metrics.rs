@@ -213,6 +213,8 @@ pub struct Metrics {
     alert_queue: IntGaugeVec,
     /// Phase histograms of every server not opted into its own, by [`PHASES`] index.
     pooled: Mutex<Phases>,
+    /// The monitor's own resource failures.
+    troubles: Arc<crate::net::trouble::Troubles>,
 }
 
 /// One histogram per phase, by [`PHASES`] index; a phase appears once observed.
@@ -325,7 +327,9 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("registered once");
+        let troubles = Arc::new(crate::net::trouble::Troubles::register(&r));
         Metrics {
+            troubles,
             registry: r,
             servers: Mutex::new(BTreeMap::new()),
             reload_ok,
@@ -498,6 +502,16 @@ impl Metrics {
     /// Records how late a round started.
     pub fn observe_lateness(&self, seconds: f64) {
         self.lateness.observe(seconds);
+    }
+
+    /// The registry, for metrics registered elsewhere (the web listener's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The monitor's own resource failures: counted here, shown in `/healthz` and the page.
+    pub fn troubles(&self) -> &Arc<crate::net::trouble::Troubles> {
+        &self.troubles
     }
 
     /// The in-flight rounds gauge.

@@ -224,11 +224,30 @@ impl Round {
 
     /// The round says something about the server: discovery failed (the server's doing), or
     /// at least one address counts. A round in which this monitor could reach none of the
-    /// addresses (an IPv6-only server, a monitor without IPv6) is not counted at all.
+    /// addresses (an IPv6-only server, a monitor without IPv6; no socket to spare) or could
+    /// not make the discovery itself (no socket, no memory) is not counted at all.
     pub fn measurable(&self) -> bool {
+        if let Some(e) = &self.resolution.error {
+            // Discovery could not be made for the monitor's own lack of a resource.
+            return !e.monitor_side;
+        }
         self.resolution.error.is_some()
             || self.addresses.is_empty()
             || self.counted().next().is_some()
+    }
+
+    /// What the monitor ran out of in this round, if anything: the round's troubles are its
+    /// own, counted and shown apart from the server's.
+    pub fn monitor_trouble(&self) -> Option<crate::net::trouble::Trouble> {
+        self.resolution
+            .error
+            .as_ref()
+            .and_then(|e| e.trouble)
+            .or_else(|| {
+                self.addresses
+                    .iter()
+                    .find_map(|a| a.error.as_ref().and_then(|e| e.trouble))
+            })
     }
 
     /// At least one address answered correctly.

@@ -59,6 +59,14 @@ fn verdict(round: &Round, server: &ServerReport, ok: bool) -> String {
     } else {
         String::new()
     };
+    if let Some(trouble) = round.monitor_trouble()
+        && !round.measurable()
+    {
+        return format!(
+            "cannot be checked now: {}; run the check again",
+            trouble.explain()
+        );
+    }
     if !round.measurable() {
         return format!(
             "cannot be checked from here: this monitor has no IPv6 and every address of the \

@@ -133,6 +133,27 @@ pub async fn run(
     let mut term = handler(SignalKind::terminate())?;
 
     let metrics = Arc::new(Metrics::new());
+    let open_files = match crate::web::listener::raise_open_file_limit() {
+        Ok((soft, hard)) => {
+            info!("open-file limit: {soft} (hard limit {hard})");
+            Some(soft)
+        }
+        Err(e) => {
+            warn!("cannot read or raise the open-file limit: {e}");
+            None
+        }
+    };
+    let limits = crate::web::listener::Limits::new(&file_config.web, open_files);
+    if let Some(soft) = open_files
+        && limits.max_connections as u64 > soft / 2
+    {
+        warn!(
+            "[web] max_connections = {} is more than half the open-file limit ({soft}): a \
+             flood of connections can leave the probes without sockets",
+            limits.max_connections
+        );
+    }
+    let web_metrics = crate::web::listener::WebMetrics::register(metrics.registry());
     let mut lists = Lists::new(&file_config);
     lists.read_due(&file_config, &metrics).await;
     let config = crate::sources::merge(&file_config, &lists.good);
@@ -167,20 +188,32 @@ pub async fn run(
         ));
     }
     info!("monitoring {servers} servers from {source_name}");
+    info!(
+        "web: at most {} connections{}, a request head within {:?}, idle connections closed \
+         after {:?}",
+        limits.max_connections,
+        match limits.max_connections_per_ip {
+            0 => String::new(),
+            n => format!(" ({n} per address)"),
+        },
+        limits.header_timeout,
+        limits.idle_timeout
+    );
     info!("listening on http://{local}");
 
     let stop_web = CancellationToken::new();
     let web = {
         let stop = stop_web.clone();
         let app = crate::web::app(monitor.board());
-        tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = result {
-                error!("web server failed: {e}");
-            }
-        })
+        let troubles = metrics.troubles().clone();
+        tokio::spawn(crate::web::listener::serve(
+            listener,
+            app,
+            limits,
+            web_metrics,
+            troubles,
+            stop,
+        ))
     };
 
     loop {

@@ -320,7 +320,22 @@ pub struct WebConfig {
     /// Where people reach the status page (`https://status.example.org`), for links in
     /// alerts; `None`: alerts carry no link.
     pub public_url: Option<String>,
+    /// A request head must arrive within this long of the connection opening (or of its
+    /// first byte on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request is closed after this long.
+    pub idle_timeout: Duration,
+    /// A response the client does not read is abandoned after this long without progress.
+    pub write_timeout: Duration,
+    /// At most this many open connections; `None`: a quarter of the open-file limit, at most
+    /// [`MAX_CONNECTIONS_DEFAULT`].
+    pub max_connections: Option<usize>,
+    /// At most this many open connections from one address (an IPv6 /64); 0: no limit.
+    pub max_connections_per_ip: usize,
 }
+
+/// The most connections the web listener holds when `[web] max_connections` is not set.
+pub const MAX_CONNECTIONS_DEFAULT: usize = 4096;
 
 impl WebConfig {
     /// The vantage name for the API, metrics and feed: as set, or `default`.
@@ -395,6 +410,11 @@ impl Default for WebConfig {
             vantage: None,
             refresh: Duration::from_secs(60),
             public_url: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_connections: None,
+            max_connections_per_ip: 64,
         }
     }
 }

@@ -85,6 +85,11 @@ pub(super) struct RawWeb {
     pub(super) vantage: Option<Spanned<String>>,
     pub(super) refresh: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
+    pub(super) header_timeout: Option<Spanned<String>>,
+    pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) write_timeout: Option<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<i64>>,
+    pub(super) max_connections_per_ip: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -284,11 +284,46 @@ fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
         // A base address: pages are linked as {public_url}/server/….
         .map(|u| u.trim_end_matches('/').to_owned())
     });
+    let max_connections = raw.max_connections.as_ref().map(|_| {
+        integer(
+            &raw.max_connections,
+            "[web] max_connections",
+            1..=1_000_000,
+            super::MAX_CONNECTIONS_DEFAULT as i64,
+            p,
+        ) as usize
+    });
     WebConfig {
         listen,
         vantage,
         refresh: duration(&raw.refresh, "[web] refresh", web_default.refresh, p),
         public_url,
+        header_timeout: duration(
+            &raw.header_timeout,
+            "[web] header_timeout",
+            web_default.header_timeout,
+            p,
+        ),
+        idle_timeout: duration(
+            &raw.idle_timeout,
+            "[web] idle_timeout",
+            web_default.idle_timeout,
+            p,
+        ),
+        write_timeout: duration(
+            &raw.write_timeout,
+            "[web] write_timeout",
+            web_default.write_timeout,
+            p,
+        ),
+        max_connections,
+        max_connections_per_ip: integer(
+            &raw.max_connections_per_ip,
+            "[web] max_connections_per_ip",
+            0..=1_000_000,
+            web_default.max_connections_per_ip as i64,
+            p,
+        ) as usize,
     }
 }
 

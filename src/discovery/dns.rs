@@ -27,6 +27,8 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::net::trouble::Trouble;
+
 /// At most this many addresses per host are kept; a larger answer is capped and reported.
 pub const MAX_ADDRESSES_PER_HOST: usize = 16;
 /// At most this many SRV records are probed: the first in the order a homeserver would try
@@ -62,6 +64,18 @@ pub enum Answer<T> {
     NotFound,
     /// The lookup itself failed (SERVFAIL, timeout, refused, ...).
     Failed(String),
+    /// The monitor could not ask: it had no socket or memory to spare (its own trouble, not
+    /// the name's).
+    Unable(Trouble, String),
+}
+
+/// A lookup that failed without an answer from the DNS server (a timeout, no connection, an
+/// io error): the monitor's own trouble when it cannot open a socket now, else `why`.
+pub(crate) fn failed_without_answer<T>(why: String) -> Answer<T> {
+    match Trouble::now() {
+        Some(trouble) => Answer::Unable(trouble, why),
+        None => Answer::Failed(why),
+    }
 }
 
 /// One SRV record, target without its trailing dot.
@@ -105,6 +119,21 @@ pub struct HostLookup {
     /// When the earliest answer expires.
     #[serde(skip)]
     pub valid_until: Option<Instant>,
+    /// A lookup failed because the monitor could not ask (no socket, no memory).
+    #[serde(rename = "monitor_trouble", skip_serializing_if = "Option::is_none")]
+    pub trouble: Option<Trouble>,
+}
+
+impl HostLookup {
+    /// The error for a lookup that found no address, naming the failures.
+    pub(crate) fn failure(&self, what: String) -> crate::error::ProbeError {
+        use crate::error::{ErrorKind, ProbeError};
+        let why = format!("{what}: {}", self.errors.join("; "));
+        match self.trouble {
+            Some(trouble) => ProbeError::monitor_trouble(ErrorKind::Dns, trouble, why),
+            None => ProbeError::new(ErrorKind::Dns, why),
+        }
+    }
 }
 
 impl Dns {
@@ -247,6 +276,10 @@ impl Dns {
                 }
                 Answer::NotFound => {}
                 Answer::Failed(why) => out.errors.push(format!("{family}: {why}")),
+                Answer::Unable(trouble, why) => {
+                    out.trouble = Some(trouble);
+                    out.errors.push(format!("{family}: {why}"));
+                }
             }
         }
         out
@@ -432,7 +465,16 @@ impl HostLookup {
             total_addresses: 0,
             errors: vec![why],
             valid_until: None,
+            trouble: None,
         }
+    }
+
+    /// A lookup of `host` that got no answer in time: the monitor's trouble when it cannot
+    /// open a socket now.
+    pub fn timed_out(host: &str, why: String) -> HostLookup {
+        let mut lookup = HostLookup::failed(host, why);
+        lookup.trouble = Trouble::now();
+        lookup
     }
 }
 
@@ -460,9 +502,15 @@ fn classify<T>(e: &NetError) -> Answer<T> {
             ResponseCode::Refused => "the DNS server refused the query (REFUSED)".into(),
             other => format!("the DNS server answered {other}"),
         }),
-        NetError::Timeout => Answer::Failed("no answer from the DNS server (timed out)".into()),
-        NetError::NoConnections => Answer::Failed("no DNS server could be reached".into()),
-        other => Answer::Failed(format!("lookup failed: {other}")),
+        other if Trouble::in_chain(other).is_some() => Answer::Unable(
+            Trouble::in_chain(other).expect("just found"),
+            format!("lookup failed: {other}"),
+        ),
+        NetError::Timeout => {
+            failed_without_answer("no answer from the DNS server (timed out)".into())
+        }
+        NetError::NoConnections => failed_without_answer("no DNS server could be reached".into()),
+        other => failed_without_answer(format!("lookup failed: {other}")),
     }
 }
 

@@ -428,6 +428,8 @@ impl Discovery {
                         kept = Some(fresh);
                         previous
                     }
+                    // The monitor's own trouble says nothing about the host: not cached.
+                    _ if fresh.trouble.is_some() => fresh,
                     _ => {
                         self.cache.store(&host, &mut fresh, now);
                         fresh
@@ -435,6 +437,20 @@ impl Discovery {
                 }
             }
         };
+        if let Some(trouble) = report.trouble {
+            // Without the well-known there is no telling where the server is delegated:
+            // going on to SRV could probe the wrong host.
+            r.error = Some(ProbeError::monitor_trouble(
+                report.error_kind.unwrap_or(ErrorKind::Connect),
+                trouble,
+                format!(
+                    "fetching https://{host}/.well-known/matrix/server could not be tried ({})",
+                    report.problem.clone().unwrap_or_default()
+                ),
+            ));
+            r.well_known = report;
+            return;
+        }
         budget.add(self.cache.refresh_at(&host));
         budget.deadline = Instant::now() + self.timeout;
         r.well_known = report;
@@ -551,8 +567,19 @@ impl Discovery {
             error: None,
         };
         let answer = tokio::time::timeout_at(budget.deadline, self.dns.srv(query)).await;
-        let result = match answer.unwrap_or_else(|_| Answer::Failed(too_slow(self.timeout))) {
+        let answer = answer.unwrap_or_else(|_| dns::failed_without_answer(too_slow(self.timeout)));
+        let result = match answer {
             Answer::NotFound => SrvResult::None,
+            Answer::Unable(trouble, why) => {
+                lookup.outcome = SrvOutcome::Failed;
+                lookup.error = Some(why.clone());
+                r.error = Some(ProbeError::monitor_trouble(
+                    ErrorKind::Dns,
+                    trouble,
+                    format!("SRV lookup for {query} could not be made ({why})"),
+                ));
+                SrvResult::Stop
+            }
             Answer::Failed(why) => {
                 lookup.outcome = SrvOutcome::Failed;
                 lookup.error = Some(why.clone());
@@ -632,7 +659,7 @@ impl Discovery {
         };
         let lookup = tokio::time::timeout_at(budget.deadline, self.dns.host(host))
             .await
-            .unwrap_or_else(|_| HostLookup::failed(host, too_slow(self.timeout)));
+            .unwrap_or_else(|_| HostLookup::timed_out(host, too_slow(self.timeout)));
         budget.add(lookup.valid_until);
         if srv.is_some() && !lookup.cnames.is_empty() {
             // The spec: the SRV target "may not be a CNAME" (RFC 2782). Probed anyway, so the
@@ -685,7 +712,14 @@ impl Discovery {
                     .flat_map(|h| h.errors.iter().map(move |e| format!("{}: {e}", h.host)))
                     .collect();
                 let looked_up: Vec<&str> = r.hosts.iter().map(|h| h.host.as_str()).collect();
-                r.error = Some(if errors.is_empty() {
+                let trouble = r.hosts.iter().find_map(|h| h.trouble);
+                r.error = Some(if let Some(trouble) = trouble {
+                    ProbeError::monitor_trouble(
+                        ErrorKind::Dns,
+                        trouble,
+                        format!("address lookup failed: {}", errors.join("; ")),
+                    )
+                } else if errors.is_empty() {
                     ProbeError::new(
                         ErrorKind::NoAddress,
                         format!("no A or AAAA record for {}", looked_up.join(", ")),

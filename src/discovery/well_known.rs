@@ -99,6 +99,10 @@ pub struct WellKnownReport {
     pub cache: Option<CachePolicy>,
     /// True when this result came from the cache rather than a fetch.
     pub from_cache: bool,
+    /// The fetch failed for the monitor's own lack of a resource (no socket, no memory):
+    /// it says nothing about the server, and is neither cached nor followed by SRV steps.
+    #[serde(rename = "monitor_trouble", skip_serializing_if = "Option::is_none")]
+    pub trouble: Option<crate::net::trouble::Trouble>,
     /// The parsed delegation, when `status` is `delegated`.
     #[serde(skip)]
     pub delegated: Option<ServerName>,
@@ -123,6 +127,7 @@ impl WellKnownReport {
             duration_ms: None,
             cache: None,
             from_cache: false,
+            trouble: None,
             delegated: None,
         }
     }
@@ -179,6 +184,7 @@ impl WellKnownClient {
             report.status = WellKnownStatus::Error;
             report.error_kind = Some(e.kind);
             report.problem = Some(e.message);
+            report.trouble = e.trouble;
             report.cache = Some(failure_cache_policy(1, SystemTime::now()));
         }
         report

@@ -35,6 +35,13 @@ pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
 /// Classifies an io error from a TCP connect to `addr`.
 pub(crate) fn connect_error(err: &io::Error, addr: &SocketAddr) -> ProbeError {
     let shown = addr.to_string();
+    if let Some(trouble) = crate::net::trouble::Trouble::of_io(err) {
+        return ProbeError::monitor_trouble(
+            ErrorKind::Connect,
+            trouble,
+            format!("could not open a socket to connect to {shown} ({err})"),
+        );
+    }
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ProbeError::new(
             ErrorKind::ConnectRefused,

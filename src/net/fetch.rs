@@ -290,10 +290,7 @@ impl Fetcher {
                             format!("{name} has no A or AAAA record"),
                         )
                     } else {
-                        ProbeError::new(
-                            ErrorKind::Dns,
-                            format!("looking up {name} failed: {}", lookup.errors.join("; ")),
-                        )
+                        lookup.failure(format!("looking up {name} failed"))
                     });
                 }
                 lookup.addresses

@@ -6,6 +6,7 @@ pub(crate) mod fetch;
 pub(crate) mod guard;
 pub(crate) mod stamp;
 pub mod tls;
+pub mod trouble;
 
 pub use fetch::get_trusted;
 

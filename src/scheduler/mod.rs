@@ -928,9 +928,14 @@ impl<R: Rounds> Job<R> {
 
     fn publish(&self, round: Round, discovery_ran: bool) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(trouble) = round.monitor_trouble() {
+            let what = format!("checking {}", self.slot.server.name);
+            self.monitor.metrics.troubles().record(trouble, &what);
+        }
         if !round.measurable() {
             // This monitor reached none of the addresses through no fault of the server (it
-            // has no IPv6): the round is shown, but not counted in status, uptime or metrics.
+            // has no IPv6, or no socket to spare): the round is shown, but not counted in
+            // status, uptime or metrics.
             let history = self.slot.history.lock().expect("history lock");
             self.publish_view(&history, round, now);
             return;

@@ -7,6 +7,7 @@ mod badges;
 mod cache;
 mod chart;
 mod feed;
+pub mod listener;
 mod pages;
 mod public_list;
 
@@ -169,6 +170,10 @@ impl http_body::Body for Parts {
     }
 }
 
+/// How long an agent's report body may take to arrive: a report holds one of the hub's few
+/// report slots ([`listener::REPORTS_IN_FLIGHT`]) while it does.
+const REPORT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// `POST /api/v1/vantage/report`: an agent's signed report (404 unless this is a hub).
 /// Every refusal is logged with its reason, counted, and answered with it, so the agent's
 /// operator sees it too.
@@ -200,9 +205,20 @@ async fn vantage_report(
     if let Err(e) = hub.check_sender(auth) {
         return refuse(StatusCode::FORBIDDEN, e.reason, e.detail);
     }
-    let bytes = match axum::body::to_bytes(body, crate::vantage::MAX_REPORT_BYTES).await {
-        Ok(b) => b,
+    let read = axum::body::to_bytes(body, crate::vantage::MAX_REPORT_BYTES);
+    let bytes = match tokio::time::timeout(REPORT_BODY_TIMEOUT, read).await {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "too_slow",
+                format!(
+                    "the report's body did not arrive within {}s",
+                    REPORT_BODY_TIMEOUT.as_secs()
+                ),
+            );
+        }
+        Ok(Err(_)) => {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
@@ -242,8 +258,9 @@ async fn vantage_report(
 }
 
 /// `/healthz`: `ok` while the process serves (always 200, so a container is not restarted
-/// for a homeserver's outage), then one line per alert channel: `ok`, or why its alerts are
-/// not getting through and how many wait.
+/// for a homeserver's outage), then what the monitor is short of (file descriptors, buffers,
+/// memory) while it is, then one line per alert channel: `ok`, or why its alerts are not
+/// getting through and how many wait.
 async fn healthz(State(state): State<AppState>) -> String {
     let mut out = "ok\n".to_owned();
     if let Some(hub) = state.board.hub() {
@@ -251,6 +268,16 @@ async fn healthz(State(state): State<AppState>) -> String {
             out.push_str(&line);
             out.push('\n');
         }
+    }
+    for c in state.board.metrics().troubles().current() {
+        out.push_str(&format!(
+            "monitor: short of {} for {}s (last {}s ago, while {}): {}\n",
+            c.trouble.as_str(),
+            c.since.as_secs(),
+            c.last.as_secs(),
+            c.what,
+            c.trouble.explain()
+        ));
     }
     for (label, s) in state.board.alert_channels() {
         match s.problem {

@@ -13,6 +13,7 @@ pub(super) use index::{index, select};
 pub(super) use not_found::not_found;
 pub(super) use server::server;
 
+use crate::net::trouble::Trouble;
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -83,6 +84,8 @@ struct Base {
     footer_method: String,
     /// Shown while alerts are not getting through (empty otherwise).
     alerts_failing: String,
+    /// What the monitor is short of, when it is (empty otherwise).
+    monitor_trouble: String,
     languages: Vec<LangLink>,
 }
 
@@ -103,6 +106,7 @@ impl Base {
                 ],
             ),
             alerts_failing: String::new(),
+            monitor_trouble: String::new(),
             languages: i18n::locales()
                 .iter()
                 .map(|l| LangLink {
@@ -119,11 +123,29 @@ impl Base {
 impl Base {
     /// Notes in the footer that alerts are failing, when they are: how many channels, not
     /// why (rooms and homeservers are the operator's business; `/healthz` and the log say).
+    /// Also notes what the monitor is short of (descriptors, buffers, memory) while it is.
     fn with_alerts(mut self, board: &crate::scheduler::Board) -> Base {
+        let t = i18n::find(&self.lang).unwrap_or_else(i18n::english);
+        let short: Vec<&str> = board
+            .metrics()
+            .troubles()
+            .current()
+            .iter()
+            .map(|c| {
+                t.t(match c.trouble {
+                    Trouble::OpenFiles => "trouble_open_files",
+                    Trouble::Buffers => "trouble_buffers",
+                    Trouble::Memory => "trouble_memory",
+                })
+            })
+            .collect();
+        if !short.is_empty() {
+            let what = short.join(t.t("list_sep"));
+            self.monitor_trouble = t.f("monitor_trouble", &[("what", &what)]);
+        }
         let channels = board.alert_channels();
         let failing = channels.iter().filter(|(_, s)| s.problem.is_some()).count();
         if failing > 0 {
-            let t = i18n::find(&self.lang).unwrap_or_else(i18n::english);
             self.alerts_failing = t.f(
                 "alert_failing",
                 &[
