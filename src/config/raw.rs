@@ -210,6 +210,11 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("vantage", Kind::Text),
             ("refresh", Kind::Duration),
             ("public_url", Kind::Text),
+            ("header_timeout", Kind::Duration),
+            ("idle_timeout", Kind::Duration),
+            ("write_timeout", Kind::Duration),
+            ("max_connections", Kind::Integer),
+            ("max_connections_per_ip", Kind::Integer),
         ],
     ),
     (

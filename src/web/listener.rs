@@ -9,8 +9,10 @@
 //!   connection is idle, so the three are timed here, from what the socket sees.)
 //! - At most `max_connections` are open, and `max_connections_per_ip` from one address (an
 //!   IPv6 /64). At the total cap a new connection takes the place of the one that has waited
-//!   longest for a request head — a slow client's, not one being answered — and when every
-//!   connection is being answered it is refused. Refused connections get a short 503.
+//!   longest for a request head (since it was accepted or its last response was sent) — a slow
+//!   client's, not one being answered, nor a visitor's kept-alive connection that was just
+//!   used — and when every connection is being answered it is refused. Refused connections get
+//!   a short 503.
 //! - Requests have budgets of their own: agents' reports on a hub (so a flood of the page
 //!   cannot starve them, nor a flood of reports the page), and `/metrics`, which takes tens of
 //!   megabytes to render at 10,000 servers. Beyond its budget a request is answered 503.
@@ -294,21 +296,57 @@ fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// One open connection in the registry.
+struct Entry {
+    key: IpAddr,
+    conn: Arc<Conn>,
+    /// Its place in [`Open::order`].
+    seq: u64,
+}
+
 #[derive(Default)]
 struct Open {
-    /// Open connections by id; ids grow with acceptance, so the first is the oldest.
-    conns: BTreeMap<u64, (IpAddr, Arc<Conn>)>,
+    conns: HashMap<u64, Entry>,
+    /// Connections by when they last began to wait for a request head (accepted, or their
+    /// last response sent): the first one waiting is the one a new connection replaces.
+    order: BTreeMap<u64, u64>,
     per_ip: HashMap<IpAddr, usize>,
     next_id: u64,
+    next_seq: u64,
 }
 
 impl Open {
-    fn release(&mut self, ip: IpAddr) {
-        if let Some(n) = self.per_ip.get_mut(&ip) {
+    /// Removes connection `id`; false if it was gone already (evicted).
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(entry) = self.conns.remove(&id) else {
+            return false;
+        };
+        self.order.remove(&entry.seq);
+        if let Some(n) = self.per_ip.get_mut(&entry.key) {
             *n -= 1;
             if *n == 0 {
-                self.per_ip.remove(&ip);
+                self.per_ip.remove(&entry.key);
             }
+        }
+        true
+    }
+
+    /// The connection that has waited longest for a request head, if any is waiting.
+    fn longest_waiting(&self) -> Option<u64> {
+        self.order
+            .values()
+            .copied()
+            .find(|id| self.conns[id].conn.awaiting_head())
+    }
+
+    /// Moves `id` to the end of the order: it has just begun to wait again.
+    fn waiting_again(&mut self, id: u64) {
+        let seq = self.next_seq;
+        if let Some(entry) = self.conns.get_mut(&id) {
+            self.order.remove(&entry.seq);
+            entry.seq = seq;
+            self.order.insert(seq, id);
+            self.next_seq += 1;
         }
     }
 }
@@ -356,16 +394,11 @@ impl Shared {
             return Err("per_ip");
         }
         if reg.conns.len() >= self.limits.max_connections {
-            let victim = reg
-                .conns
-                .iter()
-                .find(|(_, (_, c))| c.awaiting_head())
-                .map(|(id, _)| *id);
-            let Some(victim) = victim else {
+            let Some(victim) = reg.longest_waiting() else {
                 return Err("total");
             };
-            let (victim_ip, conn) = reg.conns.remove(&victim).expect("found above");
-            reg.release(victim_ip);
+            let conn = reg.conns[&victim].conn.clone();
+            reg.remove(victim);
             conn.evicted.store(true, Ordering::Relaxed);
             conn.changed.notify_one();
             self.metrics.closed.with_label_values(&["evicted"]).inc();
@@ -389,7 +422,17 @@ impl Shared {
             changed: Notify::new(),
             evicted: AtomicBool::new(false),
         });
-        reg.conns.insert(id, (key, conn.clone()));
+        let seq = reg.next_seq;
+        reg.next_seq += 1;
+        reg.conns.insert(
+            id,
+            Entry {
+                key,
+                conn: conn.clone(),
+                seq,
+            },
+        );
+        reg.order.insert(seq, id);
         *reg.per_ip.entry(key).or_default() += 1;
         self.metrics.open.set(reg.conns.len() as i64);
         Ok(conn)
@@ -398,10 +441,17 @@ impl Shared {
     /// Forgets a closed connection (unless eviction already did).
     fn forget(&self, conn: &Conn) {
         let mut reg = self.registry.lock().expect("connection registry");
-        if let Some((ip, _)) = reg.conns.remove(&conn.id) {
-            reg.release(ip);
-        }
+        reg.remove(conn.id);
         self.metrics.open.set(reg.conns.len() as i64);
+    }
+
+    /// A response on `conn` was sent: it waits for its next request from now on.
+    fn answered(&self, conn: &Conn) {
+        conn.set_phase(Phase::Idle(Instant::now()));
+        self.registry
+            .lock()
+            .expect("connection registry")
+            .waiting_again(conn.id);
     }
 
     fn budget(&self, budget: Budget) -> &Arc<Semaphore> {
@@ -623,6 +673,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             Ok(response.map(|body| Tracked {
                 body,
                 conn,
+                shared,
                 _permit: permit,
             }))
         })
@@ -645,12 +696,13 @@ fn busy() -> Response<Body> {
 struct Tracked {
     body: Body,
     conn: Arc<Conn>,
+    shared: Arc<Shared>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        self.conn.set_phase(Phase::Idle(Instant::now()));
+        self.shared.answered(&self.conn);
     }
 }
 
@@ -777,6 +829,110 @@ mod tests {
         assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(address_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    fn shared(max_connections: usize, max_connections_per_ip: usize) -> Shared {
+        let registry = Registry::new();
+        Shared {
+            limits: Limits {
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                write_timeout: Duration::from_secs(30),
+                max_connections,
+                max_connections_per_ip,
+            },
+            metrics: WebMetrics::register(&registry),
+            troubles: Arc::new(Troubles::register(&registry)),
+            registry: Mutex::default(),
+            reports: Arc::new(Semaphore::new(1)),
+            metrics_renders: Arc::new(Semaphore::new(1)),
+            others: Arc::new(Semaphore::new(1)),
+            logged: Default::default(),
+            started: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_connection_waiting_longest_since_its_last_answer_makes_room() {
+        let s = shared(3, 0);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = s.admit(ip).unwrap();
+        let b = s.admit(ip).unwrap();
+        let c = s.admit(ip).unwrap();
+        // a is answered (a visitor's kept-alive connection), c is being answered now.
+        a.set_phase(Phase::Busy);
+        s.answered(&a);
+        c.set_phase(Phase::Busy);
+        let d = s.admit(ip).unwrap();
+        assert!(b.evicted.load(Ordering::Relaxed), "b waited longest");
+        assert!(!a.evicted.load(Ordering::Relaxed));
+        // Next: a (waiting since its answer), never c (busy), then d.
+        let _e = s.admit(ip).unwrap();
+        assert!(a.evicted.load(Ordering::Relaxed));
+        let _f = s.admit(ip).unwrap();
+        assert!(d.evicted.load(Ordering::Relaxed));
+        assert!(!c.evicted.load(Ordering::Relaxed));
+        // All but c waiting, c busy: once every one is busy, a new connection is refused.
+        for id in [4, 5] {
+            let conn = s.registry.lock().unwrap().conns[&id].conn.clone();
+            conn.set_phase(Phase::Busy);
+        }
+        assert_eq!(s.admit(ip).err(), Some("total"));
+        assert_eq!(s.metrics.open.get(), 3);
+        s.forget(&c);
+        assert_eq!(s.metrics.open.get(), 2);
+        assert!(s.admit(ip).is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_address_is_refused_beyond_its_share_and_admitted_again_when_one_closes() {
+        let s = shared(100, 2);
+        let one: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        let first = s.admit(one).unwrap();
+        let _second = s.admit(same_64).unwrap();
+        assert_eq!(s.admit(one).err(), Some("per_ip"));
+        assert!(s.admit(other).is_ok());
+        s.forget(&first);
+        assert!(s.admit(one).is_ok());
+    }
+
+    #[test]
+    fn deadlines_follow_what_the_connection_is_doing() {
+        let limits = shared(1, 0).limits;
+        let t0 = Instant::now();
+        let conn = Conn {
+            id: 0,
+            state: Mutex::new(ConnState {
+                phase: Phase::Head(t0),
+                write_blocked: None,
+            }),
+            changed: Notify::new(),
+            evicted: AtomicBool::new(false),
+        };
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t0 + limits.header_timeout, Expiry::Header))
+        );
+        conn.set_phase(Phase::Idle(t0));
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t0 + limits.idle_timeout, Expiry::Idle))
+        );
+        conn.set_phase(Phase::Busy);
+        assert_eq!(conn.deadline(&limits), None);
+        conn.state.lock().unwrap().write_blocked = Some(t0);
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t0 + limits.write_timeout, Expiry::Write))
+        );
+        // Blocked writing while waiting for a head: whichever comes first.
+        conn.set_phase(Phase::Head(t0));
+        assert_eq!(
+            conn.deadline(&limits),
+            Some((t0 + limits.header_timeout, Expiry::Header))
+        );
     }
 
     #[test]
