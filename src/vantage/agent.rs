@@ -135,8 +135,12 @@ pub async fn run(config: Arc<Config>, board: Arc<Board>, stop: CancellationToken
                         hub_down = false;
                     }
                 }
-                Ok(Ok(resp)) if resp.status.is_client_error() => {
+                Ok(Ok(resp))
+                    if resp.status.is_client_error()
+                        && !matches!(resp.status.as_u16(), 408 | 429) =>
+                {
                     // Refused for what it is (key, name, clock): sending it again cannot help.
+                    // (Too slow, 408, or too many, 429, are kept and sent again, as 503 is.)
                     last_sent = r.sent_at_ms;
                     backlog.pop_front();
                     warn!(
