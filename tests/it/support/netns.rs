@@ -61,6 +61,18 @@ pub fn ipv4_only_command(ready: &Path, program: &str, args: &[String]) -> tokio:
 /// (`route_localnet` lets loopback addresses cross the pair), IPv6 off there. Then lets the
 /// program run.
 pub fn ipv4_only_ready(pid: u32, ready: &Path) {
+    // `unshare --net` makes the place when it runs, after the spawn returns: until then the
+    // process is still in this namespace, and the pair's far end would land here.
+    let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let theirs = format!("/proc/{pid}/ns/net");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_link(&theirs).is_ok_and(|ns| ns == ours) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not enter a network namespace of its own"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let pid = pid.to_string();
     run(&[
         "ip", "link", "add", "mxv0", "type", "veth", "peer", "name", "mxv1", "netns", &pid,
