@@ -2,7 +2,9 @@
 //! one kind plus a message a person can act on. The scheduler, the page, the JSON API and the
 //! metrics all branch on [`ErrorKind`], so the set never grows without a design change.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::io;
 
 use serde::{Deserialize, Serialize};
 
@@ -105,7 +107,7 @@ pub struct ProbeError {
         rename = "monitor_trouble",
         skip_serializing_if = "Option::is_none"
     )]
-    pub trouble: Option<crate::net::trouble::Trouble>,
+    pub trouble: Option<Trouble>,
 }
 
 impl ProbeError {
@@ -120,11 +122,7 @@ impl ProbeError {
     }
 
     /// The monitor's own failure: it ran out of `trouble` while doing this.
-    pub fn monitor_trouble(
-        kind: ErrorKind,
-        trouble: crate::net::trouble::Trouble,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn monitor_trouble(kind: ErrorKind, trouble: Trouble, message: impl Into<String>) -> Self {
         ProbeError {
             kind,
             message: format!(
@@ -134,6 +132,89 @@ impl ProbeError {
             ),
             monitor_side: true,
             trouble: Some(trouble),
+        }
+    }
+}
+
+/// What the monitor ran out of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trouble {
+    /// EMFILE or ENFILE: no file descriptor for a socket (the process's or the system's
+    /// open-file limit).
+    OpenFiles,
+    /// ENOBUFS: the kernel had no buffer space for the socket.
+    Buffers,
+    /// ENOMEM: no memory.
+    Memory,
+}
+
+impl Trouble {
+    /// Every kind, in the order they are shown.
+    pub const ALL: [Trouble; 3] = [Trouble::OpenFiles, Trouble::Buffers, Trouble::Memory];
+
+    /// The contract name (metric label, JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trouble::OpenFiles => "open_files",
+            Trouble::Buffers => "buffers",
+            Trouble::Memory => "memory",
+        }
+    }
+
+    /// What it means, for a log line or `/healthz`.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Trouble::OpenFiles => {
+                "the monitor ran out of file descriptors (its open-file limit); raise \
+                 LimitNOFILE / ulimit -n, or lower [web] max_connections or [monitor] concurrency"
+            }
+            Trouble::Buffers => "the kernel had no buffer space for the monitor's sockets",
+            Trouble::Memory => "the monitor could not allocate memory",
+        }
+    }
+
+    /// The trouble an io error reports, if it is one.
+    pub fn of_io(e: &io::Error) -> Option<Trouble> {
+        use nix::errno::Errno;
+        if e.kind() == io::ErrorKind::OutOfMemory {
+            return Some(Trouble::Memory);
+        }
+        let code = e.raw_os_error()?;
+        match Errno::from_raw(code) {
+            Errno::EMFILE | Errno::ENFILE => Some(Trouble::OpenFiles),
+            Errno::ENOBUFS => Some(Trouble::Buffers),
+            Errno::ENOMEM => Some(Trouble::Memory),
+            _ => None,
+        }
+    }
+
+    /// The trouble anywhere in an error chain (hyper wraps io, hickory wraps io), if any.
+    pub fn in_chain(err: &(dyn StdError + 'static)) -> Option<Trouble> {
+        let mut next = Some(err);
+        for _ in 0..16 {
+            let e = next?;
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                if let Some(t) = Trouble::of_io(io) {
+                    return Some(t);
+                }
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner as &(dyn StdError + 'static));
+                    continue;
+                }
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    /// Whether this process can open a socket now: `Some(trouble)` when it cannot for one
+    /// of these reasons. For failures whose cause a library does not pass on (a resolver
+    /// that says only "no connections").
+    pub fn now() -> Option<Trouble> {
+        match std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)) {
+            Ok(_) => None,
+            Err(e) => Trouble::of_io(&e),
         }
     }
 }

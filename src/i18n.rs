@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 use time::OffsetDateTime;
 use time::format_description::OwnedFormatItem;
 
+use crate::error::ErrorKind;
+use crate::numbers::{Places, ms_number};
+use crate::status::{Reason, Status};
+
 include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 
 /// The cookie that remembers the chosen language.
@@ -152,6 +156,101 @@ impl Locale {
     /// The message keys this language defines.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.messages.keys().map(String::as_str)
+    }
+}
+
+// Statuses, error kinds and reasons in words: the page, the feed and the alerts say them the
+// same way.
+
+pub(crate) fn status_word(t: &Locale, s: Status) -> &str {
+    t.t(match s {
+        Status::Green => "status_green",
+        Status::Yellow => "status_yellow",
+        Status::Red => "status_red",
+        Status::Unknown => "status_unknown",
+    })
+}
+
+pub(crate) fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
+    match kind {
+        Some(k) => t.t(match k {
+            ErrorKind::InvalidName => "kind_invalid_name",
+            ErrorKind::Dns => "kind_dns",
+            ErrorKind::NoAddress => "kind_no_address",
+            ErrorKind::BlockedAddress => "kind_blocked_address",
+            ErrorKind::ServiceUnavailable => "kind_service_unavailable",
+            ErrorKind::ConnectRefused => "kind_connect_refused",
+            ErrorKind::ConnectTimeout => "kind_connect_timeout",
+            ErrorKind::Connect => "kind_connect",
+            ErrorKind::TlsHandshake => "kind_tls_handshake",
+            ErrorKind::TlsCertificate => "kind_tls_certificate",
+            ErrorKind::Timeout => "kind_timeout",
+            ErrorKind::HttpStatus => "kind_http_status",
+            ErrorKind::InvalidResponse => "kind_invalid_response",
+            ErrorKind::BodyTooLarge => "kind_body_too_large",
+        }),
+        None => t.t("kind_unknown"),
+    }
+}
+
+/// A reason in plain words in `t`'s language.
+pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
+    let problem = kind_text(t, r.kind());
+    match r {
+        Reason::Failed { .. } => t.f("reason_failed", &[("problem", problem)]),
+        Reason::Partial {
+            family, address, ..
+        } => t.f(
+            "reason_partial",
+            &[
+                ("family", family),
+                ("address", address),
+                ("problem", problem),
+            ],
+        ),
+        Reason::Slow {
+            latency_ms,
+            threshold_ms,
+        } => t.f(
+            "reason_slow",
+            &[
+                ("latency", &ms_number(*latency_ms, Places::Whole)),
+                ("threshold", &ms_number(*threshold_ms, Places::Whole)),
+            ],
+        ),
+        Reason::Unconfirmed { failed, of, .. } => t.f(
+            "reason_unconfirmed",
+            &[
+                ("failed", &failed.to_string()),
+                ("of", &of.to_string()),
+                ("problem", problem),
+            ],
+        ),
+        Reason::Down { failed, .. } => t.f(
+            "reason_down",
+            &[("failed", &failed.to_string()), ("problem", problem)],
+        ),
+        Reason::Recovering { good, of } => t.f(
+            "reason_recovering",
+            &[("good", &good.to_string()), ("of", &of.to_string())],
+        ),
+        Reason::NotChecked => t.t("reason_not_checked").to_owned(),
+        Reason::Vantages {
+            unreachable_from,
+            reached,
+            of,
+        } => t.f(
+            "reason_vantages",
+            &[
+                ("vantages", &unreachable_from.join(", ")),
+                ("reached", &reached.to_string()),
+                ("of", &of.to_string()),
+            ],
+        ),
+        Reason::DegradedFrom { vantages } => t.f(
+            "reason_degraded_from",
+            &[("vantages", &vantages.join(", "))],
+        ),
     }
 }
 

@@ -28,7 +28,9 @@ pub mod i18n;
 pub(crate) mod numbers;
 pub mod report;
 pub mod server_name;
+pub mod signing;
 pub mod sources;
+pub mod status;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 

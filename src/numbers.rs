@@ -35,6 +35,11 @@ pub(crate) fn ms(v: f64, places: Places) -> String {
     format!("{} ms", ms_number(v, places))
 }
 
+/// A duration in milliseconds, rounded to the microsecond: how the JSON contract writes times.
+pub(crate) fn duration_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::discovery::dns::Dns;
 use crate::discovery::{self, Discovery};
 use crate::error;
+use crate::net::dns::Dns;
 use crate::net::{self, guard::NetGuard};
 use crate::probe::{self, ProbeSettings, Prober};
 use crate::report::Round;

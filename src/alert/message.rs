@@ -101,7 +101,7 @@ impl Facts<'_> {
     }
 
     fn word(&self, s: Status) -> &str {
-        crate::web::status_word(self.t, s)
+        crate::i18n::status_word(self.t, s)
     }
 
     /// `key` filled in twice: as text, and as HTML with the server in bold.

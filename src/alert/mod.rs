@@ -530,7 +530,7 @@ impl Channel {
             reason: event
                 .reason
                 .as_ref()
-                .map(|r| crate::web::reason_words(t, r))
+                .map(|r| crate::i18n::reason_words(t, r))
                 .unwrap_or_default(),
             reason_text: event.reason.as_ref().map(ToString::to_string),
         };

@@ -181,7 +181,7 @@ pub async fn run(
     let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
     let stop_agent = CancellationToken::new();
     if let Some(agent_config) = agent_config {
-        tokio::spawn(crate::vantage::agent::run(
+        tokio::spawn(crate::scheduler::agent::run(
             agent_config,
             monitor.board(),
             stop_agent.clone(),

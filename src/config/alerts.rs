@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::problems::Problems;
 use super::raw::{RawAlert, RawHub, RawVantage};
 use super::{AlertConfig, AlertTarget, HubConfig, MatrixRoom, Secret, VantageConfig};
-use crate::report::Status;
+use crate::status::Status;
 
 /// The longest `group_wait`: alerts never wait longer than this for others to join them.
 const MAX_GROUP_WAIT: Duration = Duration::from_secs(600);
@@ -610,7 +610,7 @@ pub(super) fn validate_hub(
         }
         Some(v) => {
             let path = relative(base_dir, v.get_ref().trim());
-            if let Err(e) = crate::vantage::Key::read(&path) {
+            if let Err(e) = crate::signing::Key::read(&path) {
                 p.add(
                     Some(v.span()),
                     "[hub] key_file",
@@ -677,7 +677,7 @@ pub(super) fn validate_vantages(raw: &[RawVantage], p: &mut Problems<'_>) -> Vec
             );
             continue;
         };
-        if let Err(e) = crate::vantage::parse_public_key(public.get_ref()) {
+        if let Err(e) = crate::signing::parse_public_key(public.get_ref()) {
             p.add(
                 Some(public.span()),
                 &key("public_key"),

@@ -12,6 +12,7 @@
 mod alerts;
 mod problems;
 mod raw;
+pub mod roots;
 mod validate;
 
 pub use problems::{ConfigError, Problem};
@@ -92,7 +93,7 @@ pub struct AlertConfig {
     /// Server names or globs (`*` stands for any run of characters); empty: every server.
     pub servers: Vec<String>,
     /// The confirmed statuses that alert (`green`: recovered).
-    pub on: Vec<crate::report::Status>,
+    pub on: Vec<crate::status::Status>,
     /// The language of the messages.
     pub language: String,
     /// Changes confirmed within this long of each other go into one message (Matrix rooms;
@@ -357,7 +358,7 @@ pub struct DnsConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TlsConfig {
     /// Which trust store to check certificates against.
-    pub roots: crate::net::tls::Roots,
+    pub roots: roots::Roots,
     /// PEM bundle trusted in addition to the built-in roots (resolved against the config's
     /// directory).
     pub extra_ca_file: Option<PathBuf>,

@@ -372,7 +372,7 @@ fn validate_tls(raw: &RawTls, base_dir: Option<&Path>, p: &mut Problems<'_>) -> 
             Some(dir) if Path::new(s).is_relative() => dir.join(s),
             _ => PathBuf::from(s),
         };
-        if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, Some(&path)) {
+        if let Err(e) = super::roots::load_roots(super::roots::Roots::Webpki, Some(&path)) {
             p.add(
                 Some(v.span()),
                 "[tls] extra_ca_file",
@@ -384,10 +384,10 @@ fn validate_tls(raw: &RawTls, base_dir: Option<&Path>, p: &mut Problems<'_>) -> 
     });
 
     let roots = match raw.roots.as_ref().map(|v| (v, v.get_ref().trim())) {
-        None => crate::net::tls::Roots::Webpki,
-        Some((_, "webpki")) => crate::net::tls::Roots::Webpki,
+        None => super::roots::Roots::Webpki,
+        Some((_, "webpki")) => super::roots::Roots::Webpki,
         Some((v, "system")) => {
-            if let Err(e) = crate::net::tls::load_roots(crate::net::tls::Roots::System, None) {
+            if let Err(e) = super::roots::load_roots(super::roots::Roots::System, None) {
                 p.add(
                     Some(v.span()),
                     "[tls] roots",
@@ -395,7 +395,7 @@ fn validate_tls(raw: &RawTls, base_dir: Option<&Path>, p: &mut Problems<'_>) -> 
                     "install the system's CA certificates (Debian: the ca-certificates package), or write roots = \"webpki\"",
                 );
             }
-            crate::net::tls::Roots::System
+            super::roots::Roots::System
         }
         Some((v, other)) => {
             p.add(
@@ -404,7 +404,7 @@ fn validate_tls(raw: &RawTls, base_dir: Option<&Path>, p: &mut Problems<'_>) -> 
                 format!("{other:?} is not a trust store"),
                 "write roots = \"webpki\" (the public roots built into mxping) or roots = \"system\" (the operating system's store)",
             );
-            crate::net::tls::Roots::Webpki
+            super::roots::Roots::Webpki
         }
     };
 

@@ -9,7 +9,8 @@
 //! guard. Nothing here branches on being tested: tests aim it at a loopback DNS server and
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
-pub mod dns;
+/// The resolver discovery asks (it lives with the network code, which also needs it).
+pub use crate::net::dns;
 pub(crate) mod explain;
 pub mod srv;
 pub mod well_known;
@@ -24,10 +25,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::discovery::dns::{
+use crate::error::{ErrorKind, ProbeError};
+use crate::net::dns::{
     Answer, Dns, HostLookup, MAX_ADDRESSES_PER_HOST, MAX_SRV_RECORDS, SrvRecord,
 };
-use crate::error::{ErrorKind, ProbeError};
 use crate::net::fetch::Fetcher;
 use crate::net::guard::NetGuard;
 use crate::server_name::{Host, ServerName};
@@ -754,7 +755,7 @@ impl Discovery {
         let valid_for = budget
             .expiry
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-        r.duration_ms = crate::report::ms(started.elapsed());
+        r.duration_ms = crate::numbers::duration_ms(started.elapsed());
         r.valid_for = valid_for;
         r.expires_at = r.resolved_at + valid_for;
         // A resolution is kept until it expires and shown until the next one: no room for

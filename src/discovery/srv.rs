@@ -6,7 +6,7 @@
 use rand::Rng;
 use rand::seq::SliceRandom;
 
-use crate::discovery::dns::SrvRecord;
+use crate::net::dns::SrvRecord;
 
 /// The order in which a homeserver would try `records`.
 pub fn order<R: Rng + ?Sized>(records: &[SrvRecord], rng: &mut R) -> Vec<SrvRecord> {

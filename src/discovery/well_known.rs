@@ -179,7 +179,7 @@ impl WellKnownClient {
         let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(first.to_string()));
         let started = Instant::now();
         let outcome = self.fetch_inner(first, deadline, &mut report).await;
-        report.duration_ms = Some(crate::report::ms(started.elapsed()));
+        report.duration_ms = Some(crate::numbers::duration_ms(started.elapsed()));
         if let Err(e) = outcome {
             report.status = WellKnownStatus::Error;
             report.error_kind = Some(e.kind);

@@ -111,7 +111,7 @@ pub(crate) fn http_error(e: &hyper::Error, path: &str) -> ProbeError {
             ErrorKind::BodyTooLarge,
             format!(
                 "the response headers for {path} are larger than {} KiB",
-                crate::probe::MAX_HEAD_BUFFER / 1024
+                crate::net::MAX_HEAD_BUFFER / 1024
             ),
         );
     } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {

@@ -30,9 +30,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use crate::discovery::dns::Dns;
 use crate::error::{ErrorKind, ProbeError};
 use crate::net::classify;
+use crate::net::dns::Dns;
 use crate::net::guard::NetGuard;
 use crate::server_name::Host;
 
@@ -514,7 +514,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, connection) = http1::Builder::new()
-        .max_buf_size(crate::probe::MAX_HEAD_BUFFER)
+        .max_buf_size(crate::net::MAX_HEAD_BUFFER)
         .handshake::<_, B>(io)
         .await
         .map_err(|e| {

@@ -4,103 +4,15 @@
 //! is counted (`mxping_monitor_errors_total{kind}`), logged at most once a minute per kind,
 //! and shown in `/healthz` and the page's footer while it lasts.
 
-use std::error::Error as StdError;
-use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts, Registry};
-use serde::{Deserialize, Serialize};
+
+pub use crate::error::Trouble;
 
 /// How long a trouble is shown after it was last seen.
 pub const SHOWN_FOR: Duration = Duration::from_secs(300);
-
-/// What the monitor ran out of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trouble {
-    /// EMFILE or ENFILE: no file descriptor for a socket (the process's or the system's
-    /// open-file limit).
-    OpenFiles,
-    /// ENOBUFS: the kernel had no buffer space for the socket.
-    Buffers,
-    /// ENOMEM: no memory.
-    Memory,
-}
-
-impl Trouble {
-    /// Every kind, in the order they are shown.
-    pub const ALL: [Trouble; 3] = [Trouble::OpenFiles, Trouble::Buffers, Trouble::Memory];
-
-    /// The contract name (metric label, JSON).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trouble::OpenFiles => "open_files",
-            Trouble::Buffers => "buffers",
-            Trouble::Memory => "memory",
-        }
-    }
-
-    /// What it means, for a log line or `/healthz`.
-    pub fn explain(self) -> &'static str {
-        match self {
-            Trouble::OpenFiles => {
-                "the monitor ran out of file descriptors (its open-file limit); raise \
-                 LimitNOFILE / ulimit -n, or lower [web] max_connections or [monitor] concurrency"
-            }
-            Trouble::Buffers => "the kernel had no buffer space for the monitor's sockets",
-            Trouble::Memory => "the monitor could not allocate memory",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The trouble an io error reports, if it is one.
-    pub fn of_io(e: &io::Error) -> Option<Trouble> {
-        use nix::errno::Errno;
-        if e.kind() == io::ErrorKind::OutOfMemory {
-            return Some(Trouble::Memory);
-        }
-        let code = e.raw_os_error()?;
-        match Errno::from_raw(code) {
-            Errno::EMFILE | Errno::ENFILE => Some(Trouble::OpenFiles),
-            Errno::ENOBUFS => Some(Trouble::Buffers),
-            Errno::ENOMEM => Some(Trouble::Memory),
-            _ => None,
-        }
-    }
-
-    /// The trouble anywhere in an error chain (hyper wraps io, hickory wraps io), if any.
-    pub fn in_chain(err: &(dyn StdError + 'static)) -> Option<Trouble> {
-        let mut next = Some(err);
-        for _ in 0..16 {
-            let e = next?;
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                if let Some(t) = Trouble::of_io(io) {
-                    return Some(t);
-                }
-                if let Some(inner) = io.get_ref() {
-                    next = Some(inner as &(dyn StdError + 'static));
-                    continue;
-                }
-            }
-            next = e.source();
-        }
-        None
-    }
-
-    /// Whether this process can open a socket now: `Some(trouble)` when it cannot for one
-    /// of these reasons. For failures whose cause a library does not pass on (a resolver
-    /// that says only "no connections").
-    pub fn now() -> Option<Trouble> {
-        match std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0)) {
-            Ok(_) => None,
-            Err(e) => Trouble::of_io(&e),
-        }
-    }
-}
 
 /// Every trouble seen: counted, logged a minute apart, remembered for [`SHOWN_FOR`].
 pub struct Troubles {
@@ -159,7 +71,7 @@ impl Troubles {
         self.counter.with_label_values(&[trouble.as_str()]).inc();
         let now = Instant::now();
         let mut seen = self.seen.lock().expect("troubles lock");
-        let s = &mut seen[trouble.index()];
+        let s = &mut seen[trouble as usize];
         if s.last.is_none_or(|last| now - last > SHOWN_FOR) {
             s.first = Some(now);
         }
@@ -187,7 +99,7 @@ impl Troubles {
         Trouble::ALL
             .iter()
             .filter_map(|&t| {
-                let s = &seen[t.index()];
+                let s = &seen[t as usize];
                 let last = s.last?;
                 (now - last <= SHOWN_FOR).then(|| Current {
                     trouble: t,
@@ -202,6 +114,8 @@ impl Troubles {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use super::*;
 
     #[test]

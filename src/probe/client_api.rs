@@ -209,7 +209,8 @@ impl ClientChecker {
                     Ok(v) => {
                         report.versions = v;
                         if attempt == 1 {
-                            report.latency_ms = Some(crate::report::ms(f.response.head_time));
+                            report.latency_ms =
+                                Some(crate::numbers::duration_ms(f.response.head_time));
                         }
                         url = f.url;
                         None

@@ -35,7 +35,7 @@ use crate::net::classify;
 use crate::net::guard::NetGuard;
 use crate::net::stamp::{StampedTcp, Stamps};
 use crate::net::tls::{CertInfo, ProbeTls, explain_certificate_error};
-use crate::report::ms;
+use crate::numbers::duration_ms as ms;
 use crate::text;
 use keys::KeyChecks;
 
@@ -47,8 +47,6 @@ pub const KEYS_PATH: &str = "/_matrix/key/v2/server";
 pub const MAX_VERSION_BODY: usize = 64 * 1024;
 /// Cap on a `/key/v2/server` body.
 pub const MAX_KEYS_BODY: usize = 256 * 1024;
-/// Cap on the HTTP read buffer, which bounds the response head (hyper's minimum is 8 KiB).
-pub(crate) const MAX_HEAD_BUFFER: usize = 16 * 1024;
 
 /// How to probe.
 #[derive(Clone, Debug)]

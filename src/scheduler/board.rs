@@ -165,7 +165,7 @@ impl Board {
             different_addresses: None,
         };
         let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());
-        let addresses = crate::vantage::agent::addresses(r);
+        let addresses = crate::vantage::addresses(r);
         let verdict = hub.verdict(
             &r.name,
             &own,

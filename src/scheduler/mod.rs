@@ -11,6 +11,7 @@
 //! ([`Shown`]: recent samples, chart and 90-day buckets) is shared with the view and copied on
 //! write, so a view never changes once published.
 
+pub mod agent;
 pub mod board;
 
 use std::collections::{BTreeMap, HashMap};

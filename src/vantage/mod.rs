@@ -10,15 +10,9 @@
 //! was sent within [`MAX_SKEW`] of the hub's clock, and that it is newer than the last report
 //! accepted from that vantage (no replay).
 
-pub mod agent;
 pub mod hub;
 pub mod store;
 
-use std::path::Path;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// Where agents POST their reports, on the hub's web address.
@@ -27,153 +21,13 @@ pub const REPORT_PATH: &str = "/api/v1/vantage/report";
 pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 /// How far a report's send time may be from the hub's clock.
 pub const MAX_SKEW_S: i64 = 300;
-/// The header scheme.
-const SCHEME: &str = "MxpingVantage";
+pub use crate::signing::{Key, parse_authorization, parse_public_key};
 
-/// An agent's signing key, as read from its key file.
-pub struct Key {
-    /// `ed25519:<version>`.
-    pub id: String,
-    signing: SigningKey,
-}
-
-impl Key {
-    /// A new random key with a random version (`a_` and four letters, as Synapse makes them).
-    pub fn generate() -> Key {
-        let seed: [u8; 32] = rand::random();
-        let letters: String = (0..4)
-            .map(|_| {
-                let i = rand::random::<u8>() % 52;
-                (if i < 26 { b'a' + i } else { b'A' + i - 26 }) as char
-            })
-            .collect();
-        Key {
-            id: format!("ed25519:a_{letters}"),
-            signing: SigningKey::from_bytes(&seed),
-        }
-    }
-
-    /// The key file's line: `ed25519 <version> <seed>`.
-    pub fn to_file(&self) -> String {
-        let version = self.id.trim_start_matches("ed25519:");
-        format!(
-            "ed25519 {version} {}\n",
-            STANDARD_NO_PAD.encode(self.signing.to_bytes())
-        )
-    }
-
-    /// Reads a key file (the first ed25519 line; a Synapse signing key file works as is).
-    pub fn read(path: &Path) -> Result<Key, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Key::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    /// Parses the key file's text.
-    pub fn parse(text: &str) -> Result<Key, String> {
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .ok_or("the file is empty; write one with `mxping keygen FILE`")?;
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        let [alg, version, seed] = parts[..] else {
-            return Err(
-                "expected one line `ed25519 <version> <base64 seed>` (as `mxping keygen` writes)"
-                    .into(),
-            );
-        };
-        if alg != "ed25519" {
-            return Err(format!("{alg:?} keys are not supported; use ed25519"));
-        }
-        let bytes = STANDARD_NO_PAD
-            .decode(seed.trim_end_matches('='))
-            .map_err(|e| format!("the key is not base64 ({e})"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "the key is not 32 bytes".to_owned())?;
-        Ok(Key {
-            id: format!("ed25519:{version}"),
-            signing: SigningKey::from_bytes(&seed),
-        })
-    }
-
-    /// The public key, unpadded base64 (what a hub's `[[vantage]] public_key` holds).
-    pub fn public(&self) -> String {
-        STANDARD_NO_PAD.encode(self.signing.verifying_key().to_bytes())
-    }
-
-    /// The `Authorization` header for `body` sent as vantage `name`. The name is
-    /// percent-encoded (UTF-8), so any name a config can hold (`上海`, `a "b", c`) travels in
-    /// a header, which carries ASCII only.
-    pub fn authorization(&self, name: &str, body: &[u8]) -> String {
-        let sig = STANDARD_NO_PAD.encode(self.signing.sign(body).to_bytes());
-        format!(
-            "{SCHEME} name=\"{}\",key=\"{}\",sig=\"{sig}\"",
-            encode_name(name),
-            self.id
-        )
-    }
-}
-
-/// A public key from config (unpadded base64; padding accepted).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = STANDARD_NO_PAD
-        .decode(text.trim().trim_end_matches('='))
-        .map_err(|e| format!("not base64 ({e})"))?;
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| "not 32 bytes (an ed25519 public key)".to_owned())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an ed25519 public key ({e})"))
-}
-
-/// A vantage name as the header carries it: UTF-8, every byte but RFC 3986's unreserved
-/// characters percent-encoded (so `asia` stays `asia`).
-fn encode_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The name [`encode_name`] encoded; `None` when it is not valid percent-encoded UTF-8.
-fn decode_name(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The parts of an `Authorization` header: vantage name (decoded), key ID, signature.
-pub fn parse_authorization(header: &str) -> Option<(String, String, Vec<u8>)> {
-    let rest = header.strip_prefix(SCHEME)?.trim();
-    let (mut name, mut key, mut sig) = (None, None, None);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        let v = v.trim().strip_prefix('"')?.strip_suffix('"')?.to_owned();
-        match k.trim() {
-            "name" => name = Some(decode_name(&v)?),
-            "key" => key = Some(v),
-            "sig" => sig = STANDARD_NO_PAD.decode(v.trim_end_matches('=')).ok(),
-            _ => {}
-        }
-    }
-    Some((name?, key?, sig?))
+/// The addresses a round probed, sorted (what vantages compare).
+pub fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
+    let mut list: Vec<String> = r.addresses.iter().map(|a| a.address.to_string()).collect();
+    list.sort();
+    list
 }
 
 /// One server as a vantage saw it in its latest round.

@@ -11,8 +11,6 @@ pub mod listener;
 mod pages;
 mod public_list;
 
-pub(crate) use pages::{reason_words, word as status_word};
-
 use std::sync::Arc;
 
 use axum::Router;

@@ -16,6 +16,7 @@ mod client_api;
 mod contrib;
 mod discovery;
 mod hostile;
+mod layout;
 mod listener;
 mod packaging;
 mod page;

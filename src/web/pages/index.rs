@@ -80,7 +80,7 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
             };
             let text = match (x.status, x.latency_ms) {
                 (Status::Green | Status::Yellow, Some(l)) => ms(Some(l)),
-                (s, _) => super::word(t, s).to_owned(),
+                (s, _) => crate::i18n::status_word(t, s).to_owned(),
             };
             let mut title = t.f("vantage_title", &[("vantage", &x.vantage)]);
             if !note.is_empty() {

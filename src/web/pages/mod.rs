@@ -21,9 +21,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::config::Config;
-use crate::error::ErrorKind;
 use crate::i18n::{self, Locale};
-use crate::numbers::{self, Places, ms_number};
+use crate::numbers::{self, Places};
 use crate::report::{Reason, Status};
 use crate::scheduler::ServerView;
 use crate::web::chart::Day;
@@ -61,8 +60,8 @@ impl StatusView {
         StatusView {
             class: status.as_str(),
             symbol: status.symbol(),
-            word: word(t, status).to_owned(),
-            reason: reason.map(|x| reason_words(t, x)).unwrap_or_default(),
+            word: i18n::status_word(t, status).to_owned(),
+            reason: reason.map(|x| i18n::reason_words(t, x)).unwrap_or_default(),
             reason_tech: reason.map(ToString::to_string).unwrap_or_default(),
         }
     }
@@ -174,98 +173,6 @@ fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {
             .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     response
-}
-
-pub(crate) fn word(t: &Locale, s: Status) -> &str {
-    t.t(match s {
-        Status::Green => "status_green",
-        Status::Yellow => "status_yellow",
-        Status::Red => "status_red",
-        Status::Unknown => "status_unknown",
-    })
-}
-
-fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
-    match kind {
-        Some(k) => t.t(match k {
-            ErrorKind::InvalidName => "kind_invalid_name",
-            ErrorKind::Dns => "kind_dns",
-            ErrorKind::NoAddress => "kind_no_address",
-            ErrorKind::BlockedAddress => "kind_blocked_address",
-            ErrorKind::ServiceUnavailable => "kind_service_unavailable",
-            ErrorKind::ConnectRefused => "kind_connect_refused",
-            ErrorKind::ConnectTimeout => "kind_connect_timeout",
-            ErrorKind::Connect => "kind_connect",
-            ErrorKind::TlsHandshake => "kind_tls_handshake",
-            ErrorKind::TlsCertificate => "kind_tls_certificate",
-            ErrorKind::Timeout => "kind_timeout",
-            ErrorKind::HttpStatus => "kind_http_status",
-            ErrorKind::InvalidResponse => "kind_invalid_response",
-            ErrorKind::BodyTooLarge => "kind_body_too_large",
-        }),
-        None => t.t("kind_unknown"),
-    }
-}
-
-/// A reason in plain words in `t`'s language.
-pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
-    let problem = kind_text(t, r.kind());
-    match r {
-        Reason::Failed { .. } => t.f("reason_failed", &[("problem", problem)]),
-        Reason::Partial {
-            family, address, ..
-        } => t.f(
-            "reason_partial",
-            &[
-                ("family", family),
-                ("address", address),
-                ("problem", problem),
-            ],
-        ),
-        Reason::Slow {
-            latency_ms,
-            threshold_ms,
-        } => t.f(
-            "reason_slow",
-            &[
-                ("latency", &ms_number(*latency_ms, Places::Whole)),
-                ("threshold", &ms_number(*threshold_ms, Places::Whole)),
-            ],
-        ),
-        Reason::Unconfirmed { failed, of, .. } => t.f(
-            "reason_unconfirmed",
-            &[
-                ("failed", &failed.to_string()),
-                ("of", &of.to_string()),
-                ("problem", problem),
-            ],
-        ),
-        Reason::Down { failed, .. } => t.f(
-            "reason_down",
-            &[("failed", &failed.to_string()), ("problem", problem)],
-        ),
-        Reason::Recovering { good, of } => t.f(
-            "reason_recovering",
-            &[("good", &good.to_string()), ("of", &of.to_string())],
-        ),
-        Reason::NotChecked => t.t("reason_not_checked").to_owned(),
-        Reason::Vantages {
-            unreachable_from,
-            reached,
-            of,
-        } => t.f(
-            "reason_vantages",
-            &[
-                ("vantages", &unreachable_from.join(", ")),
-                ("reached", &reached.to_string()),
-                ("of", &of.to_string()),
-            ],
-        ),
-        Reason::DegradedFrom { vantages } => t.f(
-            "reason_degraded_from",
-            &[("vantages", &vantages.join(", "))],
-        ),
-    }
 }
 
 /// A latency in whole milliseconds ("< 1 ms" below one), or a dash.

@@ -20,7 +20,8 @@ use crate::web::chart::{self};
 
 use super::lang::language;
 use super::not_found::not_found_page;
-use super::{Base, PageQuery, StatusView, days, encode, href, html, kind_text, ms, percent};
+use super::{Base, PageQuery, StatusView, days, encode, href, html, ms, percent};
+use crate::i18n::kind_text;
 
 /// The sign-up section of the detail page: what the check found and what the config says.
 struct SignupView {

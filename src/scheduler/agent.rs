@@ -15,20 +15,13 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Key, REPORT_PATH, Report, Seen};
+use super::Board;
 use crate::config::Config;
 use crate::net::fetch::{Endpoint, Fetcher};
-use crate::scheduler::Board;
+use crate::vantage::{Key, REPORT_PATH, Report, Seen, addresses};
 
 /// Reports kept while the hub is unreachable (two hours at the default 30 s interval).
 pub const MAX_BACKLOG: usize = 240;
-
-/// The addresses a round probed, sorted (what vantages compare).
-pub fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
-    let mut list: Vec<String> = r.addresses.iter().map(|a| a.address.to_string()).collect();
-    list.sort();
-    list
-}
 
 /// The report of everything `board` shows, as vantage `name`.
 pub fn report(board: &Board, name: &str, interval: Duration) -> Report {

@@ -1,0 +1,194 @@
+//! A server's status and the reason for it (design.md "Status"): a leaf every stage may use
+//! (the config names statuses, alerts and pages put them in words), owned by none of them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorKind;
+use crate::numbers::{self, Places};
+
+/// Green, yellow, red or unknown (design.md "Status").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Healthy and fast.
+    Green,
+    /// Reachable but slow, partly failing, failing but not yet confirmed, or recovering.
+    Yellow,
+    /// Confirmed down.
+    Red,
+    /// No round has completed yet.
+    Unknown,
+}
+
+impl Status {
+    /// Every status, in display order.
+    pub const ALL: [Status; 4] = [Status::Green, Status::Yellow, Status::Red, Status::Unknown];
+
+    /// The word used in JSON, metrics and on the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Green => "green",
+            Status::Yellow => "yellow",
+            Status::Red => "red",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// The status named `word` (the inverse of [`Status::as_str`]).
+    pub fn parse(word: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// A symbol, so colour is never the only signal.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Status::Green => "●",
+            Status::Yellow => "▲",
+            Status::Red => "✖",
+            Status::Unknown => "?",
+        }
+    }
+}
+
+/// Why a status is not green: structured, so pages can explain it in any language; shown in
+/// English (and in the JSON API) through `Display`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// No address answered in a round.
+    Failed {
+        /// The error kind, if one explains it.
+        kind: Option<ErrorKind>,
+        /// The error message.
+        message: String,
+    },
+    /// Some address (IP family) fails while another answers.
+    Partial {
+        /// `IPv4` or `IPv6`.
+        family: String,
+        /// The failing address.
+        address: String,
+        /// Its error kind.
+        kind: Option<ErrorKind>,
+    },
+    /// Reachable but slower than `green_below`.
+    Slow {
+        /// Headline latency, ms.
+        latency_ms: f64,
+        /// `green_below`, ms.
+        threshold_ms: f64,
+    },
+    /// Failing, fewer than `down_after` rounds in a row.
+    Unconfirmed {
+        /// Failed rounds in a row.
+        failed: u32,
+        /// `down_after`.
+        of: u32,
+        /// The last round's reason.
+        cause: Box<Reason>,
+    },
+    /// Confirmed down.
+    Down {
+        /// Failed rounds in a row.
+        failed: u32,
+        /// The last round's reason.
+        cause: Box<Reason>,
+    },
+    /// Reachable again after being down, not yet for `up_after` rounds.
+    Recovering {
+        /// Good rounds in a row.
+        good: u32,
+        /// `up_after`.
+        of: u32,
+    },
+    /// No round has completed yet.
+    NotChecked,
+    /// On a hub: some vantage points cannot reach the server, but not a majority of them.
+    Vantages {
+        /// The vantages (names) that confirm it down.
+        unreachable_from: Vec<String>,
+        /// Voting vantages that reach it.
+        reached: u32,
+        /// Voting vantages.
+        of: u32,
+    },
+    /// On a hub whose own probes do not vote (they reach nothing): the vantages that vote see
+    /// the server degraded.
+    DegradedFrom {
+        /// The vantages (names) that see it yellow.
+        vantages: Vec<String>,
+    },
+}
+
+impl Reason {
+    /// The error kind at the root of this reason, if any.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Reason::Failed { kind, .. } | Reason::Partial { kind, .. } => *kind,
+            Reason::Unconfirmed { cause, .. } | Reason::Down { cause, .. } => cause.kind(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Failed {
+                kind: Some(k),
+                message,
+            } => write!(f, "{k}: {message}"),
+            Reason::Failed { kind: None, .. } => f.write_str("no address answered"),
+            Reason::Partial {
+                family,
+                address,
+                kind,
+            } => {
+                let kind = kind.map_or("error", ErrorKind::as_str);
+                write!(f, "{family} address {address} failing: {kind}")
+            }
+            Reason::Slow {
+                latency_ms,
+                threshold_ms,
+            } => {
+                write!(
+                    f,
+                    "latency {} ≥ {}",
+                    numbers::ms(*latency_ms, Places::Whole),
+                    numbers::ms(*threshold_ms, Places::Whole)
+                )
+            }
+            Reason::Unconfirmed { failed, of, cause } => {
+                write!(
+                    f,
+                    "failing, not yet confirmed ({failed} of {of} failed rounds): {cause}"
+                )
+            }
+            Reason::Down { failed, cause } => write!(f, "{failed} failed rounds: {cause}"),
+            Reason::Recovering { good, of } => write!(f, "recovering ({good} of {of} good rounds)"),
+            Reason::NotChecked => f.write_str("no round has completed yet"),
+            Reason::Vantages {
+                unreachable_from,
+                reached,
+                of,
+            } => write!(
+                f,
+                "unreachable from {} ({reached} of {of} vantages reach it)",
+                unreachable_from.join(", ")
+            ),
+            Reason::DegradedFrom { vantages } => {
+                write!(f, "degraded as seen from {}", vantages.join(", "))
+            }
+        }
+    }
+}
+
+/// Serializes an optional reason as its English text.
+pub fn reason_text<S: serde::Serializer>(r: &Option<Reason>, s: S) -> Result<S::Ok, S::Error> {
+    match r {
+        Some(r) => s.collect_str(r),
+        None => s.serialize_none(),
+    }
+}
