@@ -1,15 +1,24 @@
 //! The board: what the scheduler publishes and the web layer reads (design.md "snapshot").
 //!
-//! Each server has a cell holding its latest [`ServerView`], an immutable value (what it shows
-//! of the history is a [`crate::history::Shown`] copied out once per round). A round
-//! swaps one cell's `Arc`; a reload swaps the layout (config and cells). Readers clone `Arc`s
-//! and never wait for a probe, and the web layer depends on this type alone — not on the
-//! scheduler — so a test can publish views of its own (`set_layout` with new cells) and
+//! Only values: each server has a cell holding its latest [`ServerView`], an immutable value
+//! (what it shows of the history is a [`crate::history::Shown`] copied out once per round),
+//! swapped atomically (`arc-swap`); the layout (config and cells) and the feed's events are
+//! swapped the same way. Readers load `Arc`s without taking a lock and never wait for a probe,
+//! a report or another reader.
+//!
+//! On a hub a cell holds two views: the hub's own (what its loop publishes) and the one shown,
+//! with every vantage's view and the quorum's verdict. The hub's task ([`Board::apply_verdicts`])
+//! combines them when a round or a report changed something, and once a second for views that
+//! grow stale; a read never computes a verdict. The web layer depends on this type alone — not
+//! on the scheduler — so a test can publish views of its own (`set_layout` with new cells) and
 //! drive the router in-process.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 
 use crate::alert::{AlertHealth, ChannelState};
 use crate::config::Config;
@@ -21,20 +30,33 @@ use super::ServerView;
 
 /// One server's latest view.
 pub struct Cell {
-    view: RwLock<Arc<ServerView>>,
+    /// What this monitor's own loop published last.
+    own: ArcSwap<ServerView>,
+    /// What readers see: the own view, or on a hub the view with the quorum's verdict.
+    shown: ArcSwap<ServerView>,
+    /// On a hub, the own view `shown` was made from.
+    basis: arc_swap::ArcSwapOption<ServerView>,
 }
 
 impl Cell {
     /// A cell showing `view`.
     pub fn new(view: ServerView) -> Cell {
+        let view = Arc::new(view);
         Cell {
-            view: RwLock::new(Arc::new(view)),
+            own: ArcSwap::new(view.clone()),
+            shown: ArcSwap::new(view),
+            basis: arc_swap::ArcSwapOption::empty(),
         }
     }
 
-    /// The latest view.
+    /// This monitor's own latest view.
     pub fn view(&self) -> Arc<ServerView> {
-        self.view.read().expect("view lock").clone()
+        self.own.load_full()
+    }
+
+    /// The view readers see.
+    pub fn shown(&self) -> Arc<ServerView> {
+        self.shown.load_full()
     }
 }
 
@@ -42,6 +64,40 @@ impl Cell {
 /// servers and reached none (its network, not the servers, is broken).
 fn own_impaired(views: &[Arc<ServerView>]) -> bool {
     crate::vantage::impaired(views.iter().filter_map(|v| v.reached()))
+}
+
+/// The quorum's verdict on `view` (this hub's own), with every vantage's view, on a hub;
+/// `impaired`: the hub's own probes reach none of its servers.
+fn verdict(
+    hub: &Hub,
+    config: &Config,
+    view: &ServerView,
+    impaired: bool,
+    now: i64,
+) -> crate::vantage::hub::Verdict {
+    let r = &view.report;
+    let own = VantageView {
+        vantage: config.web.vantage_name().to_owned(),
+        status: r.status,
+        latency_ms: r.latency_ms,
+        checked_at: r.checked_at.map(crate::timestamp::format),
+        stale: false,
+        impaired,
+        reached: view.reached() == Some(true),
+        uptime_24h: view.uptime("24h"),
+        latency_24h_ms: None,
+        different_delegation: None,
+        different_addresses: None,
+    };
+    let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());
+    let addresses = crate::vantage::addresses(r);
+    hub.verdict(
+        &r.name,
+        &own,
+        r.reason.clone(),
+        (delegation, &addresses),
+        now,
+    )
 }
 
 /// The config in force and the cells of its servers, in config order.
@@ -61,28 +117,36 @@ pub struct Snapshot {
 
 /// The published state. Cheap to share (`Arc<Board>`).
 pub struct Board {
-    layout: RwLock<Arc<Layout>>,
-    events: Mutex<VecDeque<Event>>,
+    layout: ArcSwap<Layout>,
+    /// Status changes, oldest first (at most `MAX_EVENTS`).
+    events: ArcSwap<Vec<Event>>,
     generation: AtomicU64,
+    /// Wakes the hub's task: a view, a report or the layout changed.
+    changed: Notify,
     metrics: Arc<Metrics>,
     alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
     hub: std::sync::OnceLock<Arc<Hub>>,
+    /// One combining pass at a time (the hub's task, or a report's handler), so a pass made
+    /// from older reports never stores its views after a newer one.
+    combining: std::sync::Mutex<()>,
 }
 
 impl Board {
     /// A board for `config` with no servers shown yet.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Board {
         Board {
-            layout: RwLock::new(Arc::new(Layout {
+            layout: ArcSwap::from_pointee(Layout {
                 config,
                 cells: Vec::new(),
                 index: HashMap::new(),
-            })),
-            events: Mutex::new(VecDeque::new()),
+            }),
+            events: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
+            changed: Notify::new(),
             metrics,
             alert_health: std::sync::OnceLock::new(),
             hub: std::sync::OnceLock::new(),
+            combining: std::sync::Mutex::new(()),
         }
     }
 
@@ -98,86 +162,86 @@ impl Board {
             cells: cells.into_iter().map(|(_, c)| c).collect(),
             index,
         };
-        *self.layout.write().expect("layout lock") = Arc::new(layout);
+        self.layout.store(Arc::new(layout));
         self.bump();
     }
 
-    /// Publishes `view` in `cell`.
+    /// Publishes `view` as this monitor's own in `cell`: shown at once, or on a hub once its
+    /// task has combined it with the vantages' views.
     pub fn publish(&self, cell: &Cell, view: ServerView) {
-        *cell.view.write().expect("view lock") = Arc::new(view);
+        let view = Arc::new(view);
+        cell.own.store(view.clone());
+        if self.hub.get().is_none() {
+            cell.shown.store(view);
+        }
         self.bump();
     }
 
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+        self.changed.notify_one();
     }
 
     /// Every server's latest view (on a hub, with the quorum's verdict).
     pub fn snapshot(&self) -> Snapshot {
-        let layout = self.layout.read().expect("layout lock").clone();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let views: Vec<Arc<ServerView>> = layout.cells.iter().map(|c| c.view()).collect();
-        let impaired = self.hub.get().is_some() && own_impaired(&views);
+        let layout = self.layout.load();
         Snapshot {
             config: layout.config.clone(),
-            servers: views
-                .into_iter()
-                .map(|v| self.with_vantages(&layout.config, v, impaired, now))
-                .collect(),
+            servers: layout.cells.iter().map(|c| c.shown()).collect(),
         }
     }
 
     /// The latest view of `name`, if it is monitored (on a hub, with the quorum's verdict).
     pub fn server(&self, name: &str) -> Option<(Arc<Config>, Arc<ServerView>)> {
-        let layout = self.layout.read().expect("layout lock").clone();
+        let layout = self.layout.load();
         let i = *layout.index.get(name)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let impaired = self.hub.get().is_some()
-            && own_impaired(&layout.cells.iter().map(|c| c.view()).collect::<Vec<_>>());
-        let view = self.with_vantages(&layout.config, layout.cells[i].view(), impaired, now);
-        Some((layout.config.clone(), view))
+        Some((layout.config.clone(), layout.cells[i].shown()))
     }
 
-    /// `view` with every vantage's view and the quorum's status and reason, on a hub;
-    /// `impaired`: the hub's own probes reach none of its servers.
-    fn with_vantages(
-        &self,
-        config: &Config,
-        view: Arc<ServerView>,
-        impaired: bool,
-        now: i64,
-    ) -> Arc<ServerView> {
+    /// Waits until a view, a report or the layout changes (a change since the last wait is
+    /// not lost).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// On a hub, combines every server's own view with the vantages' into the view shown, at
+    /// `now` (Unix seconds); a cell whose shown view would not change keeps it. Run by the
+    /// hub's task, and by a report's handler before it answers: a read never computes one.
+    pub fn apply_verdicts(&self, now: i64) {
         let Some(hub) = self.hub.get() else {
-            return view;
+            return;
         };
-        let r = &view.report;
-        let own = VantageView {
-            vantage: config.web.vantage_name().to_owned(),
-            status: r.status,
-            latency_ms: r.latency_ms,
-            checked_at: r.checked_at.map(crate::timestamp::format),
-            stale: false,
-            impaired,
-            reached: view.reached() == Some(true),
-            uptime_24h: view.uptime("24h"),
-            latency_24h_ms: None,
-            different_delegation: None,
-            different_addresses: None,
-        };
-        let delegation = r.discovery.as_ref().map(|d| d.delegated_name.as_str());
-        let addresses = crate::vantage::addresses(r);
-        let verdict = hub.verdict(
-            &r.name,
-            &own,
-            r.reason.clone(),
-            (delegation, &addresses),
-            now,
-        );
-        let mut v = (*view).clone();
-        v.report.status = verdict.status;
-        v.report.reason = verdict.reason;
-        v.vantages = Some(verdict.views);
-        Arc::new(v)
+        let _one_at_a_time = self.combining.lock().expect("combining lock");
+        let layout = self.layout.load();
+        let own: Vec<Arc<ServerView>> = layout.cells.iter().map(|c| c.view()).collect();
+        let impaired = own_impaired(&own);
+        let mut changed = false;
+        for (cell, view) in layout.cells.iter().zip(own) {
+            let shown = cell.shown();
+            let verdict = verdict(hub, &layout.config, &view, impaired, now);
+            // The same own view (the same round) with the same verdict shows the same.
+            let same = cell
+                .basis
+                .load()
+                .as_ref()
+                .is_some_and(|b| Arc::ptr_eq(b, &view))
+                && shown.report.status == verdict.status
+                && shown.report.reason == verdict.reason
+                && shown.vantages.as_ref() == Some(&verdict.views);
+            if !same {
+                let mut combined = (*view).clone();
+                combined.report.status = verdict.status;
+                combined.report.reason = verdict.reason;
+                combined.vantages = Some(verdict.views);
+                cell.basis.store(Some(view));
+                cell.shown.store(Arc::new(combined));
+                changed = true;
+            }
+        }
+        if changed {
+            // Not `bump`: this answers a change, it is not a new one for this task.
+            self.generation.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Makes this board a hub's: views carry every vantage's and the quorum's verdict.
@@ -197,29 +261,23 @@ impl Board {
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        self.layout.read().expect("layout lock").config.clone()
+        self.layout.load().config.clone()
     }
 
     /// Adds a status change (the oldest is dropped beyond `MAX_EVENTS`).
     pub fn push_event(&self, event: Event) {
-        let mut events = self.events.lock().expect("events lock");
-        if events.len() == MAX_EVENTS {
-            events.pop_front();
-        }
-        events.push_back(event);
-        drop(events);
+        self.events.rcu(|events| {
+            let skip = (events.len() + 1).saturating_sub(MAX_EVENTS);
+            let mut next: Vec<Event> = events.iter().skip(skip).cloned().collect();
+            next.push(event.clone());
+            next
+        });
         self.bump();
     }
 
     /// Status changes, newest first.
     pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .expect("events lock")
-            .iter()
-            .rev()
-            .cloned()
-            .collect()
+        self.events.load().iter().rev().cloned().collect()
     }
 
     /// A number that changes whenever a view, the events or the config change: equal numbers

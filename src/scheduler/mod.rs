@@ -704,24 +704,34 @@ impl<R: Rounds> Monitor<R> {
         Ok(notes)
     }
 
-    /// On a hub: watches the quorum's verdict of every server (which changes with its own
-    /// rounds and with vantages' reports) and records each change as the event a single
-    /// monitor records for its own status: the feed, the store and alerts. Checked every
-    /// second, when anything was published.
+    /// The hub's task: when its own rounds or vantages' reports changed something (and every
+    /// second, as views grow stale), combines each server's views into the quorum's verdict
+    /// and publishes it on the board (`Board::apply_verdicts`; reads never compute one), then
+    /// records each change of a verdict as the event a single monitor records for its own
+    /// status: the feed, the store and alerts.
     async fn track_verdicts(self: Arc<Self>) {
         let mut last: HashMap<String, Status> = HashMap::new();
         let mut seen_generation = None;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
+                () = self.board.changed() => {
+                    // A burst of rounds or reports is combined in one pass.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Vantages' views grow stale with time alone.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            // Thousands of verdicts, and a report's handler may hold the pass: off the
+            // runtime's threads.
+            let board = self.board.clone();
+            let _ = tokio::task::spawn_blocking(move || board.apply_verdicts(now)).await;
             let generation = self.board.generation();
             if seen_generation == Some(generation) {
                 continue;
             }
             seen_generation = Some(generation);
-            let now = OffsetDateTime::now_utc().unix_timestamp();
             let snap = self.board.snapshot();
             let mut current = HashMap::with_capacity(snap.servers.len());
             for v in &snap.servers {

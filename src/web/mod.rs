@@ -231,11 +231,19 @@ async fn vantage_report(
     // Verifying megabytes of signed JSON and storing the report are blocking work: off the
     // runtime's threads, so the page and the probes' timers do not wait for them.
     let auth = auth.map(str::to_owned);
+    // The verdicts are combined before the answer, so an agent (or anyone) reading the page
+    // after its report sees it counted.
     let accepting = hub.clone();
-    let accepted =
-        tokio::task::spawn_blocking(move || accepting.accept(auth.as_deref(), &bytes, now_ms))
-            .await
-            .expect("accepting a report does not panic");
+    let board = state.board.clone();
+    let accepted = tokio::task::spawn_blocking(move || {
+        let accepted = accepting.accept(auth.as_deref(), &bytes, now_ms);
+        if accepted.is_ok() {
+            board.apply_verdicts(now_ms.div_euclid(1000));
+        }
+        accepted
+    })
+    .await
+    .expect("accepting a report does not panic");
     match accepted {
         Ok(_) => {
             state.board.touch();
