@@ -123,6 +123,9 @@ pub struct Board {
     generation: AtomicU64,
     /// Wakes the hub's task: a view, a report or the layout changed.
     changed: Notify,
+    /// Something every verdict depends on changed (a report, the layout) since the hub's
+    /// task last combined every server.
+    touched: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
     hub: std::sync::OnceLock<Arc<Hub>>,
@@ -143,6 +146,7 @@ impl Board {
             events: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             changed: Notify::new(),
+            touched: std::sync::atomic::AtomicBool::new(true),
             metrics,
             alert_health: std::sync::OnceLock::new(),
             hub: std::sync::OnceLock::new(),
@@ -163,6 +167,7 @@ impl Board {
             index,
         };
         self.layout.store(Arc::new(layout));
+        self.touched.store(true, Ordering::Release);
         self.bump();
     }
 
@@ -204,10 +209,17 @@ impl Board {
         self.changed.notified().await;
     }
 
-    /// On a hub, combines every server's own view with the vantages' into the view shown, at
-    /// `now` (Unix seconds); a cell whose shown view would not change keeps it. Run by the
-    /// hub's task, and by a report's handler before it answers: a read never computes one.
-    pub fn apply_verdicts(&self, now: i64) {
+    /// Whether every verdict must be combined again (a report or the layout changed since
+    /// the last time this said so).
+    pub fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::AcqRel)
+    }
+
+    /// On a hub, combines each server's own view with the vantages' into the view shown, at
+    /// `now` (Unix seconds): every server with `all`, else only those whose own view changed
+    /// (a round); a cell whose shown view would not change keeps it. Run by the hub's task,
+    /// and by a report's handler before it answers: a read never computes a verdict.
+    pub fn apply_verdicts(&self, now: i64, all: bool) {
         let Some(hub) = self.hub.get() else {
             return;
         };
@@ -217,14 +229,18 @@ impl Board {
         let impaired = own_impaired(&own);
         let mut changed = false;
         for (cell, view) in layout.cells.iter().zip(own) {
-            let shown = cell.shown();
-            let verdict = verdict(hub, &layout.config, &view, impaired, now);
-            // The same own view (the same round) with the same verdict shows the same.
-            let same = cell
+            let same_round = cell
                 .basis
                 .load()
                 .as_ref()
-                .is_some_and(|b| Arc::ptr_eq(b, &view))
+                .is_some_and(|b| Arc::ptr_eq(b, &view));
+            if same_round && !all {
+                continue;
+            }
+            let shown = cell.shown();
+            let verdict = verdict(hub, &layout.config, &view, impaired, now);
+            // The same own view (the same round) with the same verdict shows the same.
+            let same = same_round
                 && shown.report.status == verdict.status
                 && shown.report.reason == verdict.reason
                 && shown.vantages.as_ref() == Some(&verdict.views);
@@ -256,6 +272,7 @@ impl Board {
 
     /// Something views show changed outside a round (a vantage's report).
     pub fn touch(&self) {
+        self.touched.store(true, Ordering::Release);
         self.bump();
     }
 

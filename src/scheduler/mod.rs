@@ -529,6 +529,10 @@ impl<R: Rounds> Monitor<R> {
             Ok(())
         })?;
         monitor.board.set_layout(live.config.clone(), live.cells());
+        // On a hub, the restored views with every vantage's are shown from the first request.
+        monitor
+            .board
+            .apply_verdicts(OffsetDateTime::now_utc().unix_timestamp(), true);
         drop(live);
         monitor.metrics.config_loaded(true);
         Ok(monitor)
@@ -712,21 +716,29 @@ impl<R: Rounds> Monitor<R> {
     async fn track_verdicts(self: Arc<Self>) {
         let mut last: HashMap<String, Status> = HashMap::new();
         let mut seen_generation = None;
+        let mut last_all = tokio::time::Instant::now();
         loop {
-            tokio::select! {
+            let ticked = tokio::select! {
                 () = self.shutdown.cancelled() => return,
                 () = self.board.changed() => {
-                    // A burst of rounds or reports is combined in one pass.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // A burst of rounds is combined in one pass.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    false
                 }
                 // Vantages' views grow stale with time alone.
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+                () = tokio::time::sleep_until(last_all + Duration::from_secs(1)) => true,
+            };
             let now = OffsetDateTime::now_utc().unix_timestamp();
+            // Every server after a report and once a second; else only the servers whose
+            // round changed.
+            let all = self.board.take_touched() || ticked;
+            if all {
+                last_all = tokio::time::Instant::now();
+            }
             // Thousands of verdicts, and a report's handler may hold the pass: off the
             // runtime's threads.
             let board = self.board.clone();
-            let _ = tokio::task::spawn_blocking(move || board.apply_verdicts(now)).await;
+            let _ = tokio::task::spawn_blocking(move || board.apply_verdicts(now, all)).await;
             let generation = self.board.generation();
             if seen_generation == Some(generation) {
                 continue;

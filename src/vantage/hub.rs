@@ -26,16 +26,72 @@ pub const MIN_INTERVAL_S: u64 = 1;
 pub const MAX_INTERVAL_S: u64 = 3600;
 use crate::report::{Reason, Status};
 
-/// Why a report was refused (the `reason` label of `mxping_vantage_reports_rejected_total`).
+/// Why a report was refused: its metric label and HTTP status, written once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// No `Authorization` header.
+    Unsigned,
+    /// The header or the body cannot be read.
+    Malformed,
+    /// The name is not a `[[vantage]]` of this hub.
+    UnknownVantage,
+    /// The signature does not verify with the vantage's key.
+    BadSignature,
+    /// The body names another vantage than the header.
+    NameMismatch,
+    /// Sent too far from the hub's clock.
+    ClockSkew,
+    /// Not newer than the last report accepted from that vantage.
+    Replayed,
+    /// Larger than the hub reads.
+    TooLarge,
+    /// Its body did not arrive in time.
+    TooSlow,
+}
+
+impl RejectReason {
+    /// The `reason` label of `mxping_vantage_reports_rejected_total`, and the `error` of the
+    /// answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Unsigned => "unsigned",
+            RejectReason::Malformed => "malformed",
+            RejectReason::UnknownVantage => "unknown_vantage",
+            RejectReason::BadSignature => "bad_signature",
+            RejectReason::NameMismatch => "name_mismatch",
+            RejectReason::ClockSkew => "clock_skew",
+            RejectReason::Replayed => "replayed",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::TooSlow => "too_slow",
+        }
+    }
+
+    /// The HTTP status the hub answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            RejectReason::Unsigned
+            | RejectReason::UnknownVantage
+            | RejectReason::BadSignature
+            | RejectReason::NameMismatch => 403,
+            RejectReason::Replayed => 409,
+            RejectReason::ClockSkew => 422,
+            RejectReason::TooLarge => 413,
+            RejectReason::TooSlow => 408,
+            RejectReason::Malformed => 400,
+        }
+    }
+}
+
+/// A refused report: why, and what happened, for the log and the agent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejected {
-    /// A short word for the metric.
-    pub reason: &'static str,
-    /// What happened, for the log and the agent.
+    /// Why.
+    pub reason: RejectReason,
+    /// What happened, in words.
     pub detail: String,
 }
 
-fn rejected(reason: &'static str, detail: String) -> Rejected {
+fn rejected(reason: RejectReason, detail: String) -> Rejected {
     Rejected { reason, detail }
 }
 
@@ -215,7 +271,7 @@ pub struct Hub {
     /// the order reports were accepted in.
     accepting: Mutex<()>,
     /// Reports refused, by reason.
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    rejected: Mutex<BTreeMap<RejectReason, u64>>,
     /// Reports accepted, by vantage.
     accepted: Mutex<BTreeMap<String, u64>>,
 }
@@ -308,7 +364,7 @@ impl Hub {
     }
 
     /// Counts a refused report.
-    pub fn count_rejected(&self, reason: &'static str) {
+    pub fn count_rejected(&self, reason: RejectReason) {
         *self
             .rejected
             .lock()
@@ -392,11 +448,12 @@ impl Hub {
                 label(name)
             );
         }
-        out.push_str("# HELP mxping_vantage_reports_rejected_total Reports refused, by reason (unsigned, malformed, unknown_vantage, bad_signature, name_mismatch, clock_skew, replayed, too_large).\n# TYPE mxping_vantage_reports_rejected_total counter\n");
+        out.push_str("# HELP mxping_vantage_reports_rejected_total Reports refused, by reason (unsigned, malformed, unknown_vantage, bad_signature, name_mismatch, clock_skew, replayed, too_large, too_slow).\n# TYPE mxping_vantage_reports_rejected_total counter\n");
         for (reason, n) in self.rejected.lock().expect("hub lock").iter() {
             let _ = writeln!(
                 out,
-                "mxping_vantage_reports_rejected_total{{reason=\"{reason}\"}} {n}"
+                "mxping_vantage_reports_rejected_total{{reason=\"{}\"}} {n}",
+                reason.as_str()
             );
         }
         out
@@ -408,20 +465,20 @@ impl Hub {
     pub fn check_sender(&self, authorization: Option<&str>) -> Result<String, Rejected> {
         let header = authorization.ok_or_else(|| {
             rejected(
-                "unsigned",
+                RejectReason::Unsigned,
                 "no Authorization header: reports must be signed".into(),
             )
         })?;
         let (name, _, _) = parse_authorization(header).ok_or_else(|| {
             rejected(
-                "malformed",
+                RejectReason::Malformed,
                 "the Authorization header is not MxpingVantage name=\"…\",key=\"…\",sig=\"…\""
                     .into(),
             )
         })?;
         if !self.trusted.contains_key(&name) {
             return Err(rejected(
-                "unknown_vantage",
+                RejectReason::UnknownVantage,
                 format!("{name:?} is not a [[vantage]] of this hub"),
             ));
         }
@@ -437,50 +494,50 @@ impl Hub {
     ) -> Result<(String, usize), Rejected> {
         let header = authorization.ok_or_else(|| {
             rejected(
-                "unsigned",
+                RejectReason::Unsigned,
                 "no Authorization header: reports must be signed".into(),
             )
         })?;
         let (name, key_id, sig) = parse_authorization(header).ok_or_else(|| {
             rejected(
-                "malformed",
+                RejectReason::Malformed,
                 "the Authorization header is not MxpingVantage name=\"…\",key=\"…\",sig=\"…\""
                     .into(),
             )
         })?;
         let key = self.trusted.get(&name).ok_or_else(|| {
             rejected(
-                "unknown_vantage",
+                RejectReason::UnknownVantage,
                 format!("{name:?} is not a [[vantage]] of this hub"),
             )
         })?;
         let sig = Signature::from_slice(&sig).map_err(|_| {
             rejected(
-                "bad_signature",
+                RejectReason::BadSignature,
                 format!("{name}: the signature is not 64 bytes"),
             )
         })?;
         key.verify(body, &sig).map_err(|_| {
             rejected(
-                "bad_signature",
+                RejectReason::BadSignature,
                 format!("{name}: the signature ({key_id}) does not match the body and the key configured for it"),
             )
         })?;
         let report: Report = serde_json::from_slice(body).map_err(|e| {
             rejected(
-                "malformed",
+                RejectReason::Malformed,
                 format!("{name}: the report is not valid JSON: {e}"),
             )
         })?;
         if report.vantage != name {
             return Err(rejected(
-                "name_mismatch",
+                RejectReason::NameMismatch,
                 format!("signed as {name} but the report says {:?}", report.vantage),
             ));
         }
         if !(MIN_INTERVAL_S..=MAX_INTERVAL_S).contains(&report.interval_s) {
             return Err(rejected(
-                "malformed",
+                RejectReason::Malformed,
                 format!(
                     "{name}: interval_s {} is outside {MIN_INTERVAL_S} s to {MAX_INTERVAL_S} s",
                     report.interval_s
@@ -490,7 +547,7 @@ impl Hub {
         let skew_s = (report.sent_at_ms - now_ms) / 1000;
         if skew_s.abs() > MAX_SKEW_S {
             return Err(rejected(
-                "clock_skew",
+                RejectReason::ClockSkew,
                 format!(
                     "{name}: sent {}s {} the hub's clock (at most {MAX_SKEW_S}s allowed); fix the agent's clock (NTP)",
                     skew_s.abs(),
@@ -510,7 +567,7 @@ impl Hub {
             && report.sent_at_ms <= s.last_sent_at_ms
         {
             return Err(rejected(
-                "replayed",
+                RejectReason::Replayed,
                 format!("{name}: a report sent at or before the last one accepted (a replay)"),
             ));
         }
@@ -779,7 +836,7 @@ mod tests {
             ],
         );
         let sign = |k: &Key, n: &str, b: &[u8]| k.authorization(n, b);
-        let reason = |r: Result<_, Rejected>| r.unwrap_err().reason;
+        let reason = |r: Result<_, Rejected>| r.unwrap_err().reason.as_str();
         assert_eq!(reason(hub.accept(None, &body, now)), "unsigned");
         assert_eq!(
             reason(hub.accept(Some("Bearer x"), &body, now)),
@@ -809,7 +866,7 @@ mod tests {
         let e = hub
             .accept(Some(&sign(&asia, "asia", &late)), &late, now)
             .unwrap_err();
-        assert_eq!(e.reason, "clock_skew");
+        assert_eq!(e.reason, RejectReason::ClockSkew);
         assert!(e.detail.contains("600s behind"), "{}", e.detail);
         assert_eq!(
             hub.accept(Some(&sign(&asia, "asia", &body)), &body, now),
@@ -1050,7 +1107,7 @@ mod tests {
                 assert!(r.is_ok(), "{interval_s}: {r:?}");
             } else {
                 let e = r.unwrap_err();
-                assert_eq!(e.reason, "malformed", "{interval_s}");
+                assert_eq!(e.reason, RejectReason::Malformed, "{interval_s}");
                 assert!(e.detail.contains("outside 1 s to 3600 s"), "{}", e.detail);
             }
         }
@@ -1204,7 +1261,7 @@ mod tests {
         let e = hub
             .accept(Some(&auth), &body, now * 1000 + 5000)
             .unwrap_err();
-        assert_eq!(e.reason, "replayed");
+        assert_eq!(e.reason, RejectReason::Replayed);
         let after = hub.verdict("x.test", &own(Status::Green), None, (None, &[]), now);
         assert_eq!(after.views, before.views, "the view and the day are back");
         assert_eq!(after.views[1].uptime_24h, Some(1.0));

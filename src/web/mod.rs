@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::scheduler::Board;
+use crate::vantage::hub::RejectReason;
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");
@@ -188,12 +189,13 @@ async fn vantage_report(
         )
             .into_response();
     };
-    let refuse = |status: StatusCode, reason: &'static str, detail: String| {
+    let refuse = |reason: RejectReason, detail: String| {
         hub.count_rejected(reason);
-        tracing::warn!("vantage report refused ({reason}): {detail}");
+        tracing::warn!("vantage report refused ({}): {detail}", reason.as_str());
+        let status = StatusCode::from_u16(reason.http_status()).expect("a valid status");
         (
             status,
-            axum::Json(serde_json::json!({"error": reason, "message": detail})),
+            axum::Json(serde_json::json!({"error": reason.as_str(), "message": detail})),
         )
             .into_response()
     };
@@ -201,15 +203,14 @@ async fn vantage_report(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Err(e) = hub.check_sender(auth) {
-        return refuse(StatusCode::FORBIDDEN, e.reason, e.detail);
+        return refuse(e.reason, e.detail);
     }
     let read = axum::body::to_bytes(body, crate::vantage::MAX_REPORT_BYTES);
     let bytes = match tokio::time::timeout(REPORT_BODY_TIMEOUT, read).await {
         Ok(Ok(b)) => b,
         Err(_) => {
             return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "too_slow",
+                RejectReason::TooSlow,
                 format!(
                     "the report's body did not arrive within {}s",
                     REPORT_BODY_TIMEOUT.as_secs()
@@ -218,8 +219,7 @@ async fn vantage_report(
         }
         Ok(Err(_)) => {
             return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                RejectReason::TooLarge,
                 format!(
                     "the report is larger than {} MiB",
                     crate::vantage::MAX_REPORT_BYTES >> 20
@@ -238,7 +238,7 @@ async fn vantage_report(
     let accepted = tokio::task::spawn_blocking(move || {
         let accepted = accepting.accept(auth.as_deref(), &bytes, now_ms);
         if accepted.is_ok() {
-            board.apply_verdicts(now_ms.div_euclid(1000));
+            board.apply_verdicts(now_ms.div_euclid(1000), true);
         }
         accepted
     })
@@ -249,17 +249,7 @@ async fn vantage_report(
             state.board.touch();
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => {
-            let status = match e.reason {
-                "unknown_vantage" | "bad_signature" | "unsigned" | "name_mismatch" => {
-                    StatusCode::FORBIDDEN
-                }
-                "replayed" => StatusCode::CONFLICT,
-                "clock_skew" => StatusCode::UNPROCESSABLE_ENTITY,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            refuse(status, e.reason, e.detail)
-        }
+        Err(e) => refuse(e.reason, e.detail),
     }
 }
 
