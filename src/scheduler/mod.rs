@@ -797,6 +797,86 @@ impl<R: Rounds> Monitor<R> {
     }
 }
 
+/// Where a recorded round goes: the board, the metrics, the store, and the server's status
+/// change (the feed, the store and alerts on a monitor; nothing on a hub, which records its
+/// verdict's changes instead).
+pub struct Outlet<'a> {
+    /// Where the view is shown.
+    pub board: &'a Board,
+    /// Where the round is counted.
+    pub metrics: &'a Metrics,
+    /// Where the round is kept, if anywhere.
+    pub store: Option<&'a Store>,
+    /// Called with the server's status change, when the round made one.
+    pub on_event: &'a dyn Fn(Event),
+}
+
+/// The server a round is published for, and how.
+pub struct Published<'a> {
+    /// Its config.
+    pub server: &'a ServerConfig,
+    /// Its phase histograms are its own (`[metrics] per_server_phases`).
+    pub per_server_phases: bool,
+    /// Its cell on the board.
+    pub cell: &'a Cell,
+    /// Its last sign-up check, shown with the round.
+    pub signup: Option<Arc<Signup>>,
+    /// When the round finished (Unix seconds).
+    pub now: i64,
+}
+
+/// The one way a round reaches the page, the metrics, the feed and the store — taken by every
+/// server's loop and by the tests' harness. The monitor's own trouble is counted; a round
+/// that says nothing about the server (no IPv6 route, no socket to spare) is shown but not
+/// recorded; any other is recorded in `history` (`record_round`), its status change handed
+/// on, its delta stored, its numbers counted, and the new view published.
+pub fn publish_round(
+    to: &Published<'_>,
+    history: &mut ServerHistory,
+    round: Round,
+    discovery_ran: bool,
+    out: &Outlet<'_>,
+) {
+    let name = to.server.name.as_str();
+    if let Some(trouble) = round.monitor_trouble() {
+        out.metrics
+            .troubles()
+            .record(trouble, &format!("checking {name}"));
+    }
+    if round.measurable() {
+        let recorded = record_round(name, history, &round, to.now);
+        if let Some(event) = recorded.event {
+            (out.on_event)(event);
+        }
+        if let Some(store) = out.store {
+            store.write(RoundRecord {
+                server: name.to_owned(),
+                delta: recorded.delta,
+                software: round.software(),
+            });
+        }
+        out.metrics.observe_round(
+            name,
+            &round,
+            discovery_ran,
+            recorded.status,
+            &recorded.uptime,
+            to.per_server_phases,
+        );
+    }
+    let mut view = ServerView::build(to.server, history, Some(round), None, to.now);
+    view.signup = to.signup.clone();
+    out.board.publish(to.cell, view);
+}
+
+/// Shows a server's new sign-up check with its last round: the one way a check reaches the
+/// page, for the server's loop and the tests' harness.
+pub fn publish_signup(board: &Board, cell: &Cell, signup: Arc<Signup>) {
+    let mut view = (*cell.view()).clone();
+    view.signup = Some(signup);
+    board.publish(cell, view);
+}
+
 /// What recording one round did.
 pub struct Recorded {
     /// What changed in the history, for the store.
@@ -951,60 +1031,44 @@ impl<R: Rounds> Job<R> {
 
     fn publish(&self, round: Round, discovery_ran: bool) {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(trouble) = round.monitor_trouble() {
-            let what = format!("checking {}", self.slot.server.name);
-            self.monitor.metrics.troubles().record(trouble, &what);
-        }
-        if !round.measurable() {
-            // This monitor reached none of the addresses through no fault of the server (it
-            // has no IPv6, or no socket to spare): the round is shown, but not counted in
-            // status, uptime or metrics.
-            let history = self.slot.history.lock().expect("history lock");
-            self.publish_view(&history, round, now);
-            return;
-        }
         // Only this loop writes the history; readers hold `Shown` blocks it never changes.
         let mut history = self.slot.history.lock().expect("history lock");
-        if self.slot.cancel.is_cancelled() {
+        if self.slot.cancel.is_cancelled() && round.measurable() {
             // A reload restarted this server meanwhile: it cancels the loop, then copies the
             // history under this lock for the new loop. A round recorded here now would be
             // in the old copy only (and its change announced again by the new loop).
             return;
         }
-        let recorded = record_round(self.slot.server.name.as_str(), &mut history, &round, now);
+        let monitor = &self.monitor;
         // On a hub, changes of the verdict are recorded instead (`track_verdicts`).
-        if let Some(event) = recorded.event
-            && self.monitor.board.hub().is_none()
-        {
-            self.monitor.record_event(event);
-        }
-        if let Some(store) = &self.monitor.store {
-            store.write(RoundRecord {
-                server: self.slot.server.name.to_string(),
-                delta: recorded.delta,
-                software: round.software(),
-            });
-        }
-        let per_server_phases = self
-            .slot
-            .server
-            .per_server_phases
-            .unwrap_or(self.config.metrics.per_server_phases);
-        self.monitor.metrics.observe_round(
-            self.slot.server.name.as_str(),
-            &round,
+        let on_event = |event: Event| {
+            if monitor.board.hub().is_none() {
+                monitor.record_event(event);
+            }
+        };
+        let signup = self.slot.signup.lock().expect("signup lock").clone();
+        publish_round(
+            &Published {
+                server: &self.slot.server,
+                per_server_phases: self
+                    .slot
+                    .server
+                    .per_server_phases
+                    .unwrap_or(self.config.metrics.per_server_phases),
+                cell: &self.slot.cell,
+                signup,
+                now,
+            },
+            &mut history,
+            round,
             discovery_ran,
-            recorded.status,
-            &recorded.uptime,
-            per_server_phases,
+            &Outlet {
+                board: &monitor.board,
+                metrics: &monitor.metrics,
+                store: monitor.store.as_ref(),
+                on_event: &on_event,
+            },
         );
-        self.publish_view(&history, round, now);
-    }
-
-    fn publish_view(&self, history: &ServerHistory, round: Round, now: i64) {
-        let mut view = ServerView::build(&self.slot.server, history, Some(round), None, now);
-        view.signup = self.slot.signup.lock().expect("signup lock").clone();
-        self.monitor.board.publish(&self.slot.cell, view);
     }
 
     /// Checks sign-up facts at start (after the same delay as the first round) and then every
@@ -1036,8 +1100,6 @@ impl<R: Rounds> Job<R> {
         let _round = self.slot.history.lock().expect("history lock");
         let signup = Arc::new(signup);
         *self.slot.signup.lock().expect("signup lock") = Some(signup.clone());
-        let mut view = (*self.slot.view()).clone();
-        view.signup = Some(signup);
-        self.monitor.board.publish(&self.slot.cell, view);
+        publish_signup(&self.monitor.board, &self.slot.cell, signup);
     }
 }

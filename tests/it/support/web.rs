@@ -1,7 +1,8 @@
 //! The web app in-process: real rounds (production discovery and probes against the loopback
-//! servers) recorded at times the test chooses, exactly as the scheduler records them
-//! (`scheduler::record_round`), published on a `Board`, and the router driven with
-//! `tower::ServiceExt::oneshot` — no binary, no port, no waiting for the scheduler's cadence.
+//! servers) recorded at times the test chooses and published the one way the scheduler
+//! publishes them (`scheduler::publish_round`, `publish_signup`) on a `Board`, and the router
+//! driven with `tower::ServiceExt::oneshot` — no binary, no port, no waiting for the
+//! scheduler's cadence.
 
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use mxping::Services;
 use mxping::config::Config;
 use mxping::history::ServerHistory;
 use mxping::metrics::Metrics;
-use mxping::scheduler::{Board, Cell, ServerView, record_round, thresholds};
+use mxping::scheduler::{
+    Board, Cell, Outlet, Published, ServerView, publish_round, publish_signup, thresholds,
+};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -20,7 +23,7 @@ pub struct Web {
     config: Arc<Config>,
     services: Services,
     histories: Vec<ServerHistory>,
-    last: Vec<Option<mxping::report::Round>>,
+    cells: Vec<Arc<Cell>>,
     signups: Vec<Option<Arc<mxping::probe::signup::Signup>>>,
     /// The time the next round is recorded at (Unix seconds).
     pub clock: i64,
@@ -37,17 +40,35 @@ impl Web {
             .iter()
             .map(|_| ServerHistory::new(thresholds(&config)))
             .collect();
-        let web = Web {
-            last: config.servers.iter().map(|_| None).collect(),
+        let clock = time::OffsetDateTime::now_utc().unix_timestamp() - 600;
+        let cells: Vec<Arc<Cell>> = config
+            .servers
+            .iter()
+            .zip(&histories)
+            .map(|(server, history)| {
+                Arc::new(Cell::new(ServerView::build(
+                    server, history, None, None, clock,
+                )))
+            })
+            .collect();
+        board.set_layout(
+            config.clone(),
+            config
+                .servers
+                .iter()
+                .zip(&cells)
+                .map(|(s, c)| (s.name.to_string(), c.clone()))
+                .collect(),
+        );
+        Web {
             signups: config.servers.iter().map(|_| None).collect(),
             board,
             services: Services::new(&config).unwrap(),
             histories,
-            clock: time::OffsetDateTime::now_utc().unix_timestamp() - 600,
+            cells,
+            clock,
             config,
-        };
-        web.publish();
-        web
+        }
     }
 
     /// One round of every server, recorded one second after the last, then published.
@@ -68,15 +89,25 @@ impl Web {
         .await;
         let now = self.clock;
         self.clock += 1;
+        let board = self.board.clone();
+        let on_event = |event| board.push_event(event);
+        let out = Outlet {
+            board: &self.board,
+            metrics: self.board.metrics(),
+            store: None,
+            on_event: &on_event,
+        };
         for (i, round) in rounds.into_iter().enumerate() {
             let Some(round) = round else { continue };
-            let name = self.config.servers[i].name.to_string();
-            if let Some(event) = record_round(&name, &mut self.histories[i], &round, now).event {
-                self.board.push_event(event);
-            }
-            self.last[i] = Some(round);
+            let to = Published {
+                server: &self.config.servers[i],
+                per_server_phases: false,
+                cell: &self.cells[i],
+                signup: self.signups[i].clone(),
+                now,
+            };
+            publish_round(&to, &mut self.histories[i], round, true, &out);
         }
-        self.publish();
     }
 
     /// A sign-up check of every server (the real checker), shown from the next publish on.
@@ -89,9 +120,10 @@ impl Web {
         for (i, s) in checks.into_iter().enumerate() {
             let name = self.config.servers[i].name.to_string();
             self.board.metrics().set_signup(&name, s.status);
-            self.signups[i] = Some(Arc::new(s));
+            let signup = Arc::new(s);
+            self.signups[i] = Some(signup.clone());
+            publish_signup(&self.board, &self.cells[i], signup);
         }
-        self.publish();
     }
 
     /// `n` rounds of every server.
@@ -99,27 +131,6 @@ impl Web {
         for _ in 0..n {
             self.round().await;
         }
-    }
-
-    fn publish(&self) {
-        let views: Vec<ServerView> = self
-            .config
-            .servers
-            .iter()
-            .zip(&self.histories)
-            .enumerate()
-            .map(|(i, (server, history))| {
-                let mut view =
-                    ServerView::build(server, history, self.last[i].clone(), None, self.clock - 1);
-                view.signup = self.signups[i].clone();
-                view
-            })
-            .collect();
-        let cells = views
-            .into_iter()
-            .map(|v| (v.report.name.clone(), Arc::new(Cell::new(v))))
-            .collect();
-        self.board.set_layout(self.config.clone(), cells);
     }
 
     /// GET `path` with `headers`: status, headers and body as sent.
