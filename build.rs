@@ -1,5 +1,6 @@
 //! Compiles every interface translation in `locales/` into the binary, so adding a language
-//! is adding one file.
+//! is adding one file, and writes a constant per English message key (`i18n::key`), so a key
+//! that does not exist does not compile.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -29,4 +30,29 @@ fn main() {
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("locales.rs");
     std::fs::write(dest, out).unwrap();
+
+    // A constant per message of the English file, so a key that does not exist (misspelt,
+    // removed) does not compile.
+    let english = std::fs::read_to_string(dir.join("en.toml")).expect("locales/en.toml exists");
+    let mut keys = String::new();
+    for line in english.lines() {
+        let Some((name, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            continue;
+        }
+        writeln!(
+            keys,
+            "/// `{name}` in locales/en.toml.\npub const {}: super::Key = super::Key({name:?});",
+            name.to_ascii_uppercase()
+        )
+        .unwrap();
+    }
+    let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("locale_keys.rs");
+    std::fs::write(dest, keys).unwrap();
 }

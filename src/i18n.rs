@@ -121,18 +121,46 @@ pub fn negotiate(
     english()
 }
 
+/// A message of `locales/en.toml`: only the constants in [`key`] (written by `build.rs` from
+/// that file) make one, so a key that does not exist does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key(&'static str);
+
+impl Key {
+    /// The key as the locale files write it.
+    pub const fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// Every message key of `locales/en.toml`, as a constant (`key::STATUS_GREEN`).
+pub mod key {
+    include!(concat!(env!("OUT_DIR"), "/locale_keys.rs"));
+}
+
 impl Locale {
-    /// The message `key` (English if this language lacks it, the key itself if both do).
-    pub fn t<'a>(&'a self, key: &'a str) -> &'a str {
+    /// The message `key` (English if this language lacks it; English has every key).
+    pub fn t(&self, key: Key) -> &str {
+        self.named(key.0).unwrap_or(key.0)
+    }
+
+    /// The message named `name`, made at run time (`finding_{code}`), in this language or
+    /// English; `None` when neither has it (the caller says what to show instead).
+    pub fn named(&self, name: &str) -> Option<&str> {
         self.messages
-            .get(key)
-            .or_else(|| english().messages.get(key))
-            .map_or(key, String::as_str)
+            .get(name)
+            .or_else(|| english().messages.get(name))
+            .map(String::as_str)
     }
 
     /// The message `key` with `{name}` placeholders filled from `args`.
-    pub fn f(&self, key: &str, args: &[(&str, &str)]) -> String {
-        let mut out = self.t(key).to_owned();
+    pub fn f(&self, key: Key, args: &[(&str, &str)]) -> String {
+        self.fill(self.t(key), args)
+    }
+
+    /// `text` with `{name}` placeholders filled from `args`.
+    pub fn fill(&self, text: &str, args: &[(&str, &str)]) -> String {
+        let mut out = text.to_owned();
         for (name, value) in args {
             out = out.replace(&format!("{{{name}}}"), value);
         }
@@ -164,32 +192,32 @@ impl Locale {
 
 pub(crate) fn status_word(t: &Locale, s: Status) -> &str {
     t.t(match s {
-        Status::Green => "status_green",
-        Status::Yellow => "status_yellow",
-        Status::Red => "status_red",
-        Status::Unknown => "status_unknown",
+        Status::Green => key::STATUS_GREEN,
+        Status::Yellow => key::STATUS_YELLOW,
+        Status::Red => key::STATUS_RED,
+        Status::Unknown => key::STATUS_UNKNOWN,
     })
 }
 
 pub(crate) fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
     match kind {
         Some(k) => t.t(match k {
-            ErrorKind::InvalidName => "kind_invalid_name",
-            ErrorKind::Dns => "kind_dns",
-            ErrorKind::NoAddress => "kind_no_address",
-            ErrorKind::BlockedAddress => "kind_blocked_address",
-            ErrorKind::ServiceUnavailable => "kind_service_unavailable",
-            ErrorKind::ConnectRefused => "kind_connect_refused",
-            ErrorKind::ConnectTimeout => "kind_connect_timeout",
-            ErrorKind::Connect => "kind_connect",
-            ErrorKind::TlsHandshake => "kind_tls_handshake",
-            ErrorKind::TlsCertificate => "kind_tls_certificate",
-            ErrorKind::Timeout => "kind_timeout",
-            ErrorKind::HttpStatus => "kind_http_status",
-            ErrorKind::InvalidResponse => "kind_invalid_response",
-            ErrorKind::BodyTooLarge => "kind_body_too_large",
+            ErrorKind::InvalidName => key::KIND_INVALID_NAME,
+            ErrorKind::Dns => key::KIND_DNS,
+            ErrorKind::NoAddress => key::KIND_NO_ADDRESS,
+            ErrorKind::BlockedAddress => key::KIND_BLOCKED_ADDRESS,
+            ErrorKind::ServiceUnavailable => key::KIND_SERVICE_UNAVAILABLE,
+            ErrorKind::ConnectRefused => key::KIND_CONNECT_REFUSED,
+            ErrorKind::ConnectTimeout => key::KIND_CONNECT_TIMEOUT,
+            ErrorKind::Connect => key::KIND_CONNECT,
+            ErrorKind::TlsHandshake => key::KIND_TLS_HANDSHAKE,
+            ErrorKind::TlsCertificate => key::KIND_TLS_CERTIFICATE,
+            ErrorKind::Timeout => key::KIND_TIMEOUT,
+            ErrorKind::HttpStatus => key::KIND_HTTP_STATUS,
+            ErrorKind::InvalidResponse => key::KIND_INVALID_RESPONSE,
+            ErrorKind::BodyTooLarge => key::KIND_BODY_TOO_LARGE,
         }),
-        None => t.t("kind_unknown"),
+        None => t.t(key::KIND_UNKNOWN),
     }
 }
 
@@ -197,11 +225,11 @@ pub(crate) fn kind_text(t: &Locale, kind: Option<ErrorKind>) -> &str {
 pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
     let problem = kind_text(t, r.kind());
     match r {
-        Reason::Failed { .. } => t.f("reason_failed", &[("problem", problem)]),
+        Reason::Failed { .. } => t.f(key::REASON_FAILED, &[("problem", problem)]),
         Reason::Partial {
             family, address, ..
         } => t.f(
-            "reason_partial",
+            key::REASON_PARTIAL,
             &[
                 ("family", family),
                 ("address", address),
@@ -212,14 +240,14 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             latency_ms,
             threshold_ms,
         } => t.f(
-            "reason_slow",
+            key::REASON_SLOW,
             &[
                 ("latency", &ms_number(*latency_ms, Places::Whole)),
                 ("threshold", &ms_number(*threshold_ms, Places::Whole)),
             ],
         ),
         Reason::Unconfirmed { failed, of, .. } => t.f(
-            "reason_unconfirmed",
+            key::REASON_UNCONFIRMED,
             &[
                 ("failed", &failed.to_string()),
                 ("of", &of.to_string()),
@@ -227,20 +255,20 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             ],
         ),
         Reason::Down { failed, .. } => t.f(
-            "reason_down",
+            key::REASON_DOWN,
             &[("failed", &failed.to_string()), ("problem", problem)],
         ),
         Reason::Recovering { good, of } => t.f(
-            "reason_recovering",
+            key::REASON_RECOVERING,
             &[("good", &good.to_string()), ("of", &of.to_string())],
         ),
-        Reason::NotChecked => t.t("reason_not_checked").to_owned(),
+        Reason::NotChecked => t.t(key::REASON_NOT_CHECKED).to_owned(),
         Reason::Vantages {
             unreachable_from,
             reached,
             of,
         } => t.f(
-            "reason_vantages",
+            key::REASON_VANTAGES,
             &[
                 ("vantages", &unreachable_from.join(", ")),
                 ("reached", &reached.to_string()),
@@ -248,7 +276,7 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             ],
         ),
         Reason::DegradedFrom { vantages } => t.f(
-            "reason_degraded_from",
+            key::REASON_DEGRADED_FROM,
             &[("vantages", &vantages.join(", "))],
         ),
     }
@@ -257,6 +285,32 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys made at run time are checked here, as the constants are by the compiler.
+    #[test]
+    fn every_finding_code_has_a_message() {
+        for code in crate::discovery::FINDING_CODES {
+            assert!(
+                english().named(&format!("finding_{code}")).is_some(),
+                "finding_{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_signup_status_has_a_meaning() {
+        for status in crate::probe::signup::SignupStatus::ALL {
+            let name = format!("signup_means_{}", status.as_str());
+            assert!(english().named(&name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_constant_is_its_name_in_the_file() {
+        assert_eq!(key::STATUS_GREEN.name(), "status_green");
+        assert_eq!(english().t(key::STATUS_GREEN), "operational");
+        assert_eq!(english().named("no_such_message"), None);
+    }
 
     fn placeholders(s: &str) -> Vec<&str> {
         let mut v: Vec<&str> = s
@@ -293,8 +347,8 @@ mod tests {
             assert!(extra.is_empty(), "{} has unknown keys {extra:?}", l.code);
             for k in en.keys().filter(|k| !k.ends_with("_format")) {
                 assert_eq!(
-                    placeholders(l.t(k)),
-                    placeholders(en.t(k)),
+                    placeholders(l.named(k).unwrap()),
+                    placeholders(en.named(k).unwrap()),
                     "{}: {k}",
                     l.code
                 );
@@ -332,12 +386,12 @@ mod tests {
     fn messages_and_dates() {
         let zh = find("zh").unwrap();
         assert_eq!(
-            zh.f("summary", &[("ok", "4"), ("total", "5")]),
+            zh.f(key::SUMMARY, &[("ok", "4"), ("total", "5")]),
             "5 个服务器中 4 个运行正常"
         );
         let t = time::macros::datetime!(2026-11-28 05:07 UTC);
         assert_eq!(zh.datetime(t), "2026年11月28日 05:07（UTC）");
         assert_eq!(find("en").unwrap().datetime(t), "28 Nov 2026, 05:07 UTC");
-        assert_eq!(zh.t("no_such_key"), "no_such_key");
+        assert_eq!(zh.named("no_such_key"), None);
     }
 }

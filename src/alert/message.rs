@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use super::outbox::{Change, Kind, Member, NewMessage, Open};
 use crate::i18n::Locale;
+use crate::i18n::{Key, key};
 use crate::report::Status;
 use crate::text::escape_html;
 
@@ -54,23 +55,27 @@ pub struct Facts<'a> {
 /// "14 min", "2 h 5 min", "3 d 4 h".
 pub fn duration(t: &Locale, seconds: i64) -> String {
     let minutes = (seconds.max(0) + 30) / 60;
-    let unit = |key: &str, n: i64| t.f(key, &[("n", &n.to_string())]);
+    let unit = |key: Key, n: i64| t.f(key, &[("n", &n.to_string())]);
     match minutes {
-        m if m < 60 => unit("unit_minutes", m.max(1)),
+        m if m < 60 => unit(key::UNIT_MINUTES, m.max(1)),
         m if m < 24 * 60 => {
             let (h, m) = (m / 60, m % 60);
             if m == 0 {
-                unit("unit_hours", h)
+                unit(key::UNIT_HOURS, h)
             } else {
-                format!("{} {}", unit("unit_hours", h), unit("unit_minutes", m))
+                format!(
+                    "{} {}",
+                    unit(key::UNIT_HOURS, h),
+                    unit(key::UNIT_MINUTES, m)
+                )
             }
         }
         m => {
             let (d, h) = (m / (24 * 60), m % (24 * 60) / 60);
             if h == 0 {
-                unit("unit_days", d)
+                unit(key::UNIT_DAYS, d)
             } else {
-                format!("{} {}", unit("unit_days", d), unit("unit_hours", h))
+                format!("{} {}", unit(key::UNIT_DAYS, d), unit(key::UNIT_HOURS, h))
             }
         }
     }
@@ -81,7 +86,7 @@ fn lines(t: &Locale, all: Vec<(String, String)>) -> (String, String) {
     let more = all.len().saturating_sub(MAX_LINES);
     let (mut text, mut html): (Vec<String>, Vec<String>) = all.into_iter().take(MAX_LINES).unzip();
     if more > 0 {
-        let and = t.f("alert_and_more", &[("n", &more.to_string())]);
+        let and = t.f(key::ALERT_AND_MORE, &[("n", &more.to_string())]);
         html.push(escape_html(&and));
         text.push(and);
     }
@@ -105,7 +110,7 @@ impl Facts<'_> {
     }
 
     /// `key` filled in twice: as text, and as HTML with the server in bold.
-    fn both(&self, key: &str, args: &[(&str, &str)]) -> (String, String) {
+    fn both(&self, key: Key, args: &[(&str, &str)]) -> (String, String) {
         let text = self.t.f(key, args);
         let escaped: Vec<(&str, String)> = args
             .iter()
@@ -128,7 +133,7 @@ impl Facts<'_> {
     /// The line that names `server` with `open`'s status and reason.
     fn headline(&self, server: &str, open: &Open) -> (String, String) {
         self.both(
-            "alert_fired",
+            key::ALERT_FIRED,
             &[
                 ("symbol", open.status.symbol()),
                 ("server", server),
@@ -142,11 +147,13 @@ impl Facts<'_> {
     /// when, and the link.
     pub fn opened(&self, server: &str, open: &Open) -> (String, String) {
         let (mut text, mut html) = self.headline(server, open);
-        let since = self.t.f("alert_since", &[("time", &self.time(open.since))]);
+        let since = self
+            .t
+            .f(key::ALERT_SINCE, &[("time", &self.time(open.since))]);
         text.push_str(&format!("\n{since}"));
         html.push_str(&format!("<br>{}", escape_html(&since)));
         if let Some(link) = self.link(server) {
-            let details = self.t.t("alert_details");
+            let details = self.t.t(key::ALERT_DETAILS);
             text.push_str(&format!(" · {details}: {link}"));
             html.push_str(&format!(
                 " · <a href=\"{}\">{}</a>",
@@ -161,7 +168,7 @@ impl Facts<'_> {
     /// the struck-through alert.
     fn resolved(&self, server: &str, open: &Open, at: i64) -> (String, String) {
         let took = duration(self.t, at - open.since);
-        let (head_t, head_h) = self.both("alert_resolved", &[("duration", &took)]);
+        let (head_t, head_h) = self.both(key::ALERT_RESOLVED, &[("duration", &took)]);
         let (was_t, was_h) = self.opened(server, open);
         (
             format!("{head_t}\n{was_t}"),
@@ -174,14 +181,14 @@ impl Facts<'_> {
         let (mut text, mut html) = match m.resolved_at {
             None => {
                 let (t, h) = self.headline(&m.server, &m.open(thread));
-                let since = self.t.f("alert_since", &[("time", &self.time(m.since))]);
+                let since = self.t.f(key::ALERT_SINCE, &[("time", &self.time(m.since))]);
                 (
                     format!("{t} ({since})"),
                     format!("{h} ({})", escape_html(&since)),
                 )
             }
             Some(at) => self.both(
-                "alert_member_resolved",
+                key::ALERT_MEMBER_RESOLVED,
                 &[
                     ("server", &m.server),
                     ("duration", &duration(self.t, at - m.since)),
@@ -189,7 +196,7 @@ impl Facts<'_> {
             ),
         };
         if let Some(link) = self.link(&m.server) {
-            let details = self.t.t("alert_details");
+            let details = self.t.t(key::ALERT_DETAILS);
             text.push_str(&format!(" · {link}"));
             html.push_str(&format!(
                 " · <a href=\"{}\">{}</a>",
@@ -219,7 +226,7 @@ impl Facts<'_> {
                 .max()
                 .unwrap_or(since);
             let (t, h) = self.both(
-                "alert_group_resolved",
+                key::ALERT_GROUP_RESOLVED,
                 &[
                     ("count", &members.len().to_string()),
                     ("duration", &duration(self.t, until - since)),
@@ -234,7 +241,7 @@ impl Facts<'_> {
                 .max_by_key(|s| u8::from(*s == Status::Red))
                 .unwrap_or(Status::Red);
             self.both(
-                "alert_group",
+                key::ALERT_GROUP,
                 &[
                     ("symbol", worst.symbol()),
                     ("count", &open.to_string()),
@@ -261,7 +268,7 @@ impl Facts<'_> {
             .iter()
             .map(|(m, d)| match (d, m.resolved_at) {
                 (Decision::Resolve, Some(at)) => self.both(
-                    "alert_resolved_reply",
+                    key::ALERT_RESOLVED_REPLY,
                     &[
                         ("server", &m.server),
                         ("status", self.word(Status::Green)),
@@ -273,7 +280,7 @@ impl Facts<'_> {
                 _ => {
                     let open = m.open(thread);
                     self.both(
-                        "alert_changed",
+                        key::ALERT_CHANGED,
                         &[
                             ("symbol", open.status.symbol()),
                             ("server", &m.server),
@@ -319,7 +326,7 @@ impl Facts<'_> {
                 )],
             ),
             Decision::Change => self.both(
-                "alert_changed",
+                key::ALERT_CHANGED,
                 &[
                     ("symbol", open.status.symbol()),
                     ("server", server),

@@ -6,6 +6,7 @@
 use super::well_known::WellKnownStatus;
 use super::{Method, Resolution, SrvOutcome};
 use crate::error::ErrorKind;
+use crate::i18n::{Key, key};
 
 /// One step of the chain, as a person reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +125,7 @@ pub(crate) fn steps(r: &Resolution) -> Vec<Step> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Sentence {
     /// The `locales/` key.
-    pub key: &'static str,
+    pub key: Key,
     /// Its placeholders: `name`, `host`, `port`, `target`.
     pub args: Vec<(&'static str, String)>,
     /// Why discovery failed, for the `problem` placeholder (worded by each language).
@@ -135,7 +136,7 @@ pub(crate) struct Sentence {
 pub(crate) fn sentence(r: &Resolution) -> Sentence {
     if let Some(e) = &r.error {
         return Sentence {
-            key: "explain_failed",
+            key: key::EXPLAIN_FAILED,
             args: Vec::new(),
             failure: Some(e.kind),
         };
@@ -158,13 +159,13 @@ pub(crate) fn sentence(r: &Resolution) -> Sentence {
         _ => r.delegated_name.clone(),
     };
     let key = match (r.method, delegated) {
-        (Some(Method::IpLiteral), false) => "explain_ip",
-        (Some(Method::ExplicitPort), false) => "explain_explicit",
-        (Some(Method::IpLiteral | Method::ExplicitPort), true) => "explain_delegated_port",
-        (Some(Method::SrvMatrixFed | Method::SrvMatrix), true) => "explain_delegated_srv",
-        (Some(Method::DefaultPort), true) => "explain_delegated_default",
-        (Some(Method::SrvMatrixFed | Method::SrvMatrix), false) => "explain_srv",
-        (Some(Method::DefaultPort), false) | (None, _) => "explain_default",
+        (Some(Method::IpLiteral), false) => key::EXPLAIN_IP,
+        (Some(Method::ExplicitPort), false) => key::EXPLAIN_EXPLICIT,
+        (Some(Method::IpLiteral | Method::ExplicitPort), true) => key::EXPLAIN_DELEGATED_PORT,
+        (Some(Method::SrvMatrixFed | Method::SrvMatrix), true) => key::EXPLAIN_DELEGATED_SRV,
+        (Some(Method::DefaultPort), true) => key::EXPLAIN_DELEGATED_DEFAULT,
+        (Some(Method::SrvMatrixFed | Method::SrvMatrix), false) => key::EXPLAIN_SRV,
+        (Some(Method::DefaultPort), false) | (None, _) => key::EXPLAIN_DEFAULT,
     };
     Sentence {
         key,

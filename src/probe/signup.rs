@@ -23,6 +23,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::{ErrorKind, ProbeError};
+use crate::i18n::{Key, key};
 use crate::net::fetch::{Endpoint, Fetcher};
 use crate::probe::client_api::ClientChecker;
 use crate::server_name::ServerName;
@@ -197,16 +198,16 @@ impl Way {
     }
 
     /// The word's key in `locales/`.
-    pub fn key(self) -> &'static str {
+    pub fn key(self) -> Key {
         match self {
-            Way::Open => "signup_open",
-            Way::Email => "signup_email",
-            Way::Phone => "signup_phone",
-            Way::Captcha => "signup_captcha",
-            Way::Invite => "signup_invite",
-            Way::Website => "signup_website",
-            Way::Closed => "signup_closed",
-            Way::Unknown => "signup_unknown",
+            Way::Open => key::SIGNUP_OPEN,
+            Way::Email => key::SIGNUP_EMAIL,
+            Way::Phone => key::SIGNUP_PHONE,
+            Way::Captcha => key::SIGNUP_CAPTCHA,
+            Way::Invite => key::SIGNUP_INVITE,
+            Way::Website => key::SIGNUP_WEBSITE,
+            Way::Closed => key::SIGNUP_CLOSED,
+            Way::Unknown => key::SIGNUP_UNKNOWN,
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use crate::i18n::Locale;
+use crate::i18n::key;
 use crate::numbers::{Places, ms_number};
 use crate::report::Status;
 use crate::scheduler::{Board, ServerView};
@@ -72,9 +73,9 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
         .skip(usize::from(skip_own))
         .map(|x| {
             let (class, note) = if x.impaired {
-                ("impaired", t.t("vantage_impaired"))
+                ("impaired", t.t(key::VANTAGE_IMPAIRED))
             } else if x.stale {
-                ("stale", t.t("vantage_stale"))
+                ("stale", t.t(key::VANTAGE_STALE))
             } else {
                 (x.status.as_str(), "")
             };
@@ -82,16 +83,19 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
                 (Status::Green | Status::Yellow, Some(l)) => ms(Some(l)),
                 (s, _) => crate::i18n::status_word(t, s).to_owned(),
             };
-            let mut title = t.f("vantage_title", &[("vantage", &x.vantage)]);
+            let mut title = t.f(key::VANTAGE_TITLE, &[("vantage", &x.vantage)]);
             if !note.is_empty() {
                 title = format!("{title}: {note}");
             }
             if let Some(d) = &x.different_delegation {
-                title = format!("{title}; {}", t.f("vantage_delegation", &[("name", d)]));
+                title = format!("{title}; {}", t.f(key::VANTAGE_DELEGATION, &[("name", d)]));
             }
             if let Some(a) = &x.different_addresses {
                 let list = a.join(", ");
-                title = format!("{title}; {}", t.f("vantage_addresses", &[("list", &list)]));
+                title = format!(
+                    "{title}; {}",
+                    t.f(key::VANTAGE_ADDRESSES, &[("list", &list)])
+                );
             }
             let day = match x.latency_24h_ms {
                 Some(l) => format!("{} · {}", percent(x.uptime_24h), ms(Some(l))),
@@ -171,15 +175,15 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         })
         .unwrap_or_default();
     let (client_class, client_text) = match &r.client {
-        None => ("unknown", t.t("client_not_checked").to_owned()),
-        Some(c) if c.ok => ("ok", t.f("client_ok", &[("latency", &ms(c.latency_ms))])),
-        Some(_) => ("failing", t.t("client_failed").to_owned()),
+        None => ("unknown", t.t(key::CLIENT_NOT_CHECKED).to_owned()),
+        Some(c) if c.ok => ("ok", t.f(key::CLIENT_OK, &[("latency", &ms(c.latency_ms))])),
+        Some(_) => ("failing", t.t(key::CLIENT_FAILED).to_owned()),
     };
     let (signup_class, signup_symbol, signup_text, signup_title) = match &v.signup {
         None => (
             "unknown",
             "",
-            t.t("signup_not_checked").to_owned(),
+            t.t(key::SIGNUP_NOT_CHECKED).to_owned(),
             String::new(),
         ),
         Some(s) => {
@@ -210,8 +214,8 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         browser_url: browser_url(v),
         uptime_24h: percent(v.uptime("24h")),
         uptime_30d: percent(v.uptime("30d")),
-        bar: chart::uptime_bar(&days(t, v, now), t.t("bar_label")),
-        spark: chart::sparkline(&v.chart(now), now, t.t("sparkline_label")),
+        bar: chart::uptime_bar(&days(t, v, now), t.t(key::BAR_LABEL)),
+        spark: chart::sparkline(&v.chart(now), now, t.t(key::SPARKLINE_LABEL)),
         client_class,
         client_text,
         signup_class,
@@ -407,7 +411,7 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
         .filter(|v| v.status() == Status::Green)
         .count();
     let summary = t.f(
-        "summary",
+        key::SUMMARY,
         &[
             ("ok", &ok.to_string()),
             ("total", &snap.servers.len().to_string()),
@@ -424,9 +428,9 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
         .filter_map(|r| r.browser_url.as_deref().and_then(origin))
         .collect();
     let sorts = [
-        ("status", "sort_status"),
-        ("latency", "sort_latency"),
-        ("name", "sort_name"),
+        ("status", key::SORT_STATUS),
+        ("latency", key::SORT_LATENCY),
+        ("name", key::SORT_NAME),
     ]
     .into_iter()
     .map(|(key, label)| Choice {
@@ -436,9 +440,9 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     })
     .collect();
     let filters = [
-        ("", "filter_all"),
-        ("problems", "filter_problems"),
-        ("join", "filter_join"),
+        ("", key::FILTER_ALL),
+        ("problems", key::FILTER_PROBLEMS),
+        ("join", key::FILTER_JOIN),
     ]
     .into_iter()
     .map(|(key, label)| Choice {
@@ -449,14 +453,14 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     .collect();
     let empty = t
         .t(match filter {
-            _ if !view.q.is_empty() => "no_match",
-            "join" => "no_joinable",
-            _ => "no_problems",
+            _ if !view.q.is_empty() => key::NO_MATCH,
+            "join" => key::NO_JOINABLE,
+            _ => key::NO_PROBLEMS,
         })
         .to_owned();
     let pager = (pages > 1).then(|| Pager {
         text: t.f(
-            "page_of",
+            key::PAGE_OF,
             &[
                 ("first", &(first + 1).to_string()),
                 ("last", &(first + rows.len()).to_string()),
@@ -472,7 +476,7 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     });
     let found = (!view.q.is_empty()).then(|| {
         t.f(
-            "search_found",
+            key::SEARCH_FOUND,
             &[("count", &chosen.len().to_string()), ("q", &view.q)],
         )
     });
@@ -492,7 +496,7 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
         },
         pager,
         generated: t.f(
-            "generated",
+            key::GENERATED,
             &[
                 ("time", &t.datetime(now)),
                 ("seconds", &config.web.refresh.as_secs().to_string()),

@@ -13,6 +13,7 @@ pub(super) use index::{index, select};
 pub(super) use not_found::not_found;
 pub(super) use server::server;
 
+use crate::i18n::key;
 use crate::net::trouble::Trouble;
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -94,11 +95,11 @@ impl Base {
             lang: t.code.clone(),
             refresh_s: config.web.refresh.as_secs(),
             measured_from: match &config.web.vantage {
-                Some(v) => t.f("measured_from", &[("vantage", v)]),
-                None => t.t("measured_here").to_owned(),
+                Some(v) => t.f(key::MEASURED_FROM, &[("vantage", v)]),
+                None => t.t(key::MEASURED_HERE).to_owned(),
             },
             footer_method: t.f(
-                "footer_method",
+                key::FOOTER_METHOD,
                 &[
                     ("pings", &config.monitor.pings.to_string()),
                     ("ms", &config.monitor.green_below.as_millis().to_string()),
@@ -132,21 +133,21 @@ impl Base {
             .iter()
             .map(|c| {
                 t.t(match c.trouble {
-                    Trouble::OpenFiles => "trouble_open_files",
-                    Trouble::Buffers => "trouble_buffers",
-                    Trouble::Memory => "trouble_memory",
+                    Trouble::OpenFiles => key::TROUBLE_OPEN_FILES,
+                    Trouble::Buffers => key::TROUBLE_BUFFERS,
+                    Trouble::Memory => key::TROUBLE_MEMORY,
                 })
             })
             .collect();
         if !short.is_empty() {
-            let what = short.join(t.t("list_sep"));
-            self.monitor_trouble = t.f("monitor_trouble", &[("what", &what)]);
+            let what = short.join(t.t(key::LIST_SEP));
+            self.monitor_trouble = t.f(key::MONITOR_TROUBLE, &[("what", &what)]);
         }
         let channels = board.alert_channels();
         let failing = channels.iter().filter(|(_, s)| s.problem.is_some()).count();
         if failing > 0 {
             self.alerts_failing = t.f(
-                "alert_failing",
+                key::ALERT_FAILING,
                 &[
                     ("count", &failing.to_string()),
                     ("total", &channels.len().to_string()),
@@ -232,8 +233,11 @@ fn days(t: &Locale, v: &ServerView, now: i64) -> Vec<Day> {
                 .map(|d| t.date(d))
                 .unwrap_or_default();
             let label = match uptime {
-                Some(u) => t.f("bar_day", &[("date", &date), ("uptime", &percent(Some(u)))]),
-                None => t.f("bar_no_data", &[("date", &date)]),
+                Some(u) => t.f(
+                    key::BAR_DAY,
+                    &[("date", &date), ("uptime", &percent(Some(u)))],
+                ),
+                None => t.f(key::BAR_NO_DATA, &[("date", &date)]),
             };
             Day { label, uptime }
         })

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use crate::config::Config;
 use crate::i18n::Locale;
+use crate::i18n::key;
 use crate::web::AppState;
 
 use super::lang::{Lang, language};
@@ -35,6 +36,6 @@ pub(in crate::web) async fn not_found(
     headers: HeaderMap,
 ) -> Response {
     let lang = language(&query, &headers);
-    let message = lang.locale.t("not_found_page").to_owned();
+    let message = lang.locale.t(key::NOT_FOUND_PAGE).to_owned();
     not_found_page(&state.board.config(), &lang, message)
 }

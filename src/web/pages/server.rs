@@ -11,6 +11,7 @@ use crate::discovery::explain;
 use crate::discovery::well_known::WellKnownStatus;
 use crate::discovery::{Resolution, Severity};
 use crate::i18n::Locale;
+use crate::i18n::key;
 use crate::net::tls::days_until;
 use crate::numbers::{Places, ms_number};
 use crate::probe::client_api::Discovery as ClientDiscovery;
@@ -62,7 +63,9 @@ fn signup_view(t: &Locale, s: &Signup) -> SignupView {
         symbol: way.symbol(),
         word: t.t(way.key()).to_owned(),
         meaning: t
-            .t(&format!("signup_means_{}", s.status.as_str()))
+            // Composed at run time: `every_signup_status_has_a_meaning` (i18n) checks the names.
+            .named(&format!("signup_means_{}", s.status.as_str()))
+            .unwrap_or_default()
             .to_owned(),
         stages: s.stages.join(", "),
         terms: s
@@ -228,7 +231,7 @@ pub(in crate::web) async fn server(
     let lang = language(&query, &headers);
     let t = lang.locale;
     let Some((config, v)) = state.board.server(&name) else {
-        let message = t.f("not_found_server", &[("name", &name)]);
+        let message = t.f(key::NOT_FOUND_SERVER, &[("name", &name)]);
         return not_found_page(&state.board.config(), &lang, message);
     };
     let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)))
@@ -251,7 +254,7 @@ pub(in crate::web) async fn server(
                 _ => "–".to_owned(),
             };
             well_known = t.f(
-                "explain_well_known",
+                key::EXPLAIN_WELL_KNOWN,
                 &[("name", &d.server_name), ("answer", &answer)],
             );
         }
@@ -270,7 +273,7 @@ pub(in crate::web) async fn server(
                 tls_name: tg
                     .tls_name
                     .clone()
-                    .unwrap_or_else(|| t.t("tls_name_none").to_owned()),
+                    .unwrap_or_else(|| t.t(key::TLS_NAME_NONE).to_owned()),
                 via: tg.via.clone(),
             });
         }
@@ -285,7 +288,7 @@ pub(in crate::web) async fn server(
             });
         }
     }
-    let hrr = format!(" · {}", t.t("hello_retry_request"));
+    let hrr = format!(" · {}", t.t(key::HELLO_RETRY_REQUEST));
     let addresses = r
         .addresses
         .iter()
@@ -297,7 +300,7 @@ pub(in crate::web) async fn server(
                 family: a.ip_family.name(),
                 class: if a.ok { "ok" } else { "failing" },
                 result: match &a.error {
-                    None => t.t("ok").to_owned(),
+                    None => t.t(key::OK).to_owned(),
                     Some(e) => format!("{}: {}", kind_text(t, Some(e.kind)), e.message),
                 },
                 connect: ms(a.phases_ms.connect),
@@ -331,7 +334,7 @@ pub(in crate::web) async fn server(
                 cert: cert
                     .map(|c| {
                         let expires = t.f(
-                            "cert_expires",
+                            key::CERT_EXPIRES,
                             &[
                                 ("date", &t.date(c.not_after)),
                                 ("days", &days_until(c.not_after, now).to_string()),
@@ -344,7 +347,7 @@ pub(in crate::web) async fn server(
                             if valid {
                                 String::new()
                             } else {
-                                format!("; {}", t.t("cert_invalid"))
+                                format!("; {}", t.t(key::CERT_INVALID))
                             }
                         )
                     })
@@ -361,7 +364,7 @@ pub(in crate::web) async fn server(
     let client = r.client.as_ref().map(|c| {
         let base = c.base_url.clone().unwrap_or_else(|| "–".to_owned());
         let base = match c.discovery {
-            ClientDiscovery::Ignore => format!("{base} ({})", t.t("client_no_well_known")),
+            ClientDiscovery::Ignore => format!("{base} ({})", t.t(key::CLIENT_NO_WELL_KNOWN)),
             _ => base,
         };
         ClientView {
@@ -372,9 +375,9 @@ pub(in crate::web) async fn server(
             redirects: c.redirects.clone(),
             identity_server: c.identity_server.as_ref().map(|is| {
                 let state = if is.ok {
-                    t.t("client_identity_ok")
+                    t.t(key::CLIENT_IDENTITY_OK)
                 } else {
-                    t.t("client_identity_failing")
+                    t.t(key::CLIENT_IDENTITY_FAILING)
                 };
                 format!("{} ({state})", is.base_url)
             }),
@@ -394,9 +397,9 @@ pub(in crate::web) async fn server(
                     .map(|x| t.datetime(x))
                     .unwrap_or_default(),
                 result: match (s.up, s.all_ok) {
-                    (_, true) => t.t("ok").to_owned(),
-                    (true, false) => t.f("partly_failing", &[("kind", &kind)]),
-                    (false, _) => t.f("failed", &[("kind", &kind)]),
+                    (_, true) => t.t(key::OK).to_owned(),
+                    (true, false) => t.f(key::PARTLY_FAILING, &[("kind", &kind)]),
+                    (false, _) => t.f(key::FAILED, &[("kind", &kind)]),
                 },
                 latency: ms(s.latency_ms.map(f64::from)),
                 class: if s.all_ok { "ok" } else { "failing" },
@@ -410,9 +413,9 @@ pub(in crate::web) async fn server(
         state: StatusView::new(t, r.status, r.reason.as_ref()),
         latency: ms(r.latency_ms),
         latency_percentiles: [
-            ("latency_24h_summary", v.latency_p50_ms, v.latency_p95_ms),
+            (key::LATENCY_24H_SUMMARY, v.latency_p50_ms, v.latency_p95_ms),
             (
-                "latency_7d_summary",
+                key::LATENCY_7D_SUMMARY,
                 v.latency_p50_7d_ms,
                 v.latency_p95_7d_ms,
             ),
@@ -431,7 +434,7 @@ pub(in crate::web) async fn server(
         checked_at: r
             .checked_at
             .map(|x| t.datetime(x))
-            .unwrap_or_else(|| t.t("never").to_owned()),
+            .unwrap_or_else(|| t.t(key::NEVER).to_owned()),
         client_url: v.client_url.clone(),
         error: r.error.as_ref().map(|e| ErrorView {
             kind: e.kind.as_str(),
@@ -445,15 +448,15 @@ pub(in crate::web) async fn server(
                 value: percent(*u),
             })
             .collect(),
-        bar: chart::uptime_bar(&days(t, &v, now.unix_timestamp()), t.t("bar_label")),
+        bar: chart::uptime_bar(&days(t, &v, now.unix_timestamp()), t.t(key::BAR_LABEL)),
         chart: chart::latency_svg(
             &v.chart(now.unix_timestamp()),
             now.unix_timestamp(),
             threshold,
-            t.t("discovery_none"),
+            t.t(key::DISCOVERY_NONE),
         ),
         chart_caption: t.f(
-            "chart_caption",
+            key::CHART_CAPTION,
             &[("ms", &config.monitor.green_below.as_millis().to_string())],
         ),
         explanation,
