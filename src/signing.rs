@@ -45,35 +45,35 @@ impl Key {
     }
 
     /// Reads a key file (the first ed25519 line; a Synapse signing key file works as is).
-    pub fn read(path: &Path) -> Result<Key, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Key::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<Key, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Key::parse(&text).map_err(|problem| KeyError::Invalid {
+            path: path.to_owned(),
+            problem,
+        })
     }
 
     /// Parses the key file's text.
-    pub fn parse(text: &str) -> Result<Key, String> {
+    pub fn parse(text: &str) -> Result<Key, KeyProblem> {
         let line = text
             .lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .ok_or("the file is empty; write one with `mxping keygen FILE`")?;
+            .ok_or(KeyProblem::Empty)?;
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [alg, version, seed] = parts[..] else {
-            return Err(
-                "expected one line `ed25519 <version> <base64 seed>` (as `mxping keygen` writes)"
-                    .into(),
-            );
+            return Err(KeyProblem::NotOneLine);
         };
         if alg != "ed25519" {
-            return Err(format!("{alg:?} keys are not supported; use ed25519"));
+            return Err(KeyProblem::Algorithm(alg.to_owned()));
         }
         let bytes = STANDARD_NO_PAD
             .decode(seed.trim_end_matches('='))
-            .map_err(|e| format!("the key is not base64 ({e})"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "the key is not 32 bytes".to_owned())?;
+            .map_err(KeyProblem::NotBase64)?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyProblem::Length)?;
         Ok(Key {
             id: format!("ed25519:{version}"),
             signing: SigningKey::from_bytes(&seed),
@@ -99,14 +99,58 @@ impl Key {
 }
 
 /// A public key from config (unpadded base64; padding accepted).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyProblem> {
     let bytes = STANDARD_NO_PAD
         .decode(text.trim().trim_end_matches('='))
-        .map_err(|e| format!("not base64 ({e})"))?;
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| "not 32 bytes (an ed25519 public key)".to_owned())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an ed25519 public key ({e})"))
+        .map_err(KeyProblem::NotBase64)?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeyProblem::Length)?;
+    VerifyingKey::from_bytes(&bytes).map_err(KeyProblem::NotEd25519)
+}
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold a key.
+    #[error("{}: {problem}", path.display())]
+    Invalid {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with its text.
+        #[source]
+        problem: KeyProblem,
+    },
+}
+
+/// What is wrong with a key's text.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    /// No line that is not a comment.
+    #[error("the file is empty; write one with `mxping keygen FILE`")]
+    Empty,
+    /// Not `ed25519 <version> <seed>`.
+    #[error("expected one line `ed25519 <version> <base64 seed>` (as `mxping keygen` writes)")]
+    NotOneLine,
+    /// Another algorithm.
+    #[error("{0:?} keys are not supported; use ed25519")]
+    Algorithm(String),
+    /// The key is not base64.
+    #[error("not base64 ({0})")]
+    NotBase64(#[source] base64::DecodeError),
+    /// The key is not 32 bytes.
+    #[error("not 32 bytes (an ed25519 key)")]
+    Length,
+    /// The bytes are not an ed25519 public key.
+    #[error("not an ed25519 public key ({0})")]
+    NotEd25519(#[source] ed25519_dalek::SignatureError),
 }
 
 /// A vantage name as the header carries it: UTF-8, every byte but RFC 3986's unreserved

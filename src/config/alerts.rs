@@ -614,7 +614,7 @@ pub(super) fn validate_hub(
                 p.add(
                     Some(v.span()),
                     "[hub] key_file",
-                    e,
+                    e.to_string(),
                     "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
                 );
             }
