@@ -639,6 +639,20 @@ impl<R: Rounds> Monitor<R> {
         if new.storage != old.storage {
             notes.push("[storage] changes take effect after a restart".to_owned());
         }
+        let limits = |w: &crate::config::WebConfig| {
+            (
+                w.header_timeout,
+                w.idle_timeout,
+                w.write_timeout,
+                w.max_connections,
+                w.max_connections_per_ip,
+            )
+        };
+        if limits(&new.web) != limits(&old.web) {
+            notes.push(
+                "[web] connection limits and timeouts take effect after a restart".to_owned(),
+            );
+        }
         if new.vantages != old.vantages || new.hub != old.hub {
             notes.push("[hub] and [[vantage]] changes take effect after a restart".to_owned());
         }
