@@ -2,7 +2,6 @@
 //! one kind plus a message a person can act on. The scheduler, the page, the JSON API and the
 //! metrics all branch on [`ErrorKind`], so the set never grows without a design change.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
@@ -187,25 +186,6 @@ impl Trouble {
             Errno::ENOMEM => Some(Trouble::Memory),
             _ => None,
         }
-    }
-
-    /// The trouble anywhere in an error chain (hyper wraps io, hickory wraps io), if any.
-    pub fn in_chain(err: &(dyn StdError + 'static)) -> Option<Trouble> {
-        let mut next = Some(err);
-        for _ in 0..16 {
-            let e = next?;
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                if let Some(t) = Trouble::of_io(io) {
-                    return Some(t);
-                }
-                if let Some(inner) = io.get_ref() {
-                    next = Some(inner as &(dyn StdError + 'static));
-                    continue;
-                }
-            }
-            next = e.source();
-        }
-        None
     }
 
     /// Whether this process can open a socket now: `Some(trouble)` when it cannot for one

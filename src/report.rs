@@ -41,13 +41,11 @@ impl Round {
     /// addresses (an IPv6-only server, a monitor without IPv6; no socket to spare) or could
     /// not make the discovery itself (no socket, no memory) is not counted at all.
     pub fn measurable(&self) -> bool {
-        if let Some(e) = &self.resolution.error {
-            // Discovery could not be made for the monitor's own lack of a resource.
-            return !e.monitor_side;
+        match &self.resolution.error {
+            // Discovery failed: the server's doing, unless the monitor lacked a resource.
+            Some(e) => !e.monitor_side,
+            None => self.addresses.is_empty() || self.counted().next().is_some(),
         }
-        self.resolution.error.is_some()
-            || self.addresses.is_empty()
-            || self.counted().next().is_some()
     }
 
     /// What the monitor ran out of in this round, if anything: the round's troubles are its

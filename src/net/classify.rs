@@ -25,6 +25,14 @@ fn chain<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'stat
     out
 }
 
+/// The monitor's own trouble anywhere in an error chain (hyper wraps io, hickory wraps io).
+pub(crate) fn trouble_in(err: &(dyn StdError + 'static)) -> Option<crate::error::Trouble> {
+    chain(err).iter().find_map(|e| {
+        e.downcast_ref::<io::Error>()
+            .and_then(crate::error::Trouble::of_io)
+    })
+}
+
 /// The innermost useful message of an error chain.
 pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let parts: Vec<String> = chain(err).iter().map(|e| e.to_string()).collect();

@@ -495,6 +495,9 @@ fn display_name(name: &str) -> String {
 /// Splits hickory errors into "the name has no such records" (fall back, as the spec says)
 /// and real failures (reported).
 fn classify<T>(e: &NetError) -> Answer<T> {
+    if let Some(trouble) = crate::net::classify::trouble_in(e) {
+        return Answer::Unable(trouble, format!("lookup failed: {e}"));
+    }
     match e {
         NetError::Dns(DnsError::NoRecordsFound(_)) => Answer::NotFound,
         NetError::Dns(DnsError::ResponseCode(code)) => Answer::Failed(match code {
@@ -502,10 +505,6 @@ fn classify<T>(e: &NetError) -> Answer<T> {
             ResponseCode::Refused => "the DNS server refused the query (REFUSED)".into(),
             other => format!("the DNS server answered {other}"),
         }),
-        other if Trouble::in_chain(other).is_some() => Answer::Unable(
-            Trouble::in_chain(other).expect("just found"),
-            format!("lookup failed: {other}"),
-        ),
         NetError::Timeout => {
             failed_without_answer("no answer from the DNS server (timed out)".into())
         }

@@ -139,8 +139,14 @@ mod tests {
         // Wrapped, as hyper and hickory pass them on.
         let inner = io::Error::from_raw_os_error(nix::errno::Errno::EMFILE as i32);
         let outer = io::Error::other(inner);
-        assert_eq!(Trouble::in_chain(&outer), Some(Trouble::OpenFiles));
-        assert_eq!(Trouble::in_chain(&io::Error::other("plain")), None);
+        assert_eq!(
+            crate::net::classify::trouble_in(&outer),
+            Some(Trouble::OpenFiles)
+        );
+        assert_eq!(
+            crate::net::classify::trouble_in(&io::Error::other("plain")),
+            None
+        );
     }
 
     #[test]
