@@ -159,8 +159,8 @@ impl WebMetrics {
         registry
             .register(Box::new(open.clone()))
             .expect("registered once");
-        for reason in ["per_ip", "total"] {
-            rejected.with_label_values(&[reason]);
+        for refusal in Refusal::ALL {
+            rejected.with_label_values(&[refusal.label()]);
         }
         for reason in ["header_timeout", "idle_timeout", "write_timeout", "evicted"] {
             closed.with_label_values(&[reason]);
@@ -362,21 +362,50 @@ struct Shared {
     others: Arc<Semaphore>,
     /// When each kind of refusal was last logged (ms since `started`), so a flood is one line
     /// a minute.
-    logged: [AtomicU64; 6],
+    logged: [AtomicU64; LogSlot::COUNT],
     started: Instant,
 }
 
-/// Log slots of [`Shared::logged`].
-const LOG_PER_IP: usize = 0;
-const LOG_TOTAL: usize = 1;
-const LOG_EVICTED: usize = 2;
-const LOG_TIMEOUT: usize = 3;
-const LOG_BUDGET: usize = 4;
-const LOG_ACCEPT: usize = 5;
+/// What the listener logs at most once a minute each (slots of [`Shared::logged`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LogSlot {
+    PerIp,
+    Total,
+    Evicted,
+    Timeout,
+    Budget,
+    Accept,
+}
+
+impl LogSlot {
+    const COUNT: usize = LogSlot::Accept as usize + 1;
+}
+
+/// Why a connection was refused at once: the `reason` label of
+/// `mxping_web_connections_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// `[web] max_connections_per_ip` reached.
+    PerIp,
+    /// `[web] max_connections` reached, and every connection is being answered.
+    Total,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 2] = [Refusal::PerIp, Refusal::Total];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::PerIp => "per_ip",
+            Refusal::Total => "total",
+        }
+    }
+}
 
 impl Shared {
     /// True at most once a minute per slot.
-    fn may_log(&self, slot: usize) -> bool {
+    fn may_log(&self, slot: LogSlot) -> bool {
+        let slot = slot as usize;
         let now = self.started.elapsed().as_millis() as u64 + 60_001;
         let last = self.logged[slot].load(Ordering::Relaxed);
         now.saturating_sub(last) >= 60_000
@@ -386,23 +415,23 @@ impl Shared {
     }
 
     /// Admits a connection from `ip`, or says why not.
-    fn admit(&self, ip: IpAddr) -> Result<Arc<Conn>, &'static str> {
+    fn admit(&self, ip: IpAddr) -> Result<Arc<Conn>, Refusal> {
         let key = address_key(ip);
         let mut reg = self.registry.lock().expect("connection registry");
         let per_ip = self.limits.max_connections_per_ip;
         if per_ip > 0 && reg.per_ip.get(&key).copied().unwrap_or(0) >= per_ip {
-            return Err("per_ip");
+            return Err(Refusal::PerIp);
         }
         if reg.conns.len() >= self.limits.max_connections {
             let Some(victim) = reg.longest_waiting() else {
-                return Err("total");
+                return Err(Refusal::Total);
             };
             let conn = reg.conns[&victim].conn.clone();
             reg.remove(victim);
             conn.evicted.store(true, Ordering::Relaxed);
             conn.changed.notify_one();
             self.metrics.closed.with_label_values(&["evicted"]).inc();
-            if self.may_log(LOG_EVICTED) {
+            if self.may_log(LogSlot::Evicted) {
                 tracing::warn!(
                     "web: {} connections open ([web] max_connections); closing the one that \
                      waited longest for a request to make room (counted in \
@@ -525,7 +554,7 @@ async fn accept_failed(shared: &Shared, e: &io::Error) {
         shared
             .troubles
             .record(trouble, "accepting a web connection");
-        if shared.may_log(LOG_ACCEPT) {
+        if shared.may_log(LogSlot::Accept) {
             tracing::warn!("web: cannot accept connections: {e}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -533,25 +562,25 @@ async fn accept_failed(shared: &Shared, e: &io::Error) {
 }
 
 /// Closes a refused connection, with a short 503 if the socket takes it at once.
-fn refuse(shared: &Shared, stream: TcpStream, peer: SocketAddr, reason: &'static str) {
+fn refuse(shared: &Shared, stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+    let reason = refusal.label();
     shared.metrics.rejected.with_label_values(&[reason]).inc();
-    let (slot, why) = if reason == "per_ip" {
-        (
-            LOG_PER_IP,
+    let (slot, why) = match refusal {
+        Refusal::PerIp => (
+            LogSlot::PerIp,
             format!(
                 "{} has {} connections open ([web] max_connections_per_ip)",
                 address_key(peer.ip()),
                 shared.limits.max_connections_per_ip
             ),
-        )
-    } else {
-        (
-            LOG_TOTAL,
+        ),
+        Refusal::Total => (
+            LogSlot::Total,
             format!(
                 "{} connections are open and all are being answered ([web] max_connections)",
                 shared.limits.max_connections
             ),
-        )
+        ),
     };
     if shared.may_log(slot) {
         tracing::warn!(
@@ -609,7 +638,7 @@ async fn serve_connection(
                 // can come after the timer's).
                 if conn.deadline(&shared.limits).is_some_and(|(now_at, e)| now_at == at && e == expiry) {
                     shared.metrics.closed.with_label_values(&[expiry.label()]).inc();
-                    if shared.may_log(LOG_TIMEOUT) {
+                    if shared.may_log(LogSlot::Timeout) {
                         tracing::info!(
                             "web: closing connections that outlast their timeouts (first: {}; \
                              counted in mxping_web_connections_closed_total)",
@@ -660,7 +689,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
                         .requests_rejected
                         .with_label_values(&[budget.label()])
                         .inc();
-                    if shared.may_log(LOG_BUDGET) {
+                    if shared.may_log(LogSlot::Budget) {
                         tracing::warn!(
                             "web: answering 503: the {} budget is in use (counted in \
                              mxping_web_requests_rejected_total)",
@@ -877,7 +906,7 @@ mod tests {
             let conn = s.registry.lock().unwrap().conns[&id].conn.clone();
             conn.set_phase(Phase::Busy);
         }
-        assert_eq!(s.admit(ip).err(), Some("total"));
+        assert_eq!(s.admit(ip).err(), Some(Refusal::Total));
         assert_eq!(s.metrics.open.get(), 3);
         s.forget(&c);
         assert_eq!(s.metrics.open.get(), 2);
@@ -892,7 +921,7 @@ mod tests {
         let other: IpAddr = "2001:db8:0:1::1".parse().unwrap();
         let first = s.admit(one).unwrap();
         let _second = s.admit(same_64).unwrap();
-        assert_eq!(s.admit(one).err(), Some("per_ip"));
+        assert_eq!(s.admit(one).err(), Some(Refusal::PerIp));
         assert!(s.admit(other).is_ok());
         s.forget(&first);
         assert!(s.admit(one).is_ok());
