@@ -123,9 +123,9 @@ pub struct Board {
     generation: AtomicU64,
     /// Wakes the hub's task: a view, a report or the layout changed.
     changed: Notify,
-    /// Something every verdict depends on changed (a report, the layout) since the hub's
-    /// task last combined every server.
-    touched: std::sync::atomic::AtomicBool,
+    /// The layout changed since the hub's task last combined every server (a report's
+    /// handler combines every server itself).
+    layout_changed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
     hub: std::sync::OnceLock<Arc<Hub>>,
@@ -146,7 +146,7 @@ impl Board {
             events: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             changed: Notify::new(),
-            touched: std::sync::atomic::AtomicBool::new(true),
+            layout_changed: std::sync::atomic::AtomicBool::new(true),
             metrics,
             alert_health: std::sync::OnceLock::new(),
             hub: std::sync::OnceLock::new(),
@@ -167,7 +167,7 @@ impl Board {
             index,
         };
         self.layout.store(Arc::new(layout));
-        self.touched.store(true, Ordering::Release);
+        self.layout_changed.store(true, Ordering::Release);
         self.bump();
     }
 
@@ -209,10 +209,10 @@ impl Board {
         self.changed.notified().await;
     }
 
-    /// Whether every verdict must be combined again (a report or the layout changed since
-    /// the last time this said so).
-    pub fn take_touched(&self) -> bool {
-        self.touched.swap(false, Ordering::AcqRel)
+    /// Whether every verdict must be combined again (the layout changed since the last time
+    /// this said so).
+    pub fn take_layout_changed(&self) -> bool {
+        self.layout_changed.swap(false, Ordering::AcqRel)
     }
 
     /// On a hub, combines each server's own view with the vantages' into the view shown, at
@@ -255,8 +255,10 @@ impl Board {
             }
         }
         if changed {
-            // Not `bump`: this answers a change, it is not a new one for this task.
+            // A new generation, and the hub's task wakes to record changed verdicts (its
+            // own pass then finds every server combined already).
             self.generation.fetch_add(1, Ordering::Release);
+            self.changed.notify_one();
         }
     }
 
@@ -268,12 +270,6 @@ impl Board {
     /// The hub, on a hub.
     pub fn hub(&self) -> Option<&Arc<Hub>> {
         self.hub.get()
-    }
-
-    /// Something views show changed outside a round (a vantage's report).
-    pub fn touch(&self) {
-        self.touched.store(true, Ordering::Release);
-        self.bump();
     }
 
     /// The config in force.

@@ -743,9 +743,9 @@ impl<R: Rounds> Monitor<R> {
                 () = tokio::time::sleep_until(last_all + Duration::from_secs(1)) => true,
             };
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            // Every server after a report and once a second; else only the servers whose
-            // round changed.
-            let all = self.board.take_touched() || ticked;
+            // Every server after a new layout and once a second (a report's handler combines
+            // every server itself); else only the servers whose round changed.
+            let all = self.board.take_layout_changed() || ticked;
             if all {
                 last_all = tokio::time::Instant::now();
             }

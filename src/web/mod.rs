@@ -245,10 +245,7 @@ async fn vantage_report(
     .await
     .expect("accepting a report does not panic");
     match accepted {
-        Ok(_) => {
-            state.board.touch();
-            StatusCode::NO_CONTENT.into_response()
-        }
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refuse(e.reason, e.detail),
     }
 }
