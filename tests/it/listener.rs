@@ -50,6 +50,37 @@ async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8
     }
 }
 
+/// Asserts the peer closes `stream` after a time in `range` from now.
+async fn closes_within(stream: &mut TcpStream, range: std::ops::Range<Duration>) {
+    let started = Instant::now();
+    assert!(
+        read_to_close(stream, range.end + Duration::from_secs(2))
+            .await
+            .is_some(),
+        "still open"
+    );
+    let took = started.elapsed();
+    assert!(
+        range.contains(&took),
+        "closed after {took:?}, not within {range:?}"
+    );
+}
+
+/// Asks for `/healthz` on a kept-alive `stream` and checks the answer.
+async fn ask(stream: &mut TcpStream) {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
 /// One sample of `name` in the `/metrics` text of `s` (0 when absent).
 async fn metric(s: &Serve, name: &str) -> f64 {
     let text = s.text("/metrics").await.1;
@@ -212,82 +243,39 @@ async fn an_unfinished_head_is_closed_after_the_header_timeout_and_an_idle_one_a
     let h = healthy_world(1, "header_timeout = \"1s\"\nidle_timeout = \"3s\"").await;
     let s = Serve::start(&h.config_file()).await;
 
+    let header = Duration::from_millis(900)..Duration::from_millis(2500);
     // Half a request head: closed after the header timeout.
     let mut slow = TcpStream::connect(s.addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
         .await
         .unwrap();
-    let started = Instant::now();
-    assert!(
-        read_to_close(&mut slow, Duration::from_secs(5))
-            .await
-            .is_some()
-    );
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
-        "{took:?}"
-    );
+    closes_within(&mut slow, header.clone()).await;
 
     // A connection that never sends a byte: the same.
     let mut silent = TcpStream::connect(s.addr).await.unwrap();
-    let started = Instant::now();
-    assert!(
-        read_to_close(&mut silent, Duration::from_secs(5))
-            .await
-            .is_some()
-    );
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    closes_within(&mut silent, header.clone()).await;
 
     // A kept-alive connection after a complete answer waits for the idle timeout, not the
     // (shorter) header timeout; and a second request on it within that time is answered.
     let mut kept = TcpStream::connect(s.addr).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let n = kept.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    ask(&mut kept).await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let n = kept.read(&mut buf).await.unwrap();
-    assert!(
-        buf[..n].starts_with(b"HTTP/1.1 200"),
-        "kept alive past the header timeout"
-    );
-    let started = Instant::now();
-    assert!(
-        read_to_close(&mut kept, Duration::from_secs(6))
-            .await
-            .is_some()
-    );
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(2800) && took < Duration::from_millis(4500),
-        "{took:?}"
-    );
+    ask(&mut kept).await;
+    closes_within(
+        &mut kept,
+        Duration::from_millis(2800)..Duration::from_millis(4500),
+    )
+    .await;
 
     // A head started on a kept-alive connection must then be finished within the header
-    // timeout.
+    // timeout, not the idle one.
     let mut started_head = TcpStream::connect(s.addr).await.unwrap();
-    started_head
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let _ = started_head.read(&mut buf).await.unwrap();
+    ask(&mut started_head).await;
     started_head
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .await
         .unwrap();
-    let started = Instant::now();
-    assert!(
-        read_to_close(&mut started_head, Duration::from_secs(5))
-            .await
-            .is_some()
-    );
-    assert!(started.elapsed() < Duration::from_millis(2500));
+    closes_within(&mut started_head, header).await;
 
     assert!(
         metric(
@@ -491,6 +479,11 @@ async fn running_out_of_file_descriptors_is_the_monitors_trouble_not_the_servers
         "{}",
         &page[page.len().saturating_sub(3000)..]
     );
+    let page = s.text("/?lang=zh").await.1;
+    assert!(
+        page.contains("本监测点的文件描述符不足"),
+        "the footer in Chinese"
+    );
     assert_eq!(
         s.text("/feed.atom").await.1.matches("<entry>").count(),
         before.matches("<entry>").count()
@@ -499,5 +492,37 @@ async fn running_out_of_file_descriptors_is_the_monitors_trouble_not_the_servers
     assert!(
         log.contains("these rounds are not counted against the servers"),
         "{log}"
+    );
+}
+
+/// At start the soft open-file limit is raised to the hard one and both are logged, and the
+/// default connection cap is a quarter of it.
+#[tokio::test]
+async fn serve_raises_its_open_file_limit_and_caps_connections_at_a_quarter_of_it() {
+    let h = healthy_world(1, "").await;
+    let config = h.config_file();
+    let mut command = tokio::process::Command::new("prlimit");
+    command
+        .arg("--nofile=100:2000")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_mxping"))
+        .args(Serve::args(&config, "127.0.0.1:0"));
+    let s = Serve::spawn(command).await;
+    assert!(
+        s.log_contains("open-file limit: 2000 (hard limit 2000)"),
+        "{}",
+        s.log.lock().unwrap().join("\n")
+    );
+    assert!(s.log_contains("web: at most 500 connections (64 per address)"));
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", s.child.id().unwrap())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["2000", "2000"],
+        "{open_files}"
     );
 }
