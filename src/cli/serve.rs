@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -114,9 +113,8 @@ pub async fn run(
     };
     let mut file_config = load()?;
     let addr = listen.unwrap_or(file_config.web.listen);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    let listener =
+        crate::web::listener::bind(addr).map_err(|source| ServeError::Listen { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::System {
         what: "cannot read the listening socket's address",
         source,

@@ -492,6 +492,24 @@ impl Shared {
     }
 }
 
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`, 4096 on
+/// current Linux). A flood of new connections then fills the queue before it drops a
+/// visitor's SYN, which would cost that visitor a one-second retransmission.
+const BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with a deep accept queue ([`BACKLOG`]).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's `bind` do: a restart can listen while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves `app` on `listener` until `stop`; then lets open requests finish (the caller bounds
 /// how long) and returns once every connection is closed.
 pub async fn serve(
@@ -536,10 +554,18 @@ pub async fn serve(
         let shared = shared.clone();
         let app = app.clone();
         let stop = stop.clone();
+        let at_cap = shared.metrics.open.get() as usize >= shared.limits.max_connections;
         tracker.spawn(async move {
             serve_connection(stream, conn.clone(), &shared, app, stop).await;
             shared.forget(&conn);
         });
+        if at_cap {
+            // In a burst of new connections at the cap, let the one just accepted read its
+            // request (it runs next on this thread) before the next accept makes room: a
+            // visitor whose request is already waiting is then being answered, not the
+            // connection that has waited longest.
+            tokio::task::yield_now().await;
+        }
     }
     drop(listener);
     tracker.close();
@@ -925,6 +951,17 @@ mod tests {
         assert!(s.admit(other).is_ok());
         s.forget(&first);
         assert!(s.admit(one).is_ok());
+    }
+
+    #[test]
+    fn each_kind_of_refusal_is_logged_at_most_once_a_minute() {
+        let s = shared(1, 0);
+        assert!(s.may_log(LogSlot::Evicted));
+        assert!(
+            !s.may_log(LogSlot::Evicted),
+            "a second line within the minute"
+        );
+        assert!(s.may_log(LogSlot::PerIp), "another kind has its own minute");
     }
 
     #[test]
