@@ -62,6 +62,15 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
         values[0]
     );
     let dom = Html::parse_document(&dom);
+    // The page's threshold between a fast and a slow answer. A loaded machine can make a
+    // browser's first request (its TLS handshake) slow: the colour must follow the time
+    // measured, whatever it is.
+    let green: f64 = select(&dom, "#servers")[0]
+        .value()
+        .attr("data-green")
+        .unwrap()
+        .parse()
+        .unwrap();
     for name in ["example.test", "fast.test"] {
         let cell = &select(
             &dom,
@@ -77,9 +86,10 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
         assert_eq!(pings.len(), 4);
         for p in &pings {
             let ms: f64 = p.value().attr("data-ms").unwrap().parse().unwrap();
+            let colour = if ms < green { "green" } else { "yellow" };
             assert!(
-                p.value().classes().any(|c| c == "green"),
-                "{name}: {}",
+                p.value().classes().any(|c| c == colour),
+                "{name}: {colour} expected for {ms} ms: {}",
                 p.html()
             );
             // The page's one way of writing a latency, in the browser too.

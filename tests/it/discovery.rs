@@ -745,8 +745,13 @@ async fn d12_a_well_known_that_never_finishes_is_bounded_by_the_timeout() {
     );
     let r = falls_back(slow, &["example.test"]).await;
     assert_eq!(r.well_known.error_kind, Some(ErrorKind::Timeout));
+    // The fetch itself gave up at the 3 s timeout (the harness's setup, which a loaded
+    // machine slows down, is left out of this measure)...
+    let fetch = r.well_known.duration_ms.unwrap();
+    assert!((3000.0..4500.0).contains(&fetch), "{fetch} ms");
+    // ...and the whole round, setup included, never waited for the 30 s answer.
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(3 + 1 + 3),
+        started.elapsed() < std::time::Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
