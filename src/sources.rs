@@ -14,26 +14,103 @@ use serde_json::Value;
 
 use crate::config::{Config, Facts, ServerConfig, SourceConfig, SourceLocation};
 use crate::net::fetch::{Endpoint, Fetcher};
+use hyper::StatusCode;
 use crate::server_name::ServerName;
 use crate::text;
 
 /// Cap on a list's size, file or HTTP body.
 pub const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
 
+/// Why a list was rejected (the last good copy keeps running).
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The body is not JSON.
+    #[error("the list is not JSON ({0})")]
+    NotJson(#[source] serde_json::Error),
+    /// The JSON has no `public_servers` array.
+    #[error("the list has no \"public_servers\" array")]
+    NoArray,
+    /// More entries than the source's `max_servers`.
+    #[error("the list has {entries} entries, more than max_servers = {max}")]
+    TooMany {
+        /// Entries in the list.
+        entries: usize,
+        /// The source's `max_servers`.
+        max: usize,
+    },
+    /// Entries without a valid server name (the first three are shown).
+    #[error("{count} invalid entr{}: {shown}", if *.count == 1 { "y" } else { "ies" })]
+    Invalid {
+        /// How many.
+        count: usize,
+        /// The first ones, each with its reason.
+        shown: String,
+    },
+    /// A list file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A list file larger than [`MAX_LIST_BYTES`].
+    #[error("{} is {len} bytes, more than the {} MiB a list may be", path.display(), MAX_LIST_BYTES / (1024 * 1024))]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size.
+        len: u64,
+    },
+    /// The URL cannot be fetched as written.
+    #[error("{url}: {why}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No answer within the monitor's timeout.
+    #[error("{url}: no answer within {}", humantime::format_duration(*within))]
+    NoAnswer {
+        /// The URL.
+        url: String,
+        /// The timeout.
+        within: Duration,
+    },
+    /// The fetch failed.
+    #[error("{url}: {} ({})", source.message, source.kind.as_str())]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: crate::error::ProbeError,
+    },
+    /// The server answered with another status than 200.
+    #[error("{url}: HTTP {status}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
+}
+
 /// Reads a list body: every entry's `name` must be a valid server name; descriptions,
 /// languages, jurisdiction, rules and privacy links are kept as the list's facts.
-pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the list is not JSON ({e})"))?;
+pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, ListError> {
+    let value: Value = serde_json::from_slice(body).map_err(ListError::NotJson)?;
     let entries = value
         .get("public_servers")
         .and_then(Value::as_array)
-        .ok_or("the list has no \"public_servers\" array")?;
+        .ok_or(ListError::NoArray)?;
     if entries.len() > max_servers {
-        return Err(format!(
-            "the list has {} entries, more than max_servers = {max_servers}",
-            entries.len()
-        ));
+        return Err(ListError::TooMany {
+            entries: entries.len(),
+            max: max_servers,
+        });
     }
     let mut servers = Vec::with_capacity(entries.len());
     let mut seen = BTreeSet::new();
@@ -94,13 +171,14 @@ pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, 
     }
     if !bad.is_empty() {
         let shown: Vec<&str> = bad.iter().take(3).map(String::as_str).collect();
-        return Err(format!(
-            "{} invalid entr{}: {}{}",
-            bad.len(),
-            if bad.len() == 1 { "y" } else { "ies" },
-            shown.join("; "),
-            if bad.len() > 3 { "; …" } else { "" }
-        ));
+        return Err(ListError::Invalid {
+            count: bad.len(),
+            shown: format!(
+                "{}{}",
+                shown.join("; "),
+                if bad.len() > 3 { "; …" } else { "" }
+            ),
+        });
     }
     Ok(servers)
 }
@@ -110,39 +188,48 @@ pub async fn load(
     source: &SourceConfig,
     fetcher: &Fetcher,
     timeout: Duration,
-) -> Result<Vec<ServerConfig>, String> {
+) -> Result<Vec<ServerConfig>, ListError> {
     let body = match &source.location {
         SourceLocation::File(path) => {
-            let len = std::fs::metadata(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .len();
+            let read = |source| ListError::Read {
+                path: path.clone(),
+                source,
+            };
+            let len = std::fs::metadata(path).map_err(read)?.len();
             if len > MAX_LIST_BYTES as u64 {
-                return Err(format!(
-                    "{} is {len} bytes, more than the {} MiB a list may be",
-                    path.display(),
-                    MAX_LIST_BYTES / (1024 * 1024)
-                ));
+                return Err(ListError::TooLarge {
+                    path: path.clone(),
+                    len,
+                });
             }
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            std::fs::read(path).map_err(read)?
         }
         SourceLocation::Url(url) => {
-            let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-            let endpoint = Endpoint::from_url(&parsed)?;
+            let unusable = |why: String| ListError::Url {
+                url: url.clone(),
+                why,
+            };
+            let parsed = url::Url::parse(url).map_err(|e| unusable(e.to_string()))?;
+            let endpoint = Endpoint::from_url(&parsed).map_err(unusable)?;
             let mut conn = None;
             let fetched = tokio::time::timeout(
                 timeout,
                 fetcher.get_following(&endpoint, MAX_LIST_BYTES, &mut conn, &mut |_| {}),
             )
             .await
-            .map_err(|_| {
-                format!(
-                    "{url}: no answer within {}",
-                    humantime::format_duration(timeout)
-                )
+            .map_err(|_| ListError::NoAnswer {
+                url: url.clone(),
+                within: timeout,
             })?
-            .map_err(|e| format!("{url}: {} ({})", e.message, e.kind.as_str()))?;
+            .map_err(|source| ListError::Fetch {
+                url: url.clone(),
+                source,
+            })?;
             if fetched.response.status.as_u16() != 200 {
-                return Err(format!("{url}: HTTP {}", fetched.response.status));
+                return Err(ListError::Http {
+                    url: url.clone(),
+                    status: fetched.response.status,
+                });
             }
             fetched.response.body.to_vec()
         }
@@ -201,7 +288,7 @@ mod tests {
                 "2 invalid entries: \"bad name\":",
             ),
         ] {
-            let e = parse_list(&body, 10).unwrap_err();
+            let e = parse_list(&body, 10).unwrap_err().to_string();
             assert!(e.contains(says), "{e}");
         }
     }

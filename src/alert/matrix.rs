@@ -161,7 +161,7 @@ impl Session {
     /// and that the room is not encrypted (plaintext there would be refused by clients'
     /// expectations and leak what the room protects).
     pub async fn open(fetcher: &Fetcher, target: &MatrixRoom) -> Result<Session, Failure> {
-        let token = target.token.read().map_err(Failure::rejected)?;
+        let token = target.token.read().map_err(|e| Failure::rejected(e.to_string()))?;
         let base = target.homeserver.trim_end_matches('/').to_owned();
         let whoami = Session::call(
             fetcher,

@@ -42,6 +42,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{AlertConfig, AlertTarget, Config};
 use crate::history::events::Event;
+use crate::history::store::TablesError;
 use crate::metrics::Metrics;
 use crate::net::fetch::{Endpoint, Fetcher};
 use outbox::{Kind, Message, Outbox};
@@ -222,6 +223,20 @@ struct Shared {
     live: RwLock<Live>,
 }
 
+/// Why alerts cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    /// The outbox cannot be opened in the store file.
+    #[error(transparent)]
+    Outbox(#[from] TablesError),
+    /// The trust store the channels use cannot be loaded.
+    #[error("the alert channels cannot load their trusted roots: {0}")]
+    Roots(#[from] crate::net::tls::RootsError),
+    /// The thread that queues messages cannot start.
+    #[error("cannot start the alert thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// The alert channels of the running config, and the outbox they share.
 pub struct Alerts {
     shared: Arc<Shared>,
@@ -239,7 +254,7 @@ impl Alerts {
         config: &Config,
         store: Option<&Path>,
         metrics: Arc<Metrics>,
-    ) -> Result<Arc<Alerts>, String> {
+    ) -> Result<Arc<Alerts>, AlertsError> {
         let outbox = Arc::new(Outbox::open(store)?);
         let shared = Arc::new(Shared {
             outbox,
@@ -261,7 +276,7 @@ impl Alerts {
                     intake.queue(&event);
                 }
             })
-            .map_err(|e| format!("cannot start the alert thread: {e}"))?;
+            .map_err(AlertsError::Thread)?;
         let alerts = Arc::new(Alerts {
             shared,
             intake: Mutex::new(Some(tx)),
@@ -281,11 +296,11 @@ impl Alerts {
     }
 
     /// The channels of `config`, not started yet (see [`Alerts::spawn`]).
-    fn channels_for(&self, config: &Config) -> Result<Vec<Arc<Channel>>, String> {
+    fn channels_for(&self, config: &Config) -> Result<Vec<Arc<Channel>>, AlertsError> {
         if config.alerts.is_empty() {
             return Ok(Vec::new());
         }
-        let fetcher = Fetcher::trusted_for(config).map_err(|e| e.to_string())?;
+        let fetcher = crate::services::trusted_fetcher(config)?;
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut channels = Vec::new();
         for a in &config.alerts {
@@ -937,7 +952,7 @@ impl Channel {
         secret_file: &Path,
         m: &Message,
     ) -> Result<(), Failure> {
-        let secret = read_webhook_secret(secret_file).map_err(Failure::rejected)?;
+        let secret = read_webhook_secret(secret_file).map_err(|e| Failure::rejected(e.to_string()))?;
         let body = Bytes::from(m.html.clone());
         let event = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -996,15 +1011,7 @@ impl Channel {
     }
 }
 
-/// A webhook's signing key from its secret file: a Standard Webhooks secret
-/// (`whsec_<base64>`) is the bytes the base64 holds; anything else is used as written
-/// (surrounding whitespace trimmed).
-pub fn read_webhook_secret(file: &Path) -> Result<Vec<u8>, String> {
-    let text = crate::config::Secret::File(file.to_owned()).read()?;
-    webhook_key(&text).map_err(|e| format!("{}: {e}", file.display()))
-}
-
-pub use crate::config::webhook_key;
+pub use crate::config::{read_webhook_secret, webhook_key};
 
 /// The Standard Webhooks signature header value: `v1,` and the base64 HMAC-SHA256 of
 /// `{id}.{timestamp}.{body}` with `key`.

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::history::store::TablesError;
 use crate::report::Status;
 
 const SCHEMA: &str = "
@@ -196,6 +197,9 @@ fn status(s: String) -> Status {
     Status::parse(&s).unwrap_or(Status::Unknown)
 }
 
+/// Whose tables these are, in errors.
+const OWNER: &str = "the alert outbox";
+
 /// The outbox (one connection, shared by the channels; every call is a few row operations).
 pub struct Outbox {
     conn: Mutex<Connection>,
@@ -203,11 +207,10 @@ pub struct Outbox {
 
 impl Outbox {
     /// The outbox in the store file `path`, or in memory.
-    pub fn open(path: Option<&Path>) -> Result<Outbox, String> {
+    pub fn open(path: Option<&Path>) -> Result<Outbox, TablesError> {
         let conn = match path {
-            Some(p) => Connection::open(p)
-                .map_err(|e| format!("cannot open {} for the alert outbox: {e}", p.display()))?,
-            None => Connection::open_in_memory().map_err(|e| e.to_string())?,
+            Some(p) => Connection::open(p).map_err(TablesError::open(p, OWNER))?,
+            None => Connection::open_in_memory().map_err(TablesError::setup(OWNER))?,
         };
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(Duration::from_secs(5))?;
@@ -232,7 +235,7 @@ impl Outbox {
                  SELECT thread, server, status, since, reason FROM alert_open",
             )
         };
-        setup().map_err(|e| format!("cannot set up the alert outbox: {e}"))?;
+        setup().map_err(TablesError::setup(OWNER))?;
         Ok(Outbox {
             conn: Mutex::new(conn),
         })

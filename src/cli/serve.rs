@@ -63,9 +63,9 @@ pub enum ServeError {
     /// The history store cannot be used (exit code 1; the file is left untouched).
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// The alert outbox cannot be used (exit code 1).
-    #[error("{0}")]
-    Alerts(String),
+    /// Alerts cannot start: their outbox, their roots or their thread (exit code 1).
+    #[error(transparent)]
+    Alerts(#[from] crate::alert::AlertsError),
     /// The monitor could not start: its roots or its store.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -90,7 +90,7 @@ impl ServeError {
             | ServeError::Start(StartError::Roots(_)) => 2,
             ServeError::Store(_)
             | ServeError::Alerts(_)
-            | ServeError::Start(StartError::Store(_))
+            | ServeError::Start(StartError::Store(_) | StartError::Tables(_))
             | ServeError::System { .. } => 1,
         }
     }
@@ -229,7 +229,7 @@ pub async fn run(
                         {
                             // The same lists, fetched the new way from their next refresh on.
                             lists.fetcher = list_fetcher(&config);
-                            lists.trusted = crate::net::fetch::Fetcher::trusted_for(&config).ok();
+                            lists.trusted = crate::services::trusted_fetcher(&config).ok();
                         }
                         file_config = config;
                         reload(&monitor, Ok(crate::sources::merge(&file_config, &lists.good)));
@@ -294,7 +294,7 @@ impl Lists {
         Lists {
             sources: config.sources.clone(),
             fetcher: list_fetcher(config),
-            trusted: crate::net::fetch::Fetcher::trusted_for(config).ok(),
+            trusted: crate::services::trusted_fetcher(config).ok(),
             good: config.sources.iter().map(|_| None).collect(),
             due: config.sources.iter().map(|_| now).collect(),
         }

@@ -410,7 +410,7 @@ fn secret(
                 "set the variable in mxping's environment (systemd: Environment= or EnvironmentFile=; containers: -e or env_file)"
             }
         };
-        p.add(Some(span), key, e, fix);
+        p.add(Some(span), key, e.to_string(), fix);
     }
     Some(secret)
 }
@@ -550,19 +550,16 @@ fn webhook_target(
             None
         }
         Some(f) => {
-            let secret = Secret::File(relative(base_dir, f.get_ref().trim()));
-            if let Err(e) = secret.read().and_then(|text| super::webhook_key(&text)) {
+            let path = relative(base_dir, f.get_ref().trim());
+            if let Err(e) = super::read_webhook_secret(&path) {
                 p.add(
                     Some(f.span()),
                     &key("secret_file"),
-                    e,
+                    e.to_string(),
                     "create it with a long random secret alone in it, e.g. `openssl rand -hex 32 > webhook.secret`",
                 );
             }
-            match secret {
-                Secret::File(path) => Some(path),
-                Secret::Env(_) => None,
-            }
+            Some(path)
         }
     };
     Some(AlertTarget::Webhook {

@@ -178,20 +178,57 @@ pub enum Secret {
     Env(String),
 }
 
+/// Why a secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The environment variable is not set (or not Unicode).
+    #[error("the environment variable {0} is not set")]
+    Unset(String),
+    /// The file holds only whitespace.
+    #[error("{} is empty", .0.display())]
+    EmptyFile(PathBuf),
+    /// The environment variable is empty.
+    #[error("the environment variable {0} is empty")]
+    EmptyEnv(String),
+    /// A webhook secret file's `whsec_` secret is not base64.
+    #[error("{}: the whsec_ secret is not base64 ({source})", path.display())]
+    NotBase64 {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
 impl Secret {
     /// Reads the secret: a clear error when it is missing or empty.
-    pub fn read(&self) -> Result<String, String> {
+    pub fn read(&self) -> Result<String, SecretError> {
         let value = match self {
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-            Secret::Env(name) => std::env::var(name)
-                .map_err(|_| format!("the environment variable {name} is not set"))?,
+            Secret::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            Secret::Env(name) => {
+                std::env::var(name).map_err(|_| SecretError::Unset(name.clone()))?
+            }
         };
         let value = value.trim();
         if value.is_empty() {
             return Err(match self {
-                Secret::File(path) => format!("{} is empty", path.display()),
-                Secret::Env(name) => format!("the environment variable {name} is empty"),
+                Secret::File(path) => SecretError::EmptyFile(path.clone()),
+                Secret::Env(name) => SecretError::EmptyEnv(name.clone()),
             });
         }
         Ok(value.to_owned())
@@ -200,14 +237,22 @@ impl Secret {
 
 /// The signing key a webhook secret stands for: a Standard Webhooks secret (`whsec_<base64>`)
 /// is the bytes its base64 holds; anything else is used as written.
-pub fn webhook_key(text: &str) -> Result<Vec<u8>, String> {
+pub fn webhook_key(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     use base64::Engine as _;
     match text.strip_prefix("whsec_") {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| format!("the whsec_ secret is not base64 ({e})")),
+        Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64),
         None => Ok(text.as_bytes().to_vec()),
     }
+}
+
+/// A webhook's signing key from its secret file (surrounding whitespace trimmed), as
+/// [`webhook_key`] reads it.
+pub fn read_webhook_secret(file: &Path) -> Result<Vec<u8>, SecretError> {
+    let text = Secret::File(file.to_owned()).read()?;
+    webhook_key(&text).map_err(|source| SecretError::NotBase64 {
+        path: file.to_owned(),
+        source,
+    })
 }
 
 /// Where a `[[source]]` list comes from.

@@ -87,13 +87,70 @@ pub enum StoreError {
         why: String,
     },
     /// The directory or file cannot be created, opened or written.
-    #[error("{path}: {why}")]
+    #[error("{}: {}{source}", path.display(), doing.map(|d| format!("{d}: ")).unwrap_or_default())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// What failed.
-        why: String,
+        /// What was being done, when the source does not say it.
+        doing: Option<&'static str>,
+        /// The system's or SQLite's error.
+        #[source]
+        source: Cause,
     },
+}
+
+/// What the system or SQLite said.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// A file system error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// SQLite's error.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Why another feature's tables (the alert outbox, the hub's vantages) cannot be used in the
+/// store file.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    /// The file cannot be opened.
+    #[error("cannot open {} for {owner}: {source}", path.display())]
+    Open {
+        /// The store file.
+        path: PathBuf,
+        /// Whose tables ("the alert outbox").
+        owner: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The tables cannot be created or brought up to date.
+    #[error("cannot set up the tables of {owner}: {source}")]
+    Setup {
+        /// Whose tables.
+        owner: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl TablesError {
+    /// The file at `path` cannot be opened for `owner`.
+    pub fn open(path: &Path, owner: &'static str) -> impl FnOnce(rusqlite::Error) -> TablesError {
+        let path = path.to_owned();
+        move |source| TablesError::Open {
+            path,
+            owner,
+            source,
+        }
+    }
+
+    /// `owner`'s tables cannot be set up.
+    pub fn setup(owner: &'static str) -> impl FnOnce(rusqlite::Error) -> TablesError {
+        move |source| TablesError::Setup { owner, source }
+    }
 }
 
 /// Retention settings.
@@ -138,10 +195,20 @@ pub struct Saved {
     pub software: Option<Software>,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
+fn io(path: &Path, e: impl Into<Cause>) -> StoreError {
     StoreError::Io {
         path: path.to_owned(),
-        why: e.to_string(),
+        doing: None,
+        source: e.into(),
+    }
+}
+
+/// An error while `doing` something with `path`.
+pub(crate) fn failed(path: &Path, doing: &'static str, e: impl Into<Cause>) -> StoreError {
+    StoreError::Io {
+        path: path.to_owned(),
+        doing: Some(doing),
+        source: e.into(),
     }
 }
 
@@ -156,7 +223,7 @@ fn unusable(path: &Path, why: impl Into<String>) -> StoreError {
 /// an intact mxping store.
 fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError> {
     std::fs::create_dir_all(data_dir)
-        .map_err(|e| io(data_dir, format!("cannot create the data directory: {e}")))?;
+        .map_err(|e| failed(data_dir, "cannot create the data directory", e))?;
     let path = data_dir.join(FILE_NAME);
     let existing = match std::fs::metadata(&path) {
         Ok(m) if m.len() > 0 => true,
@@ -167,13 +234,13 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
             ));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(io(&path, format!("cannot read: {e}"))),
+        Err(e) => return Err(failed(&path, "cannot read", e)),
     };
     if existing {
         use std::io::Read;
         let mut head = [0u8; 16];
         let mut f =
-            std::fs::File::open(&path).map_err(|e| io(&path, format!("cannot open: {e}")))?;
+            std::fs::File::open(&path).map_err(|e| failed(&path, "cannot open", e))?;
         if f.read_exact(&mut head).is_err() || &head != SQLITE_MAGIC {
             return Err(unusable(&path, "the file is not an SQLite database"));
         }
@@ -184,7 +251,7 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| io(&path, format!("cannot open: {e}")))?;
+    .map_err(|e| failed(&path, "cannot open", e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| io(&path, e))?;
     if existing {

@@ -265,17 +265,6 @@ impl Fetcher {
         )
     }
 
-    /// [`Fetcher::trusted`] with `config`'s trust store and DNS settings: the client for
-    /// alert endpoints and an agent's hub.
-    pub fn trusted_for(
-        config: &crate::config::Config,
-    ) -> Result<Fetcher, crate::net::tls::RootsError> {
-        let roots =
-            crate::net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
-        let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
-        Ok(Fetcher::trusted(dns, roots))
-    }
-
     /// Connects to `to`'s host and port: each address of a name in turn (IPv6 first, as DNS
     /// gives them), every one through the guard; the first that connects is used. TLS is
     /// verified for the host (no SNI for an IP).

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::Board;
 use crate::config::Config;
-use crate::net::fetch::{Endpoint, Fetcher};
+use crate::net::fetch::Endpoint;
 use crate::vantage::{Key, REPORT_PATH, Report, Seen, addresses};
 
 /// Reports kept while the hub is unreachable (two hours at the default 30 s interval).
@@ -66,7 +66,7 @@ pub async fn run(config: Arc<Config>, board: Arc<Board>, stop: CancellationToken
             return;
         }
     };
-    let fetcher = match Fetcher::trusted_for(&config) {
+    let fetcher = match crate::services::trusted_fetcher(&config) {
         Ok(f) => f,
         Err(e) => {
             warn!("vantage: cannot report to the hub: {e}");

@@ -43,6 +43,9 @@ pub enum StartError {
     /// The history store could not be read (exit code 1; the file is left untouched).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The hub's tables could not be set up in the store file (exit code 1).
+    #[error(transparent)]
+    Tables(#[from] crate::history::store::TablesError),
 }
 use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
 use crate::metrics::Metrics;
@@ -447,15 +450,7 @@ impl<R: Rounds> Monitor<R> {
             let hub = crate::vantage::hub::Hub::from_config(
                 &config,
                 monitor.store.as_ref().map(Store::path),
-            )
-            .map_err(|why| StoreError::Io {
-                path: monitor
-                    .store
-                    .as_ref()
-                    .map(|s| s.path().to_owned())
-                    .unwrap_or_default(),
-                why,
-            })?;
+            )?;
             let hub = Arc::new(hub);
             tracing::info!(
                 "hub: taking reports from {} vantage(s): {}",
@@ -507,9 +502,12 @@ impl<R: Rounds> Monitor<R> {
                             }
                         }
                     })
-                    .map_err(|e| StoreError::Io {
-                        path: store.map(|s| s.path().to_owned()).unwrap_or_default(),
-                        why: format!("cannot start a thread that reads it: {e}"),
+                    .map_err(|e| {
+                        crate::history::store::failed(
+                            &store.map(|s| s.path().to_owned()).unwrap_or_default(),
+                            "cannot start a thread that reads it",
+                            e,
+                        )
                     })?;
             }
             for (i, batch) in batches.iter().enumerate() {

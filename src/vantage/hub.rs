@@ -24,6 +24,7 @@ use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
 pub const MIN_INTERVAL_S: u64 = 1;
 /// The longest probe interval a report may state, seconds (staleness is three of them).
 pub const MAX_INTERVAL_S: u64 = 3600;
+use crate::history::store::TablesError;
 use crate::report::{Reason, Status};
 
 /// Why a report was refused: its metric label and HTTP status, written once.
@@ -350,7 +351,7 @@ impl Hub {
     pub fn from_config(
         config: &crate::config::Config,
         store: Option<&Path>,
-    ) -> Result<Hub, String> {
+    ) -> Result<Hub, TablesError> {
         Ok(Hub::with_store(
             config
                 .vantages

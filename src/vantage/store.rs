@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
+use crate::history::store::TablesError;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS vantage_state (
     vantage TEXT PRIMARY KEY, last_sent_at_ms INTEGER NOT NULL, received_at INTEGER NOT NULL,
@@ -45,19 +47,19 @@ pub struct HubStore {
 
 impl HubStore {
     /// The tables in the store file `path`; `None` keeps nothing.
-    pub fn open(path: Option<&Path>) -> Result<HubStore, String> {
+    pub fn open(path: Option<&Path>) -> Result<HubStore, TablesError> {
+        const OWNER: &str = "the hub";
         let Some(path) = path else {
             return Ok(HubStore { conn: None });
         };
-        let conn = Connection::open(path)
-            .map_err(|e| format!("cannot open {} for the hub: {e}", path.display()))?;
+        let conn = Connection::open(path).map_err(TablesError::open(path, OWNER))?;
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(Duration::from_secs(5))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)
         };
-        setup().map_err(|e| format!("cannot set up the hub's tables: {e}"))?;
+        setup().map_err(TablesError::setup(OWNER))?;
         Ok(HubStore {
             conn: Some(Mutex::new(conn)),
         })

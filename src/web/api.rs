@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::pages::Sort;
 use crate::report::Status;
 use crate::scheduler::ServerView;
 
@@ -83,6 +84,17 @@ pub(super) async fn servers(
         }
         other => other,
     };
+    let sort = match query.sort.as_deref() {
+        None | Some("") => Sort::Config,
+        Some(word) => match Sort::parse(word) {
+            Some(sort) => sort,
+            None => {
+                return bad_request(format!(
+                    "sort={word:?} is not an order; use status, latency or name"
+                ));
+            }
+        },
+    };
     let join = query.join.unwrap_or(false);
     let q: String = query
         .q
@@ -94,7 +106,7 @@ pub(super) async fn servers(
         .collect();
     let chosen = super::pages::select(
         &snap.servers,
-        query.sort.as_deref().unwrap_or(""),
+        sort,
         |v| {
             status.is_none_or(|s| v.status() == s)
                 && (!join || v.signup.as_ref().is_some_and(|s| s.status.can_join()))

@@ -716,9 +716,18 @@ async fn long_lists_are_paged_and_searchable_without_javascript() {
         "/api/v1/servers?status=purple",
         "/api/v1/servers?limit=0",
         "/api/v1/servers?cursor=x",
+        "/api/v1/servers?sort=fastest",
     ] {
         let (code, body) = web.text(bad).await;
         assert_eq!(code, 400, "{bad}");
         assert!(body.contains("bad_request"), "{bad}: {body}");
     }
+    let (_, body) = web.text("/api/v1/servers?sort=fastest").await;
+    assert!(
+        body.contains("use status, latency or name"),
+        "an unknown order says which there are: {body}"
+    );
+    // The page never answers a link with an error: an order it does not offer is ignored.
+    let (code, _) = web.text("/?sort=fastest&filter=nothing").await;
+    assert_eq!(code, 200);
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
-use crate::i18n::Locale;
+use crate::i18n::{Key, Locale};
 use crate::i18n::key;
 use crate::numbers::{Places, ms_number};
 use crate::report::Status;
@@ -246,29 +246,112 @@ pub(in crate::web) const PAGE_ROWS: usize = 100;
 /// Longest search kept (characters).
 const MAX_SEARCH: usize = 100;
 
+/// An order of the servers, chosen with `sort=` (none: the config's order).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(in crate::web) enum Sort {
+    /// The config's order.
+    #[default]
+    Config,
+    /// Red first, then yellow, unknown, green.
+    Status,
+    /// Fastest first; servers without a latency last.
+    Latency,
+    /// By server name.
+    Name,
+}
+
+impl Sort {
+    /// The orders a visitor can choose, as the page lists them.
+    const CHOSEN: [Sort; 3] = [Sort::Status, Sort::Latency, Sort::Name];
+
+    /// The word in a `sort=` parameter (empty for the config's order).
+    pub(in crate::web) fn as_str(self) -> &'static str {
+        match self {
+            Sort::Config => "",
+            Sort::Status => "status",
+            Sort::Latency => "latency",
+            Sort::Name => "name",
+        }
+    }
+
+    /// The order a `sort=` word names, if any.
+    pub(in crate::web) fn parse(word: &str) -> Option<Sort> {
+        Sort::CHOSEN.into_iter().find(|s| s.as_str() == word)
+    }
+
+    fn label(self) -> Key {
+        match self {
+            Sort::Config | Sort::Status => key::SORT_STATUS,
+            Sort::Latency => key::SORT_LATENCY,
+            Sort::Name => key::SORT_NAME,
+        }
+    }
+}
+
+/// The servers a view of the page keeps, chosen with `filter=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Filter {
+    /// Every server.
+    #[default]
+    All,
+    /// The servers that are not green.
+    Problems,
+    /// The servers a newcomer can sign up on.
+    Join,
+}
+
+impl Filter {
+    const ALL: [Filter; 3] = [Filter::All, Filter::Problems, Filter::Join];
+
+    /// The word in a `filter=` parameter (empty for every server).
+    fn as_str(self) -> &'static str {
+        match self {
+            Filter::All => "",
+            Filter::Problems => "problems",
+            Filter::Join => "join",
+        }
+    }
+
+    fn label(self) -> Key {
+        match self {
+            Filter::All => key::FILTER_ALL,
+            Filter::Problems => key::FILTER_PROBLEMS,
+            Filter::Join => key::FILTER_JOIN,
+        }
+    }
+
+    fn keeps(self, v: &ServerView) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Problems => v.status() != Status::Green,
+            Filter::Join => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
+        }
+    }
+}
+
 /// What one view of the status page shows: order, filter, search and page.
 #[derive(Clone)]
 struct View {
-    sort: &'static str,
-    filter: &'static str,
+    sort: Sort,
+    filter: Filter,
     q: String,
     page: usize,
 }
 
 impl View {
+    /// The view a query asks for; what the page does not offer is ignored (a link is never
+    /// an error page).
     fn from(query: &PageQuery) -> View {
         View {
-            sort: match query.sort.as_deref() {
-                Some("status") => "status",
-                Some("latency") => "latency",
-                Some("name") => "name",
-                _ => "",
-            },
-            filter: match query.filter.as_deref() {
-                Some("problems") => "problems",
-                Some("join") => "join",
-                _ => "",
-            },
+            sort: query
+                .sort
+                .as_deref()
+                .and_then(Sort::parse)
+                .unwrap_or_default(),
+            filter: Filter::ALL
+                .into_iter()
+                .find(|f| Some(f.as_str()) == query.filter.as_deref())
+                .unwrap_or_default(),
             q: query
                 .q
                 .as_deref()
@@ -287,13 +370,13 @@ impl View {
     }
 
     /// The page's own address in language `code`, at page `page`.
-    fn link(&self, code: &str, sort: &str, filter: &str, page: usize) -> String {
+    fn link(&self, code: &str, sort: Sort, filter: Filter, page: usize) -> String {
         let mut parts = vec![format!("lang={code}")];
-        if !sort.is_empty() {
-            parts.push(format!("sort={sort}"));
+        if sort != Sort::Config {
+            parts.push(format!("sort={}", sort.as_str()));
         }
-        if !filter.is_empty() {
-            parts.push(format!("filter={filter}"));
+        if filter != Filter::All {
+            parts.push(format!("filter={}", filter.as_str()));
         }
         if !self.q.is_empty() {
             parts.push(format!("q={}", super::encode(&self.q)));
@@ -308,7 +391,7 @@ impl View {
 /// The servers `view` selects, in its order: filtered, searched (name or title, any case).
 pub(in crate::web) fn select<'a>(
     servers: &'a [std::sync::Arc<ServerView>],
-    sort: &str,
+    sort: Sort,
     keep: impl Fn(&ServerView) -> bool,
     q: &str,
 ) -> Vec<&'a std::sync::Arc<ServerView>> {
@@ -318,13 +401,13 @@ pub(in crate::web) fn select<'a>(
         .filter(|v| keep(v) && matches(v, &q))
         .collect();
     match sort {
-        "status" => chosen.sort_by_key(|v| status_rank(v.status())),
-        "latency" => chosen.sort_by(|a, b| {
+        Sort::Status => chosen.sort_by_key(|v| status_rank(v.status())),
+        Sort::Latency => chosen.sort_by(|a, b| {
             let key = |v: &ServerView| v.report.latency_ms.unwrap_or(f64::INFINITY);
             key(a).total_cmp(&key(b))
         }),
-        "name" => chosen.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
-        _ => {}
+        Sort::Name => chosen.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
+        Sort::Config => {}
     }
     chosen
 }
@@ -345,7 +428,11 @@ pub(in crate::web) async fn index(
     let board = state.board.clone();
     let key = format!(
         "{}|{}|{}|{}|{}",
-        locale.code, view.sort, view.filter, view.page, view.q
+        locale.code,
+        view.sort.as_str(),
+        view.filter.as_str(),
+        view.page,
+        view.q
     );
     let page = state
         .pages
@@ -392,16 +479,7 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     let (sort, filter) = (view.sort, view.filter);
     let base =
         Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_alerts(board);
-    let chosen = select(
-        &snap.servers,
-        sort,
-        |v| match filter {
-            "problems" => v.status() != Status::Green,
-            "join" => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
-            _ => true,
-        },
-        &view.q,
-    );
+    let chosen = select(&snap.servers, sort, |v| filter.keeps(v), &view.q);
     let pages = chosen.len().div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);
     let first = (page - 1) * PAGE_ROWS;
@@ -427,35 +505,27 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
         .iter()
         .filter_map(|r| r.browser_url.as_deref().and_then(origin))
         .collect();
-    let sorts = [
-        ("status", key::SORT_STATUS),
-        ("latency", key::SORT_LATENCY),
-        ("name", key::SORT_NAME),
-    ]
-    .into_iter()
-    .map(|(key, label)| Choice {
-        label: t.t(label).to_owned(),
-        href: view.link(&t.code, key, filter, 1),
-        current: sort == key,
-    })
-    .collect();
-    let filters = [
-        ("", key::FILTER_ALL),
-        ("problems", key::FILTER_PROBLEMS),
-        ("join", key::FILTER_JOIN),
-    ]
-    .into_iter()
-    .map(|(key, label)| Choice {
-        label: t.t(label).to_owned(),
-        href: view.link(&t.code, sort, key, 1),
-        current: filter == key,
-    })
-    .collect();
+    let sorts = Sort::CHOSEN
+        .into_iter()
+        .map(|choice| Choice {
+            label: t.t(choice.label()).to_owned(),
+            href: view.link(&t.code, choice, filter, 1),
+            current: sort == choice,
+        })
+        .collect();
+    let filters = Filter::ALL
+        .into_iter()
+        .map(|choice| Choice {
+            label: t.t(choice.label()).to_owned(),
+            href: view.link(&t.code, sort, choice, 1),
+            current: filter == choice,
+        })
+        .collect();
     let empty = t
         .t(match filter {
             _ if !view.q.is_empty() => key::NO_MATCH,
-            "join" => key::NO_JOINABLE,
-            _ => key::NO_PROBLEMS,
+            Filter::Join => key::NO_JOINABLE,
+            Filter::All | Filter::Problems => key::NO_PROBLEMS,
         })
         .to_owned();
     let pager = (pages > 1).then(|| Pager {
@@ -490,8 +560,8 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
         search: Search {
             q: view.q.clone(),
             lang: t.code.clone(),
-            sort: sort.to_owned(),
-            filter: filter.to_owned(),
+            sort: sort.as_str().to_owned(),
+            filter: filter.as_str().to_owned(),
             found,
         },
         pager,

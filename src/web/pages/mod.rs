@@ -9,7 +9,7 @@ mod lang;
 mod not_found;
 mod server;
 
-pub(super) use index::{index, select};
+pub(super) use index::{Sort, index, select};
 pub(super) use not_found::not_found;
 pub(super) use server::server;
 
