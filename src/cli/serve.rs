@@ -202,7 +202,12 @@ pub async fn run(
     let stop_web = CancellationToken::new();
     let web = {
         let stop = stop_web.clone();
-        let app = crate::web::app(monitor.board());
+        let app = crate::web::app(crate::web::Handles {
+            board: monitor.board(),
+            metrics: metrics.clone(),
+            alerts: monitor.alert_health(),
+            hub: monitor.hub(),
+        });
         let troubles = metrics.troubles().clone();
         tokio::spawn(crate::web::listener::serve(
             listener,

@@ -9,9 +9,10 @@
 //! On a hub a cell holds two views: the hub's own (what its loop publishes) and the one shown,
 //! with every vantage's view and the quorum's verdict. The hub's task ([`Board::apply_verdicts`])
 //! combines them when a round or a report changed something, and once a second for views that
-//! grow stale; a read never computes a verdict. The web layer depends on this type alone — not
-//! on the scheduler — so a test can publish views of its own (`set_layout` with new cells) and
-//! drive the router in-process.
+//! grow stale; a read never computes a verdict. The board knows nothing else: the metrics, alert
+//! health and the hub's inbox are handles of their own (`web::Handles`). The web layer reads
+//! this type — not the scheduler — so a test can publish views of its own (`set_layout` with
+//! new cells) and drive the router in-process.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,10 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::alert::{AlertHealth, ChannelState};
 use crate::config::Config;
 use crate::history::events::{Event, MAX_EVENTS};
-use crate::metrics::Metrics;
 use crate::vantage::hub::{Hub, VantageView};
 
 use super::ServerView;
@@ -126,9 +125,8 @@ pub struct Board {
     /// The layout changed since the hub's task last combined every server (a report's
     /// handler combines every server itself).
     layout_changed: std::sync::atomic::AtomicBool,
-    metrics: Arc<Metrics>,
-    alert_health: std::sync::OnceLock<Arc<AlertHealth>>,
-    hub: std::sync::OnceLock<Arc<Hub>>,
+    /// A hub's board: the views shown are combined by the hub's task, not published.
+    combined: bool,
     /// One combining pass at a time (the hub's task, or a report's handler), so a pass made
     /// from older reports never stores its views after a newer one.
     combining: std::sync::Mutex<()>,
@@ -136,7 +134,16 @@ pub struct Board {
 
 impl Board {
     /// A board for `config` with no servers shown yet.
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Board {
+    pub fn new(config: Arc<Config>) -> Board {
+        Board::with_combining(config, false)
+    }
+
+    /// A hub's board for `config`: what it shows is what [`Board::apply_verdicts`] combined.
+    pub fn combined(config: Arc<Config>) -> Board {
+        Board::with_combining(config, true)
+    }
+
+    fn with_combining(config: Arc<Config>, combined: bool) -> Board {
         Board {
             layout: ArcSwap::from_pointee(Layout {
                 config,
@@ -147,9 +154,7 @@ impl Board {
             generation: AtomicU64::new(0),
             changed: Notify::new(),
             layout_changed: std::sync::atomic::AtomicBool::new(true),
-            metrics,
-            alert_health: std::sync::OnceLock::new(),
-            hub: std::sync::OnceLock::new(),
+            combined,
             combining: std::sync::Mutex::new(()),
         }
     }
@@ -176,7 +181,7 @@ impl Board {
     pub fn publish(&self, cell: &Cell, view: ServerView) {
         let view = Arc::new(view);
         cell.own.store(view.clone());
-        if self.hub.get().is_none() {
+        if !self.combined {
             cell.shown.store(view);
         }
         self.bump();
@@ -215,14 +220,14 @@ impl Board {
         self.layout_changed.swap(false, Ordering::AcqRel)
     }
 
-    /// On a hub, combines each server's own view with the vantages' into the view shown, at
-    /// `now` (Unix seconds): every server with `all`, else only those whose own view changed
+    /// On a hub's board, combines each server's own view with the vantages' reports to `hub`
+    /// into the view shown, at `now` (Unix seconds): every server with `all`, else only those whose own view changed
     /// (a round); a cell whose shown view would not change keeps it. Run by the hub's task,
     /// and by a report's handler before it answers: a read never computes a verdict.
-    pub fn apply_verdicts(&self, now: i64, all: bool) {
-        let Some(hub) = self.hub.get() else {
+    pub fn apply_verdicts(&self, hub: &Hub, now: i64, all: bool) {
+        if !self.combined {
             return;
-        };
+        }
         let _one_at_a_time = self.combining.lock().expect("combining lock");
         let layout = self.layout.load();
         let own: Vec<Arc<ServerView>> = layout.cells.iter().map(|c| c.view()).collect();
@@ -262,16 +267,6 @@ impl Board {
         }
     }
 
-    /// Makes this board a hub's: views carry every vantage's and the quorum's verdict.
-    pub fn serve_hub(&self, hub: Arc<Hub>) {
-        let _ = self.hub.set(hub);
-    }
-
-    /// The hub, on a hub.
-    pub fn hub(&self) -> Option<&Arc<Hub>> {
-        self.hub.get()
-    }
-
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
         self.layout.load().config.clone()
@@ -297,23 +292,5 @@ impl Board {
     /// mean a page built from [`Board::snapshot`] would come out the same (apart from the clock).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
-    }
-
-    /// Shows how alert delivery is doing (`/healthz`, the page's footer); set once.
-    pub fn show_alert_health(&self, health: Arc<AlertHealth>) {
-        let _ = self.alert_health.set(health);
-    }
-
-    /// Every alert channel and its state, by label (empty without alerts).
-    pub fn alert_channels(&self) -> Vec<(String, ChannelState)> {
-        self.alert_health
-            .get()
-            .map(|h| h.channels())
-            .unwrap_or_default()
-    }
-
-    /// The metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 }

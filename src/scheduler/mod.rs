@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Services;
 use crate::alert::Alerts;
+use crate::vantage::hub::Hub;
 use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
@@ -380,6 +381,9 @@ pub struct Monitor<R: Rounds = Services> {
     board: Arc<Board>,
     store: Option<Store>,
     alerts: Option<Arc<Alerts>>,
+    /// On a hub, where agents' reports arrive: views, the feed and alerts follow the
+    /// quorum's verdict.
+    hub: Option<Arc<Hub>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -425,7 +429,22 @@ impl<R: Rounds> Monitor<R> {
         make_rounds: MakeRounds<R>,
     ) -> Result<Arc<Monitor<R>>, StartError> {
         let services = Arc::new(make_rounds(&config)?);
+        let hub = if config.vantages.is_empty() {
+            None
+        } else {
+            let hub = Hub::from_config(&config, store.as_ref().map(Store::path))?;
+            tracing::info!(
+                "hub: taking reports from {} vantage(s): {}",
+                hub.names().count(),
+                hub.names().collect::<Vec<_>>().join(", ")
+            );
+            Some(Arc::new(hub))
+        };
         let config = Arc::new(config);
+        let board = match hub {
+            Some(_) => Board::combined(config.clone()),
+            None => Board::new(config.clone()),
+        };
         let monitor = Arc::new(Monitor {
             make_rounds,
             live: RwLock::new(Live {
@@ -435,30 +454,16 @@ impl<R: Rounds> Monitor<R> {
                 slots: Vec::new(),
                 index: HashMap::new(),
             }),
-            board: Arc::new(Board::new(config.clone(), metrics.clone())),
+            board: Arc::new(board),
             metrics,
             store,
             alerts,
+            hub,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        if let Some(alerts) = &monitor.alerts {
-            monitor.board.show_alert_health(alerts.health());
-        }
-        if !config.vantages.is_empty() {
-            // A hub: views, the feed and alerts follow the quorum's verdict.
-            let hub = crate::vantage::hub::Hub::from_config(
-                &config,
-                monitor.store.as_ref().map(Store::path),
-            )?;
-            let hub = Arc::new(hub);
-            tracing::info!(
-                "hub: taking reports from {} vantage(s): {}",
-                hub.names().count(),
-                hub.names().collect::<Vec<_>>().join(", ")
-            );
-            monitor.board.serve_hub(hub);
-            monitor.tracker.spawn(monitor.clone().track_verdicts());
+        if let Some(hub) = &monitor.hub {
+            monitor.tracker.spawn(monitor.clone().track_verdicts(hub.clone()));
         }
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
@@ -528,9 +533,10 @@ impl<R: Rounds> Monitor<R> {
         })?;
         monitor.board.set_layout(live.config.clone(), live.cells());
         // On a hub, the restored views with every vantage's are shown from the first request.
-        monitor
-            .board
-            .apply_verdicts(OffsetDateTime::now_utc().unix_timestamp(), true);
+        if let Some(hub) = &monitor.hub {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            monitor.board.apply_verdicts(hub, now, true);
+        }
         drop(live);
         monitor.metrics.config_loaded(true);
         Ok(monitor)
@@ -601,6 +607,16 @@ impl<R: Rounds> Monitor<R> {
     /// The board the loops publish on: what the web layer reads.
     pub fn board(&self) -> Arc<Board> {
         self.board.clone()
+    }
+
+    /// On a hub, where agents' reports go.
+    pub fn hub(&self) -> Option<Arc<Hub>> {
+        self.hub.clone()
+    }
+
+    /// How alert delivery is doing, when alerts are on.
+    pub fn alert_health(&self) -> Option<Arc<crate::alert::AlertHealth>> {
+        self.alerts.as_ref().map(|a| a.health())
     }
 
     fn record_event(&self, event: Event) {
@@ -725,7 +741,7 @@ impl<R: Rounds> Monitor<R> {
     /// and publishes it on the board (`Board::apply_verdicts`; reads never compute one), then
     /// records each change of a verdict as the event a single monitor records for its own
     /// status: the feed, the store and alerts.
-    async fn track_verdicts(self: Arc<Self>) {
+    async fn track_verdicts(self: Arc<Self>, hub: Arc<Hub>) {
         let mut last: HashMap<String, Status> = HashMap::new();
         let mut seen_generation = None;
         let mut last_all = tokio::time::Instant::now();
@@ -749,8 +765,8 @@ impl<R: Rounds> Monitor<R> {
             }
             // Thousands of verdicts, and a report's handler may hold the pass: off the
             // runtime's threads.
-            let board = self.board.clone();
-            let _ = tokio::task::spawn_blocking(move || board.apply_verdicts(now, all)).await;
+            let (board, hub) = (self.board.clone(), hub.clone());
+            let _ = tokio::task::spawn_blocking(move || board.apply_verdicts(&hub, now, all)).await;
             let generation = self.board.generation();
             if seen_generation == Some(generation) {
                 continue;
@@ -1054,7 +1070,7 @@ impl<R: Rounds> Job<R> {
         let monitor = &self.monitor;
         // On a hub, changes of the verdict are recorded instead (`track_verdicts`).
         let on_event = |event: Event| {
-            if monitor.board.hub().is_none() {
+            if monitor.hub.is_none() {
                 monitor.record_event(event);
             }
         };

@@ -19,8 +19,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::alert::{AlertHealth, ChannelState};
+use crate::metrics::Metrics;
 use crate::scheduler::Board;
-use crate::vantage::hub::RejectReason;
+use crate::vantage::hub::{Hub, RejectReason};
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");
@@ -51,17 +53,48 @@ pub(crate) fn csp_with_connect(origins: &std::collections::BTreeSet<String>) -> 
     )
 }
 
-/// Shared state of the handlers.
+/// What the web app reads and where it sends: one narrow handle for each.
 #[derive(Clone)]
-pub struct AppState {
-    /// What the scheduler publishes: the only thing the handlers read.
+pub struct Handles {
+    /// What the scheduler publishes: every server's view, the config, the feed.
     pub board: Arc<Board>,
-    /// Built status pages.
+    /// The counters `/metrics` renders, and what the monitor is short of (the footer,
+    /// `/healthz`).
+    pub metrics: Arc<Metrics>,
+    /// How alert delivery is doing, when alerts are on.
+    pub alerts: Option<Arc<AlertHealth>>,
+    /// On a hub, where agents' reports go.
+    pub hub: Option<Arc<Hub>>,
+}
+
+/// Shared state of the handlers: the handles, and the built status pages.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    board: Arc<Board>,
+    metrics: Arc<Metrics>,
+    alerts: Option<Arc<AlertHealth>>,
+    hub: Option<Arc<Hub>>,
     pages: Arc<cache::PageCache>,
 }
 
-/// The router, reading `board` (the scheduler's, or one a test fills by hand).
-pub fn app(board: Arc<Board>) -> Router {
+impl AppState {
+    /// Every alert channel and its state, by label (empty without alerts).
+    fn alert_channels(&self) -> Vec<(String, ChannelState)> {
+        self.alerts
+            .as_ref()
+            .map(|h| h.channels())
+            .unwrap_or_default()
+    }
+}
+
+/// The router over `handles` (the monitor's, or a board a test fills by hand).
+pub fn app(handles: Handles) -> Router {
+    let Handles {
+        board,
+        metrics,
+        alerts,
+        hub,
+    } = handles;
     Router::new()
         .route("/", get(pages::index))
         .route("/server/{name}", get(pages::server))
@@ -73,7 +106,7 @@ pub fn app(board: Arc<Board>) -> Router {
         )
         .route("/badge/{server}/{kind}", get(badges::badge_handler))
         .route("/feed.atom", get(feed::atom))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
         .route(
             crate::vantage::REPORT_PATH,
@@ -86,6 +119,9 @@ pub fn app(board: Arc<Board>) -> Router {
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(AppState {
             board,
+            metrics,
+            alerts,
+            hub,
             pages: Arc::default(),
         })
 }
@@ -93,12 +129,11 @@ pub fn app(board: Arc<Board>) -> Router {
 /// `/metrics`. With 10,000 servers the text is about 10 MB and takes tens of milliseconds to
 /// write and compress, so both happen on a blocking thread: a scrape never holds up the
 /// probes' timers on the async workers. Uncompressed, the parts are sent as written.
-async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
+async fn render_metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
     let gzip = cache::accepts_gzip(&headers);
-    let board = state.board.clone();
     let body = tokio::task::spawn_blocking(move || {
-        let mut parts = board.metrics().render_parts();
-        if let Some(hub) = board.hub() {
+        let mut parts = state.metrics.render_parts();
+        if let Some(hub) = &state.hub {
             parts.push(hub.render_metrics());
         }
         if gzip {
@@ -182,7 +217,7 @@ async fn vantage_report(
     body: axum::body::Body,
 ) -> Response {
     use axum::http::StatusCode;
-    let Some(hub) = state.board.hub().cloned() else {
+    let Some(hub) = state.hub.clone() else {
         return (
             StatusCode::NOT_FOUND,
             "this instance is not a hub: it has no [[vantage]]\n",
@@ -238,7 +273,7 @@ async fn vantage_report(
     let accepted = tokio::task::spawn_blocking(move || {
         let accepted = accepting.accept(auth.as_deref(), &bytes, now_ms);
         if accepted.is_ok() {
-            board.apply_verdicts(now_ms.div_euclid(1000), true);
+            board.apply_verdicts(&accepting, now_ms.div_euclid(1000), true);
         }
         accepted
     })
@@ -256,13 +291,13 @@ async fn vantage_report(
 /// getting through and how many wait.
 async fn healthz(State(state): State<AppState>) -> String {
     let mut out = "ok\n".to_owned();
-    if let Some(hub) = state.board.hub() {
+    if let Some(hub) = &state.hub {
         for line in hub.health(time::OffsetDateTime::now_utc().unix_timestamp()) {
             out.push_str(&line);
             out.push('\n');
         }
     }
-    for c in state.board.metrics().troubles().current() {
+    for c in state.metrics.troubles().current() {
         out.push_str(&format!(
             "monitor: short of {} for {}s (last {}s ago, while {}): {}\n",
             c.trouble.as_str(),
@@ -272,7 +307,7 @@ async fn healthz(State(state): State<AppState>) -> String {
             c.trouble.explain()
         ));
     }
-    for (label, s) in state.board.alert_channels() {
+    for (label, s) in state.alert_channels() {
         match s.problem {
             None if s.checking => out.push_str(&format!(
                 "alerts {label}: checking the room ({} queued)\n",

@@ -12,7 +12,7 @@ use crate::i18n::{Key, Locale};
 use crate::i18n::key;
 use crate::numbers::{Places, ms_number};
 use crate::report::Status;
-use crate::scheduler::{Board, ServerView};
+use crate::scheduler::ServerView;
 use crate::web::cache::{Page, accepts_gzip};
 use crate::web::chart::{self};
 use crate::web::{AppState, csp_with_connect};
@@ -425,7 +425,6 @@ pub(in crate::web) async fn index(
     let lang = language(&query, &headers);
     let view = View::from(&query);
     let locale = lang.locale;
-    let board = state.board.clone();
     let key = format!(
         "{}|{}|{}|{}|{}",
         locale.code,
@@ -436,8 +435,9 @@ pub(in crate::web) async fn index(
     );
     let page = state
         .pages
-        .get(&key, state.board.generation(), move || {
-            index_page(&board, locale, &view)
+        .get(&key, state.board.generation(), {
+            let state = state.clone();
+            move || index_page(&state, locale, &view)
         })
         .await;
     let mut response = if accepts_gzip(&headers) {
@@ -468,7 +468,8 @@ pub(in crate::web) async fn index(
 
 /// Builds one view of the status page: the servers its filter and search select, in its
 /// order, [`PAGE_ROWS`] at a time (a page past the last shows the last).
-fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
+fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
+    let board = &state.board;
     // Read before the snapshot: a change racing with this build makes the page look older
     // than it is, never newer.
     let generation = board.generation();
@@ -478,7 +479,7 @@ fn index_page(board: &Board, t: &'static Locale, view: &View) -> Page {
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let (sort, filter) = (view.sort, view.filter);
     let base =
-        Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_alerts(board);
+        Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_alerts(state);
     let chosen = select(&snap.servers, sort, |v| filter.keeps(v), &view.q);
     let pages = chosen.len().div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);

@@ -124,10 +124,10 @@ impl Base {
     /// Notes in the footer that alerts are failing, when they are: how many channels, not
     /// why (rooms and homeservers are the operator's business; `/healthz` and the log say).
     /// Also notes what the monitor is short of (descriptors, buffers, memory) while it is.
-    fn with_alerts(mut self, board: &crate::scheduler::Board) -> Base {
+    fn with_alerts(mut self, state: &crate::web::AppState) -> Base {
         let t = i18n::find(&self.lang).unwrap_or_else(i18n::english);
-        let short: Vec<&str> = board
-            .metrics()
+        let short: Vec<&str> = state
+            .metrics
             .troubles()
             .current()
             .iter()
@@ -143,7 +143,7 @@ impl Base {
             let what = short.join(t.t(key::LIST_SEP));
             self.monitor_trouble = t.f(key::MONITOR_TROUBLE, &[("what", &what)]);
         }
-        let channels = board.alert_channels();
+        let channels = state.alert_channels();
         let failing = channels.iter().filter(|(_, s)| s.problem.is_some()).count();
         if failing > 0 {
             self.alerts_failing = t.f(

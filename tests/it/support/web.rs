@@ -20,6 +20,7 @@ use tower::ServiceExt as _;
 
 pub struct Web {
     pub board: Arc<Board>,
+    pub metrics: Arc<Metrics>,
     config: Arc<Config>,
     services: Services,
     histories: Vec<ServerHistory>,
@@ -34,7 +35,7 @@ impl Web {
     pub fn new(config: Config) -> Web {
         let metrics = Arc::new(Metrics::new());
         let config = Arc::new(config);
-        let board = Arc::new(Board::new(config.clone(), metrics));
+        let board = Arc::new(Board::new(config.clone()));
         let histories = config
             .servers
             .iter()
@@ -63,6 +64,7 @@ impl Web {
         Web {
             signups: config.servers.iter().map(|_| None).collect(),
             board,
+            metrics,
             services: Services::new(&config).unwrap(),
             histories,
             cells,
@@ -93,7 +95,7 @@ impl Web {
         let on_event = |event| board.push_event(event);
         let out = Outlet {
             board: &self.board,
-            metrics: self.board.metrics(),
+            metrics: &self.metrics,
             store: None,
             on_event: &on_event,
         };
@@ -119,7 +121,7 @@ impl Web {
         .await;
         for (i, s) in checks.into_iter().enumerate() {
             let name = self.config.servers[i].name.to_string();
-            self.board.metrics().set_signup(&name, s.status);
+            self.metrics.set_signup(&name, s.status);
             let signup = Arc::new(s);
             self.signups[i] = Some(signup.clone());
             publish_signup(&self.board, &self.cells[i], signup);
@@ -143,7 +145,12 @@ impl Web {
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let response = mxping::web::app(self.board.clone())
+        let response = mxping::web::app(mxping::web::Handles {
+            board: self.board.clone(),
+            metrics: self.metrics.clone(),
+            alerts: None,
+            hub: None,
+        })
             .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();
