@@ -48,7 +48,7 @@ fn main() {
         }
         writeln!(
             keys,
-            "/// `{name}` in locales/en.toml.\npub const {}: super::Key = super::Key({name:?});",
+            "/// `{name}` in locales/en.toml.\npub(crate) const {}: super::Key = super::Key({name:?});",
             name.to_ascii_uppercase()
         )
         .unwrap();

@@ -15,7 +15,7 @@ use crate::status::{Reason, Status};
 include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 
 /// The cookie that remembers the chosen language.
-pub const COOKIE: &str = "mxping_lang";
+pub(crate) const COOKIE: &str = "mxping_lang";
 
 /// One interface language.
 pub struct Locale {
@@ -55,7 +55,7 @@ fn parse(code: &str, text: &str) -> Locale {
 }
 
 /// Every language, English first.
-pub fn locales() -> &'static [Locale] {
+pub(crate) fn locales() -> &'static [Locale] {
     static ALL: OnceLock<Vec<Locale>> = OnceLock::new();
     ALL.get_or_init(|| {
         let mut all: Vec<Locale> = LOCALE_FILES
@@ -68,12 +68,12 @@ pub fn locales() -> &'static [Locale] {
 }
 
 /// The codes of every language.
-pub fn codes() -> Vec<&'static str> {
+pub(crate) fn codes() -> Vec<&'static str> {
     locales().iter().map(|l| l.code.as_str()).collect()
 }
 
 /// English, the fallback (and the language of the command line).
-pub fn english() -> &'static Locale {
+pub(crate) fn english() -> &'static Locale {
     &locales()[0]
 }
 
@@ -92,7 +92,7 @@ pub fn find(code: &str) -> Option<&'static Locale> {
 }
 
 /// The language for a request.
-pub fn negotiate(
+pub(crate) fn negotiate(
     query: Option<&str>,
     cookie: Option<&str>,
     accept_language: Option<&str>,
@@ -133,8 +133,11 @@ impl Key {
     }
 }
 
-/// Every message key of `locales/en.toml`, as a constant (`key::STATUS_GREEN`).
-pub mod key {
+/// Every message key of `locales/en.toml`, as a constant (`key::STATUS_GREEN`). Keys the code
+/// composes by name (`finding_*`, `signup_means_*`: see [`Locale::named`]) or that only the locale files
+/// use have constants too, unused.
+#[allow(dead_code)]
+pub(crate) mod key {
     include!(concat!(env!("OUT_DIR"), "/locale_keys.rs"));
 }
 

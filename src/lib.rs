@@ -9,32 +9,41 @@
 //! discovery and probing into one round. Modules that the tests, the bench crate and the fuzz
 //! targets don't reach are crate-private.
 
-// The stages, in the order data flows through them.
-pub mod alert;
+// What users of the crate need: the command line (`check`, `serve`), the config, the round
+// `check` and `serve` run, the web app, and the error kinds of the contract.
 pub mod cli;
 pub mod config;
-pub mod discovery;
-pub mod history;
-pub mod metrics;
-pub mod net;
-pub mod probe;
-pub mod scheduler;
-pub mod vantage;
-pub mod web;
-
-// What the stages share: the contract's objects, error kinds, names, words, numbers and time.
 pub mod error;
-pub mod i18n;
+pub mod web;
+pub use net::USER_AGENT;
+pub use net::get_trusted;
+pub use net::tls::install_default_provider;
+pub use services::Services;
+pub use signing::Key;
+
+/// For the integration tests, the bench crate and the fuzz targets only.
+#[doc(hidden)]
+pub mod testing;
+
+// The stages, in the order data flows through them.
+pub(crate) mod alert;
+pub(crate) mod discovery;
+pub(crate) mod history;
+pub(crate) mod metrics;
+pub(crate) mod net;
+pub(crate) mod probe;
+pub(crate) mod scheduler;
+pub(crate) mod vantage;
+
+// What the stages share: names, words, statuses, numbers and time.
+pub(crate) mod i18n;
 pub(crate) mod numbers;
-pub mod report;
-pub mod server_name;
-pub mod signing;
-pub mod sources;
-pub mod status;
+pub(crate) mod report;
+pub(crate) mod server_name;
+pub(crate) mod signing;
+pub(crate) mod sources;
+pub(crate) mod status;
 pub(crate) mod text;
 pub(crate) mod timestamp;
 
 mod services;
-
-pub use net::USER_AGENT;
-pub use services::Services;

@@ -83,7 +83,7 @@ enum Command {
 fn keygen(file: &std::path::Path) -> ExitCode {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let key = mxping::vantage::Key::generate();
+    let key = mxping::Key::generate();
     let created = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    mxping::net::tls::install_default_provider();
+    mxping::install_default_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {
@@ -193,7 +193,7 @@ fn main() -> ExitCode {
         Command::Healthcheck { url } => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             runtime.block_on(async {
-                match mxping::net::get_trusted(&url, std::time::Duration::from_secs(3)).await {
+                match mxping::get_trusted(&url, std::time::Duration::from_secs(3)).await {
                     Ok(status) if status.is_success() => ExitCode::SUCCESS,
                     Ok(status) => {
                         eprintln!("{url}: HTTP {status}");

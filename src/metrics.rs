@@ -30,12 +30,13 @@ use crate::report::{Round, Status};
 use crate::text;
 
 /// Buckets of `mxping_phase_duration_seconds`.
-pub const PHASE_BUCKETS: [f64; 17] = [
+pub(crate) const PHASE_BUCKETS: [f64; 17] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0,
     10.0,
 ];
 /// Buckets of `mxping_scheduler_lateness_seconds`.
-pub const LATENESS_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub(crate) const LATENESS_BUCKETS: [f64; 10] =
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 /// Longest software/version label value.
 const MAX_LABEL_CHARS: usize = 64;
 

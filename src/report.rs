@@ -12,7 +12,7 @@ use crate::discovery::{Finding, Resolution, Severity};
 use crate::error::ProbeError;
 use crate::probe::client_api::ClientReport;
 use crate::probe::{AddressReport, Software};
-pub use crate::status::{Reason, Status, reason_text};
+pub(crate) use crate::status::{Reason, Status, reason_text};
 
 /// One completed round: discovery plus a report per target.
 #[derive(Clone, Debug)]

@@ -61,7 +61,7 @@ pub struct ServerName {
 }
 
 /// Names longer than this are allowed by the grammar but discouraged by the spec.
-pub const RECOMMENDED_MAX_LEN: usize = 230;
+pub(crate) const RECOMMENDED_MAX_LEN: usize = 230;
 
 impl ServerName {
     /// Parses `input` against the grammar. The error is always of kind `invalid_name` and says

@@ -103,7 +103,9 @@ impl Services {
 
 /// [`Fetcher::trusted`](net::fetch::Fetcher::trusted) with `config`'s trust store and DNS
 /// settings: the client for alert endpoints, public lists marked trusted and an agent's hub.
-pub(crate) fn trusted_fetcher(config: &Config) -> Result<net::fetch::Fetcher, net::tls::RootsError> {
+pub(crate) fn trusted_fetcher(
+    config: &Config,
+) -> Result<net::fetch::Fetcher, net::tls::RootsError> {
     let roots = net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
     Ok(net::fetch::Fetcher::trusted(dns, roots))

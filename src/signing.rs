@@ -99,7 +99,7 @@ impl Key {
 }
 
 /// A public key from config (unpadded base64; padding accepted).
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyProblem> {
+pub(crate) fn parse_public_key(text: &str) -> Result<VerifyingKey, KeyProblem> {
     let bytes = STANDARD_NO_PAD
         .decode(text.trim().trim_end_matches('='))
         .map_err(KeyProblem::NotBase64)?;
@@ -186,7 +186,7 @@ fn decode_name(text: &str) -> Option<String> {
 }
 
 /// The parts of an `Authorization` header: vantage name (decoded), key ID, signature.
-pub fn parse_authorization(header: &str) -> Option<(String, String, Vec<u8>)> {
+pub(crate) fn parse_authorization(header: &str) -> Option<(String, String, Vec<u8>)> {
     let rest = header.strip_prefix(SCHEME)?.trim();
     let (mut name, mut key, mut sig) = (None, None, None);
     for part in rest.split(',') {

@@ -14,16 +14,16 @@ use serde_json::Value;
 
 use crate::config::{Config, Facts, ServerConfig, SourceConfig, SourceLocation};
 use crate::net::fetch::{Endpoint, Fetcher};
-use hyper::StatusCode;
 use crate::server_name::ServerName;
 use crate::text;
+use hyper::StatusCode;
 
 /// Cap on a list's size, file or HTTP body.
-pub const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why a list was rejected (the last good copy keeps running).
 #[derive(Debug, thiserror::Error)]
-pub enum ListError {
+pub(crate) enum ListError {
     /// The body is not JSON.
     #[error("the list is not JSON ({0})")]
     NotJson(#[source] serde_json::Error),
@@ -100,7 +100,7 @@ pub enum ListError {
 
 /// Reads a list body: every entry's `name` must be a valid server name; descriptions,
 /// languages, jurisdiction, rules and privacy links are kept as the list's facts.
-pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, ListError> {
+pub(crate) fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, ListError> {
     let value: Value = serde_json::from_slice(body).map_err(ListError::NotJson)?;
     let entries = value
         .get("public_servers")
@@ -184,7 +184,7 @@ pub fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerConfig>, 
 }
 
 /// Reads or fetches `source` (bounded by `timeout` and [`MAX_LIST_BYTES`]) and parses it.
-pub async fn load(
+pub(crate) async fn load(
     source: &SourceConfig,
     fetcher: &Fetcher,
     timeout: Duration,
@@ -239,7 +239,7 @@ pub async fn load(
 
 /// The config with the servers of `lists` added after its own `[[server]]` entries: a server
 /// the config lists keeps the config's entry, and the first list to name a server wins.
-pub fn merge(config: &Config, lists: &[Option<Vec<ServerConfig>>]) -> Config {
+pub(crate) fn merge(config: &Config, lists: &[Option<Vec<ServerConfig>>]) -> Config {
     let mut merged = config.clone();
     let mut seen: BTreeSet<String> = config.servers.iter().map(|s| s.name.to_string()).collect();
     for server in lists.iter().flatten().flatten() {

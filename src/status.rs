@@ -186,7 +186,10 @@ impl fmt::Display for Reason {
 }
 
 /// Serializes an optional reason as its English text.
-pub fn reason_text<S: serde::Serializer>(r: &Option<Reason>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn reason_text<S: serde::Serializer>(
+    r: &Option<Reason>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match r {
         Some(r) => s.collect_str(r),
         None => s.serialize_none(),

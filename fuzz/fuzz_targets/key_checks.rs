@@ -1,7 +1,7 @@
 //! The key-response checker and Canonical JSON: never panic on any JSON.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mxping::probe::keys::{canonical_json, check_keys};
+use mxping::testing::{canonical_json, check_keys};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };

@@ -1,7 +1,7 @@
 //! The server-name grammar: never panics; whatever parses round-trips and obeys the grammar.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mxping::server_name::{Host, ServerName};
+use mxping::testing::{Host, ServerName};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

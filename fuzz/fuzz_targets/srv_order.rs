@@ -1,8 +1,8 @@
 //! SRV ordering: a permutation, priorities ascending, weight 0 last within each priority.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mxping::discovery::srv::order;
-use mxping::discovery::dns::SrvRecord;
+use mxping::testing::srv_order as order;
+use mxping::testing::SrvRecord;
 use rand::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! The well-known body parser: never panics; a delegation always carries a valid name.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mxping::discovery::well_known::{WellKnownStatus, judge_answer};
+use mxping::testing::{WellKnownStatus, judge_answer};
 
 fuzz_target!(|data: &[u8]| {
     let (status, body) = match data.split_first() {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     match report.status {
         WellKnownStatus::Delegated => {
             let name = report.delegated.expect("a delegation has a name");
-            assert!(mxping::server_name::ServerName::parse(name.as_str()).is_ok());
+            assert!(mxping::testing::ServerName::parse(name.as_str()).is_ok());
         }
         _ => assert!(report.delegated.is_none() && report.problem.is_some()),
     }

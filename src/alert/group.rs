@@ -25,7 +25,7 @@ use super::outbox::{self, Batch, Change, Kind, Member, NewMessage, Open, new_txn
 use crate::report::Status;
 
 /// How one channel groups and words its changes.
-pub struct Rules<'a> {
+pub(crate) struct Rules<'a> {
     /// The channel's outbox key.
     pub channel: &'a str,
     /// The statuses that alert.
@@ -43,7 +43,7 @@ const MAX_WAITS: i64 = 10;
 
 /// What adding changes to a batch, or sending it, did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Messages queued.
     pub queued: usize,
     /// Alerts whose first message had not left dropped, because they were over.
@@ -54,7 +54,7 @@ pub struct Outcome {
 
 /// Adds `change` to the channel's batch at `now`, and sends the batch at once when the channel
 /// is quiet.
-pub fn queue(
+pub(crate) fn queue(
     tx: &Transaction<'_>,
     rules: &Rules<'_>,
     change: &Change,
@@ -84,7 +84,11 @@ pub fn queue(
 }
 
 /// Sends the channel's batch if it is due at `now`.
-pub fn flush_due(tx: &Transaction<'_>, rules: &Rules<'_>, now: i64) -> rusqlite::Result<Outcome> {
+pub(crate) fn flush_due(
+    tx: &Transaction<'_>,
+    rules: &Rules<'_>,
+    now: i64,
+) -> rusqlite::Result<Outcome> {
     match outbox::batch(tx, rules.channel)?.due {
         Some(due) if due <= now => flush(tx, rules, now),
         _ => Ok(Outcome::default()),

@@ -17,11 +17,11 @@ use crate::net::fetch::{Endpoint, Fetcher, Response};
 /// Longest answer read from a homeserver.
 const MAX_BODY: usize = 64 * 1024;
 /// How long one request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A checked room: the bot's user, the room ID, and how to reach them.
 #[derive(Clone, Debug)]
-pub struct Session {
+pub(crate) struct Session {
     base: String,
     token: String,
     /// The bot's user ID (`/account/whoami`).
@@ -36,7 +36,7 @@ pub struct Session {
 
 /// `POST /join/{roomIdOrAlias}` with each of `via` as `via` and, for homeservers older than
 /// Matrix 1.12, as `server_name`.
-pub fn join_path(room: &str, via: &[String]) -> String {
+pub(crate) fn join_path(room: &str, via: &[String]) -> String {
     let mut path = format!("/_matrix/client/v3/join/{}", segment(room));
     for (i, server) in via.iter().enumerate() {
         let s = segment(server);
@@ -49,7 +49,7 @@ pub fn join_path(room: &str, via: &[String]) -> String {
 }
 
 /// A path segment, percent-encoded (everything but RFC 3986's unreserved characters).
-pub fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -72,7 +72,7 @@ fn errcode(r: &Response) -> (String, String) {
 /// How long a 429 or 503 asks to wait: the `Retry-After` header (seconds or an HTTP date),
 /// then the body's `retry_after_ms` (deprecated since Matrix 1.10, MSC4041, which made the
 /// header the way to say it).
-pub fn retry_after(r: &Response) -> Option<Duration> {
+pub(crate) fn retry_after(r: &Response) -> Option<Duration> {
     if let Some(header) = r.headers.get(RETRY_AFTER).and_then(|h| h.to_str().ok()) {
         let header = header.trim();
         if let Ok(s) = header.parse::<u64>() {
@@ -90,7 +90,7 @@ pub fn retry_after(r: &Response) -> Option<Duration> {
 }
 
 /// What an answer that is not a success means for delivery.
-pub fn failure(what: &str, r: &Response) -> Failure {
+pub(crate) fn failure(what: &str, r: &Response) -> Failure {
     let (code, msg) = errcode(r);
     let detail = if code.is_empty() {
         format!("{what}: HTTP {}", r.status.as_u16())
@@ -110,7 +110,7 @@ pub fn failure(what: &str, r: &Response) -> Failure {
 /// What an answer to sending one message means: as [`failure`], and refused for what the
 /// message is (400 bad request, 404, 410 gone, 413 too large) when sending it again cannot
 /// help, so the queue is not held up behind it.
-pub fn send_failure(what: &str, r: &Response) -> Failure {
+pub(crate) fn send_failure(what: &str, r: &Response) -> Failure {
     let permanent = matches!(
         r.status,
         StatusCode::BAD_REQUEST
@@ -160,8 +160,11 @@ impl Session {
     /// room (an alias must exist), membership (an invite is accepted), the power to post,
     /// and that the room is not encrypted (plaintext there would be refused by clients'
     /// expectations and leak what the room protects).
-    pub async fn open(fetcher: &Fetcher, target: &MatrixRoom) -> Result<Session, Failure> {
-        let token = target.token.read().map_err(|e| Failure::rejected(e.to_string()))?;
+    pub(crate) async fn open(fetcher: &Fetcher, target: &MatrixRoom) -> Result<Session, Failure> {
+        let token = target
+            .token
+            .read()
+            .map_err(|e| Failure::rejected(e.to_string()))?;
         let base = target.homeserver.trim_end_matches('/').to_owned();
         let whoami = Session::call(
             fetcher,
@@ -323,7 +326,7 @@ impl Session {
 
     /// Sends `content` as an `m.room.message` with transaction ID `txn`: the same ID on
     /// every retry, so a retry of a message that did arrive returns the same event.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         fetcher: &Fetcher,
         txn: &str,
@@ -351,7 +354,7 @@ impl Session {
 
 /// A message's content: `m.text` (so people are notified; `m.notice` is muted by default),
 /// plain and HTML.
-pub fn text(body: &str, html: &str) -> Value {
+pub(crate) fn text(body: &str, html: &str) -> Value {
     json!({
         "msgtype": "m.text",
         "body": body,
@@ -361,7 +364,7 @@ pub fn text(body: &str, html: &str) -> Value {
 }
 
 /// An edit of `root` to `body`/`html` (`m.replace`; clients without edits show the fallback).
-pub fn edit(root: &str, body: &str, html: &str) -> Value {
+pub(crate) fn edit(root: &str, body: &str, html: &str) -> Value {
     json!({
         "msgtype": "m.text",
         "body": format!("* {body}"),
@@ -373,7 +376,7 @@ pub fn edit(root: &str, body: &str, html: &str) -> Value {
 }
 
 /// A reply in `root`'s thread (with the reply fallback for clients without threads).
-pub fn reply(root: &str, body: &str, html: &str) -> Value {
+pub(crate) fn reply(root: &str, body: &str, html: &str) -> Value {
     let mut v = text(body, html);
     v["m.relates_to"] = json!({
         "rel_type": "m.thread",

@@ -12,11 +12,11 @@ use crate::report::Status;
 use crate::text::escape_html;
 
 /// Most servers named in one message; the rest are counted ("and 12 more").
-pub const MAX_LINES: usize = 50;
+pub(crate) const MAX_LINES: usize = 50;
 
 /// What a confirmed status change means for one channel's open alert of that server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Nothing to say (not an alerting status, or said already).
     Nothing,
     /// A new alert: its first message.
@@ -32,7 +32,7 @@ pub enum Decision {
 /// The decision for a change to `to`, given the open alert's status and the statuses that
 /// alert (`on`). A change to the status already announced is nothing: that is how a status
 /// confirmed again after a crash (before the history store flushed) does not alert twice.
-pub fn decide(open: Option<Status>, to: Status, on: &[Status]) -> Decision {
+pub(crate) fn decide(open: Option<Status>, to: Status, on: &[Status]) -> Decision {
     match (open, to) {
         (_, Status::Unknown) => Decision::Nothing,
         (None, Status::Green) => Decision::Nothing,
@@ -45,7 +45,7 @@ pub fn decide(open: Option<Status>, to: Status, on: &[Status]) -> Decision {
 }
 
 /// The facts every message of a channel is written from.
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// The channel's language.
     pub t: &'a Locale,
     /// `[web] public_url`, for the detail page's link.
@@ -53,7 +53,7 @@ pub struct Facts<'a> {
 }
 
 /// "14 min", "2 h 5 min", "3 d 4 h".
-pub fn duration(t: &Locale, seconds: i64) -> String {
+pub(crate) fn duration(t: &Locale, seconds: i64) -> String {
     let minutes = (seconds.max(0) + 30) / 60;
     let unit = |key: Key, n: i64| t.f(key, &[("n", &n.to_string())]);
     match minutes {
@@ -145,7 +145,7 @@ impl Facts<'_> {
 
     /// The first message of a one-server alert as it reads while open: status, reason, since
     /// when, and the link.
-    pub fn opened(&self, server: &str, open: &Open) -> (String, String) {
+    pub(crate) fn opened(&self, server: &str, open: &Open) -> (String, String) {
         let (mut text, mut html) = self.headline(server, open);
         let since = self
             .t
@@ -210,7 +210,7 @@ impl Facts<'_> {
     /// The first message of `thread` as it reads with `members`: one server's alert as it
     /// always read, or a group's: how many have a problem, then a line per server (the
     /// recovered ones say so), at most [`MAX_LINES`].
-    pub fn root(&self, thread: &str, members: &[Member]) -> (String, String) {
+    pub(crate) fn root(&self, thread: &str, members: &[Member]) -> (String, String) {
         if let [m] = members {
             return match m.resolved_at {
                 None => self.opened(&m.server, &m.open(thread)),
@@ -263,7 +263,7 @@ impl Facts<'_> {
     }
 
     /// The reply in a thread for the changes of one batch: what each member became.
-    pub fn reply(&self, thread: &str, changes: &[(Member, Decision)]) -> (String, String) {
+    pub(crate) fn reply(&self, thread: &str, changes: &[(Member, Decision)]) -> (String, String) {
         let all = changes
             .iter()
             .map(|(m, d)| match (d, m.resolved_at) {
@@ -296,7 +296,7 @@ impl Facts<'_> {
 
     /// A webhook's JSON document for `decision` on `change`; `open` is the alert before (a
     /// change or a recovery) or after (a new alert). `None` when there is nothing to send.
-    pub fn webhook(
+    pub(crate) fn webhook(
         &self,
         decision: Decision,
         change: &Change,

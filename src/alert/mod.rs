@@ -20,10 +20,10 @@
 //! Failures are visible: log lines, `/healthz`, the page's footer, and the metrics
 //! `mxping_alerts_sent_total{channel,result}` and `mxping_alert_queue_messages{channel}`.
 
-pub mod group;
-pub mod matrix;
-pub mod message;
-pub mod outbox;
+pub(crate) mod group;
+pub(crate) mod matrix;
+pub(crate) mod message;
+pub(crate) mod outbox;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,16 +48,16 @@ use crate::net::fetch::{Endpoint, Fetcher};
 use outbox::{Kind, Message, Outbox};
 
 /// A message not delivered within this long is given up (`result="expired"`).
-pub const MAX_AGE: Duration = Duration::from_secs(86_400);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(86_400);
 /// A message the main room has not taken within this long goes to the fallback room.
-pub const FALLBACK_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const FALLBACK_AFTER: Duration = Duration::from_secs(60);
 /// The longest wait between attempts (a 429 may ask for longer).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What became of one attempt to deliver a message: the `result` label of
 /// `mxping_alerts_sent_total`, written once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Taken by the homeserver or receiver.
     Sent,
     /// A 429: tried again after the time asked.
@@ -72,7 +72,7 @@ pub enum Delivery {
 
 impl Delivery {
     /// The label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Delivery::Sent => "sent",
             Delivery::RateLimited => "rate_limited",
@@ -85,7 +85,7 @@ impl Delivery {
 
 /// Why an attempt failed.
 #[derive(Clone, Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// How it counts.
     pub result: Delivery,
     /// What happened, for logs, `/healthz` and the footer.
@@ -99,7 +99,7 @@ pub struct Failure {
 
 impl Failure {
     /// No answer (connection, TLS, timeout) or a server error: tried again.
-    pub fn unreachable(detail: String) -> Failure {
+    pub(crate) fn unreachable(detail: String) -> Failure {
         Failure {
             result: Delivery::Unreachable,
             detail,
@@ -109,7 +109,7 @@ impl Failure {
     }
 
     /// Refused (token, room, power, a 4xx): checked again, then tried again.
-    pub fn rejected(detail: String) -> Failure {
+    pub(crate) fn rejected(detail: String) -> Failure {
         Failure {
             result: Delivery::Rejected,
             detail,
@@ -119,7 +119,7 @@ impl Failure {
     }
 
     /// A 429: tried again after the time asked.
-    pub fn rate_limited(detail: String, after: Option<Duration>) -> Failure {
+    pub(crate) fn rate_limited(detail: String, after: Option<Duration>) -> Failure {
         Failure {
             result: Delivery::RateLimited,
             detail,
@@ -952,7 +952,8 @@ impl Channel {
         secret_file: &Path,
         m: &Message,
     ) -> Result<(), Failure> {
-        let secret = read_webhook_secret(secret_file).map_err(|e| Failure::rejected(e.to_string()))?;
+        let secret =
+            read_webhook_secret(secret_file).map_err(|e| Failure::rejected(e.to_string()))?;
         let body = Bytes::from(m.html.clone());
         let event = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -1011,11 +1012,11 @@ impl Channel {
     }
 }
 
-pub use crate::config::{read_webhook_secret, webhook_key};
+pub(crate) use crate::config::read_webhook_secret;
 
 /// The Standard Webhooks signature header value: `v1,` and the base64 HMAC-SHA256 of
 /// `{id}.{timestamp}.{body}` with `key`.
-pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+pub(crate) fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     use base64::Engine as _;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let mut ctx = ring::hmac::Context::with_key(&key);
@@ -1032,7 +1033,7 @@ pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> 
 
 /// HMAC-SHA256 of `body` with `secret`, in lowercase hex (as `X-Mxping-Signature-256:
 /// sha256=…`, the scheme GitHub's webhooks made familiar).
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     ring::hmac::sign(&key, body)
         .as_ref()
@@ -1044,6 +1045,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::webhook_key;
 
     #[test]
     fn signatures_are_hmac_sha256_in_hex() {

@@ -55,7 +55,7 @@ const THREAD_RETENTION_S: i64 = 90 * 86_400;
 
 /// What a queued message does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The first message of an alert: the thread root, edited later.
     Fire,
     /// An edit of the thread root (`m.replace`).
@@ -88,7 +88,7 @@ impl Kind {
 
 /// A message to queue.
 #[derive(Clone, Debug)]
-pub struct NewMessage {
+pub(crate) struct NewMessage {
     /// What it does.
     pub kind: Kind,
     /// Plain text.
@@ -99,7 +99,7 @@ pub struct NewMessage {
 
 /// A queued message.
 #[derive(Clone, Debug)]
-pub struct Message {
+pub(crate) struct Message {
     /// Queue position.
     pub id: i64,
     /// What it does.
@@ -120,7 +120,7 @@ pub struct Message {
 
 /// An alert that fired and has not recovered, per channel and server.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Open {
+pub(crate) struct Open {
     /// The status last announced.
     pub status: Status,
     /// When it first fired, Unix seconds.
@@ -133,7 +133,7 @@ pub struct Open {
 
 /// One server of an alert's thread: as last announced, and when it recovered.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Member {
+pub(crate) struct Member {
     /// The server.
     pub server: String,
     /// The status last announced (for a recovered member: the one it recovered from).
@@ -148,7 +148,7 @@ pub struct Member {
 
 impl Member {
     /// The member as an open alert in `thread`.
-    pub fn open(&self, thread: &str) -> Open {
+    pub(crate) fn open(&self, thread: &str) -> Open {
         Open {
             status: self.status,
             since: self.since,
@@ -160,7 +160,7 @@ impl Member {
 
 /// A confirmed status change of one server, waiting in a channel's batch.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Change {
+pub(crate) struct Change {
     /// The server.
     pub server: String,
     /// When it was confirmed (the latest change of the batch), Unix seconds.
@@ -177,7 +177,7 @@ pub struct Change {
 
 /// A channel's batch: when it last sent changes, and when the waiting ones are due.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// When changes were last turned into messages, Unix seconds.
     pub last_flush_at: i64,
     /// When the first waiting change arrived.
@@ -187,7 +187,7 @@ pub struct Batch {
 }
 
 /// A new transaction ID: unique across restarts and channels, never reused.
-pub fn new_txn_id() -> String {
+pub(crate) fn new_txn_id() -> String {
     let r: u64 = rand::random();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     format!("mxping.{now}.{r:016x}")
@@ -201,13 +201,13 @@ fn status(s: String) -> Status {
 const OWNER: &str = "the alert outbox";
 
 /// The outbox (one connection, shared by the channels; every call is a few row operations).
-pub struct Outbox {
+pub(crate) struct Outbox {
     conn: Mutex<Connection>,
 }
 
 impl Outbox {
     /// The outbox in the store file `path`, or in memory.
-    pub fn open(path: Option<&Path>) -> Result<Outbox, TablesError> {
+    pub(crate) fn open(path: Option<&Path>) -> Result<Outbox, TablesError> {
         let conn = match path {
             Some(p) => Connection::open(p).map_err(TablesError::open(p, OWNER))?,
             None => Connection::open_in_memory().map_err(TablesError::setup(OWNER))?,
@@ -246,7 +246,7 @@ impl Outbox {
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
-    pub fn transaction<T>(
+    pub(crate) fn transaction<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
@@ -258,7 +258,7 @@ impl Outbox {
     }
 
     /// The oldest message of `channel`, marked as being sent.
-    pub fn next(&self, channel: &str) -> rusqlite::Result<Option<Message>> {
+    pub(crate) fn next(&self, channel: &str) -> rusqlite::Result<Option<Message>> {
         let conn = self.conn();
         let m = conn
             .query_row(
@@ -286,7 +286,7 @@ impl Outbox {
     }
 
     /// Messages waiting on `channel`.
-    pub fn queued(&self, channel: &str) -> rusqlite::Result<usize> {
+    pub(crate) fn queued(&self, channel: &str) -> rusqlite::Result<usize> {
         self.conn().query_row(
             "SELECT count(*) FROM alert_outbox WHERE channel = ?1",
             [channel],
@@ -295,7 +295,7 @@ impl Outbox {
     }
 
     /// Channels with messages waiting.
-    pub fn channels(&self) -> rusqlite::Result<Vec<(String, usize)>> {
+    pub(crate) fn channels(&self) -> rusqlite::Result<Vec<(String, usize)>> {
         let conn = self.conn();
         let mut q =
             conn.prepare("SELECT channel, count(*) FROM alert_outbox GROUP BY channel ORDER BY 1")?;
@@ -305,7 +305,7 @@ impl Outbox {
 
     /// Message `id` was acknowledged (or given up, or set aside): removed, with the room and
     /// event of a thread root it created.
-    pub fn done(
+    pub(crate) fn done(
         &self,
         id: i64,
         root: Option<(&str, &str, &str)>,
@@ -328,7 +328,7 @@ impl Outbox {
     }
 
     /// An attempt at message `id` failed: it did not leave.
-    pub fn failed(&self, id: i64, error: &str) -> rusqlite::Result<()> {
+    pub(crate) fn failed(&self, id: i64, error: &str) -> rusqlite::Result<()> {
         self.conn().execute(
             "UPDATE alert_outbox SET attempts = attempts + 1, last_error = ?2, sending = 0 WHERE id = ?1",
             params![id, error],
@@ -337,7 +337,7 @@ impl Outbox {
     }
 
     /// The room and event of `thread`'s first message, once it was sent.
-    pub fn root(&self, thread: &str) -> rusqlite::Result<Option<(String, String)>> {
+    pub(crate) fn root(&self, thread: &str) -> rusqlite::Result<Option<(String, String)>> {
         self.conn()
             .query_row(
                 "SELECT room, event_id FROM alert_threads WHERE thread = ?1",
@@ -348,13 +348,13 @@ impl Outbox {
     }
 
     /// When `channel`'s waiting changes are due, if any wait.
-    pub fn due(&self, channel: &str) -> rusqlite::Result<Option<i64>> {
+    pub(crate) fn due(&self, channel: &str) -> rusqlite::Result<Option<i64>> {
         Ok(batch(&self.conn(), channel)?.due)
     }
 }
 
 /// `channel`'s batch (a default one before its first change).
-pub fn batch(conn: &Connection, channel: &str) -> rusqlite::Result<Batch> {
+pub(crate) fn batch(conn: &Connection, channel: &str) -> rusqlite::Result<Batch> {
     Ok(conn
         .query_row(
             "SELECT last_flush_at, started_at, due FROM alert_batch WHERE channel = ?1",
@@ -372,7 +372,7 @@ pub fn batch(conn: &Connection, channel: &str) -> rusqlite::Result<Batch> {
 }
 
 /// Writes `channel`'s batch.
-pub fn set_batch(tx: &Transaction<'_>, channel: &str, b: Batch) -> rusqlite::Result<()> {
+pub(crate) fn set_batch(tx: &Transaction<'_>, channel: &str, b: Batch) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO alert_batch (channel, last_flush_at, started_at, due)
          VALUES (?1, ?2, ?3, ?4)",
@@ -383,7 +383,7 @@ pub fn set_batch(tx: &Transaction<'_>, channel: &str, b: Batch) -> rusqlite::Res
 
 /// Adds `change` to `channel`'s waiting changes: a later change of the same server keeps the
 /// status it started from.
-pub fn add_pending(tx: &Transaction<'_>, channel: &str, c: &Change) -> rusqlite::Result<()> {
+pub(crate) fn add_pending(tx: &Transaction<'_>, channel: &str, c: &Change) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO alert_pending (channel, server, at, from_status, to_status, reason, reason_text)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -404,7 +404,7 @@ pub fn add_pending(tx: &Transaction<'_>, channel: &str, c: &Change) -> rusqlite:
 }
 
 /// Takes `channel`'s waiting changes, oldest first.
-pub fn take_pending(tx: &Transaction<'_>, channel: &str) -> rusqlite::Result<Vec<Change>> {
+pub(crate) fn take_pending(tx: &Transaction<'_>, channel: &str) -> rusqlite::Result<Vec<Change>> {
     let changes = {
         let mut q = tx.prepare(
             "SELECT server, at, from_status, to_status, reason, reason_text FROM alert_pending
@@ -427,7 +427,11 @@ pub fn take_pending(tx: &Transaction<'_>, channel: &str) -> rusqlite::Result<Vec
 }
 
 /// The open alert of `server` on `channel`.
-pub fn open(tx: &Transaction<'_>, channel: &str, server: &str) -> rusqlite::Result<Option<Open>> {
+pub(crate) fn open(
+    tx: &Transaction<'_>,
+    channel: &str,
+    server: &str,
+) -> rusqlite::Result<Option<Open>> {
     tx.query_row(
         "SELECT status, since, reason, thread FROM alert_open WHERE channel = ?1 AND server = ?2",
         params![channel, server],
@@ -444,7 +448,7 @@ pub fn open(tx: &Transaction<'_>, channel: &str, server: &str) -> rusqlite::Resu
 }
 
 /// Sets (or, with `None`, closes) the open alert of `server` on `channel`.
-pub fn set_open(
+pub(crate) fn set_open(
     tx: &Transaction<'_>,
     channel: &str,
     server: &str,
@@ -472,7 +476,7 @@ pub fn set_open(
 }
 
 /// The members of `thread`, in the order they joined it.
-pub fn members(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Vec<Member>> {
+pub(crate) fn members(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Vec<Member>> {
     let mut q = tx.prepare(
         "SELECT server, status, since, reason, resolved_at FROM alert_members
          WHERE thread = ?1 ORDER BY since, server",
@@ -490,7 +494,7 @@ pub fn members(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Vec<Membe
 }
 
 /// Writes `member` of `thread` (new, or as it reads now).
-pub fn set_member(tx: &Transaction<'_>, thread: &str, m: &Member) -> rusqlite::Result<()> {
+pub(crate) fn set_member(tx: &Transaction<'_>, thread: &str, m: &Member) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO alert_members (thread, server, status, since, reason, resolved_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -507,7 +511,7 @@ pub fn set_member(tx: &Transaction<'_>, thread: &str, m: &Member) -> rusqlite::R
 }
 
 /// Removes `server` from `thread` (`None`: every member; the thread is over).
-pub fn drop_members(
+pub(crate) fn drop_members(
     tx: &Transaction<'_>,
     thread: &str,
     server: Option<&str>,
@@ -523,7 +527,7 @@ pub fn drop_members(
 }
 
 /// The ID of `thread`'s first message while it is queued and has not started to leave.
-pub fn unsent_root(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Option<i64>> {
+pub(crate) fn unsent_root(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Option<i64>> {
     tx.query_row(
         "SELECT id FROM alert_outbox WHERE thread = ?1 AND kind = 'fire' AND sending = 0",
         [thread],
@@ -533,7 +537,12 @@ pub fn unsent_root(tx: &Transaction<'_>, thread: &str) -> rusqlite::Result<Optio
 }
 
 /// Rewrites the unsent message `id`.
-pub fn rewrite(tx: &Transaction<'_>, id: i64, body: &str, html: &str) -> rusqlite::Result<()> {
+pub(crate) fn rewrite(
+    tx: &Transaction<'_>,
+    id: i64,
+    body: &str,
+    html: &str,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE alert_outbox SET body = ?2, html = ?3 WHERE id = ?1",
         params![id, body, html],
@@ -542,7 +551,11 @@ pub fn rewrite(tx: &Transaction<'_>, id: i64, body: &str, html: &str) -> rusqlit
 }
 
 /// Drops `thread`'s queued messages (all of them, or all but its unsent first message).
-pub fn drop_queued(tx: &Transaction<'_>, thread: &str, keep_root: bool) -> rusqlite::Result<()> {
+pub(crate) fn drop_queued(
+    tx: &Transaction<'_>,
+    thread: &str,
+    keep_root: bool,
+) -> rusqlite::Result<()> {
     let sql = if keep_root {
         "DELETE FROM alert_outbox WHERE thread = ?1 AND kind != 'fire' AND sending = 0"
     } else {
@@ -553,7 +566,7 @@ pub fn drop_queued(tx: &Transaction<'_>, thread: &str, keep_root: bool) -> rusql
 }
 
 /// Queues `m` on `channel` in `thread` with transaction ID `txn`, at `now`.
-pub fn push(
+pub(crate) fn push(
     tx: &Transaction<'_>,
     channel: &str,
     thread: &str,

@@ -55,7 +55,7 @@ pub struct Config {
     /// `[metrics]`.
     pub metrics: MetricsConfig,
     /// `[[server]]`, in file order (with a list's servers after them once merged, see
-    /// [`crate::sources::merge`]).
+    /// `sources::merge`).
     pub servers: Vec<ServerConfig>,
     /// `[[source]]`: public server lists whose servers are added.
     pub sources: Vec<SourceConfig>,

@@ -10,10 +10,10 @@
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
 /// The resolver discovery asks (it lives with the network code, which also needs it).
-pub use crate::net::dns;
+pub(crate) use crate::net::dns;
 pub(crate) mod explain;
-pub mod srv;
-pub mod well_known;
+pub(crate) mod srv;
+pub(crate) mod well_known;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -35,7 +35,7 @@ use crate::server_name::{Host, ServerName};
 use well_known::{Cached, WellKnownCache, WellKnownClient, WellKnownReport, WellKnownStatus};
 
 /// The federation port used when nothing else names one.
-pub const DEFAULT_PORT: u16 = 8448;
+pub(crate) const DEFAULT_PORT: u16 = 8448;
 
 /// The spec step that turned the (possibly delegated) name into targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -115,7 +115,7 @@ pub struct Finding {
 }
 
 /// The codes of the translated findings; each has `finding_<code>` in every locale.
-pub const FINDING_CODES: &[&str] = &[
+pub(crate) const FINDING_CODES: &[&str] = &[
     "trailing_dot",
     "trailing_dot_delegated",
     "srv_target_cname",

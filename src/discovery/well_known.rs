@@ -1,7 +1,7 @@
 //! Step 3 of the spec: `GET https://<hostname>/.well-known/matrix/server`.
 //!
 //! A "regular HTTPS request": port 443, certificate verified for each hop's host. Redirects are
-//! followed by hand (at most [`MAX_REDIRECTS`], loops detected, HTTPS only, every hop's
+//! followed by hand (at most [`MAX_REDIRECTS`](crate::net::fetch::MAX_REDIRECTS), loops detected, HTTPS only, every hop's
 //! addresses guarded), the body is capped at [`MAX_BODY_BYTES`] and the whole fetch at the
 //! configured timeout. Any invalid answer is reported and discovery falls through to step 4.
 //! Cache lifetimes follow the spec: `Cache-Control`/`Expires`, 24 h by default, 48 h at most,
@@ -25,26 +25,24 @@ use crate::server_name::{Host, ServerName};
 use crate::text;
 
 /// Body size cap, as Synapse and gomatrixserverlib use.
-pub const MAX_BODY_BYTES: usize = 50 * 1024;
-/// Redirect hop limit (Go's default, which gomatrixserverlib uses).
-pub use crate::net::fetch::MAX_REDIRECTS;
+pub(crate) const MAX_BODY_BYTES: usize = 50 * 1024;
 /// Cache lifetime when the response has no cache headers (spec recommendation).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest cache lifetime honoured (spec recommendation).
-pub const MAX_TTL: Duration = Duration::from_secs(48 * 3600);
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(48 * 3600);
 /// First failure is cached this long; each further failure doubles it up to [`MAX_FAILURE_TTL`].
-pub const FIRST_FAILURE_TTL: Duration = Duration::from_secs(120);
+pub(crate) const FIRST_FAILURE_TTL: Duration = Duration::from_secs(120);
 /// Failures are cached for at most an hour (spec).
-pub const MAX_FAILURE_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_FAILURE_TTL: Duration = Duration::from_secs(3600);
 /// A valid delegation is refetched once this share of its lifetime is left (Synapse's
 /// `WELL_KNOWN_GRACE_PERIOD_FACTOR`), so a transient failure then can fall back on it.
-pub const REFRESH_SHARE: f64 = 0.2;
+pub(crate) const REFRESH_SHARE: f64 = 0.2;
 /// How long after a valid delegation expires the host still counts as "recently valid"
 /// (Synapse's `WELL_KNOWN_REMEMBER_DOMAIN_HAD_VALID`): its failures are retried and cached
 /// for only [`FIRST_FAILURE_TTL`].
-pub const REMEMBER_VALID: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const REMEMBER_VALID: Duration = Duration::from_secs(2 * 3600);
 /// Attempts, 500 ms apart, when a recently valid well-known fails transiently (Synapse's).
-pub const RETRY_ATTEMPTS: u32 = 3;
+pub(crate) const RETRY_ATTEMPTS: u32 = 3;
 
 /// What the well-known lookup gave (the `discovery.well_known` contract field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -135,7 +133,7 @@ impl WellKnownReport {
 
 /// Fetches well-known files through the guarded client, verifying TLS.
 #[derive(Clone)]
-pub struct WellKnownClient {
+pub(crate) struct WellKnownClient {
     fetcher: Fetcher,
     timeout: Duration,
 }
@@ -143,14 +141,14 @@ pub struct WellKnownClient {
 impl WellKnownClient {
     /// A client fetching through `fetcher` (guarded, verifying certificates), giving up on a
     /// whole fetch (all hops) after `timeout`.
-    pub fn new(fetcher: Fetcher, timeout: Duration) -> WellKnownClient {
+    pub(crate) fn new(fetcher: Fetcher, timeout: Duration) -> WellKnownClient {
         WellKnownClient { fetcher, timeout }
     }
 
-    /// Fetches the well-known of `host` like [`fetch`](Self::fetch); with `retry` (the host
+    /// Fetches the well-known of `host` within the timeout; with `retry` (the host
     /// had a valid well-known recently) a transient failure is retried up to
     /// [`RETRY_ATTEMPTS`] times, 500 ms apart, within the one timeout, as Synapse does.
-    pub async fn fetch_retrying(&self, host: &str, retry: bool) -> WellKnownReport {
+    pub(crate) async fn fetch_retrying(&self, host: &str, retry: bool) -> WellKnownReport {
         let deadline = Instant::now() + self.timeout;
         let mut attempt = 1;
         loop {
@@ -168,12 +166,8 @@ impl WellKnownClient {
     }
 
     /// Fetches and validates the well-known file of `host` (a DNS name without port, exactly
-    /// as written in the server name: never re-read as an address).
-    pub async fn fetch(&self, host: &str) -> WellKnownReport {
-        self.fetch_until(host, Instant::now() + self.timeout).await
-    }
-
-    /// [`fetch`](Self::fetch), given up at `deadline` (shared by a fetch's retries).
+    /// as written in the server name: never re-read as an address), given up at `deadline`
+    /// (shared by a fetch's retries).
     async fn fetch_until(&self, host: &str, deadline: Instant) -> WellKnownReport {
         let first = Endpoint::https(Host::Dns(host.to_owned()), 443, PATH);
         let mut report = WellKnownReport::blank(WellKnownStatus::Error, Some(first.to_string()));
@@ -331,7 +325,7 @@ fn json_type(v: &Value) -> &'static str {
 /// (case-insensitive, spaces around `=` allowed) wins over `Expires`, less the response's `Age`
 /// (`max-age=3600` with `Age: 3500` lives 100 s); a malformed `max-age` falls through to
 /// `Expires`; an invalid `Expires` → 0. `None` when neither header says anything usable.
-pub fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let mut max_age = None;
     for value in headers.get_all(CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
@@ -393,7 +387,7 @@ fn success_cache_policy(headers: &HeaderMap, now: SystemTime) -> CachePolicy {
 }
 
 /// The cache policy for the `failures`-th failure in a row (1-based): 2 min, doubling, at most 1 h.
-pub fn failure_cache_policy(failures: u32, now: SystemTime) -> CachePolicy {
+pub(crate) fn failure_cache_policy(failures: u32, now: SystemTime) -> CachePolicy {
     let factor = 1u32 << failures.saturating_sub(1).min(10);
     let ttl = (FIRST_FAILURE_TTL * factor).min(MAX_FAILURE_TTL);
     let reason = if failures <= 1 {
@@ -421,7 +415,7 @@ fn human(d: Duration) -> String {
 
 /// Well-known results by host, for the spec's cache lifetimes, refreshed the way Synapse does.
 #[derive(Default)]
-pub struct WellKnownCache {
+pub(crate) struct WellKnownCache {
     /// Entries boxed: a hash table keeps room for more entries than it holds, and an entry
     /// (a whole report) is 300 bytes; at 10,000 servers the spare room was 2 MB.
     entries: Mutex<HashMap<String, Box<CacheEntry>>>,
@@ -437,7 +431,7 @@ struct CacheEntry {
 }
 
 /// What the cache says about a host.
-pub enum Cached {
+pub(crate) enum Cached {
     /// Use this; no fetch needed.
     Fresh(WellKnownReport),
     /// Fetch again. `previous` is a still-valid delegation in the last part of its lifetime:
@@ -469,7 +463,7 @@ impl WellKnownReport {
 
 impl WellKnownCache {
     /// What to do for `host` at `now`.
-    pub fn lookup(&self, host: &str, now: Instant) -> Cached {
+    pub(crate) fn lookup(&self, host: &str, now: Instant) -> Cached {
         let entries = self.entries.lock().expect("cache lock");
         let Some(entry) = entries.get(host) else {
             return Cached::Refetch {
@@ -509,7 +503,7 @@ impl WellKnownCache {
     /// its own lifetime; failures back off exponentially, except that a host with a valid
     /// well-known in the last [`REMEMBER_VALID`] is retried after [`FIRST_FAILURE_TTL`] each
     /// time, as Synapse does.
-    pub fn store(&self, host: &str, report: &mut WellKnownReport, now: Instant) {
+    pub(crate) fn store(&self, host: &str, report: &mut WellKnownReport, now: Instant) {
         let mut entries = self.entries.lock().expect("cache lock");
         let previous = entries.get(host);
         let had_valid_until = previous.and_then(|e| e.had_valid_until);
@@ -549,17 +543,8 @@ impl WellKnownCache {
         );
     }
 
-    /// When the entry for `host` expires, if there is one.
-    pub fn expiry(&self, host: &str) -> Option<Instant> {
-        self.entries
-            .lock()
-            .expect("cache lock")
-            .get(host)
-            .map(|e| e.expires)
-    }
-
     /// When the entry for `host` is due for its early refresh, if there is one.
-    pub fn refresh_at(&self, host: &str) -> Option<Instant> {
+    pub(crate) fn refresh_at(&self, host: &str) -> Option<Instant> {
         self.entries.lock().expect("cache lock").get(host).map(|e| {
             if e.report.status == WellKnownStatus::Delegated {
                 e.expires - e.ttl.mul_f64(REFRESH_SHARE)
@@ -573,6 +558,7 @@ impl WellKnownCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::fetch::MAX_REDIRECTS;
     use crate::net::fetch::next_hop;
     use hyper::header::HeaderValue;
 

@@ -22,8 +22,8 @@
 //! monitor takes.
 
 pub(crate) mod events;
-pub mod sketch;
-pub mod store;
+pub(crate) mod sketch;
+pub(crate) mod store;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,13 +36,13 @@ use crate::report::{Reason, Round, Status};
 use sketch::Sketch;
 
 /// Compact samples kept per server and per address.
-pub const RECENT: usize = 60;
+pub(crate) const RECENT: usize = 60;
 const FIVE_MIN: i64 = 300;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
 /// Uptime windows reported, with their length in seconds.
-pub const WINDOWS: [(&str, i64); 5] = [
+pub(crate) const WINDOWS: [(&str, i64); 5] = [
     ("1h", HOUR),
     ("24h", DAY),
     ("7d", 7 * DAY),
@@ -425,7 +425,7 @@ impl<T: Tally, const N: usize> Buckets<T, N> {
 /// A latency sketch covering `width` seconds from `start` (Unix seconds), as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SketchRow {
-    /// [`HOUR`] or [`DAY`] seconds.
+    /// an hour or a day, in seconds.
     pub width: i64,
     /// Start of the span.
     pub start: i64,

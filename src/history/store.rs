@@ -39,7 +39,7 @@ use crate::probe::Software;
 use crate::report::Status;
 
 /// The store's file name inside `data_dir`.
-pub const FILE_NAME: &str = "mxping.sqlite3";
+pub(crate) const FILE_NAME: &str = "mxping.sqlite3";
 const APP: &str = "mxping";
 const SCHEMA_VERSION: i64 = 3;
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -239,8 +239,7 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
     if existing {
         use std::io::Read;
         let mut head = [0u8; 16];
-        let mut f =
-            std::fs::File::open(&path).map_err(|e| failed(&path, "cannot open", e))?;
+        let mut f = std::fs::File::open(&path).map_err(|e| failed(&path, "cannot open", e))?;
         if f.read_exact(&mut head).is_err() || &head != SQLITE_MAGIC {
             return Err(unusable(&path, "the file is not an SQLite database"));
         }

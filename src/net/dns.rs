@@ -30,10 +30,10 @@ use tokio::time::Instant;
 use crate::net::trouble::Trouble;
 
 /// At most this many addresses per host are kept; a larger answer is capped and reported.
-pub const MAX_ADDRESSES_PER_HOST: usize = 16;
+pub(crate) const MAX_ADDRESSES_PER_HOST: usize = 16;
 /// At most this many SRV records are probed: the first in the order a homeserver would try
 /// them (priority, then RFC 2782 weight), never the first in answer order.
-pub const MAX_SRV_RECORDS: usize = 16;
+pub(crate) const MAX_SRV_RECORDS: usize = 16;
 /// At most this many records of one SRV answer are kept for ordering (lowest priority values
 /// first), bounding the work a huge answer can cause.
 const MAX_SRV_KEPT: usize = 1024;

@@ -160,7 +160,7 @@ pub struct Response {
 pub(crate) const NEXT_ADDRESS_AFTER: Duration = Duration::from_millis(300);
 
 /// Redirect hop limit (Go's default, which gomatrixserverlib uses).
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// A response reached by following redirects.
 #[derive(Debug)]

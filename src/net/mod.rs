@@ -2,12 +2,12 @@
 //! client built on it, TLS roots and configurations, and turning library errors into error kinds.
 
 pub(crate) mod classify;
-pub mod dns;
+pub(crate) mod dns;
 pub(crate) mod fetch;
 pub(crate) mod guard;
 pub(crate) mod stamp;
-pub mod tls;
-pub mod trouble;
+pub(crate) mod tls;
+pub(crate) mod trouble;
 
 pub use fetch::get_trusted;
 

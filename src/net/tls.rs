@@ -22,7 +22,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// The crypto provider used everywhere (ring: small, fast to build, no C toolchain quirks).
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -32,10 +32,10 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub use crate::config::roots::{Roots, RootsError, load_roots};
+pub(crate) use crate::config::roots::{Roots, RootsError, load_roots};
 
 /// A client configuration that verifies certificates normally (for the well-known fetch).
-pub fn verifying_config(roots: Arc<RootCertStore>) -> ClientConfig {
+pub(crate) fn verifying_config(roots: Arc<RootCertStore>) -> ClientConfig {
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
@@ -215,7 +215,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
 
 /// A sentence explaining a certificate verification failure, naming the expected name and
 /// what the certificate actually says.
-pub fn explain_certificate_error(
+pub(crate) fn explain_certificate_error(
     err: &rustls::Error,
     expected: &str,
     cert: Option<&CertInfo>,
@@ -263,6 +263,6 @@ pub fn explain_certificate_error(
 }
 
 /// Whole days from `now` until `t` (negative when in the past).
-pub fn days_until(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
+pub(crate) fn days_until(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
     (t - now).whole_days()
 }

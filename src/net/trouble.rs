@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
-pub use crate::error::Trouble;
+pub(crate) use crate::error::Trouble;
 
 /// How long a trouble is shown after it was last seen.
-pub const SHOWN_FOR: Duration = Duration::from_secs(300);
+pub(crate) const SHOWN_FOR: Duration = Duration::from_secs(300);
 
 /// Every trouble seen: counted, logged a minute apart, remembered for [`SHOWN_FOR`].
 pub struct Troubles {

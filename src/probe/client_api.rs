@@ -288,7 +288,7 @@ fn check_identity(url: &Endpoint, status: u16, body: &[u8]) -> Result<(), String
 
 /// What a valid client well-known names.
 #[derive(Debug, PartialEq)]
-pub struct ClientWellKnown {
+pub(crate) struct ClientWellKnown {
     /// `m.homeserver.base_url`.
     pub homeserver: String,
     /// `m.identity_server`: absent (`None`), present without a `base_url` (`Some(None)`), or
@@ -297,7 +297,7 @@ pub struct ClientWellKnown {
 }
 
 /// `m.homeserver.base_url` from a client well-known body, or the spec's failure outcome.
-pub fn parse_well_known(body: &[u8]) -> Result<ClientWellKnown, (Discovery, String)> {
+pub(crate) fn parse_well_known(body: &[u8]) -> Result<ClientWellKnown, (Discovery, String)> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err((Discovery::FailPrompt, "the body is empty".into()));
     }
@@ -332,7 +332,7 @@ pub fn parse_well_known(body: &[u8]) -> Result<ClientWellKnown, (Discovery, Stri
 }
 
 /// The `versions` list of a `/_matrix/client/versions` body (required: an array of strings).
-pub fn parse_versions(body: &[u8]) -> Result<Vec<String>, String> {
+pub(crate) fn parse_versions(body: &[u8]) -> Result<Vec<String>, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     let list = value
         .get("versions")

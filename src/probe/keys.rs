@@ -45,7 +45,7 @@ const MAX_KEYS_COMPARED: usize = 16;
 /// (`a:8448 serves ed25519:x AbCd…; b:8448 serves ed25519:y …`): a split brain (two servers answering for one name, a stale standby) that makes
 /// other servers reject events signed with whichever key they did not fetch. `None` when every
 /// address that answered serves the same keys (or fewer than two answered).
-pub fn split_brain<'a>(
+pub(crate) fn split_brain<'a>(
     served: impl IntoIterator<Item = (std::net::SocketAddr, &'a KeyChecks)>,
 ) -> Option<String> {
     let mut groups: Vec<(&BTreeMap<String, String>, Vec<String>)> = Vec::new();
@@ -132,7 +132,7 @@ fn check_canonical_numbers(value: &Value) -> Result<(), String> {
 
 /// Verifies the ed25519 signature by `key_id` of `entity` over `object` (spec appendices
 /// § Checking for a Signature). Returns why it fails.
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     object: &Value,
     entity: &str,
     key_id: &str,

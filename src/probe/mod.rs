@@ -7,9 +7,9 @@
 //! with success or exactly one [`ErrorKind`]. Timing uses the monotonic clock around the
 //! socket operations only, so the monitor's own scheduling never leaks into the numbers.
 
-pub mod client_api;
-pub mod keys;
-pub mod signup;
+pub(crate) mod client_api;
+pub(crate) mod keys;
+pub(crate) mod signup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,13 +40,13 @@ use crate::text;
 use keys::KeyChecks;
 
 /// The federation version endpoint.
-pub const VERSION_PATH: &str = "/_matrix/federation/v1/version";
+pub(crate) const VERSION_PATH: &str = "/_matrix/federation/v1/version";
 /// The server keys endpoint.
-pub const KEYS_PATH: &str = "/_matrix/key/v2/server";
+pub(crate) const KEYS_PATH: &str = "/_matrix/key/v2/server";
 /// Cap on a `/version` body.
-pub const MAX_VERSION_BODY: usize = 64 * 1024;
+pub(crate) const MAX_VERSION_BODY: usize = 64 * 1024;
 /// Cap on a `/key/v2/server` body.
-pub const MAX_KEYS_BODY: usize = 256 * 1024;
+pub(crate) const MAX_KEYS_BODY: usize = 256 * 1024;
 
 /// How to probe.
 #[derive(Clone, Debug)]
@@ -541,7 +541,11 @@ fn round3(x: f64) -> f64 {
 }
 
 /// Probes every target of `targets` concurrently, returning reports in the same order.
-pub async fn probe_all<'a, I>(prober: &Prober, targets: I, server_name: &str) -> Vec<AddressReport>
+pub(crate) async fn probe_all<'a, I>(
+    prober: &Prober,
+    targets: I,
+    server_name: &str,
+) -> Vec<AddressReport>
 where
     I: IntoIterator<Item = &'a Target>,
 {

@@ -232,7 +232,7 @@ impl Signup {
 
 /// What `/register` said to an empty request.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Register {
+pub(crate) enum Register {
     /// 401 with user-interactive auth flows (each a list of stages) and the terms.
     Flows(Vec<Vec<String>>, Vec<Terms>),
     /// 403: registration is disabled.
@@ -246,7 +246,7 @@ pub enum Register {
 
 /// What `auth_metadata` advertised.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AuthMetadata {
+pub(crate) struct AuthMetadata {
     /// The issuer URL.
     pub issuer: String,
     /// `create` is among `prompt_values_supported`: the server offers registration.
@@ -255,7 +255,7 @@ pub struct AuthMetadata {
 
 /// What `/login` offers.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Login {
+pub(crate) struct Login {
     /// The login types.
     pub types: Vec<String>,
     /// SSO identity providers.
@@ -378,7 +378,7 @@ fn unknown(error: ProbeError) -> Signup {
 }
 
 /// Reads the answer of `/register` to `{}`.
-pub fn parse_register(status: u16, body: &[u8]) -> Register {
+pub(crate) fn parse_register(status: u16, body: &[u8]) -> Register {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let errcode = json
         .as_ref()
@@ -481,7 +481,7 @@ fn web_url(s: &str) -> Option<String> {
 }
 
 /// Reads `/login`.
-pub fn parse_login(v: &Value) -> Login {
+pub(crate) fn parse_login(v: &Value) -> Login {
     let flows = v.get("flows").and_then(Value::as_array);
     let mut login = Login::default();
     for flow in flows.into_iter().flatten().take(MAX_FLOWS) {
@@ -511,7 +511,7 @@ pub fn parse_login(v: &Value) -> Login {
 
 /// Reads `auth_metadata`: the issuer (an https URL, as RFC 8414 requires) and whether
 /// registration is offered.
-pub fn parse_auth_metadata(v: &Value) -> Option<AuthMetadata> {
+pub(crate) fn parse_auth_metadata(v: &Value) -> Option<AuthMetadata> {
     let issuer = v.get("issuer").and_then(Value::as_str)?;
     let parsed = url::Url::parse(issuer).ok()?;
     if parsed.scheme() != "https" {
@@ -528,7 +528,7 @@ pub fn parse_auth_metadata(v: &Value) -> Option<AuthMetadata> {
 }
 
 /// Reads `/.well-known/matrix/support`; `None` when it names nobody and no page.
-pub fn parse_support(v: &Value) -> Option<Support> {
+pub(crate) fn parse_support(v: &Value) -> Option<Support> {
     let contacts: Vec<Contact> = v
         .get("contacts")
         .and_then(Value::as_array)
@@ -586,7 +586,7 @@ fn flow_needs(stages: &[String]) -> FlowNeeds {
 /// The verdict from the three answers (design.md "Sign-up"). Next-generation auth comes first,
 /// as clients that support it use it; then the flows of `/register`; a disabled `/register`
 /// with SSO on `/login` means accounts are made by signing in with the provider.
-pub fn decide(register: Register, login: Login, metadata: Option<AuthMetadata>) -> Signup {
+pub(crate) fn decide(register: Register, login: Login, metadata: Option<AuthMetadata>) -> Signup {
     let mut signup = blank(SignupStatus::Unknown, None);
     signup.sso = login.sso;
     signup.login = login.types;

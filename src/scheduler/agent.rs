@@ -21,10 +21,10 @@ use crate::net::fetch::Endpoint;
 use crate::vantage::{Key, REPORT_PATH, Report, Seen, addresses};
 
 /// Reports kept while the hub is unreachable (two hours at the default 30 s interval).
-pub const MAX_BACKLOG: usize = 240;
+pub(crate) const MAX_BACKLOG: usize = 240;
 
 /// The report of everything `board` shows, as vantage `name`.
-pub fn report(board: &Board, name: &str, interval: Duration) -> Report {
+pub(crate) fn report(board: &Board, name: &str, interval: Duration) -> Report {
     let snap = board.snapshot();
     let servers = snap
         .servers
@@ -54,7 +54,7 @@ pub fn report(board: &Board, name: &str, interval: Duration) -> Report {
 }
 
 /// Sends reports to the hub of `config` until `stop`.
-pub async fn run(config: Arc<Config>, board: Arc<Board>, stop: CancellationToken) {
+pub(crate) async fn run(config: Arc<Config>, board: Arc<Board>, stop: CancellationToken) {
     let Some(hub) = config.hub.clone() else {
         return;
     };

@@ -11,8 +11,8 @@
 //! ([`Shown`]: recent samples, chart and 90-day buckets) is shared with the view and copied on
 //! write, so a view never changes once published.
 
-pub mod agent;
-pub mod board;
+pub(crate) mod agent;
+pub(crate) mod board;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,12 +28,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::Services;
 use crate::alert::Alerts;
-use crate::vantage::hub::Hub;
 use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::store::{RoundRecord, Saved, Store, StoreError, StoreReader};
 use crate::net::tls::RootsError;
+use crate::vantage::hub::Hub;
 
 /// Why the monitor could not start, or a reload could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ use crate::probe::Software;
 use crate::probe::signup::Signup;
 use crate::report::{Reason, Round, ServerReport, Status};
 use crate::server_name::ServerName;
-pub use board::{Board, Cell, Snapshot};
+pub(crate) use board::{Board, Cell};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.
 #[derive(Clone, Debug, Serialize)]
@@ -247,7 +247,7 @@ impl ServerView {
 }
 
 /// One monitored server: its config, history and the cell its views are published in.
-pub struct Slot {
+pub(crate) struct Slot {
     /// The server's config entry.
     pub server: ServerConfig,
     /// The history; only this server's loop writes it, in place.
@@ -295,7 +295,7 @@ impl Slot {
     }
 
     /// The latest published view.
-    pub fn view(&self) -> Arc<ServerView> {
+    pub(crate) fn view(&self) -> Arc<ServerView> {
         self.cell.view()
     }
 
@@ -340,7 +340,7 @@ impl Rounds for Services {
 }
 
 /// Builds the rounds for a config (at start, and on a reload that changes settings).
-pub type MakeRounds<R> = Box<dyn Fn(&Config) -> Result<R, StartError> + Send + Sync>;
+pub(crate) type MakeRounds<R> = Box<dyn Fn(&Config) -> Result<R, StartError> + Send + Sync>;
 
 /// The live configuration and what it built.
 struct Live<R> {
@@ -463,7 +463,9 @@ impl<R: Rounds> Monitor<R> {
             tracker: TaskTracker::new(),
         });
         if let Some(hub) = &monitor.hub {
-            monitor.tracker.spawn(monitor.clone().track_verdicts(hub.clone()));
+            monitor
+                .tracker
+                .spawn(monitor.clone().track_verdicts(hub.clone()));
         }
         let mut live = monitor.live.write().expect("live lock");
         let thresholds = thresholds(&live.config);
@@ -906,7 +908,7 @@ pub fn publish_signup(board: &Board, cell: &Cell, signup: Arc<Signup>) {
 }
 
 /// What recording one round did.
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// What changed in the history, for the store.
     pub delta: Delta,
     /// The status change, unless there was none (or it was the first status after start).
@@ -920,7 +922,7 @@ pub struct Recorded {
 /// Records `round` of `server`, finished at `now` (Unix seconds), in `history`: the
 /// scheduler's step after each round, pure (no clock, no I/O), so tests replay real rounds at
 /// the times they choose.
-pub fn record_round(
+pub(crate) fn record_round(
     server: &str,
     history: &mut ServerHistory,
     round: &Round,

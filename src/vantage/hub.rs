@@ -21,9 +21,9 @@ use super::store::{HubStore, Kept};
 use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
 
 /// The shortest probe interval a report may state, seconds.
-pub const MIN_INTERVAL_S: u64 = 1;
+pub(crate) const MIN_INTERVAL_S: u64 = 1;
 /// The longest probe interval a report may state, seconds (staleness is three of them).
-pub const MAX_INTERVAL_S: u64 = 3600;
+pub(crate) const MAX_INTERVAL_S: u64 = 3600;
 use crate::history::store::TablesError;
 use crate::report::{Reason, Status};
 

@@ -7,24 +7,24 @@
 //! A report is a JSON body signed as bytes; the signature travels in the `Authorization` header
 //! (`MxpingVantage name="…",key="ed25519:…",sig="…"`), so nothing has to be canonicalised. The
 //! hub checks the name, the key, the signature, that the body names the same vantage, that it
-//! was sent within [`MAX_SKEW`] of the hub's clock, and that it is newer than the last report
+//! was sent within [`MAX_SKEW_S`] seconds of the hub's clock, and that it is newer than the last report
 //! accepted from that vantage (no replay).
 
-pub mod hub;
-pub mod store;
+pub(crate) mod hub;
+pub(crate) mod store;
 
 use serde::{Deserialize, Serialize};
 
 /// Where agents POST their reports, on the hub's web address.
 pub const REPORT_PATH: &str = "/api/v1/vantage/report";
 /// Largest report body the hub reads (a report of 10,000 servers is about 1.5 MB).
-pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 /// How far a report's send time may be from the hub's clock.
-pub const MAX_SKEW_S: i64 = 300;
-pub use crate::signing::{Key, parse_authorization, parse_public_key};
+pub(crate) const MAX_SKEW_S: i64 = 300;
+pub(crate) use crate::signing::{Key, parse_authorization, parse_public_key};
 
 /// The addresses a round probed, sorted (what vantages compare).
-pub fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
+pub(crate) fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
     let mut list: Vec<String> = r.addresses.iter().map(|a| a.address.to_string()).collect();
     list.sort();
     list
@@ -32,7 +32,7 @@ pub fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
 
 /// One server as a vantage saw it in its latest round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The server name.
     pub server: String,
     /// The vantage's own status for it (with its hysteresis).
@@ -66,7 +66,7 @@ fn measured_by_default() -> bool {
 /// Whether a vantage that saw `reached` (per server checked: whether an address answered) is
 /// impaired: it checked two or more servers and reached none. Its probes are broken, not the
 /// servers, so it must not vote (the hub's own view included).
-pub fn impaired(reached: impl IntoIterator<Item = bool>) -> bool {
+pub(crate) fn impaired(reached: impl IntoIterator<Item = bool>) -> bool {
     let (mut checked, mut any) = (0usize, false);
     for r in reached {
         checked += 1;
@@ -77,7 +77,7 @@ pub fn impaired(reached: impl IntoIterator<Item = bool>) -> bool {
 
 /// What an agent sends after its rounds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The sending vantage.
     pub vantage: String,
     /// When it was sent, Unix milliseconds (freshness and replay).

@@ -497,7 +497,7 @@ impl Shared {
 /// visitor's SYN, which would cost that visitor a one-second retransmission.
 const BACKLOG: u32 = 4096;
 
-/// A listening socket on `addr` with a deep accept queue ([`BACKLOG`]).
+/// A listening socket on `addr` with a deep accept queue (4096 places).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?

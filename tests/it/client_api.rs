@@ -1,6 +1,6 @@
 //! The client API, discovered the way Matrix clients do it, on loopback.
 
-use mxping::probe::client_api::Discovery;
+use mxping::testing::ClientDiscovery as Discovery;
 use serde_json::json;
 
 use crate::support::https::handler;

@@ -3,9 +3,9 @@
 //! error kind, and what the fake servers actually received (SNI, Host).
 
 use hickory_server::proto::rr::RecordType;
-use mxping::discovery::well_known::WellKnownStatus;
-use mxping::discovery::{IpFamily, Method, Resolution, Severity, SrvOutcome};
 use mxping::error::ErrorKind;
+use mxping::testing::WellKnownStatus;
+use mxping::testing::{IpFamily, Method, Resolution, Severity, SrvOutcome};
 use serde_json::json;
 
 use crate::support::https::{self, handler, well_known};
@@ -1121,7 +1121,7 @@ async fn f2_f3_ipv4_and_ipv6_are_probed_and_reported_separately() {
     );
     assert!(round.any_ok() && !round.all_ok() && !round.federation_ok());
     let (status, reason) = round.status(std::time::Duration::from_millis(200));
-    assert_eq!(status, mxping::report::Status::Yellow);
+    assert_eq!(status, mxping::testing::Status::Yellow);
     assert!(reason.unwrap().to_string().contains("IPv4 address"));
 }
 
@@ -1435,7 +1435,7 @@ async fn trailing_dot_names_resolve_and_are_explained() {
         "Write m.server as matrix.example.test:8448"
     ));
     // The detail page explains it in the reader's language.
-    let zh = mxping::i18n::find("zh").unwrap();
+    let zh = mxping::testing::locale("zh").unwrap();
     let f = r
         .findings
         .iter()

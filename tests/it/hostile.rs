@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use hickory_server::proto::rr::RecordType;
 use mxping::Services;
-use mxping::discovery::well_known::WellKnownStatus;
 use mxping::error::ErrorKind;
-use mxping::report::Round;
+use mxping::testing::Round;
+use mxping::testing::WellKnownStatus;
 use serde_json::json;
 
 use crate::support::hostile::{Behaviour, HostileServer};

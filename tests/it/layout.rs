@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The stages, lowest first: leaves, then the config, the network, discovery, probing, what a
 /// round means, the history and metrics, the outputs (alerts, vantages), the scheduler that
-/// runs it all, the web app, and the command line.
+/// runs it all, the web app, the command line, and what the tests reach inside for.
 const STAGES: &[&str] = &[
     "text",
     "numbers",
@@ -31,6 +31,7 @@ const STAGES: &[&str] = &[
     "scheduler",
     "web",
     "cli",
+    "testing",
 ];
 
 /// The top-level modules (files and folders of `src/`, without `lib` and `main`).

@@ -361,7 +361,7 @@ async fn one_address_cannot_hold_more_than_its_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hubs_reports_have_a_budget_of_their_own() {
-    let key = mxping::vantage::Key::generate();
+    let key = mxping::testing::Key::generate();
     let mut h = healthy_world(
         1,
         "max_connections = 40\nmax_connections_per_ip = 0\nheader_timeout = \"30s\"",
@@ -376,13 +376,13 @@ async fn a_hubs_reports_have_a_budget_of_their_own() {
         format!(
             "POST {} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\
              Authorization: {}\r\n\r\n",
-            mxping::vantage::REPORT_PATH,
+            mxping::testing::REPORT_PATH,
             key.authorization("asia", b"{}")
         )
     };
     // Every report slot held by a report whose body never comes.
     let mut holders = Vec::new();
-    for _ in 0..mxping::web::listener::REPORTS_IN_FLIGHT {
+    for _ in 0..mxping::testing::REPORTS_IN_FLIGHT {
         let mut c = TcpStream::connect(s.addr).await.unwrap();
         c.write_all(head(1000).as_bytes()).await.unwrap();
         holders.push(c);

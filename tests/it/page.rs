@@ -376,11 +376,11 @@ async fn the_main_page_for_the_built_in_list_is_small() {
     let path = h.dir.path().join("servers.toml");
     std::fs::write(&path, config).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let retention = mxping::history::store::Retention {
+    let retention = mxping::testing::Retention {
         raw: Duration::from_secs(86_400),
         rollups: Duration::from_secs(400 * 86_400),
     };
-    let store = mxping::history::store::Store::open(
+    let store = mxping::testing::Store::open(
         &h.dir.path().join("mxping-data"),
         Duration::from_secs(1),
         retention,
@@ -396,7 +396,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
         let mut buckets = Vec::new();
         for day in 0..90 {
             let start = now - now % 86_400 - day * 86_400;
-            buckets.push(mxping::history::BucketRow {
+            buckets.push(mxping::testing::BucketRow {
                 width: 86_400,
                 start,
                 rounds: 2880,
@@ -405,16 +405,16 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 latency_n: 0,
             });
         }
-        let sample = mxping::history::Sample {
+        let sample = mxping::testing::Sample {
             at: now - 10,
             up: true,
             all_ok: true,
             latency_ms: Some(80.0),
             error: None,
         };
-        store.write(mxping::history::store::RoundRecord {
+        store.write(mxping::testing::RoundRecord {
             server: name.into(),
-            delta: mxping::history::Delta {
+            delta: mxping::testing::Delta {
                 sample,
                 addresses: vec![],
                 buckets,
@@ -422,7 +422,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 open: Default::default(),
                 state: Default::default(),
             },
-            software: Some(mxping::probe::Software {
+            software: Some(mxping::testing::Software {
                 name: "Synapse".into(),
                 version: "1.163.2".into(),
             }),
@@ -526,7 +526,7 @@ fn written(ms: f64) -> String {
 /// the badge and the API write the same latency the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percentiles_agree_with_the_rounds_they_summarise_and_numbers_print_alike() {
-    use mxping::history::sketch::{ABSOLUTE_MS, ALPHA};
+    use mxping::testing::{ABSOLUTE_MS, ALPHA};
     let (h, _hosts, _fast) = setup().await;
     let mut web = settled(&h).await;
     web.rounds(27).await;

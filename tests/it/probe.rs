@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mxping::error::ErrorKind;
-use mxping::report::{Round, Status};
+use mxping::testing::{Round, Status};
 use serde_json::json;
 
 use crate::support::https::{self, handler, signed_keys, well_known};
@@ -62,7 +62,7 @@ async fn a_healthy_round_has_every_phase_and_fact() {
     assert!(a.ok, "{:?}", a.error);
     assert!(a.phases_ms.connect.unwrap() > 0.0 && a.phases_ms.tls.unwrap() > 0.0);
     assert_eq!(a.phases_ms.requests.len(), 4, "pings = 4 by default");
-    assert_eq!(a.latency_ms, mxping::probe::median(&a.phases_ms.requests));
+    assert_eq!(a.latency_ms, mxping::testing::median(&a.phases_ms.requests));
     let cold = a.phases_ms.connect.unwrap() + a.phases_ms.tls.unwrap() + a.phases_ms.requests[0];
     assert!((a.cold_ms.unwrap() - cold).abs() < 0.01);
     let sw = a.software.as_ref().unwrap();
@@ -525,7 +525,7 @@ async fn different_keys_on_different_addresses_are_a_split_brain() {
         if split {
             assert_eq!(findings.len(), 1, "{findings:?}");
             let f = &findings[0];
-            assert_eq!(f.severity, mxping::discovery::Severity::Error);
+            assert_eq!(f.severity, mxping::testing::Severity::Error);
             assert!(
                 f.message.contains("serve different signing keys"),
                 "{}",
@@ -540,7 +540,7 @@ async fn different_keys_on_different_addresses_are_a_split_brain() {
                 );
             }
             assert!(!round.federation_ok());
-            let report = mxping::report::ServerReport::from_round(
+            let report = mxping::testing::ServerReport::from_round(
                 "example.test",
                 &round,
                 std::time::Duration::from_millis(200),
@@ -684,7 +684,7 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
         let v6 = round
             .addresses
             .iter()
-            .find(|a| a.ip_family == mxping::discovery::IpFamily::Ipv6)
+            .find(|a| a.ip_family == mxping::testing::IpFamily::Ipv6)
             .unwrap();
         let e = v6.error.as_ref().unwrap();
         assert!(e.monitor_side, "{e:?}");
@@ -701,20 +701,20 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
         );
         assert_eq!(
             round.status(std::time::Duration::from_millis(200)).0,
-            mxping::report::Status::Green
+            mxping::testing::Status::Green
         );
         assert!(round.federation_ok());
         let finding = &round.findings()[0];
         assert_eq!(finding.code, Some("monitor_no_ipv6"));
-        assert_eq!(finding.severity, mxping::discovery::Severity::Info);
-        let zh = mxping::i18n::find("zh").unwrap();
+        assert_eq!(finding.severity, mxping::testing::Severity::Info);
+        let zh = mxping::testing::locale("zh").unwrap();
         assert!(
             finding.text(zh).starts_with("本监测点没有 IPv6"),
             "{}",
             finding.text(zh)
         );
 
-        let mut history = mxping::history::ServerHistory::new(mxping::history::Thresholds {
+        let mut history = mxping::testing::ServerHistory::new(mxping::testing::Thresholds {
             green_below_ms: 200.0,
             down_after: 3,
             up_after: 2,

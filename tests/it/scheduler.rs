@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mxping::config::Config;
-use mxping::discovery::{Resolution, Target};
 use mxping::error::{ErrorKind, ProbeError};
-use mxping::metrics::Metrics;
-use mxping::probe::AddressReport;
-use mxping::report::Round;
-use mxping::scheduler::{Monitor, Rounds};
-use mxping::server_name::ServerName;
+use mxping::testing::AddressReport;
+use mxping::testing::Metrics;
+use mxping::testing::Round;
+use mxping::testing::ServerName;
+use mxping::testing::{Monitor, Rounds};
+use mxping::testing::{Resolution, Target};
 use tokio::time::Instant;
 
 /// (when, server, `resolve` or `probe`) of every call.
@@ -300,10 +300,10 @@ async fn rounds_this_monitor_cannot_make_are_not_counted() {
 /// for each reader).
 #[tokio::test(start_paused = true)]
 async fn every_server_gets_its_own_saved_history_back() {
-    use mxping::history::sketch::Sketch;
-    use mxping::history::store::{Retention, RoundRecord, Store};
-    use mxping::history::{BucketRow, Delta, Sample, SketchRow, StatusState};
-    use mxping::report::Status;
+    use mxping::testing::Sketch;
+    use mxping::testing::Status;
+    use mxping::testing::{BucketRow, Delta, Sample, SketchRow, StatusState};
+    use mxping::testing::{Retention, RoundRecord, Store};
 
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..700).map(|i| format!("s{i:03}.test")).collect();

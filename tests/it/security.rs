@@ -313,11 +313,7 @@ async fn digit_names_are_looked_up_and_never_fetched_as_addresses() {
     ] {
         let round = services.round(name).await;
         let r = &round.resolution;
-        assert_ne!(
-            r.method,
-            Some(mxping::discovery::Method::IpLiteral),
-            "{name}"
-        );
+        assert_ne!(r.method, Some(mxping::testing::Method::IpLiteral), "{name}");
         assert!(
             r.targets.is_empty(),
             "{name} must never become an address: {:?}",

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mxping::error::ErrorKind;
-use mxping::probe::signup::{Signup, SignupStatus};
+use mxping::testing::{Signup, SignupStatus};
 use serde_json::{Value, json};
 
 use crate::support::https::handler;

@@ -243,8 +243,8 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
             .body(body)
             .send()
     };
-    let spare = mxping::vantage::Key::read(&dir.join("spare.key")).unwrap();
-    let forger = mxping::vantage::Key::generate();
+    let spare = mxping::testing::Key::read(&dir.join("spare.key")).unwrap();
+    let forger = mxping::testing::Key::generate();
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let body = |at: i64| {
         serde_json::to_vec(&serde_json::json!({
@@ -709,7 +709,7 @@ async fn a_restarted_hub_refuses_replays_and_keeps_every_vantages_day() {
     agent.child.kill().await.unwrap();
     let _ = agent.child.wait().await;
     // A report signed by asia's key, as an attacker who captured it would replay it.
-    let key = mxping::vantage::Key::read(&dir.join("asia.key")).unwrap();
+    let key = mxping::testing::Key::read(&dir.join("asia.key")).unwrap();
     let now = time::OffsetDateTime::now_utc();
     let body = serde_json::to_vec(&serde_json::json!({
         "vantage": "asia", "sent_at_ms": now.unix_timestamp() * 1000 + 999, "interval_s": 1,

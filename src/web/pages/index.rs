@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
-use crate::i18n::{Key, Locale};
 use crate::i18n::key;
+use crate::i18n::{Key, Locale};
 use crate::numbers::{Places, ms_number};
 use crate::report::Status;
 use crate::scheduler::ServerView;

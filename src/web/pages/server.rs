@@ -234,8 +234,8 @@ pub(in crate::web) async fn server(
         let message = t.f(key::NOT_FOUND_SERVER, &[("name", &name)]);
         return not_found_page(&state.board.config(), &lang, message);
     };
-    let base = Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name)))
-        .with_alerts(&state);
+    let base =
+        Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name))).with_alerts(&state);
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let r = &v.report;

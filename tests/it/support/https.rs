@@ -154,7 +154,7 @@ pub fn signed_keys_with_seed(server_name: &str, valid_until_ts: i64, seed: [u8; 
         "old_verify_keys": {},
         "verify_keys": {"ed25519:test": {"key": b64(key.verifying_key().as_bytes())}},
     });
-    let sig = key.sign(mxping::probe::keys::canonical_json(&v).unwrap().as_bytes());
+    let sig = key.sign(mxping::testing::canonical_json(&v).unwrap().as_bytes());
     v["signatures"] = json!({server_name: {"ed25519:test": b64(&sig.to_bytes())}});
     v
 }

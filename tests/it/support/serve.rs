@@ -51,7 +51,7 @@ impl Serve {
     /// [`Serve::spawn`], calling `started` with the process ID as soon as it runs (to set up
     /// what the wrapper waits for).
     pub async fn spawn_then(mut command: Command, started: impl FnOnce(u32)) -> Serve {
-        mxping::net::tls::install_default_provider();
+        mxping::install_default_provider();
         command.env("MXPING_LOG", "mxping=info");
         let mut child = command
             .stdout(Stdio::null())

@@ -10,9 +10,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use mxping::Services;
 use mxping::config::Config;
-use mxping::history::ServerHistory;
-use mxping::metrics::Metrics;
-use mxping::scheduler::{
+use mxping::testing::Metrics;
+use mxping::testing::ServerHistory;
+use mxping::testing::{
     Board, Cell, Outlet, Published, ServerView, publish_round, publish_signup, thresholds,
 };
 use serde_json::Value;
@@ -25,7 +25,7 @@ pub struct Web {
     services: Services,
     histories: Vec<ServerHistory>,
     cells: Vec<Arc<Cell>>,
-    signups: Vec<Option<Arc<mxping::probe::signup::Signup>>>,
+    signups: Vec<Option<Arc<mxping::testing::Signup>>>,
     /// The time the next round is recorded at (Unix seconds).
     pub clock: i64,
 }
@@ -151,9 +151,9 @@ impl Web {
             alerts: None,
             hub: None,
         })
-            .oneshot(request.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)

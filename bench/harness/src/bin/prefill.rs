@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use mxping::history::sketch::Sketch;
-use mxping::history::store::{Retention, RoundRecord, Store};
-use mxping::history::{BucketRow, Delta, Sample, SketchRow, StatusState};
-use mxping::report::Status;
+use mxping::testing::Sketch;
+use mxping::testing::Status;
+use mxping::testing::{BucketRow, Delta, Sample, SketchRow, StatusState};
+use mxping::testing::{Retention, RoundRecord, Store};
 use mxping_bench::required;
 
 fn main() {
@@ -120,7 +120,7 @@ fn record(name: &str, at: i64) -> RoundRecord {
                 ..StatusState::default()
             },
         },
-        software: Some(mxping::probe::Software {
+        software: Some(mxping::testing::Software {
             name: "Synapse".into(),
             version: "1.163.2".into(),
         }),

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 async fn main() {
     let hub = required("--hub");
     let name = required("--name");
-    let key = mxping::vantage::Key::read(std::path::Path::new(&required("--key")))
+    let key = mxping::testing::Key::read(std::path::Path::new(&required("--key")))
         .expect("a key file written by `mxping keygen`");
     let servers: Vec<String> = std::fs::read_to_string(required("--servers"))
         .expect("the servers file")
@@ -66,7 +66,7 @@ async fn post(hub: &str, auth: &str, body: Vec<u8>) -> Option<u16> {
         .await
         .ok()?;
     tokio::spawn(conn);
-    let req = Request::post(mxping::vantage::REPORT_PATH)
+    let req = Request::post(mxping::testing::REPORT_PATH)
         .header("host", hub)
         .header("authorization", auth)
         .header("content-type", "application/json")
