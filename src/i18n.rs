@@ -190,6 +190,35 @@ impl Locale {
     }
 }
 
+/// "14 min", "2 h 5 min", "3 d 4 h".
+pub(crate) fn duration(t: &Locale, seconds: i64) -> String {
+    let minutes = (seconds.max(0) + 30) / 60;
+    let unit = |key: Key, n: i64| t.f(key, &[("n", &n.to_string())]);
+    match minutes {
+        m if m < 60 => unit(key::UNIT_MINUTES, m.max(1)),
+        m if m < 24 * 60 => {
+            let (h, m) = (m / 60, m % 60);
+            if m == 0 {
+                unit(key::UNIT_HOURS, h)
+            } else {
+                format!(
+                    "{} {}",
+                    unit(key::UNIT_HOURS, h),
+                    unit(key::UNIT_MINUTES, m)
+                )
+            }
+        }
+        m => {
+            let (d, h) = (m / (24 * 60), m % (24 * 60) / 60);
+            if h == 0 {
+                unit(key::UNIT_DAYS, d)
+            } else {
+                format!("{} {}", unit(key::UNIT_DAYS, d), unit(key::UNIT_HOURS, h))
+            }
+        }
+    }
+}
+
 // Statuses, error kinds and reasons in words: the page, the feed and the alerts say them the
 // same way.
 
@@ -288,6 +317,50 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The words the glossary at the top of `locales/zh.toml` rejects (after "不用："), each
+    /// with the line that rejects it.
+    fn rejected_words(text: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for line in text.lines().take_while(|l| l.starts_with('#')) {
+            let Some((_, rejected)) = line.split_once("不用：") else {
+                continue;
+            };
+            for word in rejected.split('、') {
+                // "异常（作状态时）": the word before a note.
+                let word = word.split('（').next().unwrap_or("").trim();
+                if !word.is_empty() {
+                    out.push((word.to_owned(), line.trim().to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// One word per idea: no Chinese string uses a synonym the glossary rejects.
+    #[test]
+    fn chinese_strings_follow_the_glossary() {
+        let (_, text) = LOCALE_FILES
+            .iter()
+            .find(|(code, _)| *code == "zh")
+            .expect("a Chinese locale");
+        let rejected = rejected_words(text);
+        assert!(
+            rejected.iter().any(|(w, _)| w == "观测点")
+                && rejected.iter().any(|(w, _)| w == "毫秒"),
+            "the glossary is read: {rejected:?}"
+        );
+        let zh = find("zh").unwrap();
+        let mut found = Vec::new();
+        for (key, value) in &zh.messages {
+            for (word, line) in &rejected {
+                if value.contains(word.as_str()) {
+                    found.push(format!("{key} uses {word} ({line}): {value}"));
+                }
+            }
+        }
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
 
     /// Keys made at run time are checked here, as the constants are by the compiler.
     #[test]
@@ -393,7 +466,7 @@ mod tests {
             "5 个服务器中 4 个运行正常"
         );
         let t = time::macros::datetime!(2026-11-28 05:07 UTC);
-        assert_eq!(zh.datetime(t), "2026年11月28日 05:07（UTC）");
+        assert_eq!(zh.datetime(t), "2026年11月28日 05:07 UTC");
         assert_eq!(find("en").unwrap().datetime(t), "28 Nov 2026, 05:07 UTC");
         assert_eq!(zh.named("no_such_key"), None);
     }

@@ -144,7 +144,7 @@ impl Round {
                 .map(|c| (a.address, c))
         });
         let mut findings: Vec<Finding> = crate::probe::keys::split_brain(served)
-            .map(|detail| Finding::coded(Severity::Error, "keys_split", vec![("detail", detail)]))
+            .map(|detail| Finding::coded(Severity::Error, "keys_split", Vec::new()).said(detail))
             .into_iter()
             .collect();
         let unreachable: Vec<String> = self

@@ -143,31 +143,32 @@ impl ServerName {
         ])
     }
 
-    /// Notes about a valid but unusual name (upper case, very long, looks like a mistyped IP).
-    pub fn advisories(&self) -> Vec<String> {
+    /// Notes about a valid but unusual name (upper case, very long, looks like a mistyped IP),
+    /// each as a finding code (`upper_case`, `looks_like_ipv4`, `long_name`: `finding_<code>`
+    /// in `locales/`) and its placeholders.
+    pub fn advisories(&self) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
         let mut notes = Vec::new();
         if let Host::Dns(name) = &self.host {
             if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                notes.push(format!(
-                    "{:?} contains upper-case letters: DNS and certificates ignore case, but Matrix \
-                     compares server names byte for byte, so @user:{} and @user:{} are different \
-                     users; the spec recommends lower case",
-                    self.raw,
-                    self.raw,
-                    self.raw.to_ascii_lowercase()
+                notes.push((
+                    "upper_case",
+                    vec![
+                        ("name", self.raw.clone()),
+                        ("lower", self.raw.to_ascii_lowercase()),
+                    ],
                 ));
             }
             if looks_like_ipv4(name) {
-                notes.push(format!(
-                    "{name:?} looks like an IPv4 address but is not a valid one (each part must be \
-                     0-255 without leading zeros), so it is looked up as a DNS name"
-                ));
+                notes.push(("looks_like_ipv4", vec![("name", name.clone())]));
             }
         }
         if self.raw.len() > RECOMMENDED_MAX_LEN {
-            notes.push(format!(
-                "the name is {} characters long; the spec recommends at most {RECOMMENDED_MAX_LEN}",
-                self.raw.len()
+            notes.push((
+                "long_name",
+                vec![
+                    ("length", self.raw.len().to_string()),
+                    ("max", RECOMMENDED_MAX_LEN.to_string()),
+                ],
             ));
         }
         notes
@@ -374,12 +375,21 @@ mod tests {
         for s in ["256.1.1.1", "01.2.3.4"] {
             let n = ok(s);
             assert_eq!(n.host(), &Host::Dns(s.into()));
-            assert!(n.advisories()[0].contains("looks like an IPv4"), "{s}");
+            assert_eq!(n.advisories()[0].0, "looks_like_ipv4", "{s}");
         }
         // Case is kept exactly (A9) and flagged.
         let n = ok("Example.COM");
         assert_eq!(n.as_str(), "Example.COM");
-        assert!(n.advisories()[0].contains("upper-case"));
+        assert_eq!(
+            n.advisories()[0],
+            (
+                "upper_case",
+                vec![
+                    ("name", "Example.COM".to_owned()),
+                    ("lower", "example.com".to_owned())
+                ]
+            )
+        );
     }
 
     #[test]
@@ -421,7 +431,8 @@ mod tests {
         assert!(
             n.advisories()
                 .iter()
-                .any(|a| a.contains("recommends at most 230"))
+                .any(|(code, args)| *code == "long_name"
+                    && args.contains(&("max", "230".to_owned())))
         );
     }
 

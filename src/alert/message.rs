@@ -52,34 +52,7 @@ pub(crate) struct Facts<'a> {
     pub public_url: Option<&'a str>,
 }
 
-/// "14 min", "2 h 5 min", "3 d 4 h".
-pub(crate) fn duration(t: &Locale, seconds: i64) -> String {
-    let minutes = (seconds.max(0) + 30) / 60;
-    let unit = |key: Key, n: i64| t.f(key, &[("n", &n.to_string())]);
-    match minutes {
-        m if m < 60 => unit(key::UNIT_MINUTES, m.max(1)),
-        m if m < 24 * 60 => {
-            let (h, m) = (m / 60, m % 60);
-            if m == 0 {
-                unit(key::UNIT_HOURS, h)
-            } else {
-                format!(
-                    "{} {}",
-                    unit(key::UNIT_HOURS, h),
-                    unit(key::UNIT_MINUTES, m)
-                )
-            }
-        }
-        m => {
-            let (d, h) = (m / (24 * 60), m % (24 * 60) / 60);
-            if h == 0 {
-                unit(key::UNIT_DAYS, d)
-            } else {
-                format!("{} {}", unit(key::UNIT_DAYS, d), unit(key::UNIT_HOURS, h))
-            }
-        }
-    }
-}
+pub(crate) use crate::i18n::duration;
 
 /// Plain text and HTML lines, joined and capped at [`MAX_LINES`] ("and N more").
 fn lines(t: &Locale, all: Vec<(String, String)>) -> (String, String) {

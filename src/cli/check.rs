@@ -259,8 +259,9 @@ fn render_discovery(out: &mut String, r: &Resolution) {
         "\nDiscovery ({})",
         numbers::ms(r.duration_ms, Places::Tenth)
     );
-    for step in crate::discovery::explain::steps(r) {
-        let _ = writeln!(out, "  {:<12} {}", step.label, step.summary);
+    for step in crate::discovery::explain::steps(r, crate::i18n::english()) {
+        let said = step.said.map(|x| format!(": {x}")).unwrap_or_default();
+        let _ = writeln!(out, "  {:<12} {}{said}", step.label, step.summary);
         for line in &step.details {
             let _ = writeln!(out, "               {line}");
         }

@@ -3,30 +3,34 @@
 //! what it gave; [`sentence`] is the chain in one plain sentence (a `locales/` key and its
 //! placeholders, so each language words it).
 
-use super::well_known::WellKnownStatus;
+use super::well_known::{WellKnownStatus, cache_words};
 use super::{Method, Resolution, SrvOutcome};
 use crate::error::ErrorKind;
-use crate::i18n::{Key, key};
+use crate::i18n::{Key, Locale, key};
 
 /// One step of the chain, as a person reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Step {
-    /// What was looked up: `well-known`, `SRV`, `DNS` or `method`.
-    pub label: &'static str,
+    /// What was looked up: `well-known`, `SRV`, `DNS` (protocol names), or the method.
+    pub label: String,
     /// What was asked and what it gave, in one line.
     pub summary: String,
+    /// What went wrong, as the lookup reported it (technical words, quoted as they are).
+    pub said: Option<String>,
     /// Further lines: redirects, the body, SRV records, the cache lifetime.
     pub details: Vec<String>,
 }
 
-/// Every lookup discovery made, in order, and what it gave.
-pub(crate) fn steps(r: &Resolution) -> Vec<Step> {
+/// Every lookup discovery made, in order, and what it gave, in `t`'s words (what servers and
+/// DNS said is quoted as it was).
+pub(crate) fn steps(r: &Resolution, t: &Locale) -> Vec<Step> {
     let mut out = Vec::new();
     let wk = &r.well_known;
     if wk.status == WellKnownStatus::Skipped {
         out.push(Step {
-            label: "well-known",
-            summary: "skipped (IP literal or explicit port: spec steps 1–2)".into(),
+            label: "well-known".into(),
+            summary: t.t(key::STEP_SKIPPED).to_owned(),
+            said: None,
             details: Vec::new(),
         });
     } else {
@@ -34,51 +38,66 @@ pub(crate) fn steps(r: &Resolution) -> Vec<Step> {
         let http = wk
             .http_status
             .map(|c| format!("HTTP {c}"))
-            .unwrap_or_else(|| "no answer".into());
-        let cached = if wk.from_cache { " (from cache)" } else { "" };
+            .unwrap_or_else(|| t.t(key::STEP_NO_ANSWER).to_owned());
+        let cached = if wk.from_cache {
+            t.t(key::STEP_FROM_CACHE)
+        } else {
+            ""
+        };
         let mut details: Vec<String> = wk
             .redirects
             .iter()
-            .map(|hop| format!("redirected to {hop}"))
+            .map(|hop| t.f(key::STEP_REDIRECTED, &[("to", hop)]))
             .collect();
         if let Some(body) = &wk.body {
-            details.push(format!("body: {body}"));
+            details.push(t.f(key::STEP_BODY, &[("body", body)]));
         }
         details.push(match wk.status {
-            WellKnownStatus::Delegated => format!("delegates to {}", r.delegated_name),
-            status => format!("{status:?}: {}", wk.problem.clone().unwrap_or_default()),
+            WellKnownStatus::Delegated => t.f(key::STEP_DELEGATES, &[("name", &r.delegated_name)]),
+            status => t.t(well_known_key(status)).to_owned(),
         });
         if let Some(c) = &wk.cache {
-            details.push(format!(
-                "cached until {} ({})",
-                crate::timestamp::format(c.expires_at),
-                c.reason
+            details.push(t.f(
+                key::STEP_CACHED_UNTIL,
+                &[
+                    ("time", &t.datetime(c.expires_at)),
+                    ("why", &cache_words(t, c.ttl_s, c.why)),
+                ],
             ));
         }
         out.push(Step {
-            label: "well-known",
+            label: "well-known".into(),
             summary: format!("{url} → {http}{cached}"),
+            said: wk
+                .problem
+                .clone()
+                .filter(|_| wk.status != WellKnownStatus::Delegated),
             details,
         });
     }
     for srv in &r.srv {
-        let mut summary = format!("{} → {}", srv.name, srv.outcome.as_str().replace('_', " "));
-        if let Some(e) = &srv.error {
-            summary.push_str(&format!(": {e}"));
-        }
-        if srv.outcome == SrvOutcome::Unavailable {
-            summary.push_str(" (target \".\": federation explicitly not offered)");
-        }
+        let outcome = match srv.outcome {
+            SrvOutcome::Found => key::STEP_SRV_FOUND,
+            SrvOutcome::NotFound => key::STEP_SRV_NOT_FOUND,
+            SrvOutcome::Failed => key::STEP_SRV_FAILED,
+            SrvOutcome::Unavailable => key::STEP_SRV_UNAVAILABLE,
+        };
         out.push(Step {
-            label: "SRV",
-            summary,
+            label: "SRV".into(),
+            summary: format!("{} → {}", srv.name, t.t(outcome)),
+            said: srv.error.clone(),
             details: srv
                 .records
                 .iter()
                 .map(|rec| {
-                    format!(
-                        "priority {} weight {} port {} target {}",
-                        rec.priority, rec.weight, rec.port, rec.target
+                    t.f(
+                        key::STEP_SRV_RECORD,
+                        &[
+                            ("priority", &rec.priority.to_string()),
+                            ("weight", &rec.weight.to_string()),
+                            ("port", &rec.port.to_string()),
+                            ("target", &rec.target),
+                        ],
                     )
                 })
                 .collect(),
@@ -90,35 +109,55 @@ pub(crate) fn steps(r: &Resolution) -> Vec<Step> {
             parts.push(format!("CNAME → {}", h.cnames.join(" → ")));
         }
         if h.addresses.is_empty() {
-            parts.push("no addresses".into());
+            parts.push(t.t(key::STEP_NO_ADDRESSES).to_owned());
         } else {
             parts.push(
                 h.addresses
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join(t.t(key::LIST_SEP)),
             );
         }
-        parts.extend(h.errors.iter().cloned());
         out.push(Step {
-            label: "DNS",
-            summary: format!("{}: {}", h.host, parts.join("; ")),
+            label: "DNS".into(),
+            summary: format!(
+                "{}{}{}",
+                h.host,
+                t.t(key::LABEL_SEP),
+                parts.join(t.t(key::CLAUSE_SEP))
+            ),
+            said: (!h.errors.is_empty()).then(|| h.errors.join("; ")),
             details: Vec::new(),
         });
     }
     if let Some(m) = r.method {
+        let delegated = r.well_known.status == WellKnownStatus::Delegated;
         out.push(Step {
-            label: "method",
-            summary: format!(
-                "{} ({})",
-                m.as_str(),
-                spec_step(m, r.well_known.status == WellKnownStatus::Delegated)
+            label: t.t(key::STEP_METHOD).to_owned(),
+            summary: t.f(
+                key::STEP_METHOD_SUMMARY,
+                &[
+                    ("method", m.as_str()),
+                    ("step", t.t(spec_step(m, delegated))),
+                ],
             ),
+            said: None,
             details: Vec::new(),
         });
     }
     out
+}
+
+/// The word for a well-known answer that is not a delegation.
+pub(crate) fn well_known_key(status: WellKnownStatus) -> Key {
+    match status {
+        WellKnownStatus::NotFound => key::WK_NOT_FOUND,
+        WellKnownStatus::Invalid => key::WK_INVALID,
+        WellKnownStatus::Error | WellKnownStatus::Delegated | WellKnownStatus::Skipped => {
+            key::WK_ERROR
+        }
+    }
 }
 
 /// The chain in one plain sentence, for each language to word.
@@ -180,17 +219,17 @@ pub(crate) fn sentence(r: &Resolution) -> Sentence {
 }
 
 /// Which spec step a method is, for a name that was or was not delegated.
-pub(crate) fn spec_step(method: Method, delegated: bool) -> &'static str {
+pub(crate) fn spec_step(method: Method, delegated: bool) -> Key {
     match (method, delegated) {
-        (Method::IpLiteral, false) => "step 1: the name is an IP literal",
-        (Method::IpLiteral, true) => "step 3.1: the delegated name is an IP literal",
-        (Method::ExplicitPort, false) => "step 2: hostname with an explicit port",
-        (Method::ExplicitPort, true) => "step 3.2: delegated hostname with an explicit port",
-        (Method::SrvMatrixFed, false) => "step 4: SRV _matrix-fed._tcp",
-        (Method::SrvMatrixFed, true) => "step 3.3: SRV _matrix-fed._tcp of the delegated name",
-        (Method::SrvMatrix, false) => "step 5: deprecated SRV _matrix._tcp",
-        (Method::SrvMatrix, true) => "step 3.4: deprecated SRV _matrix._tcp of the delegated name",
-        (Method::DefaultPort, false) => "step 6: no SRV record, port 8448",
-        (Method::DefaultPort, true) => "step 3.5: no SRV record for the delegated name, port 8448",
+        (Method::IpLiteral, false) => key::SPEC_STEP_IP,
+        (Method::IpLiteral, true) => key::SPEC_STEP_IP_DELEGATED,
+        (Method::ExplicitPort, false) => key::SPEC_STEP_PORT,
+        (Method::ExplicitPort, true) => key::SPEC_STEP_PORT_DELEGATED,
+        (Method::SrvMatrixFed, false) => key::SPEC_STEP_SRV_FED,
+        (Method::SrvMatrixFed, true) => key::SPEC_STEP_SRV_FED_DELEGATED,
+        (Method::SrvMatrix, false) => key::SPEC_STEP_SRV_LEGACY,
+        (Method::SrvMatrix, true) => key::SPEC_STEP_SRV_LEGACY_DELEGATED,
+        (Method::DefaultPort, false) => key::SPEC_STEP_DEFAULT,
+        (Method::DefaultPort, true) => key::SPEC_STEP_DEFAULT_DELEGATED,
     }
 }

@@ -112,10 +112,27 @@ pub struct Finding {
     /// The values of the translated text's placeholders.
     #[serde(skip)]
     pub args: Vec<(&'static str, String)>,
+    /// What a lookup or a server said, quoted as it was (in `message` after the text; on the
+    /// page beside it, marked as English).
+    #[serde(skip)]
+    pub said: Option<String>,
 }
 
 /// The codes of the translated findings; each has `finding_<code>` in every locale.
 pub(crate) const FINDING_CODES: &[&str] = &[
+    "upper_case",
+    "looks_like_ipv4",
+    "long_name",
+    "srv_legacy_only",
+    "srv_dot_mixed",
+    "addresses_capped",
+    "family_failed",
+    "well_known_delegated",
+    "well_known_not_found",
+    "well_known_bad_m_server",
+    "well_known_invalid",
+    "well_known_unreachable",
+    "well_known_failed",
     "trailing_dot",
     "trailing_dot_delegated",
     "srv_target_cname",
@@ -126,16 +143,6 @@ pub(crate) const FINDING_CODES: &[&str] = &[
 ];
 
 impl Finding {
-    /// A finding in English only.
-    pub fn new(severity: Severity, message: impl Into<String>) -> Finding {
-        Finding {
-            severity,
-            message: message.into(),
-            code: None,
-            args: Vec::new(),
-        }
-    }
-
     /// A translated finding: the text is `finding_<code>` of `locales/`, in English here.
     pub fn coded(
         severity: Severity,
@@ -148,7 +155,17 @@ impl Finding {
             message: Finding::render(code, &args, crate::i18n::english()),
             code: Some(code),
             args,
+            said: None,
         }
+    }
+
+    /// The finding with what a lookup or a server said, quoted as it was.
+    pub fn said(mut self, said: String) -> Finding {
+        if !said.is_empty() {
+            self.message = format!("{}: {said}", self.message);
+            self.said = Some(said);
+        }
+        self
     }
 
     /// The text of a translated finding in `locale`.
@@ -300,17 +317,21 @@ impl Resolution {
         }
     }
 
-    fn note(&mut self, severity: Severity, message: impl Into<String>) {
-        self.findings.push(Finding::new(severity, message));
+    /// Adds the finding `finding_<code>` of `locales/` with its placeholders.
+    fn note(&mut self, severity: Severity, code: &'static str, args: Vec<(&'static str, String)>) {
+        self.findings.push(Finding::coded(severity, code, args));
     }
 
-    fn note_coded(
+    /// Adds a finding and what the lookup or server said.
+    fn note_said(
         &mut self,
         severity: Severity,
         code: &'static str,
         args: Vec<(&'static str, String)>,
+        said: String,
     ) {
-        self.findings.push(Finding::coded(severity, code, args));
+        self.findings
+            .push(Finding::coded(severity, code, args).said(said));
     }
 
     /// The targets the guard allows.
@@ -388,11 +409,11 @@ impl Discovery {
             expiry: None,
             deadline: started + self.timeout,
         };
-        for note in name.advisories() {
-            r.note(Severity::Warning, note);
+        for (code, args) in name.advisories() {
+            r.note(Severity::Warning, code, args);
         }
         if let Some(args) = name.trailing_dot_args() {
-            r.note_coded(Severity::Error, "trailing_dot", args);
+            r.note(Severity::Error, "trailing_dot", args);
         }
         self.resolve_steps(name, &mut r, &mut budget).await;
         self.finish(&mut r, budget, started);
@@ -465,13 +486,11 @@ impl Discovery {
                 .as_ref()
                 .map(|c| crate::timestamp::format(c.expires_at))
                 .unwrap_or_default();
-            r.note_coded(
+            r.note_said(
                 Severity::Warning,
                 "well_known_kept",
-                vec![
-                    ("problem", failed.problem.unwrap_or_default()),
-                    ("until", until),
-                ],
+                vec![("until", until)],
+                failed.problem.unwrap_or_default(),
             );
         }
         match r.well_known.delegated.clone() {
@@ -487,7 +506,7 @@ impl Discovery {
     /// Steps 3.1–3.5: the delegated name never gets another well-known lookup.
     async fn resolve_delegated(&self, name: &ServerName, r: &mut Resolution, budget: &mut Budget) {
         if let Some(args) = name.trailing_dot_args() {
-            r.note_coded(Severity::Error, "trailing_dot_delegated", args);
+            r.note(Severity::Error, "trailing_dot_delegated", args);
         }
         match (name.host(), name.port()) {
             (Host::Ipv4(_) | Host::Ipv6(_), _) => self.ip_literal(name, r),
@@ -532,10 +551,12 @@ impl Discovery {
                         r.method = Some(Method::SrvMatrix);
                         r.note(
                             Severity::Warning,
-                            format!(
-                                "{name} is only found through the deprecated {legacy} SRV record; \
-                                 publish the same record as {fed} (Matrix v1.8, MSC4040)"
-                            ),
+                            "srv_legacy_only",
+                            vec![
+                                ("name", name.to_owned()),
+                                ("legacy", legacy.to_string()),
+                                ("fed", fed.to_string()),
+                            ],
                         );
                         records
                     }
@@ -616,7 +637,8 @@ impl Discovery {
                     if !dot.is_empty() {
                         r.note(
                             Severity::Warning,
-                            format!("{query} mixes the \"no service\" target \".\" with real targets; \".\" is ignored"),
+                            "srv_dot_mixed",
+                            vec![("query", query.to_string())],
                         );
                     }
                     lookup.outcome = SrvOutcome::Found;
@@ -624,7 +646,7 @@ impl Discovery {
                     // ones a homeserver would try first.
                     let mut ordered = srv::order(&usable, &mut *self.rng.lock().expect("rng lock"));
                     if total > MAX_SRV_RECORDS {
-                        r.note_coded(
+                        r.note(
                             Severity::Warning,
                             "srv_capped",
                             vec![
@@ -667,7 +689,7 @@ impl Discovery {
         if srv.is_some() && !lookup.cnames.is_empty() {
             // The spec: the SRV target "may not be a CNAME" (RFC 2782). Probed anyway, so the
             // report shows whether the address answers, but it is an error.
-            r.note_coded(
+            r.note(
                 Severity::Error,
                 "srv_target_cname",
                 vec![
@@ -683,10 +705,12 @@ impl Discovery {
         if lookup.total_addresses > lookup.addresses.len() {
             r.note(
                 Severity::Warning,
-                format!(
-                    "{host} has {} addresses; only the first {MAX_ADDRESSES_PER_HOST} are probed",
-                    lookup.total_addresses
-                ),
+                "addresses_capped",
+                vec![
+                    ("host", host.to_string()),
+                    ("total", lookup.total_addresses.to_string()),
+                    ("kept", MAX_ADDRESSES_PER_HOST.to_string()),
+                ],
             );
         }
         for ip in &lookup.addresses {
@@ -741,10 +765,14 @@ impl Discovery {
             for h in &r.hosts {
                 if !h.addresses.is_empty() {
                     for e in &h.errors {
-                        r.findings.push(Finding::new(
-                            Severity::Warning,
-                            format!("{}: {e} (the other address family answered)", h.host),
-                        ));
+                        r.findings.push(
+                            Finding::coded(
+                                Severity::Warning,
+                                "family_failed",
+                                vec![("host", h.host.clone())],
+                            )
+                            .said(e.clone()),
+                        );
                     }
                 }
             }
@@ -779,63 +807,43 @@ enum SrvResult {
 /// Turns the well-known outcome into findings.
 fn explain_well_known(r: &mut Resolution) {
     let wk = &r.well_known;
-    let host = r.server_name.clone();
-    let (severity, message) = match wk.status {
+    let problem = wk.problem.clone().unwrap_or_default();
+    let (severity, code, args) = match wk.status {
         WellKnownStatus::Delegated => (
             Severity::Info,
-            format!(
-                "{host} delegates federation to {} through /.well-known/matrix/server",
-                wk.m_server.clone().unwrap_or_default()
-            ),
+            "well_known_delegated",
+            vec![
+                ("name", r.server_name.clone()),
+                ("to", wk.m_server.clone().unwrap_or_default()),
+            ],
         ),
         WellKnownStatus::NotFound => (
             Severity::Info,
-            format!(
-                "{host} has no /.well-known/matrix/server (HTTP 404), so SRV records and port 8448 are used"
-            ),
+            "well_known_not_found",
+            vec![("name", r.server_name.clone())],
         ),
-        WellKnownStatus::Invalid if wk.m_server.is_some() => (
-            Severity::Error,
-            format!(
-                "the well-known's m.server is invalid ({}). The spec says to ignore it and fall \
-                 back to SRV and port 8448 (mxping does), but servers built on \
-                 gomatrixserverlib treat it as fatal and Synapse tries to use it as is",
-                wk.problem.clone().unwrap_or_default()
-            ),
-        ),
-        WellKnownStatus::Invalid => (
-            Severity::Warning,
-            format!(
-                "the well-known answer is invalid ({}), so it is ignored and SRV records and port \
-                 8448 are used",
-                wk.problem.clone().unwrap_or_default()
-            ),
-        ),
+        WellKnownStatus::Invalid if wk.m_server.is_some() => {
+            (Severity::Error, "well_known_bad_m_server", Vec::new())
+        }
+        WellKnownStatus::Invalid => (Severity::Warning, "well_known_invalid", Vec::new()),
         WellKnownStatus::Error => {
             let quiet = matches!(
                 wk.error_kind,
                 Some(ErrorKind::ConnectRefused | ErrorKind::NoAddress)
             );
-            (
-                if quiet {
-                    Severity::Info
-                } else {
-                    Severity::Warning
-                },
-                format!(
-                    "the well-known could not be fetched ({}), so SRV records and port 8448 are used{}",
-                    wk.problem.clone().unwrap_or_default(),
-                    if quiet {
-                        ""
-                    } else {
-                        "; homeservers wait for this too, which slows first contact"
-                    }
-                ),
-            )
+            if quiet {
+                (Severity::Info, "well_known_unreachable", Vec::new())
+            } else {
+                (Severity::Warning, "well_known_failed", Vec::new())
+            }
         }
         WellKnownStatus::Skipped => return,
     };
-    r.note(severity, message);
+    let said = match wk.status {
+        WellKnownStatus::Delegated | WellKnownStatus::NotFound => String::new(),
+        _ => problem,
+    };
+    r.note_said(severity, code, args, said);
 }
 
 /// The address family of an IP, as used in reports (`"ipv4"`, `"ipv6"`) and metric labels.

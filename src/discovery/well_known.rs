@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::error::{ErrorKind, ProbeError};
+use crate::i18n::{Locale, key};
 use crate::net::fetch::{Endpoint, Fetcher};
 
 use crate::server_name::{Host, ServerName};
@@ -68,8 +69,50 @@ pub struct CachePolicy {
     /// When the result expires.
     #[serde(serialize_with = "crate::timestamp::serialize")]
     pub expires_at: OffsetDateTime,
-    /// Where the lifetime came from, in words.
+    /// Where the lifetime came from, in English words (the JSON's `reason`).
     pub reason: String,
+    /// Where the lifetime came from, for each language to word ([`cache_words`]).
+    #[serde(skip)]
+    pub why: CacheWhy,
+}
+
+/// Where a cache lifetime came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheWhy {
+    /// No cache headers: the spec's default of 24 h.
+    Default,
+    /// The headers asked for more than the spec's 48 h maximum (seconds asked).
+    Capped(u64),
+    /// The headers forbid caching.
+    Forbidden,
+    /// The response's cache headers.
+    Headers,
+    /// A first failure: retried after 2 min.
+    Failure,
+    /// Failures in a row (how many): retried later each time.
+    Backoff(u32),
+    /// A failure after a valid well-known: retried soon, as homeservers do.
+    AfterValid,
+}
+
+/// Where `policy`'s lifetime came from, in `t`'s words.
+pub(crate) fn cache_words(t: &Locale, policy_ttl_s: u64, why: CacheWhy) -> String {
+    let ttl = crate::i18n::duration(t, policy_ttl_s as i64);
+    match why {
+        CacheWhy::Default => t.t(key::CACHE_DEFAULT).to_owned(),
+        CacheWhy::Capped(asked) => t.f(
+            key::CACHE_CAPPED,
+            &[("asked", &crate::i18n::duration(t, asked as i64))],
+        ),
+        CacheWhy::Forbidden => t.t(key::CACHE_FORBIDDEN).to_owned(),
+        CacheWhy::Headers => t.f(key::CACHE_HEADERS, &[("ttl", &ttl)]),
+        CacheWhy::Failure => t.f(key::CACHE_FAILURE, &[("ttl", &ttl)]),
+        CacheWhy::Backoff(n) => t.f(
+            key::CACHE_BACKOFF,
+            &[("failures", &n.to_string()), ("ttl", &ttl)],
+        ),
+        CacheWhy::AfterValid => t.f(key::CACHE_AFTER_VALID, &[("ttl", &ttl)]),
+    }
 }
 
 /// Everything the well-known lookup found, for the report.
@@ -365,52 +408,34 @@ pub(crate) fn cache_period(headers: &HeaderMap, now: SystemTime) -> Option<Durat
 
 /// The cache policy for a fetched answer (valid or not: an HTTP answer is a result too).
 fn success_cache_policy(headers: &HeaderMap, now: SystemTime) -> CachePolicy {
-    let (ttl, reason) = match cache_period(headers, now) {
-        None => (
-            DEFAULT_TTL,
-            "no cache headers: the spec's default of 24 h".to_owned(),
-        ),
-        Some(p) if p > MAX_TTL => (
-            MAX_TTL,
-            format!(
-                "headers ask for {}, capped at the spec's 48 h maximum",
-                human(p)
-            ),
-        ),
-        Some(p) if p.is_zero() => (p, "headers forbid caching".to_owned()),
-        Some(p) => (
-            p,
-            format!("from the response's cache headers ({})", human(p)),
-        ),
+    let (ttl, why) = match cache_period(headers, now) {
+        None => (DEFAULT_TTL, CacheWhy::Default),
+        Some(p) if p > MAX_TTL => (MAX_TTL, CacheWhy::Capped(p.as_secs())),
+        Some(p) if p.is_zero() => (p, CacheWhy::Forbidden),
+        Some(p) => (p, CacheWhy::Headers),
     };
-    policy(ttl, reason, now)
+    policy(ttl, why, now)
 }
 
 /// The cache policy for the `failures`-th failure in a row (1-based): 2 min, doubling, at most 1 h.
 pub(crate) fn failure_cache_policy(failures: u32, now: SystemTime) -> CachePolicy {
     let factor = 1u32 << failures.saturating_sub(1).min(10);
     let ttl = (FIRST_FAILURE_TTL * factor).min(MAX_FAILURE_TTL);
-    let reason = if failures <= 1 {
-        format!("failure: retried after {}", human(ttl))
+    let why = if failures <= 1 {
+        CacheWhy::Failure
     } else {
-        format!(
-            "{failures} failures in a row: retried after {} (backoff)",
-            human(ttl)
-        )
+        CacheWhy::Backoff(failures)
     };
-    policy(ttl, reason, now)
+    policy(ttl, why, now)
 }
 
-fn policy(ttl: Duration, reason: String, now: SystemTime) -> CachePolicy {
+fn policy(ttl: Duration, why: CacheWhy, now: SystemTime) -> CachePolicy {
     CachePolicy {
         ttl_s: ttl.as_secs(),
         expires_at: OffsetDateTime::from(now + ttl),
-        reason,
+        reason: cache_words(crate::i18n::english(), ttl.as_secs(), why),
+        why,
     }
-}
-
-fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
 /// Well-known results by host, for the spec's cache lifetimes, refreshed the way Synapse does.
@@ -516,14 +541,12 @@ impl WellKnownCache {
             (previous.map_or(0, |e| e.failures) + 1, None)
         };
         if failures > 0 {
-            let mut policy = failure_cache_policy(failures, SystemTime::now());
-            if recently_valid {
-                policy.reason = format!(
-                    "failure after a valid well-known: retried after {}, as homeservers do",
-                    human(FIRST_FAILURE_TTL)
-                );
-            }
-            report.cache = Some(policy);
+            let now = SystemTime::now();
+            report.cache = Some(if recently_valid {
+                policy(FIRST_FAILURE_TTL, CacheWhy::AfterValid, now)
+            } else {
+                failure_cache_policy(failures, now)
+            });
         }
         let ttl = Duration::from_secs(report.cache.as_ref().map_or(0, |c| c.ttl_s));
         let had_valid_until = if report.status == WellKnownStatus::Delegated {

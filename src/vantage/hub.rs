@@ -648,7 +648,7 @@ impl Hub {
             .map(|name| match state.get(name) {
                 None => format!("vantage {name}: no report yet"),
                 Some(v) => {
-                    let ago = crate::alert::message::duration(
+                    let ago = crate::i18n::duration(
                         crate::i18n::english(),
                         now - v.received_at,
                     );

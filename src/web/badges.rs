@@ -1,12 +1,14 @@
 //! SVG badges for READMEs and dashboards: `/badge/{server}/status.svg`, `uptime.svg` (30 days)
-//! and `latency.svg`. Flat, self-contained, no external fonts.
+//! and `latency.svg`, in English or the language `?lang=` names. Flat, self-contained, no
+//! external fonts.
 
 use crate::text::escape_html as escape;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::i18n::{key, status_word};
 use crate::numbers::{self, Places};
 use crate::report::Status;
 
@@ -48,14 +50,27 @@ fn svg(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// The language of a badge: only what `?lang=` names (English by default), so a badge
+/// embedded elsewhere looks the same to every reader.
+#[derive(serde::Deserialize)]
+pub(super) struct BadgeQuery {
+    lang: Option<String>,
+}
+
 pub(super) async fn badge_handler(
     State(state): State<AppState>,
     Path((name, kind)): Path<(String, String)>,
+    Query(query): Query<BadgeQuery>,
 ) -> Response {
+    let t = query
+        .lang
+        .as_deref()
+        .and_then(crate::i18n::find)
+        .unwrap_or_else(crate::i18n::english);
     let Some((config, view)) = state.board.server(&name) else {
         return svg(
             StatusCode::NOT_FOUND,
-            badge("mxping", "unknown server", UNKNOWN),
+            badge("mxping", t.t(key::BADGE_UNKNOWN_SERVER), UNKNOWN),
         );
     };
     let status = view.status();
@@ -66,38 +81,32 @@ pub(super) async fn badge_handler(
         Status::Unknown => UNKNOWN,
     };
     let body = match kind.as_str() {
-        "status.svg" => {
-            let word = match status {
-                Status::Green => "operational",
-                Status::Yellow => "degraded",
-                Status::Red => "down",
-                Status::Unknown => "not checked yet",
-            };
-            badge(&name, word, colour(status))
-        }
+        "status.svg" => badge(&name, status_word(t, status), colour(status)),
         "uptime.svg" => {
             let value = view
                 .uptime("30d")
-                .map_or("no data".to_owned(), |u| super::pages::percent(Some(u)));
+                .map_or(t.t(key::BADGE_NO_DATA).to_owned(), |u| {
+                    super::pages::percent(Some(u))
+                });
             let c = match view.uptime("30d") {
                 Some(u) if u >= 0.999 => GREEN,
                 Some(u) if u >= 0.99 => YELLOW,
                 Some(_) => RED,
                 None => UNKNOWN,
             };
-            badge("uptime 30d", &value, c)
+            badge(t.t(key::BADGE_UPTIME_30D), &value, c)
         }
         "latency.svg" => {
             let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
             match view.report.latency_ms {
                 Some(ms) => badge(
-                    "latency",
+                    t.t(key::BADGE_LATENCY),
                     &numbers::ms(ms, Places::Whole),
                     if ms < threshold { GREEN } else { YELLOW },
                 ),
                 None => badge(
-                    "latency",
-                    "unreachable",
+                    t.t(key::BADGE_LATENCY),
+                    t.t(key::BADGE_UNREACHABLE),
                     if status == Status::Unknown {
                         UNKNOWN
                     } else {
@@ -109,7 +118,7 @@ pub(super) async fn badge_handler(
         _ => {
             return svg(
                 StatusCode::NOT_FOUND,
-                badge("mxping", "no such badge", UNKNOWN),
+                badge("mxping", t.t(key::BADGE_NO_SUCH), UNKNOWN),
             );
         }
     };

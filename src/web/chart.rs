@@ -11,13 +11,23 @@ const LEFT: f64 = 64.0;
 const BOTTOM: f64 = 24.0;
 const TOP: f64 = 8.0;
 
+/// The words a chart is drawn with, in the page's language.
+pub(super) struct ChartWords<'a> {
+    /// The chart's accessible name.
+    pub label: &'a str,
+    /// Shown when there are no points.
+    pub no_data: &'a str,
+    /// A time axis tick, `n` hours before now (0: now).
+    pub hours_ago: &'a dyn Fn(i64) -> String,
+}
+
 /// An SVG line chart of `points` (Unix seconds, ms) over the 24 h ending at `now`, with a
-/// dashed line at `threshold_ms`. Only numbers go into the markup.
+/// dashed line at `threshold_ms`. Only numbers and the escaped `words` go into the markup.
 pub(super) fn latency_svg(
     points: &[(i64, f64)],
     now: i64,
     threshold_ms: f64,
-    no_data: &str,
+    words: &ChartWords<'_>,
 ) -> String {
     let start = now - 86_400;
     let max_point = points.iter().map(|p| p.1).fold(0.0, f64::max);
@@ -27,7 +37,8 @@ pub(super) fn latency_svg(
     let mut svg = String::with_capacity(4096);
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="Latency over the last 24 hours">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
+        escape(words.label)
     );
     for i in 0..=4 {
         let v = y_max * f64::from(i) / 4.0;
@@ -51,14 +62,12 @@ pub(super) fn latency_svg(
     }
     for h in [24, 18, 12, 6, 0] {
         let xx = x(now - h * 3600);
-        let label = if h == 0 {
-            "0 h".to_owned()
-        } else {
-            format!("−{h} h")
-        };
+        let label = escape(&(words.hours_ago)(h));
+        // The last tick ends at the edge, whatever its length in the reader's language.
+        let anchor = if h == 0 { "end" } else { "middle" };
         let _ = write!(
             svg,
-            r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            r#"<text x="{xx:.1}" y="{:.1}" text-anchor="{anchor}">{label}</text>"#,
             H - 6.0
         );
     }
@@ -74,7 +83,7 @@ pub(super) fn latency_svg(
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             W / 2.0,
             H / 2.0,
-            escape(no_data)
+            escape(words.no_data)
         );
     } else {
         // Gaps longer than 15 minutes (outages, no data) break the line.
@@ -216,13 +225,19 @@ mod tests {
     fn chart_breaks_lines_at_gaps_and_marks_the_threshold() {
         let now = 1_800_000_000;
         let pts = [(now - 3000, 40.0), (now - 2700, 45.0), (now - 600, 50.0)];
-        let svg = latency_svg(&pts, now, 200.0, "none");
+        let hours = |h: i64| format!("−{h} h");
+        let words = |no_data| ChartWords {
+            label: "Latency",
+            no_data,
+            hours_ago: &hours,
+        };
+        let svg = latency_svg(&pts, now, 200.0, &words("none"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         let path = svg.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(path.matches('M').count(), 2, "{path}");
         assert_eq!(path.matches('L').count(), 1);
         assert!(svg.contains(r#"class="threshold""#));
-        assert!(latency_svg(&[], now, 200.0, "no <data>").contains("no &lt;data&gt;"));
+        assert!(latency_svg(&[], now, 200.0, &words("no <data>")).contains("no &lt;data&gt;"));
     }
 }
 

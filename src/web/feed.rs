@@ -1,12 +1,14 @@
 //! An Atom feed of status changes (`/feed.atom`), newest first.
 
 use crate::text::escape_html as xml;
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::pages::{PageQuery, language, language_headers};
+use crate::i18n::{key, reason_words, status_word};
 
 fn stamp(at: i64) -> String {
     OffsetDateTime::from_unix_timestamp(at)
@@ -14,7 +16,14 @@ fn stamp(at: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(super) async fn atom(State(state): State<AppState>) -> Response {
+/// `/feed.atom`, in the language `?lang=` names or the reader negotiates (English by default).
+pub(super) async fn atom(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    let t = lang.locale;
     let config = state.board.config();
     let events = state.board.events();
     let updated = events.first().map_or_else(
@@ -26,30 +35,40 @@ pub(super) async fn atom(State(state): State<AppState>) -> Response {
     out.push_str(r#"<?xml version="1.0" encoding="utf-8"?>"#);
     out.push_str(r#"<feed xmlns="http://www.w3.org/2005/Atom">"#);
     out.push_str(&format!(
-        "<title>mxping: status changes ({vantage})</title><id>urn:mxping:{vantage}:status</id>\
+        "<title>{}</title><id>urn:mxping:{vantage}:status</id>\
          <updated>{updated}</updated><link href=\"/\"/><link rel=\"self\" href=\"/feed.atom\"/>\
-         <author><name>mxping</name></author>"
+         <author><name>mxping</name></author>",
+        xml(&t.f(key::FEED_TITLE, &[("vantage", config.web.vantage_name())]))
     ));
     for e in &events {
         let server = xml(&e.server);
         let when = stamp(e.at);
-        let reason = xml(&e
-            .reason
-            .as_ref()
-            .map_or_else(|| "back to normal".to_owned(), ToString::to_string));
+        let reason = xml(&e.reason.as_ref().map_or_else(
+            || t.t(key::FEED_BACK_TO_NORMAL).to_owned(),
+            |r| reason_words(t, r),
+        ));
+        let title = t.f(
+            key::FEED_ENTRY,
+            &[
+                ("server", &e.server),
+                ("from", status_word(t, e.from)),
+                ("to", status_word(t, e.to)),
+            ],
+        );
         out.push_str(&format!(
-            "<entry><title>{server}: {} → {}</title><id>urn:mxping:{vantage}:{server}:{}</id>\
+            "<entry><title>{}</title><id>urn:mxping:{vantage}:{server}:{}</id>\
              <updated>{when}</updated><link href=\"/server/{}\"/><content type=\"text\">{reason}</content></entry>",
-            e.from.as_str(),
-            e.to.as_str(),
+            xml(&title),
             e.at,
             url::form_urlencoded::byte_serialize(e.server.as_bytes()).collect::<String>(),
         ));
     }
     out.push_str("</feed>");
-    (
+    let mut response = (
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
         out,
     )
-        .into_response()
+        .into_response();
+    language_headers(&mut response, &lang, "Accept-Language, Cookie");
+    response
 }

@@ -28,6 +28,8 @@ use crate::vantage::hub::{Hub, RejectReason};
 const STYLE: &str = include_str!("../../static/style.css");
 /// The only script: latency measured from the visitor's browser.
 const PING_JS: &str = include_str!("../../static/ping.js");
+/// Times in the reader's time zone, on every page.
+const TIME_JS: &str = include_str!("../../static/time.js");
 
 /// The policy every response gets: no inline script, nothing from elsewhere.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; \
@@ -113,7 +115,8 @@ pub fn app(handles: Handles) -> Router {
             axum::routing::post(vantage_report),
         )
         .route("/static/style.css", get(style))
-        .route("/static/ping.js", get(ping_js))
+        .route("/static/ping.js", get(|| script(PING_JS)))
+        .route("/static/time.js", get(|| script(TIME_JS)))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
@@ -334,13 +337,13 @@ async fn style() -> Response {
         .into_response()
 }
 
-async fn ping_js() -> Response {
+async fn script(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        PING_JS,
+        body,
     )
         .into_response()
 }

@@ -62,6 +62,19 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
         values[0]
     );
     let dom = Html::parse_document(&dom);
+    // The script wrote the page's time in the reader's zone, keeping the UTC text as a tooltip.
+    let times = select(&dom, "time[datetime]");
+    assert!(!times.is_empty());
+    for time in &times {
+        assert!(time.value().attr("data-local").is_some(), "{}", time.html());
+        assert!(
+            time.value()
+                .attr("title")
+                .is_some_and(|t| t.ends_with(" UTC")),
+            "{}",
+            time.html()
+        );
+    }
     // The page's threshold between a fast and a slow answer. A loaded machine can make a
     // browser's first request (its TLS handshake) slow: the colour must follow the time
     // measured, whatever it is.
@@ -248,7 +261,11 @@ async fn screenshots_in_both_languages_at_phone_and_desktop_widths() {
             };
             let ready =
                 "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
-            for (page, path) in [("index", "/"), ("detail", "/server/example.test")] {
+            for (page, path) in [
+                ("index", "/"),
+                ("detail", "/server/example.test"),
+                ("failing", "/server/down.test"),
+            ] {
                 let url = s.url(&format!("{path}?lang={lang}"));
                 let shot = browser
                     .live_screenshot(

@@ -131,7 +131,7 @@ async fn still_healthy(s: &Serve, n: usize) {
     }
     let feed = s.text("/feed.atom").await.1;
     assert!(
-        !feed.contains("→ red") && !feed.contains("→ yellow"),
+        !feed.contains("→ down") && !feed.contains("→ degraded"),
         "no change away from green: {feed}"
     );
 }

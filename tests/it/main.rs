@@ -11,6 +11,7 @@ mod support;
 mod alerts;
 mod bad_config;
 mod browser;
+mod chinese;
 mod cli;
 mod client_api;
 mod contrib;

@@ -159,7 +159,7 @@ async fn chinese_and_english_by_header_switch_and_cookie() {
     assert_eq!(cell(example, ".description"), "一个友好的测试服务器。");
     assert_eq!(cell(example, ".badge"), "● 正常");
     let down = &select(&doc, r#"tr.server[data-server="down.test"]"#)[0];
-    assert_eq!(cell(down, ".badge"), "✖ 无法访问");
+    assert_eq!(cell(down, ".badge"), "✖ 不可用");
     assert!(
         cell(down, ".reason").contains("连接被拒绝"),
         "{}",
@@ -192,7 +192,7 @@ async fn chinese_and_english_by_header_switch_and_cookie() {
     let (_, doc) = page(&s, "/server/example.test?lang=zh", None, None).await;
     let checked = text(&select(&doc, "dl.facts dd")[2]);
     assert!(
-        checked.contains('年') && checked.contains("（UTC）"),
+        checked.contains('年') && checked.ends_with(" UTC"),
         "{checked}"
     );
 }
@@ -351,16 +351,28 @@ async fn badges_and_the_status_feed() {
     );
     let feed = String::from_utf8(feed).unwrap();
     assert!(
-        feed.contains("<title>fast.test: yellow → red</title>"),
+        feed.contains("<title>fast.test: degraded → down</title>"),
         "{feed}"
     );
     assert!(
         feed.starts_with("<?xml") && feed.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\">")
     );
-    assert!(feed.contains("<title>fast.test: green → yellow</title>"));
+    assert!(feed.contains("<title>fast.test: operational → degraded</title>"));
     assert!(
-        feed.find("yellow → red").unwrap() < feed.find("green → yellow").unwrap(),
+        feed.find("degraded → down").unwrap() < feed.find("operational → degraded").unwrap(),
         "newest first"
+    );
+    // The feed and the badges in Chinese, as the Chinese page links them.
+    let feed = s.text("/feed.atom?lang=zh").await.1;
+    assert!(
+        feed.contains("<title>fast.test：不稳定 → 不可用</title>")
+            && feed.contains("<title>mxping：状态变化（"),
+        "{feed}"
+    );
+    let badge = s.text("/badge/fast.test/status.svg?lang=zh").await.1;
+    assert!(
+        badge.contains("<title>fast.test: 不可用</title>"),
+        "{badge}"
     );
 }
 
@@ -589,7 +601,7 @@ async fn without_a_vantage_the_header_says_this_monitor() {
     let web = settled(&h).await;
     for (lang, want) in [
         ("en", "measured from this monitor"),
-        ("zh", "测量地点：本监测器"),
+        ("zh", "测量地点：本监测点"),
     ] {
         let (_, doc) = page(&web, &format!("/?lang={lang}"), None, None).await;
         assert_eq!(text(&select(&doc, ".vantage")[0]), want);
@@ -667,7 +679,7 @@ async fn long_lists_are_paged_and_searchable_without_javascript() {
     assert_eq!(rows(&found).len(), 10, "s240–s249, any case");
     let (_, none) = web.text("/?lang=zh&q=nothing-like-this").await;
     assert!(rows(&none).is_empty());
-    assert!(none.contains("没有服务器匹配这个搜索。"));
+    assert!(none.contains("没有找到匹配的服务器。"));
     // The order and filter links keep the search and start again at page 1.
     let doc = Html::parse_document(&found);
     let hrefs: Vec<String> = select(&doc, ".controls a")

@@ -287,10 +287,10 @@ async fn statuses_follow_the_design_table_with_hysteresis() {
     assert_eq!(state(s.server("flappy.test").await).0, "green");
     let feed = s.text("/feed.atom").await.1;
     for change in [
-        "flappy.test: green → yellow",
-        "flappy.test: yellow → red",
-        "flappy.test: red → yellow",
-        "flappy.test: yellow → green",
+        "flappy.test: operational → degraded",
+        "flappy.test: degraded → down",
+        "flappy.test: down → degraded",
+        "flappy.test: degraded → operational",
     ] {
         assert!(
             feed.contains(&format!("<title>{change}</title>")),
@@ -438,11 +438,11 @@ async fn pages_show_status_latency_uptime_and_the_discovery_chain() {
             .attr("content"),
         Some("5")
     );
-    // The only script is mxping's own file: no inline script.
+    // The only scripts are mxping's own files: no inline script.
     let scripts = select(&doc, "script");
-    assert_eq!(scripts.len(), 1);
-    assert_eq!(scripts[0].value().attr("src"), Some("/static/ping.js"));
-    assert!(text(&scripts[0]).is_empty());
+    let sources: Vec<_> = scripts.iter().map(|s| s.value().attr("src")).collect();
+    assert_eq!(sources, [Some("/static/time.js"), Some("/static/ping.js")]);
+    assert!(scripts.iter().all(|s| text(s).is_empty()));
     assert!(select(&doc, r#"meta[name="viewport"]"#).len() == 1);
 
     // The detail page.

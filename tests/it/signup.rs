@@ -533,9 +533,9 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
     let (_, detail) = web.text("/server/open.test?lang=en").await;
     for expected in [
         "anyone can make an account, with nothing to confirm.",
-        r#"<a href="https://open.test/rules" rel="noopener nofollow">Server rules</a>"#,
+        r#"<a href="https://open.test/rules" rel="noopener nofollow" class="said" translate="no">Server rules</a>"#,
         "GitLab",
-        "@mod:open.test (m.role.admin)",
+        "@mod:open.test (administrator)",
         "Germany (EU)",
         "en, de",
         "https://open.test/privacy",
@@ -547,6 +547,42 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
             "{expected:?} missing from the detail page"
         );
     }
+    // The Chinese pages read as Chinese; the operator's own facts, the identity provider's
+    // name and the server names are kept as written.
+    let names: std::collections::BTreeSet<String> = [
+        "open.test",
+        "token.test",
+        "closed.test",
+        "GitLab",
+        "Germany",
+        "EU",
+        "Moderated",
+        "be",
+        "kind",
+        "en",
+        "de",
+        "default",
+    ]
+    .map(str::to_owned)
+    .into();
+    let mut found = Vec::new();
+    for page in [
+        "/?lang=zh",
+        "/?lang=zh&filter=join",
+        "/server/open.test?lang=zh",
+        "/server/token.test?lang=zh",
+        "/server/closed.test?lang=zh",
+    ] {
+        let (_, body) = web.text(page).await;
+        found.extend(crate::chinese::problems(page, &body, &names));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    // The contact's role in words, in Chinese too.
+    let (_, detail) = web.text("/server/open.test?lang=zh").await;
+    assert!(
+        detail.contains("@mod:open.test（管理员）"),
+        "the role in Chinese"
+    );
     let (_, detail) = web.text("/server/token.test?lang=zh").await;
     assert!(detail.contains("注册需要服务器管理员提供的邀请码"));
     assert!(

@@ -215,7 +215,7 @@ async fn a_hub_combines_its_agents_views_into_one_verdict() {
     let reason = alert["reason_text"].as_str().unwrap();
     assert!(reason.starts_with("unreachable from eu ("), "{reason}");
     let (_, feed) = hub.text("/feed.atom").await;
-    assert!(feed.contains("b.test: green → yellow"), "{feed}");
+    assert!(feed.contains("b.test: operational → degraded"), "{feed}");
     let a = hub.server("a.test").await;
     assert_eq!(a["status"], "green", "{a}");
     assert_eq!(vantage(&a, "eu").unwrap()["status"], "green");

@@ -85,17 +85,17 @@ pub(super) fn vantage_cells(t: &Locale, v: &ServerView, skip_own: bool) -> Vec<V
             };
             let mut title = t.f(key::VANTAGE_TITLE, &[("vantage", &x.vantage)]);
             if !note.is_empty() {
-                title = format!("{title}: {note}");
+                title = format!("{title}{}{note}", t.t(key::LABEL_SEP));
             }
+            let clause = t.t(key::CLAUSE_SEP);
             if let Some(d) = &x.different_delegation {
-                title = format!("{title}; {}", t.f(key::VANTAGE_DELEGATION, &[("name", d)]));
+                let said = t.f(key::VANTAGE_DELEGATION, &[("name", d)]);
+                title = format!("{title}{clause}{said}");
             }
             if let Some(a) = &x.different_addresses {
-                let list = a.join(", ");
-                title = format!(
-                    "{title}; {}",
-                    t.f(key::VANTAGE_ADDRESSES, &[("list", &list)])
-                );
+                let list = a.join(t.t(key::LIST_SEP));
+                let said = t.f(key::VANTAGE_ADDRESSES, &[("list", &list)]);
+                title = format!("{title}{clause}{said}");
             }
             let day = match x.latency_24h_ms {
                 Some(l) => format!("{} · {}", percent(x.uptime_24h), ms(Some(l))),
@@ -190,8 +190,9 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
             let way = s.way();
             let class = if s.status.can_join() { "ok" } else { "closed" };
             let title = match &s.error {
-                Some(e) => e.message.clone(),
-                None => s.stages.join(", "),
+                // The detail page quotes the check's own words; a tooltip names the kind.
+                Some(e) => crate::i18n::kind_text(t, Some(e.kind)).to_owned(),
+                None => super::stage_words(t, &s.stages),
             };
             (class, way.symbol(), t.t(way.key()).to_owned(), title)
         }
@@ -566,10 +567,11 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
             found,
         },
         pager,
-        generated: t.f(
-            key::GENERATED,
+        // HTML: the sentence escaped, the time a <time> element.
+        generated: t.fill(
+            &crate::text::escape_html(t.t(key::GENERATED)),
             &[
-                ("time", &t.datetime(now)),
+                ("time", &super::time_html(t, now)),
                 ("seconds", &config.web.refresh.as_secs().to_string()),
             ],
         ),

@@ -7,8 +7,8 @@ use axum::response::Response;
 use crate::i18n::{self, Locale};
 
 /// The language of a request and whether to remember it in a cookie.
-pub(super) struct Lang {
-    pub(super) locale: &'static Locale,
+pub(in crate::web) struct Lang {
+    pub(in crate::web) locale: &'static Locale,
     pub(super) remember: bool,
 }
 
@@ -21,7 +21,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-pub(super) fn language(query: &super::PageQuery, headers: &HeaderMap) -> Lang {
+pub(in crate::web) fn language(query: &super::PageQuery, headers: &HeaderMap) -> Lang {
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
@@ -37,7 +37,7 @@ pub(super) fn language(query: &super::PageQuery, headers: &HeaderMap) -> Lang {
 }
 
 /// varies with, and the cookie remembering a language just chosen.
-pub(super) fn language_headers(response: &mut Response, lang: &Lang, vary: &'static str) {
+pub(in crate::web) fn language_headers(response: &mut Response, lang: &Lang, vary: &'static str) {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_LANGUAGE,

@@ -28,7 +28,7 @@ use crate::report::{Reason, Status};
 use crate::scheduler::ServerView;
 use crate::web::chart::Day;
 
-use lang::{Lang, language_headers};
+pub(super) use lang::{Lang, language, language_headers};
 
 /// Query parameters the pages understand.
 #[derive(Deserialize, Default)]
@@ -156,6 +156,34 @@ impl Base {
         }
         self
     }
+}
+
+/// The sign-up stages a server asks for, in words (a stage this list does not know is shown
+/// as its code).
+pub(super) fn stage_words(t: &Locale, stages: &[String]) -> String {
+    stages
+        .iter()
+        .map(|s| match s.as_str() {
+            "m.login.dummy" => t.t(key::STAGE_DUMMY),
+            "m.login.terms" => t.t(key::STAGE_TERMS),
+            "m.login.email.identity" => t.t(key::STAGE_EMAIL),
+            "m.login.msisdn" => t.t(key::STAGE_MSISDN),
+            "m.login.recaptcha" => t.t(key::STAGE_RECAPTCHA),
+            "m.login.registration_token" => t.t(key::STAGE_TOKEN),
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(t.t(key::LIST_SEP))
+}
+
+/// A moment as HTML: a `<time>` element with the moment in UTC (which the page's script
+/// shows in the reader's time zone), written in `t`'s way in UTC.
+pub(super) fn time_html(t: &Locale, at: OffsetDateTime) -> String {
+    format!(
+        r#"<time datetime="{}">{}</time>"#,
+        crate::timestamp::format(at),
+        crate::text::escape_html(&t.datetime(at))
+    )
 }
 
 fn html(page: &impl Template, lang: &Lang, csp: Option<String>) -> Response {

@@ -67,7 +67,7 @@ fn signup_view(t: &Locale, s: &Signup) -> SignupView {
             .named(&format!("signup_means_{}", s.status.as_str()))
             .unwrap_or_default()
             .to_owned(),
-        stages: s.stages.join(", "),
+        stages: super::stage_words(t, &s.stages),
         terms: s
             .terms
             .iter()
@@ -85,7 +85,7 @@ fn signup_view(t: &Locale, s: &Signup) -> SignupView {
             .iter()
             .map(|p| p.name.as_str())
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(t.t(key::LIST_SEP)),
         issuer: s.issuer.clone(),
         contacts: s
             .support
@@ -98,14 +98,19 @@ fn signup_view(t: &Locale, s: &Signup) -> SignupView {
                     .chain(&c.email_address)
                     .map(String::as_str)
                     .collect();
-                match c.role.as_str() {
-                    "" => who.join(", "),
-                    role => format!("{} ({role})", who.join(", ")),
-                }
+                let who = who.join(t.t(key::LIST_SEP));
+                let role = match c.role.as_str() {
+                    "" => return who,
+                    "m.role.admin" => t.t(key::ROLE_ADMIN),
+                    "m.role.security" => t.t(key::ROLE_SECURITY),
+                    // A role of the server's own naming, quoted as it wrote it.
+                    other => other,
+                };
+                t.f(key::WITH_NOTE, &[("what", &who), ("note", role)])
             })
             .collect(),
         support_page: s.support.as_ref().and_then(|x| x.page.clone()),
-        checked_at: t.datetime(s.checked_at),
+        checked_at: super::time_html(t, s.checked_at),
         error: s
             .error
             .as_ref()
@@ -162,13 +167,28 @@ struct ServerPage {
 
 /// Why the last round failed.
 struct ErrorView {
+    /// The kind in words.
+    words: String,
+    /// The kind's code.
     kind: &'static str,
+    /// What the probe reported, quoted as it is.
     message: String,
+}
+
+/// An uptime window ("24h", "7d") in words: "24 h", "7 天".
+fn window_words(t: &Locale, window: &str) -> String {
+    let (n, unit) = window.split_at(window.len().saturating_sub(1));
+    let key = match unit {
+        "h" => key::UNIT_HOURS,
+        "d" => key::UNIT_DAYS,
+        _ => return window.to_owned(),
+    };
+    t.f(key, &[("n", n)])
 }
 
 /// Uptime over one window.
 struct UptimeCell {
-    window: &'static str,
+    window: String,
     value: String,
 }
 
@@ -183,7 +203,11 @@ struct TargetRow {
 /// A finding in the reader's language.
 struct FindingRow {
     severity: &'static str,
+    /// The severity in words.
+    word: String,
     text: String,
+    /// What a lookup or the server said, quoted as it was.
+    said: String,
 }
 
 struct AddressRow {
@@ -191,6 +215,8 @@ struct AddressRow {
     family: &'static str,
     class: &'static str,
     result: String,
+    /// What the probe reported, quoted as it is.
+    said: String,
     connect: String,
     tls: String,
     tls_facts: String,
@@ -248,21 +274,23 @@ pub(in crate::web) async fn server(
         explanation = explain(t, d);
         let wk = &d.well_known;
         if wk.status != WellKnownStatus::Skipped {
-            let answer = match (&wk.body, &wk.problem) {
-                (Some(body), _) if wk.status == WellKnownStatus::Delegated => body.clone(),
-                (_, Some(p)) => p.clone(),
-                _ => "–".to_owned(),
+            // The body as served, or what the answer was in words (the steps quote the
+            // problem as the fetch reported it).
+            let answer = match &wk.body {
+                Some(body) if wk.status == WellKnownStatus::Delegated => body.clone(),
+                _ => t.t(explain::well_known_key(wk.status)).to_owned(),
             };
             well_known = t.f(
                 key::EXPLAIN_WELL_KNOWN,
                 &[("name", &d.server_name), ("answer", &answer)],
             );
         }
-        discovery = explain::steps(d);
+        discovery = explain::steps(d, t);
         if let Some(e) = &d.error {
             discovery.push(explain::Step {
-                label: "error",
-                summary: format!("{}: {}", e.kind, e.message),
+                label: t.t(key::STEP_ERROR).to_owned(),
+                summary: crate::i18n::kind_text(t, Some(e.kind)).to_owned(),
+                said: Some(e.message.clone()),
                 details: Vec::new(),
             });
         }
@@ -278,13 +306,16 @@ pub(in crate::web) async fn server(
             });
         }
         for f in d.findings.iter().chain(&r.findings) {
+            let (severity, word) = match f.severity {
+                Severity::Info => ("info", key::SEVERITY_INFO),
+                Severity::Warning => ("warning", key::SEVERITY_WARNING),
+                Severity::Error => ("error", key::SEVERITY_ERROR),
+            };
             findings.push(FindingRow {
-                severity: match f.severity {
-                    Severity::Info => "info",
-                    Severity::Warning => "warning",
-                    Severity::Error => "error",
-                },
+                severity,
+                word: t.t(word).to_owned(),
                 text: f.text(t),
+                said: f.said.clone().unwrap_or_default(),
             });
         }
     }
@@ -299,9 +330,14 @@ pub(in crate::web) async fn server(
                 address: a.address.to_string(),
                 family: a.ip_family.name(),
                 class: if a.ok { "ok" } else { "failing" },
+                said: a
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
                 result: match &a.error {
                     None => t.t(key::OK).to_owned(),
-                    Some(e) => format!("{}: {}", kind_text(t, Some(e.kind)), e.message),
+                    Some(e) => kind_text(t, Some(e.kind)).to_owned(),
                 },
                 connect: ms(a.phases_ms.connect),
                 tls: ms(a.phases_ms.tls),
@@ -341,15 +377,12 @@ pub(in crate::web) async fn server(
                             ],
                         );
                         let valid = tls.is_some_and(|x| x.certificate_valid);
-                        format!(
-                            "{}; {expires}{}",
-                            c.names_for_display(),
-                            if valid {
-                                String::new()
-                            } else {
-                                format!("; {}", t.t(key::CERT_INVALID))
-                            }
-                        )
+                        let clause = t.t(key::CLAUSE_SEP);
+                        let mut said = format!("{}{clause}{expires}", c.names_for_display());
+                        if !valid {
+                            said = format!("{said}{clause}{}", t.t(key::CERT_INVALID));
+                        }
+                        said
                     })
                     .unwrap_or_else(|| "–".to_owned()),
                 uptime: percent(
@@ -364,13 +397,16 @@ pub(in crate::web) async fn server(
     let client = r.client.as_ref().map(|c| {
         let base = c.base_url.clone().unwrap_or_else(|| "–".to_owned());
         let base = match c.discovery {
-            ClientDiscovery::Ignore => format!("{base} ({})", t.t(key::CLIENT_NO_WELL_KNOWN)),
+            ClientDiscovery::Ignore => t.f(
+                key::WITH_NOTE,
+                &[("what", &base), ("note", t.t(key::CLIENT_NO_WELL_KNOWN))],
+            ),
             _ => base,
         };
         ClientView {
             base_url: base,
             latency: ms(c.latency_ms),
-            versions: c.versions.join(", "),
+            versions: c.versions.join(t.t(key::LIST_SEP)),
             error: c.error.clone().unwrap_or_default(),
             redirects: c.redirects.clone(),
             identity_server: c.identity_server.as_ref().map(|is| {
@@ -379,7 +415,7 @@ pub(in crate::web) async fn server(
                 } else {
                     t.t(key::CLIENT_IDENTITY_FAILING)
                 };
-                format!("{} ({state})", is.base_url)
+                t.f(key::WITH_NOTE, &[("what", &is.base_url), ("note", state)])
             }),
         }
     });
@@ -394,7 +430,7 @@ pub(in crate::web) async fn server(
                 .unwrap_or_default();
             RecentRow {
                 time: OffsetDateTime::from_unix_timestamp(s.at)
-                    .map(|x| t.datetime(x))
+                    .map(|x| super::time_html(t, x))
                     .unwrap_or_default(),
                 result: match (s.up, s.all_ok) {
                     (_, true) => t.t(key::OK).to_owned(),
@@ -431,12 +467,13 @@ pub(in crate::web) async fn server(
             .as_ref()
             .map(|s| format!("{} {}", s.name, s.version))
             .unwrap_or_else(|| "–".to_owned()),
-        checked_at: r
-            .checked_at
-            .map(|x| t.datetime(x))
-            .unwrap_or_else(|| t.t(key::NEVER).to_owned()),
+        checked_at: r.checked_at.map_or_else(
+            || crate::text::escape_html(t.t(key::NEVER)),
+            |x| super::time_html(t, x),
+        ),
         client_url: v.client_url.clone(),
         error: r.error.as_ref().map(|e| ErrorView {
+            words: kind_text(t, Some(e.kind)).to_owned(),
             kind: e.kind.as_str(),
             message: e.message.clone(),
         }),
@@ -444,7 +481,7 @@ pub(in crate::web) async fn server(
             .uptime
             .iter()
             .map(|(w, u)| UptimeCell {
-                window: w,
+                window: window_words(t, w),
                 value: percent(*u),
             })
             .collect(),
@@ -453,7 +490,14 @@ pub(in crate::web) async fn server(
             &v.chart(now.unix_timestamp()),
             now.unix_timestamp(),
             threshold,
-            t.t(key::DISCOVERY_NONE),
+            &chart::ChartWords {
+                label: t.t(key::LATENCY_CHART),
+                no_data: t.t(key::CHART_NO_DATA),
+                hours_ago: &|h| match h {
+                    0 => t.t(key::HOURS_NOW).to_owned(),
+                    h => t.f(key::HOURS_AGO, &[("n", &h.to_string())]),
+                },
+            },
         ),
         chart_caption: t.f(
             key::CHART_CAPTION,
@@ -469,7 +513,7 @@ pub(in crate::web) async fn server(
         signup: v.signup.as_deref().map(|s| signup_view(t, s)),
         facts: FactsView {
             jurisdiction: v.facts.jurisdiction.clone(),
-            languages: v.facts.languages.join(", "),
+            languages: v.facts.languages.join(t.t(key::LIST_SEP)),
             rules_url: v.facts.rules_url.clone(),
             privacy_url: v.facts.privacy_url.clone(),
             note: v.facts.note.clone(),
