@@ -302,14 +302,14 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
         } => t.f(
             key::REASON_VANTAGES,
             &[
-                ("vantages", &unreachable_from.join(", ")),
+                ("vantages", &unreachable_from.join(t.t(key::LIST_SEP))),
                 ("reached", &reached.to_string()),
                 ("of", &of.to_string()),
             ],
         ),
         Reason::DegradedFrom { vantages } => t.f(
             key::REASON_DEGRADED_FROM,
-            &[("vantages", &vantages.join(", "))],
+            &[("vantages", &vantages.join(t.t(key::LIST_SEP)))],
         ),
     }
 }
@@ -317,6 +317,30 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let t = english();
+        assert_eq!(duration(t, 14 * 60 + 10), "14 min");
+        assert_eq!(duration(t, 5), "1 min");
+        assert_eq!(duration(t, 2 * 3600 + 5 * 60), "2 h 5 min");
+        assert_eq!(duration(t, 3 * 3600), "3 h");
+        assert_eq!(duration(t, 3 * 86_400 + 4 * 3600), "3 d 4 h");
+        let zh = find("zh").unwrap();
+        assert_eq!(duration(zh, 14 * 60), "14 分钟");
+    }
+
+    /// A list of places in a reason is written as each language writes lists.
+    #[test]
+    fn vantages_in_a_reason_are_listed_the_language_s_way() {
+        let r = Reason::Vantages {
+            unreachable_from: vec!["北京".into(), "上海".into()],
+            reached: 1,
+            of: 3,
+        };
+        assert!(reason_words(find("zh").unwrap(), &r).starts_with("从 北京、上海 连不上"));
+        assert!(reason_words(english(), &r).starts_with("unreachable from 北京, 上海 ("));
+    }
 
     /// The words the glossary at the top of `locales/zh.toml` rejects (after "不用："), each
     /// with the line that rejects it.

@@ -6,8 +6,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::outbox::{Change, Kind, Member, NewMessage, Open};
-use crate::i18n::Locale;
 use crate::i18n::{Key, key};
+use crate::i18n::{Locale, duration};
 use crate::report::Status;
 use crate::text::escape_html;
 
@@ -51,8 +51,6 @@ pub(crate) struct Facts<'a> {
     /// `[web] public_url`, for the detail page's link.
     pub public_url: Option<&'a str>,
 }
-
-pub(crate) use crate::i18n::duration;
 
 /// Plain text and HTML lines, joined and capped at [`MAX_LINES`] ("and N more").
 fn lines(t: &Locale, all: Vec<(String, String)>) -> (String, String) {
@@ -353,18 +351,6 @@ mod tests {
         assert_eq!(decide(Some(Red), Yellow, &all), Decision::Change);
         // Recoveries not wanted: the alert closes silently.
         assert_eq!(decide(Some(Red), Green, &[Red]), Decision::Close);
-    }
-
-    #[test]
-    fn durations_read_as_people_write_them() {
-        let t = crate::i18n::english();
-        assert_eq!(duration(t, 14 * 60 + 10), "14 min");
-        assert_eq!(duration(t, 5), "1 min");
-        assert_eq!(duration(t, 2 * 3600 + 5 * 60), "2 h 5 min");
-        assert_eq!(duration(t, 3 * 3600), "3 h");
-        assert_eq!(duration(t, 3 * 86_400 + 4 * 3600), "3 d 4 h");
-        let zh = crate::i18n::find("zh").unwrap();
-        assert_eq!(duration(zh, 14 * 60), "14 分钟");
     }
 
     fn member(server: &str, status: Status, resolved_at: Option<i64>) -> Member {
