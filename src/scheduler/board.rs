@@ -221,9 +221,10 @@ impl Board {
     }
 
     /// On a hub's board, combines each server's own view with the vantages' reports to `hub`
-    /// into the view shown, at `now` (Unix seconds): every server with `all`, else only those whose own view changed
-    /// (a round); a cell whose shown view would not change keeps it. Run by the hub's task,
-    /// and by a report's handler before it answers: a read never computes a verdict.
+    /// into the view shown, at `now` (Unix seconds): every server with `all`, else only those
+    /// whose own view changed (a round); a cell whose shown view would not change keeps it.
+    /// Run by the hub's task, and by a report's handler before it answers: a read never
+    /// computes a verdict.
     pub fn apply_verdicts(&self, hub: &Hub, now: i64, all: bool) {
         if !self.combined {
             return;
@@ -262,8 +263,7 @@ impl Board {
         if changed {
             // A new generation, and the hub's task wakes to record changed verdicts (its
             // own pass then finds every server combined already).
-            self.generation.fetch_add(1, Ordering::Release);
-            self.changed.notify_one();
+            self.bump();
         }
     }
 

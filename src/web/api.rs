@@ -85,9 +85,9 @@ pub(super) async fn servers(
         other => other,
     };
     let sort = match query.sort.as_deref() {
-        None | Some("") => Sort::Config,
+        None | Some("") => None,
         Some(word) => match Sort::parse(word) {
-            Some(sort) => sort,
+            Some(sort) => Some(sort),
             None => {
                 return bad_request(format!(
                     "sort={word:?} is not an order; use status, latency or name"

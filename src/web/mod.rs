@@ -69,17 +69,22 @@ pub struct Handles {
     pub hub: Option<Arc<Hub>>,
 }
 
-/// Shared state of the handlers: the handles, and the built status pages.
+/// Shared state of the handlers: the handles (read through it), and the built status pages.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    board: Arc<Board>,
-    metrics: Arc<Metrics>,
-    alerts: Option<Arc<AlertHealth>>,
-    hub: Option<Arc<Hub>>,
+    handles: Handles,
     pages: Arc<cache::PageCache>,
 }
 
-impl AppState {
+impl std::ops::Deref for AppState {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.handles
+    }
+}
+
+impl Handles {
     /// Every alert channel and its state, by label (empty without alerts).
     fn alert_channels(&self) -> Vec<(String, ChannelState)> {
         self.alerts
@@ -91,12 +96,6 @@ impl AppState {
 
 /// The router over `handles` (the monitor's, or a board a test fills by hand).
 pub fn app(handles: Handles) -> Router {
-    let Handles {
-        board,
-        metrics,
-        alerts,
-        hub,
-    } = handles;
     Router::new()
         .route("/", get(pages::index))
         .route("/server/{name}", get(pages::server))
@@ -121,10 +120,7 @@ pub fn app(handles: Handles) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(AppState {
-            board,
-            metrics,
-            alerts,
-            hub,
+            handles,
             pages: Arc::default(),
         })
 }

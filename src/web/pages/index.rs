@@ -248,11 +248,8 @@ pub(in crate::web) const PAGE_ROWS: usize = 100;
 const MAX_SEARCH: usize = 100;
 
 /// An order of the servers, chosen with `sort=` (none: the config's order).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::web) enum Sort {
-    /// The config's order.
-    #[default]
-    Config,
     /// Red first, then yellow, unknown, green.
     Status,
     /// Fastest first; servers without a latency last.
@@ -265,10 +262,9 @@ impl Sort {
     /// The orders a visitor can choose, as the page lists them.
     const CHOSEN: [Sort; 3] = [Sort::Status, Sort::Latency, Sort::Name];
 
-    /// The word in a `sort=` parameter (empty for the config's order).
+    /// The word in a `sort=` parameter.
     pub(in crate::web) fn as_str(self) -> &'static str {
         match self {
-            Sort::Config => "",
             Sort::Status => "status",
             Sort::Latency => "latency",
             Sort::Name => "name",
@@ -282,7 +278,7 @@ impl Sort {
 
     fn label(self) -> Key {
         match self {
-            Sort::Config | Sort::Status => key::SORT_STATUS,
+            Sort::Status => key::SORT_STATUS,
             Sort::Latency => key::SORT_LATENCY,
             Sort::Name => key::SORT_NAME,
         }
@@ -333,7 +329,8 @@ impl Filter {
 /// What one view of the status page shows: order, filter, search and page.
 #[derive(Clone)]
 struct View {
-    sort: Sort,
+    /// None: the config's order.
+    sort: Option<Sort>,
     filter: Filter,
     q: String,
     page: usize,
@@ -344,11 +341,7 @@ impl View {
     /// an error page).
     fn from(query: &PageQuery) -> View {
         View {
-            sort: query
-                .sort
-                .as_deref()
-                .and_then(Sort::parse)
-                .unwrap_or_default(),
+            sort: query.sort.as_deref().and_then(Sort::parse),
             filter: Filter::ALL
                 .into_iter()
                 .find(|f| Some(f.as_str()) == query.filter.as_deref())
@@ -371,9 +364,9 @@ impl View {
     }
 
     /// The page's own address in language `code`, at page `page`.
-    fn link(&self, code: &str, sort: Sort, filter: Filter, page: usize) -> String {
+    fn link(&self, code: &str, sort: Option<Sort>, filter: Filter, page: usize) -> String {
         let mut parts = vec![format!("lang={code}")];
-        if sort != Sort::Config {
+        if let Some(sort) = sort {
             parts.push(format!("sort={}", sort.as_str()));
         }
         if filter != Filter::All {
@@ -389,10 +382,11 @@ impl View {
     }
 }
 
-/// The servers `view` selects, in its order: filtered, searched (name or title, any case).
+/// The servers `view` selects, in its order (none: the config's): filtered, searched (name or
+/// title, any case).
 pub(in crate::web) fn select<'a>(
     servers: &'a [std::sync::Arc<ServerView>],
-    sort: Sort,
+    sort: Option<Sort>,
     keep: impl Fn(&ServerView) -> bool,
     q: &str,
 ) -> Vec<&'a std::sync::Arc<ServerView>> {
@@ -402,13 +396,13 @@ pub(in crate::web) fn select<'a>(
         .filter(|v| keep(v) && matches(v, &q))
         .collect();
     match sort {
-        Sort::Status => chosen.sort_by_key(|v| status_rank(v.status())),
-        Sort::Latency => chosen.sort_by(|a, b| {
+        Some(Sort::Status) => chosen.sort_by_key(|v| status_rank(v.status())),
+        Some(Sort::Latency) => chosen.sort_by(|a, b| {
             let key = |v: &ServerView| v.report.latency_ms.unwrap_or(f64::INFINITY);
             key(a).total_cmp(&key(b))
         }),
-        Sort::Name => chosen.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
-        Sort::Config => {}
+        Some(Sort::Name) => chosen.sort_by(|a, b| a.report.name.cmp(&b.report.name)),
+        None => {}
     }
     chosen
 }
@@ -429,7 +423,7 @@ pub(in crate::web) async fn index(
     let key = format!(
         "{}|{}|{}|{}|{}",
         locale.code,
-        view.sort.as_str(),
+        view.sort.map_or("", Sort::as_str),
         view.filter.as_str(),
         view.page,
         view.q
@@ -480,7 +474,7 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let (sort, filter) = (view.sort, view.filter);
     let base =
-        Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_alerts(state);
+        Base::new(config, t, &|code| view.link(code, sort, filter, view.page)).with_health(state);
     let chosen = select(&snap.servers, sort, |v| filter.keeps(v), &view.q);
     let pages = chosen.len().div_ceil(PAGE_ROWS).max(1);
     let page = view.page.min(pages);
@@ -511,8 +505,8 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
         .into_iter()
         .map(|choice| Choice {
             label: t.t(choice.label()).to_owned(),
-            href: view.link(&t.code, choice, filter, 1),
-            current: sort == choice,
+            href: view.link(&t.code, Some(choice), filter, 1),
+            current: sort == Some(choice),
         })
         .collect();
     let filters = Filter::ALL
@@ -562,7 +556,7 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
         search: Search {
             q: view.q.clone(),
             lang: t.code.clone(),
-            sort: sort.as_str().to_owned(),
+            sort: sort.map_or("", Sort::as_str).to_owned(),
             filter: filter.as_str().to_owned(),
             found,
         },

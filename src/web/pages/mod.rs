@@ -124,7 +124,7 @@ impl Base {
     /// Notes in the footer that alerts are failing, when they are: how many channels, not
     /// why (rooms and homeservers are the operator's business; `/healthz` and the log say).
     /// Also notes what the monitor is short of (descriptors, buffers, memory) while it is.
-    fn with_alerts(mut self, state: &crate::web::AppState) -> Base {
+    fn with_health(mut self, state: &crate::web::AppState) -> Base {
         let t = i18n::find(&self.lang).unwrap_or_else(i18n::english);
         let short: Vec<&str> = state
             .metrics

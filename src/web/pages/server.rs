@@ -261,7 +261,7 @@ pub(in crate::web) async fn server(
         return not_found_page(&state.board.config(), &lang, message);
     };
     let base =
-        Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name))).with_alerts(&state);
+        Base::new(&config, t, &|code| format!("{}?lang={code}", href(&name))).with_health(&state);
     let now = OffsetDateTime::now_utc();
     let threshold = config.monitor.green_below.as_secs_f64() * 1000.0;
     let r = &v.report;
