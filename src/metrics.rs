@@ -26,7 +26,8 @@ use smallvec::SmallVec;
 use crate::history::WINDOWS;
 use crate::probe::Software;
 use crate::probe::signup::SignupStatus;
-use crate::report::{Round, Status};
+use crate::report::Round;
+use crate::status::Status;
 use crate::text;
 
 /// Buckets of `mxping_phase_duration_seconds`.

@@ -12,7 +12,7 @@ use crate::discovery::{Finding, Resolution, Severity};
 use crate::error::ProbeError;
 use crate::probe::client_api::ClientReport;
 use crate::probe::{AddressReport, Software};
-pub(crate) use crate::status::{Reason, Status, reason_text};
+use crate::status::{Reason, Status, reason_text};
 
 /// One completed round: discovery plus a report per target.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ impl Round {
 
     /// What the monitor ran out of in this round, if anything: the round's troubles are its
     /// own, counted and shown apart from the server's.
-    pub fn monitor_trouble(&self) -> Option<crate::net::trouble::Trouble> {
+    pub fn monitor_trouble(&self) -> Option<crate::error::Trouble> {
         self.resolution
             .error
             .as_ref()

@@ -30,8 +30,11 @@ pub struct Services {
 
 impl Services {
     /// Builds the services for `config`.
-    pub fn new(config: &Config) -> Result<Services, net::tls::RootsError> {
-        let roots = net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
+    pub fn new(config: &Config) -> Result<Services, crate::config::roots::RootsError> {
+        let roots = crate::config::roots::load_roots(
+            config.tls.roots,
+            config.tls.extra_ca_file.as_deref(),
+        )?;
         let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
         let guard = NetGuard::new(config.network.allow.clone());
         // One guarded, verifying client for every request that is not a probe.
@@ -105,8 +108,9 @@ impl Services {
 /// settings: the client for alert endpoints, public lists marked trusted and an agent's hub.
 pub(crate) fn trusted_fetcher(
     config: &Config,
-) -> Result<net::fetch::Fetcher, net::tls::RootsError> {
-    let roots = net::tls::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
+) -> Result<net::fetch::Fetcher, crate::config::roots::RootsError> {
+    let roots =
+        crate::config::roots::load_roots(config.tls.roots, config.tls.extra_ca_file.as_deref())?;
     let dns = Dns::new(&config.dns.nameservers, config.dns.timeout);
     Ok(net::fetch::Fetcher::trusted(dns, roots))
 }

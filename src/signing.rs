@@ -201,3 +201,51 @@ pub(crate) fn parse_authorization(header: &str) -> Option<(String, String, Vec<u
     }
     Some((name?, key?, sig?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Verifier;
+
+    #[test]
+    fn keys_round_trip_through_the_synapse_file_format_and_sign() {
+        let key = Key::generate();
+        let file = key.to_file();
+        assert!(
+            file.starts_with("ed25519 a_") && file.ends_with('\n'),
+            "{file}"
+        );
+        assert_eq!(file.split_whitespace().count(), 3);
+        let again = Key::parse(&file).unwrap();
+        assert_eq!(
+            (again.id.as_str(), again.public()),
+            (key.id.as_str(), key.public())
+        );
+        let header = key.authorization("asia", b"body");
+        let (name, id, sig) = parse_authorization(&header).unwrap();
+        assert_eq!((name.as_str(), id.as_str()), ("asia", key.id.as_str()));
+        let public = parse_public_key(&key.public()).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(&sig).unwrap();
+        assert!(public.verify(b"body", &sig).is_ok());
+        assert!(public.verify(b"other", &sig).is_err());
+    }
+
+    #[test]
+    fn a_synapse_signing_key_file_is_read() {
+        // A key file Synapse generated, and the public key Synapse's own library
+        // (signedjson) gives for it.
+        let key =
+            Key::parse("ed25519 a_RuDk JtXOg+md21rlNPG7D1H4ngwe05Fg1uZTHl+mlNInFAI\n").unwrap();
+        assert_eq!(key.id, "ed25519:a_RuDk");
+        assert_eq!(key.public(), "BgmJc/3d2sA6R9cB27/VhgPZ6v6cDEzN3xO7kF8Z9SI");
+        for bad in [
+            "",
+            "rsa a_x AAAA",
+            "ed25519 a_x",
+            "ed25519 a_x !!!",
+            "ed25519 a_x AAAA",
+        ] {
+            assert!(Key::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -3,7 +3,6 @@
 //! the parsers they fuzz. Not a stable interface; users of the crate have `cli`, `config`,
 //! `Services` and `web`.
 
-pub use crate::discovery::dns::SrvRecord;
 pub use crate::discovery::srv::order as srv_order;
 pub use crate::discovery::well_known::{WellKnownStatus, judge_answer};
 pub use crate::discovery::{IpFamily, Method, Resolution, Severity, SrvOutcome, Target};
@@ -15,6 +14,7 @@ pub use crate::history::{
 };
 pub use crate::i18n::find as locale;
 pub use crate::metrics::Metrics;
+pub use crate::net::dns::SrvRecord;
 pub use crate::probe::client_api::Discovery as ClientDiscovery;
 pub use crate::probe::keys::{canonical_json, check_keys};
 pub use crate::probe::signup::{Signup, SignupStatus};

@@ -22,7 +22,7 @@ use rusqlite::Transaction;
 
 use super::message::{Decision, Facts, decide};
 use super::outbox::{self, Batch, Change, Kind, Member, NewMessage, Open, new_txn_id};
-use crate::report::Status;
+use crate::status::Status;
 
 /// How one channel groups and words its changes.
 pub(crate) struct Rules<'a> {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::outbox::{Change, Kind, Member, NewMessage, Open};
 use crate::i18n::{Key, key};
 use crate::i18n::{Locale, duration};
-use crate::report::Status;
+use crate::status::Status;
 use crate::text::escape_html;
 
 /// Most servers named in one message; the rest are counted ("and 12 more").

@@ -231,7 +231,7 @@ pub enum AlertsError {
     Outbox(#[from] TablesError),
     /// The trust store the channels use cannot be loaded.
     #[error("the alert channels cannot load their trusted roots: {0}")]
-    Roots(#[from] crate::net::tls::RootsError),
+    Roots(#[from] crate::config::roots::RootsError),
     /// The thread that queues messages cannot start.
     #[error("cannot start the alert thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -1012,7 +1012,7 @@ impl Channel {
     }
 }
 
-pub(crate) use crate::config::read_webhook_secret;
+use crate::config::read_webhook_secret;
 
 /// The Standard Webhooks signature header value: `v1,` and the base64 HMAC-SHA256 of
 /// `{id}.{timestamp}.{body}` with `key`.

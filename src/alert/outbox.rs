@@ -23,7 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::history::store::TablesError;
-use crate::report::Status;
+use crate::status::Status;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alert_outbox (

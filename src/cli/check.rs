@@ -13,7 +13,8 @@ use crate::net::tls::days_until;
 use crate::numbers::{self, Places};
 use crate::probe::AddressReport;
 use crate::probe::signup::Signup;
-use crate::report::{Round, ServerReport, Status};
+use crate::report::{Round, ServerReport};
+use crate::status::Status;
 
 /// What `check --json` prints: the `Server` shape plus the verdict.
 #[derive(Serialize)]

@@ -9,8 +9,6 @@
 //! guard. Nothing here branches on being tested: tests aim it at a loopback DNS server and
 //! HTTPS servers through the same constructor arguments a user sets in the config.
 
-/// The resolver discovery asks (it lives with the network code, which also needs it).
-pub(crate) use crate::net::dns;
 pub(crate) mod explain;
 pub(crate) mod srv;
 pub(crate) mod well_known;
@@ -591,7 +589,8 @@ impl Discovery {
             error: None,
         };
         let answer = tokio::time::timeout_at(budget.deadline, self.dns.srv(query)).await;
-        let answer = answer.unwrap_or_else(|_| dns::failed_without_answer(too_slow(self.timeout)));
+        let answer = answer
+            .unwrap_or_else(|_| crate::net::dns::failed_without_answer(too_slow(self.timeout)));
         let result = match answer {
             Answer::NotFound => SrvResult::None,
             Answer::Unable(trouble, why) => {

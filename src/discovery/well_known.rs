@@ -143,7 +143,7 @@ pub struct WellKnownReport {
     /// The fetch failed for the monitor's own lack of a resource (no socket, no memory):
     /// it says nothing about the server, and is neither cached nor followed by SRV steps.
     #[serde(rename = "monitor_trouble", skip_serializing_if = "Option::is_none")]
-    pub trouble: Option<crate::net::trouble::Trouble>,
+    pub trouble: Option<crate::error::Trouble>,
     /// The parsed delegation, when `status` is `delegated`.
     #[serde(skip)]
     pub delegated: Option<ServerName>,

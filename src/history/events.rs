@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::report::{Reason, Status};
+use crate::status::{Reason, Status};
 
 /// A status change, for the feed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -16,7 +16,7 @@ pub struct Event {
     /// The status after.
     pub to: Status,
     /// Why, in words.
-    #[serde(serialize_with = "crate::report::reason_text")]
+    #[serde(serialize_with = "crate::status::reason_text")]
     pub reason: Option<Reason>,
 }
 

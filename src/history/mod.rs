@@ -32,7 +32,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::ErrorKind;
-use crate::report::{Reason, Round, Status};
+use crate::report::Round;
+use crate::status::{Reason, Status};
 use sketch::Sketch;
 
 /// Compact samples kept per server and per address.

@@ -36,7 +36,7 @@ use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::sketch::Sketch;
 use crate::history::{BucketRow, Delta, OpenRows, Restored, Sample, SketchRow, StatusState};
 use crate::probe::Software;
-use crate::report::Status;
+use crate::status::Status;
 
 /// The store's file name inside `data_dir`.
 pub(crate) const FILE_NAME: &str = "mxping.sqlite3";
@@ -1389,9 +1389,9 @@ mod tests {
         let store = Store::open(dir.path(), Duration::from_secs(3600), RETENTION).unwrap();
         let red = StatusState {
             status: Some(Status::Red),
-            reason: Some(crate::report::Reason::Down {
+            reason: Some(crate::status::Reason::Down {
                 failed: 3,
-                cause: Box::new(crate::report::Reason::Failed {
+                cause: Box::new(crate::status::Reason::Failed {
                     kind: Some(ErrorKind::Timeout),
                     message: "x".into(),
                 }),

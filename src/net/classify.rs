@@ -43,7 +43,7 @@ pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
 /// Classifies an io error from a TCP connect to `addr`.
 pub(crate) fn connect_error(err: &io::Error, addr: &SocketAddr) -> ProbeError {
     let shown = addr.to_string();
-    if let Some(trouble) = crate::net::trouble::Trouble::of_io(err) {
+    if let Some(trouble) = crate::error::Trouble::of_io(err) {
         return ProbeError::monitor_trouble(
             ErrorKind::Connect,
             trouble,

@@ -27,7 +27,7 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::net::trouble::Trouble;
+use crate::error::Trouble;
 
 /// At most this many addresses per host are kept; a larger answer is capped and reported.
 pub(crate) const MAX_ADDRESSES_PER_HOST: usize = 16;

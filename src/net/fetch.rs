@@ -451,7 +451,7 @@ impl Fetcher {
 pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
     let to = Endpoint::from_url(&parsed)?;
-    let roots = crate::net::tls::load_roots(crate::net::tls::Roots::Webpki, None)
+    let roots = crate::config::roots::load_roots(crate::config::roots::Roots::Webpki, None)
         .map_err(|e| e.to_string())?;
     let fetcher = Fetcher::trusted(Dns::new(&[], timeout), roots);
     match tokio::time::timeout(timeout, fetcher.get(&to, 64 * 1024)).await {

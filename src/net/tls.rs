@@ -32,8 +32,6 @@ pub fn install_default_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub(crate) use crate::config::roots::{Roots, RootsError, load_roots};
-
 /// A client configuration that verifies certificates normally (for the well-known fetch).
 pub(crate) fn verifying_config(roots: Arc<RootCertStore>) -> ClientConfig {
     let mut config = ClientConfig::builder_with_provider(provider())

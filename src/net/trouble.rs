@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
-pub(crate) use crate::error::Trouble;
+use crate::error::Trouble;
 
 /// How long a trouble is shown after it was last seen.
 pub(crate) const SHOWN_FOR: Duration = Duration::from_secs(300);

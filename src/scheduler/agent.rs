@@ -18,7 +18,8 @@ use tracing::{info, warn};
 use super::Board;
 use crate::config::Config;
 use crate::net::fetch::Endpoint;
-use crate::vantage::{Key, REPORT_PATH, Report, Seen, addresses};
+use crate::signing::Key;
+use crate::vantage::{REPORT_PATH, Report, Seen, addresses};
 
 /// Reports kept while the hub is unreachable (two hours at the default 30 s interval).
 pub(crate) const MAX_BACKLOG: usize = 240;

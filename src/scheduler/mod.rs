@@ -28,11 +28,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::Services;
 use crate::alert::Alerts;
+use crate::config::roots::RootsError;
 use crate::config::{Config, Facts, ServerConfig};
 use crate::discovery::Resolution;
 use crate::history::events::{Event, MAX_EVENTS};
 use crate::history::store::{RoundRecord, Saved, Store, StoreError, StoreReader};
-use crate::net::tls::RootsError;
 use crate::vantage::hub::Hub;
 
 /// Why the monitor could not start, or a reload could not be applied.
@@ -52,8 +52,9 @@ use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
 use crate::metrics::Metrics;
 use crate::probe::Software;
 use crate::probe::signup::Signup;
-use crate::report::{Reason, Round, ServerReport, Status};
+use crate::report::{Round, ServerReport};
 use crate::server_name::ServerName;
+use crate::status::{Reason, Status};
 pub(crate) use board::{Board, Cell};
 
 /// What the web layer shows for one server: the contract's `Server` object plus history.

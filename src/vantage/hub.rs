@@ -18,14 +18,15 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::store::{HubStore, Kept};
-use super::{MAX_SKEW_S, Report, Seen, parse_authorization};
+use super::{MAX_SKEW_S, Report, Seen};
+use crate::signing::{parse_authorization, parse_public_key};
 
 /// The shortest probe interval a report may state, seconds.
 pub(crate) const MIN_INTERVAL_S: u64 = 1;
 /// The longest probe interval a report may state, seconds (staleness is three of them).
 pub(crate) const MAX_INTERVAL_S: u64 = 3600;
 use crate::history::store::TablesError;
-use crate::report::{Reason, Status};
+use crate::status::{Reason, Status};
 
 /// Why a report was refused: its metric label and HTTP status, written once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -356,9 +357,7 @@ impl Hub {
             config
                 .vantages
                 .iter()
-                .filter_map(|v| {
-                    Some((v.name.clone(), super::parse_public_key(&v.public_key).ok()?))
-                })
+                .filter_map(|v| Some((v.name.clone(), parse_public_key(&v.public_key).ok()?)))
                 .collect(),
             HubStore::open(store)?,
         ))
@@ -773,7 +772,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vantage::Key;
+    use crate::signing::Key;
 
     fn report(name: &str, sent_at_ms: i64, servers: &[(&str, Status, bool)]) -> Vec<u8> {
         serde_json::to_vec(&Report {
@@ -818,14 +817,8 @@ mod tests {
     fn only_signed_fresh_new_reports_of_known_vantages_count() {
         let (asia, eu, stranger) = (Key::generate(), Key::generate(), Key::generate());
         let hub = Hub::new(BTreeMap::from([
-            (
-                "asia".to_owned(),
-                super::super::parse_public_key(&asia.public()).unwrap(),
-            ),
-            (
-                "eu".to_owned(),
-                super::super::parse_public_key(&eu.public()).unwrap(),
-            ),
+            ("asia".to_owned(), parse_public_key(&asia.public()).unwrap()),
+            ("eu".to_owned(), parse_public_key(&eu.public()).unwrap()),
         ]));
         let now = 1_800_000_000_000;
         let body = report(
@@ -889,7 +882,7 @@ mod tests {
         let key = Key::generate();
         let hub = Hub::new(BTreeMap::from([(
             "asia".to_owned(),
-            super::super::parse_public_key(&key.public()).unwrap(),
+            parse_public_key(&key.public()).unwrap(),
         )]));
         let t0 = 1_800_000_000i64;
         let at = |s: i64| crate::timestamp::format(OffsetDateTime::from_unix_timestamp(s).unwrap());
@@ -948,7 +941,7 @@ mod tests {
         let key = Key::generate();
         let hub = Hub::new(BTreeMap::from([(
             "asia".to_owned(),
-            super::super::parse_public_key(&key.public()).unwrap(),
+            parse_public_key(&key.public()).unwrap(),
         )]));
         let now = 1_800_000_000i64;
         let body = serde_json::to_vec(&Report {
@@ -1004,12 +997,7 @@ mod tests {
             names
                 .iter()
                 .zip(&keys)
-                .map(|(n, k)| {
-                    (
-                        n.to_string(),
-                        super::super::parse_public_key(&k.public()).unwrap(),
-                    )
-                })
+                .map(|(n, k)| (n.to_string(), parse_public_key(&k.public()).unwrap()))
                 .collect(),
         );
         let now_s = 1_800_000_000;
@@ -1079,12 +1067,7 @@ mod tests {
             names
                 .iter()
                 .zip(&keys)
-                .map(|(n, k)| {
-                    (
-                        (*n).to_owned(),
-                        super::super::parse_public_key(&k.public()).unwrap(),
-                    )
-                })
+                .map(|(n, k)| ((*n).to_owned(), parse_public_key(&k.public()).unwrap()))
                 .collect(),
         );
         (hub, keys)
@@ -1243,12 +1226,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mxping.sqlite3");
         let key = Key::generate();
-        let trusted = || {
-            BTreeMap::from([(
-                "asia".to_owned(),
-                super::super::parse_public_key(&key.public()).unwrap(),
-            )])
-        };
+        let trusted =
+            || BTreeMap::from([("asia".to_owned(), parse_public_key(&key.public()).unwrap())]);
         let now = 1_800_000_000i64;
         let body = report("asia", now * 1000, &[("x.test", Status::Green, true)]);
         let auth = key.authorization("asia", &body);

@@ -21,7 +21,6 @@ pub const REPORT_PATH: &str = "/api/v1/vantage/report";
 pub(crate) const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 /// How far a report's send time may be from the hub's clock.
 pub(crate) const MAX_SKEW_S: i64 = 300;
-pub(crate) use crate::signing::{Key, parse_authorization, parse_public_key};
 
 /// The addresses a round probed, sorted (what vantages compare).
 pub(crate) fn addresses(r: &crate::report::ServerReport) -> Vec<String> {
@@ -36,7 +35,7 @@ pub(crate) struct Seen {
     /// The server name.
     pub server: String,
     /// The vantage's own status for it (with its hysteresis).
-    pub status: crate::report::Status,
+    pub status: crate::status::Status,
     /// Whether an address answered in the last round (an address that failed while another
     /// answered still counts the server as reached).
     pub up: bool,
@@ -86,52 +85,4 @@ pub(crate) struct Report {
     pub interval_s: u64,
     /// Every server it probes.
     pub servers: Vec<Seen>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ed25519_dalek::Verifier;
-
-    #[test]
-    fn keys_round_trip_through_the_synapse_file_format_and_sign() {
-        let key = Key::generate();
-        let file = key.to_file();
-        assert!(
-            file.starts_with("ed25519 a_") && file.ends_with('\n'),
-            "{file}"
-        );
-        assert_eq!(file.split_whitespace().count(), 3);
-        let again = Key::parse(&file).unwrap();
-        assert_eq!(
-            (again.id.as_str(), again.public()),
-            (key.id.as_str(), key.public())
-        );
-        let header = key.authorization("asia", b"body");
-        let (name, id, sig) = parse_authorization(&header).unwrap();
-        assert_eq!((name.as_str(), id.as_str()), ("asia", key.id.as_str()));
-        let public = parse_public_key(&key.public()).unwrap();
-        let sig = ed25519_dalek::Signature::from_slice(&sig).unwrap();
-        assert!(public.verify(b"body", &sig).is_ok());
-        assert!(public.verify(b"other", &sig).is_err());
-    }
-
-    #[test]
-    fn a_synapse_signing_key_file_is_read() {
-        // A key file Synapse generated, and the public key Synapse's own library
-        // (signedjson) gives for it.
-        let key =
-            Key::parse("ed25519 a_RuDk JtXOg+md21rlNPG7D1H4ngwe05Fg1uZTHl+mlNInFAI\n").unwrap();
-        assert_eq!(key.id, "ed25519:a_RuDk");
-        assert_eq!(key.public(), "BgmJc/3d2sA6R9cB27/VhgPZ6v6cDEzN3xO7kF8Z9SI");
-        for bad in [
-            "",
-            "rsa a_x AAAA",
-            "ed25519 a_x",
-            "ed25519 a_x !!!",
-            "ed25519 a_x AAAA",
-        ] {
-            assert!(Key::parse(bad).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::pages::Sort;
-use crate::report::Status;
 use crate::scheduler::ServerView;
+use crate::status::Status;
 
 #[derive(Serialize)]
 struct Summary {

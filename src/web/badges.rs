@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::i18n::{key, status_word};
 use crate::numbers::{self, Places};
-use crate::report::Status;
+use crate::status::Status;
 
 const GREY: &str = "#555";
 const GREEN: &str = "#1a7f37";

@@ -48,7 +48,8 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::WebConfig;
-use crate::net::trouble::{Trouble, Troubles};
+use crate::error::Trouble;
+use crate::net::trouble::Troubles;
 
 /// Reports an agent may have in flight at once on a hub (each is verified on a blocking thread).
 pub const REPORTS_IN_FLIGHT: usize = 8;

@@ -13,8 +13,8 @@ pub(super) use index::{Sort, index, select};
 pub(super) use not_found::not_found;
 pub(super) use server::server;
 
+use crate::error::Trouble;
 use crate::i18n::key;
-use crate::net::trouble::Trouble;
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::i18n::{self, Locale};
 use crate::numbers::{self, Places};
-use crate::report::{Reason, Status};
 use crate::scheduler::ServerView;
+use crate::status::{Reason, Status};
 use crate::web::chart::Day;
 
 pub(super) use lang::{Lang, language, language_headers};
