@@ -68,10 +68,13 @@ pub(crate) fn steps(r: &Resolution, t: &Locale) -> Vec<Step> {
         out.push(Step {
             label: "well-known".into(),
             summary: format!("{url} → {http}{cached}"),
-            said: wk
-                .problem
-                .clone()
-                .filter(|_| wk.status != WellKnownStatus::Delegated),
+            // A 404 says all there is in the details' words; other failures are quoted.
+            said: wk.problem.clone().filter(|_| {
+                !matches!(
+                    wk.status,
+                    WellKnownStatus::Delegated | WellKnownStatus::NotFound
+                )
+            }),
             details,
         });
     }

@@ -289,7 +289,7 @@ pub(in crate::web) async fn server(
         if let Some(e) = &d.error {
             discovery.push(explain::Step {
                 label: t.t(key::STEP_ERROR).to_owned(),
-                summary: crate::i18n::kind_text(t, Some(e.kind)).to_owned(),
+                summary: kind_text(t, Some(e.kind)).to_owned(),
                 said: Some(e.message.clone()),
                 details: Vec::new(),
             });
