@@ -42,6 +42,8 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
             ("fast.test", &servers[2]),
             ("down.test", &servers[3]),
         ]),
+        // A reader eight hours east of UTC, with no daylight saving time.
+        time_zone: Some("Asia/Shanghai".into()),
         ..Browser::default()
     };
     let ready =
@@ -73,6 +75,17 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
                 .is_some_and(|t| t.ends_with(" UTC")),
             "{}",
             time.html()
+        );
+        let at = time::OffsetDateTime::parse(
+            time.value().attr("datetime").unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let local = at.to_offset(time::macros::offset!(+8));
+        let text = time.text().collect::<String>();
+        assert!(
+            text.contains(&format!("{:02}:{:02}", local.hour(), local.minute())),
+            "{text} is {at} in Shanghai"
         );
     }
     // The page's threshold between a fast and a slow answer. A loaded machine can make a

@@ -35,6 +35,8 @@ pub struct Browser {
     pub size: Option<(u32, u32)>,
     /// Accept-Language.
     pub lang: Option<String>,
+    /// The reader's time zone (an IANA name), for pages loaded live.
+    pub time_zone: Option<String>,
 }
 
 impl Browser {
@@ -176,6 +178,13 @@ impl Browser {
             serde_json::json!({"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600}),
         )
         .await;
+        if let Some(zone) = &self.time_zone {
+            cdp.call(
+                "Emulation.setTimezoneOverride",
+                serde_json::json!({"timezoneId": zone}),
+            )
+            .await;
+        }
         if self.no_script {
             cdp.call(
                 "Emulation.setScriptExecutionDisabled",
