@@ -22,11 +22,13 @@
       if (!ok) { cls = 'red'; word = setting('unavailable'); }
       else if (ms < green) { cls = 'green'; word = setting('fast'); }
       else { cls = 'yellow'; word = setting('slow'); }
-      var mark = { green: '\uD83D\uDFE2', yellow: '\uD83D\uDFE1', red: '\uD83D\uDD34' }[cls];
-      // The page's rule for latencies: whole milliseconds, "< 1 ms" below one. A failed ping
-      // shows a cross (a word would not fit in both languages); the tooltip and the accessible
-      // name say it in words.
-      slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark + ' \u2715';
+      // The status badges' shapes (a circle, a triangle, a cross), so colour is not the only
+      // sign; all three are in every system font (no colour-emoji font needed). The page's rule
+      // for latencies: whole milliseconds, "< 1 ms" below one. A failed ping shows the cross
+      // alone (a word would not fit in both languages); the tooltip and the accessible name say
+      // it in words.
+      var mark = { green: '\u25CF', yellow: '\u25B2', red: '\u00D7' }[cls];
+      slot.textContent = ok ? mark + ' ' + (ms < 1 ? '< 1' : Math.round(ms)) + ' ms' : mark;
       slot.setAttribute('aria-label', ok ? slot.textContent + ' (' + word + ')' : word);
       slot.className = 'p ' + cls;
       slot.setAttribute('data-ms', ok ? String(ms) : '');

@@ -184,14 +184,19 @@ pub enum Way {
 }
 
 impl Way {
-    /// The sign shown beside the word.
+    /// The sign shown beside the word: a character system fonts have (DejaVu, Segoe UI
+    /// Symbol, Apple Symbols, Noto Sans Symbols), never an emoji, which a machine without a
+    /// colour-emoji font shows as an empty box.
     pub fn symbol(self) -> &'static str {
         match self {
             Way::Open => "✓",
             Way::Email | Way::Phone => "✉",
-            Way::Captcha => "🧩",
-            Way::Invite => "🎟",
-            Way::Website => "🌐",
+            // "I am not a robot": the box a person ticks.
+            Way::Captcha => "☑",
+            // A code to type.
+            Way::Invite => "⌨",
+            // Elsewhere: the issuer's or provider's page.
+            Way::Website => "↗",
             Way::Closed => "✖",
             Way::Unknown => "?",
         }

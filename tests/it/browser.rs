@@ -144,12 +144,7 @@ async fn browser_pings_run_against_each_servers_resolved_address() {
     // A failed ping is a cross, which fits in every language; the words are in the tooltip
     // and the accessible name.
     for p in down {
-        assert_eq!(
-            p.text().collect::<String>(),
-            "\u{1F534} \u{2715}",
-            "{}",
-            p.html()
-        );
+        assert_eq!(p.text().collect::<String>(), "\u{D7}", "{}", p.html());
         assert_eq!(p.value().attr("title"), Some("unavailable"));
         assert_eq!(p.value().attr("aria-label"), Some("unavailable"));
     }
@@ -293,4 +288,93 @@ async fn screenshots_in_both_languages_at_phone_and_desktop_widths() {
         }
     });
     futures_util::future::join_all(shots).await;
+}
+
+/// The server list as a person sees it at one window width (see the script's comment).
+const IN_VIEW: &str = include_str!("in_view.js");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fact_is_in_view_without_sideways_scrolling_at_every_width() {
+    let (h, servers, _fast) = setup().await;
+    // Rows that try to break the layout: a long name and title, long descriptions in both
+    // languages, an English-only one, and rows with none (nothing resolves for them, so they
+    // are red with a reason to show).
+    let long = "a-homeserver-whose-name-is-long-enough-to-wrap-in-its-cell.example.test";
+    let mut config = std::fs::read_to_string(h.dir.path().join("servers.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[[server]]\nname = \"{long}\"\ntitle = \"A community homeserver with a rather long title for a row\"\n\
+         description.en = \"{}\"\ndescription.zh = \"{}\"\n",
+        "A homeserver for a large community of writers, translators and readers, run by volunteers since 2019, with rooms in many languages and a code of conduct. ".repeat(2),
+        "一个由志愿者自二零一九年起运营的家服务器，面向写作者、译者和读者组成的大型社区，有多种语言的聊天室和行为准则。".repeat(2),
+    ));
+    config.push_str(
+        "\n[[server]]\nname = \"english-only.test\"\ndescription.en = \"Only described in English, shown on the Chinese page too.\"\n",
+    );
+    for i in 0..8 {
+        config.push_str(&format!("\n[[server]]\nname = \"plain{i}.test\"\n"));
+    }
+    std::fs::write(h.dir.path().join("servers.toml"), config).unwrap();
+    let s = Serve::start(&h.dir.path().join("servers.toml")).await;
+    wait_states(&s).await;
+    s.wait_for(
+        std::time::Duration::from_secs(15),
+        "the added servers checked",
+        || async {
+            for name in [long, "english-only.test", "plain7.test"] {
+                if s.server(name).await["status"] == "unknown" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    let browser = Browser {
+        hosts: hosts(&[
+            ("matrix.example.test", &servers[1]),
+            ("fast.test", &servers[2]),
+            ("down.test", &servers[3]),
+        ]),
+        ..Browser::default()
+    };
+    let ready =
+        "document.querySelectorAll('.browser[data-url]:not([data-state=done])').length === 0";
+    // Desktop widths, the range between phone and desktop, and a phone.
+    let widths = [
+        (1920, 1080),
+        (1440, 900),
+        (1280, 800),
+        (1024, 768),
+        (800, 1000),
+        (640, 1000),
+        (390, 844),
+    ];
+    for lang in ["en", "zh"] {
+        let values = browser
+            .at_widths(
+                &s.url(&format!("/?lang={lang}")),
+                ready,
+                std::time::Duration::from_secs(20),
+                &widths,
+                IN_VIEW,
+                |w| format!("widths-{lang}-{w}.png"),
+            )
+            .await;
+        for ((w, _), v) in widths.iter().zip(&values) {
+            assert_eq!(v["width"], *w, "{lang} at {w}: {v}");
+            assert_eq!(v["rows"], 13, "{lang} at {w}: {v}");
+            assert!(
+                v["scrollWidth"].as_u64().unwrap() <= u64::from(*w),
+                "{lang} at {w}: the page scrolls sideways: {v}"
+            );
+            assert_eq!(v["out"], json!([]), "{lang} at {w}: outside the window");
+            assert_eq!(v["cut"], json!([]), "{lang} at {w}: wider than its cell");
+            assert_eq!(v["signup"], json!([]), "{lang} at {w}: sign-up not in view");
+            assert_eq!(
+                v["emoji"],
+                json!([]),
+                "{lang} at {w}: needs a colour-emoji font"
+            );
+        }
+    }
 }

@@ -271,7 +271,7 @@ async fn sorting_filtering_history_and_the_browser_ping_cell() {
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     // Client API column.
     let client = example
-        .select(&Selector::parse("td.clientapi.ok").unwrap())
+        .select(&Selector::parse(".clientapi.ok").unwrap())
         .next()
         .unwrap();
     assert!(text(&client).starts_with("working ("), "{}", text(&client));

@@ -94,7 +94,7 @@ async fn server_supplied_strings_are_escaped_on_the_page_and_capped_in_labels() 
         (s.server("evil.test").await["status"] == "green").then_some(())
     })
     .await;
-    for (page, cell) in [("/", "td.software"), ("/server/evil.test", "#software")] {
+    for (page, cell) in [("/", ".software"), ("/server/evil.test", "#software")] {
         let (_, body) = s.text(page).await;
         let doc = Html::parse_document(&body);
         let scripts: Vec<_> = doc.select(&Selector::parse("script").unwrap()).collect();

@@ -516,14 +516,14 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
     assert_eq!(
         cells(&body),
         [
-            ("closed.test".to_owned(), "🌐 on the website".to_owned()),
-            ("token.test".to_owned(), "🎟 invite code".to_owned()),
+            ("closed.test".to_owned(), "↗ on the website".to_owned()),
+            ("token.test".to_owned(), "⌨ invite code".to_owned()),
             ("open.test".to_owned(), "✓ open".to_owned()),
         ],
         "closed.test has SSO on /login, so accounts are made by signing in there"
     );
     let (_, body) = web.text("/?lang=zh").await;
-    assert_eq!(cells(&body)[1].1, "🎟 需邀请码");
+    assert_eq!(cells(&body)[1].1, "⌨ 需邀请码");
     assert!(body.contains("现在可以注册的服务器"));
     let (_, body) = web.text("/?lang=en&filter=join").await;
     let joinable: Vec<String> = cells(&body).into_iter().map(|(n, _)| n).collect();

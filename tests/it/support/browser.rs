@@ -150,20 +150,49 @@ impl Browser {
         path
     }
 
-    async fn live(
+    /// Opens `url` once and, at each of `widths` (the window resized, the page not
+    /// reloaded), evaluates `expression` and saves a screenshot named by `shot`. Returns the
+    /// values in the order of `widths`.
+    pub async fn at_widths(
         &self,
         url: &str,
         ready: &str,
         limit: Duration,
-        screenshot: Option<&Path>,
-        expressions: &[&str],
-    ) -> (String, Vec<serde_json::Value>) {
+        widths: &[(u32, u32)],
+        expression: &str,
+        shot: impl Fn(u32) -> String,
+    ) -> Vec<serde_json::Value> {
+        let (_child, mut cdp, _profile) = self.open(url, ready, limit).await;
+        let mut values = Vec::new();
+        for &(w, h) in widths {
+            cdp.call(
+                "Emulation.setDeviceMetricsOverride",
+                serde_json::json!({"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600}),
+            )
+            .await;
+            // Two frames, so the new layout is done before it is measured.
+            let frames = "new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))";
+            cdp.evaluate(frames).await;
+            values.push(cdp.evaluate(expression).await);
+            cdp.screenshot(&screenshot_dir().join(shot(w))).await;
+        }
+        values
+    }
+
+    /// Chromium with `url` loaded and `ready` true (or `limit` passed); the profile directory
+    /// lives as long as the returned value.
+    async fn open(
+        &self,
+        url: &str,
+        ready: &str,
+        limit: Duration,
+    ) -> (tokio::process::Child, Cdp, tempfile::TempDir) {
         let profile = tempfile::tempdir().unwrap();
         let mut args = self.args(profile.path());
         args.retain(|a| a != "--blink-settings=scriptEnabled=false");
         args.push("--remote-debugging-port=0".into());
         args.push("about:blank".into());
-        let _child = tokio::process::Command::new(binary())
+        let child = tokio::process::Command::new(binary())
             .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -199,40 +228,30 @@ impl Browser {
         if !self.no_script {
             let until = tokio::time::Instant::now() + limit;
             while tokio::time::Instant::now() < until {
-                let r = cdp
-                    .call(
-                        "Runtime.evaluate",
-                        serde_json::json!({"expression": ready, "returnByValue": true}),
-                    )
-                    .await;
-                if r["result"]["value"] == serde_json::Value::Bool(true) {
+                if cdp.evaluate(ready).await == serde_json::Value::Bool(true) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        (child, cdp, profile)
+    }
+
+    async fn live(
+        &self,
+        url: &str,
+        ready: &str,
+        limit: Duration,
+        screenshot: Option<&Path>,
+        expressions: &[&str],
+    ) -> (String, Vec<serde_json::Value>) {
+        let (_child, mut cdp, _profile) = self.open(url, ready, limit).await;
         if let Some(path) = screenshot {
-            use base64::Engine as _;
-            let shot = cdp
-                .call(
-                    "Page.captureScreenshot",
-                    serde_json::json!({"format": "png"}),
-                )
-                .await;
-            let png = base64::engine::general_purpose::STANDARD
-                .decode(shot["data"].as_str().unwrap())
-                .unwrap();
-            std::fs::write(path, png).unwrap();
+            cdp.screenshot(path).await;
         }
         let mut values = Vec::new();
         for e in expressions {
-            let r = cdp
-                .call(
-                    "Runtime.evaluate",
-                    serde_json::json!({"expression": e, "returnByValue": true, "awaitPromise": true}),
-                )
-                .await;
-            values.push(r["result"]["value"].clone());
+            values.push(cdp.evaluate(e).await);
         }
         let doc = cdp
             .call("DOM.getDocument", serde_json::json!({"depth": -1}))
@@ -328,6 +347,32 @@ impl Cdp {
             }
         }
         panic!("the DevTools connection closed during {method}");
+    }
+
+    /// The value of a JavaScript expression, promises awaited.
+    async fn evaluate(&mut self, expression: &str) -> serde_json::Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    /// A PNG of the viewport, saved at `path`.
+    async fn screenshot(&mut self, path: &Path) {
+        use base64::Engine as _;
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
     }
 
     async fn wait_event(&mut self, method: &str, limit: Duration) {
