@@ -25,6 +25,7 @@ use smallvec::SmallVec;
 
 use crate::history::WINDOWS;
 use crate::probe::Software;
+use crate::probe::apps::{Check, Clients, LoginWay};
 use crate::probe::signup::SignupStatus;
 use crate::report::Round;
 use crate::status::Status;
@@ -79,7 +80,18 @@ struct ServerSeries {
     uptime: [Option<f64>; WINDOWS.len()],
     /// The last sign-up check's verdict.
     signup: Option<SignupStatus>,
+    /// By [`CLIENT_FEATURES`] index: measured present (1) or absent (0).
+    features: [Option<bool>; CLIENT_FEATURES.len()],
 }
+
+/// The `feature` label values of `mxping_client_feature`, at most five series per server.
+const CLIENT_FEATURES: [&str; 5] = [
+    "sliding_sync",
+    "cors_well_known",
+    "cors_client_api",
+    "authenticated_media",
+    "next_generation_auth",
+];
 
 impl ServerSeries {
     fn new(status: Status) -> Self {
@@ -92,6 +104,7 @@ impl ServerSeries {
             info: InfoLines::default(),
             uptime: [None; WINDOWS.len()],
             signup: None,
+            features: [None; CLIENT_FEATURES.len()],
         }
     }
 
@@ -482,9 +495,27 @@ impl Metrics {
         self.with_server(server, |s| s.signup = Some(status));
     }
 
-    /// Removes a server's sign-up series (its checks were turned off).
+    /// Records what the apps need that a server has (`mxping_client_feature`); a feature
+    /// not measured has no series.
+    pub fn set_clients(&self, server: &str, c: &Clients) {
+        let features = [
+            c.sliding_sync,
+            c.cors.well_known,
+            c.cors.client_api,
+            c.authenticated_media,
+            c.passes(Check::ClientApi)
+                .filter(|ok| *ok)
+                .map(|_| c.login.contains(&LoginWay::Oauth)),
+        ];
+        self.with_server(server, |s| s.features = features);
+    }
+
+    /// Removes a server's sign-up and app series (its checks were turned off).
     pub fn clear_signup(&self, server: &str) {
-        self.with_server(server, |s| s.signup = None);
+        self.with_server(server, |s| {
+            s.signup = None;
+            s.features = [None; CLIENT_FEATURES.len()];
+        });
     }
 
     /// Removes every series of a server that left the config.
@@ -637,7 +668,12 @@ impl std::fmt::Display for Value {
 }
 
 /// The per-server families in the order they are written: (name, type, help).
-const FAMILIES: [(&str, &str, &str); 10] = [
+const FAMILIES: [(&str, &str, &str); 11] = [
+    (
+        "mxping_client_feature",
+        "gauge",
+        "What apps need from the server, as the last sign-up check measured it without an account: 1 present, 0 absent (sliding_sync, cors_well_known, cors_client_api, authenticated_media, next_generation_auth); no series when not measured.",
+    ),
     (
         "mxping_discovery_info",
         "gauge",
@@ -691,16 +727,17 @@ const FAMILIES: [(&str, &str, &str); 10] = [
 ];
 
 /// Indexes into [`FAMILIES`].
-const DISCOVERY: usize = 0;
-const LATENCY: usize = 1;
-const PHASE: usize = 2;
-const PROBES: usize = 3;
-const SERVER_INFO: usize = 4;
-const SIGNUP: usize = 5;
-const STATUS: usize = 6;
-const CERT_EXPIRY: usize = 7;
-const UP: usize = 8;
-const UPTIME: usize = 9;
+const CLIENT_FEATURE: usize = 0;
+const DISCOVERY: usize = 1;
+const LATENCY: usize = 2;
+const PHASE: usize = 3;
+const PROBES: usize = 4;
+const SERVER_INFO: usize = 5;
+const SIGNUP: usize = 6;
+const STATUS: usize = 7;
+const CERT_EXPIRY: usize = 8;
+const UP: usize = 9;
+const UPTIME: usize = 10;
 
 /// Appends every per-server family to `parts`: each its HELP and TYPE lines, then its
 /// samples; a family without samples is left out entirely, as the `prometheus` crate does.
@@ -731,6 +768,17 @@ fn write_servers(
     for (name, s) in servers {
         let name: &str = name;
         let [discovery, server_info, certs] = s.info.families();
+        for (feature, on) in CLIENT_FEATURES.iter().zip(s.features) {
+            if let Some(on) = on {
+                let out = &mut bodies[CLIENT_FEATURE];
+                push_all(
+                    out,
+                    &["mxping_client_feature{server=\"", name, "\",feature=\""],
+                );
+                push_all(out, &[feature, "\"} "]);
+                push_int(out, u64::from(on));
+            }
+        }
         bodies[DISCOVERY].push_str(discovery);
         if let Some(v) = s.latency_s {
             let out = &mut bodies[LATENCY];
@@ -998,6 +1046,8 @@ mod tests {
             let starts = InfoLines::write(&mut scratch, "b.test", values);
             s.info.update(&scratch, starts);
             s.signup = Some(SignupStatus::Open);
+            s.features[0] = Some(true);
+            s.features[3] = Some(false);
             s.observe(0, 0.01);
         });
         let text = m.render();
@@ -1032,6 +1082,18 @@ mod tests {
             &text,
             r#"mxping_signup_info{server="b.test",status="open"} 1"#
         ));
+        assert!(has_line(
+            &text,
+            r#"mxping_client_feature{server="b.test",feature="sliding_sync"} 1"#
+        ));
+        assert!(has_line(
+            &text,
+            r#"mxping_client_feature{server="b.test",feature="authenticated_media"} 0"#
+        ));
+        assert!(
+            !text.contains(r#"feature="cors_well_known""#),
+            "not measured, no series"
+        );
         // Servers in name order within a family; a removed server leaves nothing behind.
         let at = |server: &str| {
             text.find(&format!("mxping_status{{server=\"{server}\""))

@@ -163,6 +163,7 @@ pub(crate) fn parse_list(body: &[u8], max_servers: usize) -> Result<Vec<ServerCo
                 jurisdiction: s("staff_jur", 60),
                 languages,
                 rules_url: url("rules"),
+                homepage: url("website"),
                 privacy_url: url("privacy"),
                 note: None,
             }),

@@ -17,12 +17,13 @@ pub use crate::metrics::Metrics;
 pub use crate::net::dns::SrvRecord;
 pub use crate::probe::client_api::Discovery as ClientDiscovery;
 pub use crate::probe::keys::{canonical_json, check_keys};
-pub use crate::probe::signup::{Signup, SignupStatus};
+pub use crate::probe::signup::{Newcomer, Signup, SignupStatus};
 pub use crate::probe::{AddressReport, Software, median};
 pub use crate::report::{Round, ServerReport};
 pub use crate::scheduler::board::{Board, Cell};
 pub use crate::scheduler::{
-    Monitor, Outlet, Published, Rounds, ServerView, publish_round, publish_signup, thresholds,
+    Checked, Monitor, Outlet, Published, Rounds, ServerView, publish_round, publish_signup,
+    thresholds,
 };
 pub use crate::server_name::{Host, ServerName};
 pub use crate::signing::Key;

@@ -12,6 +12,7 @@ use crate::discovery::{Resolution, Severity};
 use crate::net::tls::days_until;
 use crate::numbers::{self, Places};
 use crate::probe::AddressReport;
+use crate::probe::apps::{App, Check, Clients};
 use crate::probe::signup::Signup;
 use crate::report::{Round, ServerReport};
 use crate::status::Status;
@@ -28,6 +29,8 @@ pub struct CheckReport {
     pub verdict: String,
     /// How newcomers sign up (`null` when sign-up checks are off or the name is invalid).
     pub signup: Option<Signup>,
+    /// Which apps work there, measured with the sign-up check (`null` likewise).
+    pub clients: Option<Clients>,
 }
 
 /// Runs the check (the sign-up check alongside the round).
@@ -36,15 +39,17 @@ pub async fn run(services: &Services, name: &str, green_below: Duration) -> Chec
         let parsed = crate::server_name::ServerName::parse(name).ok()?;
         Some(services.signup.as_ref()?.check(&parsed).await)
     };
-    let (round, signup) = tokio::join!(services.round(name), signup);
+    let (round, newcomer) = tokio::join!(services.round(name), signup);
     let server = ServerReport::from_round(name, &round, green_below);
     let federation_ok = round.federation_ok();
     let verdict = verdict(&round, &server, federation_ok);
+    let (signup, clients) = newcomer.map(|n| (n.signup, n.clients)).unzip();
     CheckReport {
         server,
         federation_ok,
         verdict,
         signup,
+        clients,
     }
 }
 
@@ -172,6 +177,9 @@ pub fn render_text(report: &CheckReport) -> String {
     if let Some(signup) = &report.signup {
         render_signup(&mut out, signup);
     }
+    if let Some(clients) = &report.clients {
+        render_apps(&mut out, clients);
+    }
     if let Some(r) = &s.discovery {
         let notes: Vec<String> = r
             .findings
@@ -251,6 +259,62 @@ fn render_signup(out: &mut String, s: &Signup) {
     }
     if let Some(e) = &s.error {
         let _ = writeln!(out, "  ✖ {}: {}", e.kind.as_str(), e.message);
+    }
+}
+
+fn render_apps(out: &mut String, c: &Clients) {
+    let _ = writeln!(
+        out,
+        "\nApps (/versions, CORS from {}, /v1/media/config, login)",
+        crate::probe::apps::ORIGIN
+    );
+    let yes_no = |v: Option<bool>| match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not measured",
+    };
+    let _ = writeln!(
+        out,
+        "  spec         {}",
+        c.spec_version.as_deref().unwrap_or("–")
+    );
+    let facts = [
+        ("sliding sync", c.sliding_sync),
+        ("CORS wk", c.cors.well_known),
+        ("CORS API", c.cors.client_api),
+        ("auth. media", c.authenticated_media),
+    ];
+    for (label, v) in facts {
+        let _ = writeln!(out, "  {label:<12} {}", yes_no(v));
+    }
+    let ways: Vec<&str> = c
+        .login
+        .iter()
+        .map(|w| match w {
+            crate::probe::apps::LoginWay::Password => "password",
+            crate::probe::apps::LoginWay::Sso => "SSO",
+            crate::probe::apps::LoginWay::Oauth => "next-generation auth",
+        })
+        .collect();
+    let _ = writeln!(out, "  login        {}", or_dash(&ways.join(", ")));
+    for app in App::ALL {
+        let v = c.apps.get(app);
+        let _ = writeln!(
+            out,
+            "  {} {:<16} {}{}",
+            v.works.symbol(),
+            app.as_str(),
+            v.works.as_str(),
+            v.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+    for check in Check::ALL {
+        for n in c.notes.iter().filter(|n| n.check == check) {
+            let _ = writeln!(out, "  note ({}): {}", check.english(), n.said);
+        }
     }
 }
 

@@ -347,6 +347,8 @@ pub struct Facts {
     pub languages: Vec<String>,
     /// The server's rules.
     pub rules_url: Option<String>,
+    /// The server's own website (public lists' `website`).
+    pub homepage: Option<String>,
     /// Its privacy policy.
     pub privacy_url: Option<String>,
     /// A short note for newcomers.

@@ -133,6 +133,7 @@ pub(super) struct RawServer {
     pub(super) jurisdiction: Option<Spanned<String>>,
     pub(super) languages: Option<Vec<Spanned<String>>>,
     pub(super) rules_url: Option<Spanned<String>>,
+    pub(super) homepage: Option<Spanned<String>>,
     pub(super) privacy_url: Option<Spanned<String>>,
     pub(super) note: Option<Spanned<String>>,
 }
@@ -254,6 +255,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("jurisdiction", Kind::Text),
             ("languages", Kind::List),
             ("rules_url", Kind::Text),
+            ("homepage", Kind::Text),
             ("privacy_url", Kind::Text),
             ("note", Kind::Text),
         ],

@@ -498,6 +498,7 @@ fn validate_servers(
         };
         let client_url = web_url(&s.client_url, "client_url", "https://app.element.io");
         let rules_url = web_url(&s.rules_url, "rules_url", "https://example.org/rules");
+        let homepage = web_url(&s.homepage, "homepage", "https://example.org");
         let privacy_url = web_url(&s.privacy_url, "privacy_url", "https://example.org/privacy");
         let mut short_text = |v: &Option<Spanned<String>>, field: &str, max: usize| {
             v.as_ref().map(|v| {
@@ -568,6 +569,7 @@ fn validate_servers(
                 jurisdiction,
                 languages,
                 rules_url,
+                homepage,
                 privacy_url,
                 note,
             }),

@@ -18,7 +18,31 @@ pub(crate) struct Step {
     /// What went wrong, as the lookup reported it (technical words, quoted as they are).
     pub said: Option<String>,
     /// Further lines: redirects, the body, SRV records, the cache lifetime.
-    pub details: Vec<String>,
+    pub details: Vec<Detail>,
+}
+
+/// One further line of a step: words, and what a server said, quoted as it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Detail {
+    /// In the reader's words.
+    pub text: String,
+    /// Quoted as the server sent it (a body), after the words.
+    pub said: Option<String>,
+}
+
+impl Detail {
+    fn words(text: String) -> Detail {
+        Detail { text, said: None }
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.said {
+            Some(said) => write!(f, "{}: {said}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
 }
 
 /// Every lookup discovery made, in order, and what it gave, in `t`'s words (what servers and
@@ -44,26 +68,29 @@ pub(crate) fn steps(r: &Resolution, t: &Locale) -> Vec<Step> {
         } else {
             ""
         };
-        let mut details: Vec<String> = wk
+        let mut details: Vec<Detail> = wk
             .redirects
             .iter()
-            .map(|hop| t.f(key::STEP_REDIRECTED, &[("to", hop)]))
+            .map(|hop| Detail::words(t.f(key::STEP_REDIRECTED, &[("to", hop)])))
             .collect();
         if let Some(body) = &wk.body {
-            details.push(t.f(key::STEP_BODY, &[("body", body)]));
+            details.push(Detail {
+                text: t.t(key::STEP_BODY).to_owned(),
+                said: Some(body.clone()),
+            });
         }
-        details.push(match wk.status {
+        details.push(Detail::words(match wk.status {
             WellKnownStatus::Delegated => t.f(key::STEP_DELEGATES, &[("name", &r.delegated_name)]),
             status => t.t(well_known_key(status)).to_owned(),
-        });
+        }));
         if let Some(c) = &wk.cache {
-            details.push(t.f(
+            details.push(Detail::words(t.f(
                 key::STEP_CACHED_UNTIL,
                 &[
                     ("time", &t.datetime(c.expires_at)),
                     ("why", &cache_words(t, c.ttl_s, c.why)),
                 ],
-            ));
+            )));
         }
         out.push(Step {
             label: "well-known".into(),
@@ -93,7 +120,7 @@ pub(crate) fn steps(r: &Resolution, t: &Locale) -> Vec<Step> {
                 .records
                 .iter()
                 .map(|rec| {
-                    t.f(
+                    Detail::words(t.f(
                         key::STEP_SRV_RECORD,
                         &[
                             ("priority", &rec.priority.to_string()),
@@ -101,7 +128,7 @@ pub(crate) fn steps(r: &Resolution, t: &Locale) -> Vec<Step> {
                             ("port", &rec.port.to_string()),
                             ("target", &rec.target),
                         ],
-                    )
+                    ))
                 })
                 .collect(),
         });

@@ -418,6 +418,20 @@ impl Fetcher {
         conn: &mut Option<Connection>,
         on_hop: &mut (dyn FnMut(&Endpoint) + Send),
     ) -> Result<Followed, ProbeError> {
+        self.get_following_with(url, &[], max_body, conn, on_hop)
+            .await
+    }
+
+    /// [`Fetcher::get_following`] sending `headers` with every request (as a browser sends
+    /// its `Origin` on each hop).
+    pub async fn get_following_with(
+        &self,
+        url: &Endpoint,
+        headers: &[(hyper::header::HeaderName, HeaderValue)],
+        max_body: usize,
+        conn: &mut Option<Connection>,
+        on_hop: &mut (dyn FnMut(&Endpoint) + Send),
+    ) -> Result<Followed, ProbeError> {
         let mut current = url.clone();
         let mut seen = vec![current.clone()];
         loop {
@@ -429,7 +443,9 @@ impl Fetcher {
                 *conn = Some(self.connect(&current).await?);
             }
             let c = conn.as_mut().expect("a connection was just opened");
-            let response = c.get(&current, max_body).await?;
+            let response = c
+                .request(hyper::Method::GET, &current, headers, max_body)
+                .await?;
             if !is_redirect(response.status) {
                 return Ok(Followed {
                     response,
@@ -533,6 +549,22 @@ impl Connection {
     /// `max_body`.
     pub async fn get(&mut self, url: &Endpoint, max_body: usize) -> Result<Response, ProbeError> {
         let request = Request::get(url.path.as_str());
+        self.send(url, request, Bytes::new(), max_body).await
+    }
+
+    /// Sends `method` with `headers` and no body to `url` (which must be for this
+    /// connection's host) and reads the body through `max_body`.
+    pub async fn request(
+        &mut self,
+        method: hyper::Method,
+        url: &Endpoint,
+        headers: &[(hyper::header::HeaderName, HeaderValue)],
+        max_body: usize,
+    ) -> Result<Response, ProbeError> {
+        let mut request = Request::builder().method(method).uri(url.path.as_str());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         self.send(url, request, Bytes::new(), max_body).await
     }
 

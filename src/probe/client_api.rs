@@ -269,7 +269,7 @@ impl ClientChecker {
 }
 
 /// `base` (a base URL from a well-known) with `path` appended, as clients build it.
-fn base_endpoint(base: &str, path: &str) -> Result<Endpoint, String> {
+pub(crate) fn base_endpoint(base: &str, path: &str) -> Result<Endpoint, String> {
     let url = url::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
         .map_err(|e| format!("{base:?} is not a URL: {e}"))?;
     Endpoint::from_url(&url).map_err(|e| text::cap(&e))

@@ -7,6 +7,7 @@
 //! with success or exactly one [`ErrorKind`]. Timing uses the monotonic clock around the
 //! socket operations only, so the monitor's own scheduling never leaks into the numbers.
 
+pub(crate) mod apps;
 pub(crate) mod client_api;
 pub(crate) mod keys;
 pub(crate) mod signup;

@@ -7,9 +7,14 @@
 //!   answer (401 and the `flows` with their stages, `m.login.terms` policies in `params`), or
 //!   403 `M_FORBIDDEN` when registration is disabled;
 //! - `GET /_matrix/client/v3/login`: password, SSO (with its identity providers), token login;
-//! - `GET /_matrix/client/v1/auth_metadata`: next-generation auth, where sign-up happens on the
-//!   authorization server's web page when it lists `create` in `prompt_values_supported`;
-//! - `GET https://<server name>/.well-known/matrix/support`: contacts and support page.
+//! - next-generation auth: `GET /_matrix/client/v1/auth_metadata`, else the unstable
+//!   `org.matrix.msc2965` `auth_metadata` and `auth_issuer` paths; sign-up happens on the
+//!   authorization server's web page when it lists `create` in `prompt_values_supported`
+//!   (matrix-authentication-service lists it only while password registration is on). Without
+//!   `create` the server is not called closed until `/login` (no SSO provider to sign up
+//!   through) and the issuer's own `/.well-known/openid-configuration` agree;
+//! - `GET https://<server name>/.well-known/matrix/support`: contacts and support page;
+//! - and, with the same answers, which apps work there ([`super::apps`]).
 //!
 //! Every request goes through the same guarded [`Fetcher`] as the rest (private addresses
 //! refused on every hop), bodies are capped at 64 KiB, lists and strings are capped, and the
@@ -25,6 +30,7 @@ use time::OffsetDateTime;
 use crate::error::{ErrorKind, ProbeError};
 use crate::i18n::{Key, key};
 use crate::net::fetch::{Endpoint, Fetcher};
+use crate::probe::apps::{self, Clients, LoginSeen, MetadataPath};
 use crate::probe::client_api::ClientChecker;
 use crate::server_name::ServerName;
 use crate::text;
@@ -249,13 +255,25 @@ pub(crate) enum Register {
     Failed(ProbeError),
 }
 
-/// What `auth_metadata` advertised.
+/// What next-generation auth metadata advertised.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct AuthMetadata {
     /// The issuer URL.
     pub issuer: String,
-    /// `create` is among `prompt_values_supported`: the server offers registration.
-    pub can_create: bool,
+    /// Whether `create` is among `prompt_values_supported` (the server offers registration);
+    /// `None` when only the issuer was named (`auth_issuer`).
+    pub can_create: Option<bool>,
+    /// Where it was found.
+    pub path: MetadataPath,
+}
+
+/// What the sign-up check found: the sign-up facts, and the apps' facts measured with them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Newcomer {
+    /// How to sign up.
+    pub signup: Signup,
+    /// Which apps work there.
+    pub clients: Clients,
 }
 
 /// What `/login` offers.
@@ -285,24 +303,30 @@ impl SignupChecker {
         }
     }
 
-    /// The sign-up facts of `name`.
-    pub async fn check(&self, name: &ServerName) -> Signup {
+    /// The sign-up facts of `name`, and which apps work there.
+    pub async fn check(&self, name: &ServerName) -> Newcomer {
         let outcome = tokio::time::timeout(self.timeout, self.check_unbounded(name)).await;
         outcome.unwrap_or_else(|_| {
-            unknown(ProbeError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the sign-up check did not finish within {}",
-                    humantime::format_duration(self.timeout)
-                ),
-            ))
+            let why = format!(
+                "the sign-up check did not finish within {}",
+                humantime::format_duration(self.timeout)
+            );
+            Newcomer {
+                clients: apps::unreachable(&why),
+                signup: unknown(ProbeError::new(ErrorKind::Timeout, why)),
+            }
         })
     }
 
-    async fn check_unbounded(&self, name: &ServerName) -> Signup {
+    async fn check_unbounded(&self, name: &ServerName) -> Newcomer {
         let base = match self.client.base_url(name).await {
             Ok(b) => b,
-            Err(e) => return unknown(e),
+            Err(e) => {
+                return Newcomer {
+                    clients: apps::unreachable(&e.message),
+                    signup: unknown(e),
+                };
+            }
         };
         let endpoint = |path: &str| {
             let url = url::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
@@ -320,10 +344,13 @@ impl SignupChecker {
                 .map_err(|e| ProbeError::new(e.kind, format!("{url}: {}", e.message)))?;
             Ok::<_, ProbeError>(parse_register(answer.status.as_u16(), &answer.body))
         };
-        let (register, login, metadata, support) = tokio::join!(
+        let unstable = "/_matrix/client/unstable/org.matrix.msc2965";
+        let (register, login, stable, unstable_metadata, issuer_only, support) = tokio::join!(
             register,
             self.get_json(endpoint("/_matrix/client/v3/login")),
             self.get_json(endpoint("/_matrix/client/v1/auth_metadata")),
+            self.get_json(endpoint(&format!("{unstable}/auth_metadata"))),
+            self.get_json(endpoint(&format!("{unstable}/auth_issuer"))),
             self.get_json(Ok(support_url)),
         );
         let register = register.unwrap_or_else(Register::Failed);
@@ -332,14 +359,53 @@ impl SignupChecker {
             .flatten()
             .map(|v| parse_login(&v))
             .unwrap_or_default();
-        let metadata = metadata
-            .ok()
-            .flatten()
-            .and_then(|v| parse_auth_metadata(&v));
+        let found = |answer: Result<Option<Value>, ProbeError>, path| {
+            answer
+                .ok()
+                .flatten()
+                .and_then(|v| parse_auth_metadata(&v, path))
+        };
+        let metadata = found(stable, MetadataPath::Stable)
+            .or_else(|| found(unstable_metadata, MetadataPath::Unstable))
+            .or_else(|| found(issuer_only, MetadataPath::IssuerOnly));
+        // Registration not advertised (or not said): the issuer's own discovery document says
+        // whether it offers it, unless an SSO provider already is a way in.
+        let issuer_create = match &metadata {
+            Some(m) if m.can_create != Some(true) && login.sso.is_empty() => {
+                self.issuer_create(&m.issuer).await
+            }
+            _ => Err(ProbeError::new(ErrorKind::InvalidResponse, "not asked")),
+        };
         let support = support.ok().flatten().and_then(|v| parse_support(&v));
-        let mut signup = decide(register, login, metadata);
+        let seen = LoginSeen {
+            password: login.types.iter().any(|t| t == "m.login.password"),
+            sso: login.types.iter().any(|t| t == "m.login.sso"),
+            metadata: metadata.as_ref().map(|m| m.path),
+        };
+        let well_known = Endpoint::https(name.host().clone(), 443, "/.well-known/matrix/client");
+        let clients = apps::measure(&self.fetcher, &well_known, &base, &seen).await;
+        let mut signup = decide(register, login, metadata, issuer_create);
         signup.support = support;
-        signup
+        Newcomer { signup, clients }
+    }
+
+    /// Whether the authorization server at `issuer` offers registration, from its
+    /// `/.well-known/openid-configuration` (`prompt_values_supported`), or why not known.
+    async fn issuer_create(&self, issuer: &str) -> Result<bool, ProbeError> {
+        let url = url::Url::parse(issuer)
+            .and_then(|u| u.join(".well-known/openid-configuration"))
+            .map_err(|e| ProbeError::new(ErrorKind::InvalidResponse, format!("{issuer}: {e}")))?;
+        let url = Endpoint::from_url(&url)
+            .map_err(|e| ProbeError::new(ErrorKind::InvalidResponse, text::cap(&e)))?;
+        let shown = url.to_string();
+        match self.get_json(Ok(url)).await {
+            Ok(Some(v)) => Ok(offers_create(&v)),
+            Ok(None) => Err(ProbeError::new(
+                ErrorKind::InvalidResponse,
+                format!("{shown}: no JSON object"),
+            )),
+            Err(e) => Err(ProbeError::new(e.kind, format!("{shown}: {}", e.message))),
+        }
     }
 
     /// GET a JSON object, following redirects: `None` for a 404 or any answer that is not a
@@ -514,22 +580,27 @@ pub(crate) fn parse_login(v: &Value) -> Login {
     login
 }
 
-/// Reads `auth_metadata`: the issuer (an https URL, as RFC 8414 requires) and whether
-/// registration is offered.
-pub(crate) fn parse_auth_metadata(v: &Value) -> Option<AuthMetadata> {
+/// Reads next-generation auth metadata found at `path`: the issuer (an https URL, as RFC 8414
+/// requires) and whether registration is offered (not said by `auth_issuer`, which names only
+/// the issuer).
+pub(crate) fn parse_auth_metadata(v: &Value, path: MetadataPath) -> Option<AuthMetadata> {
     let issuer = v.get("issuer").and_then(Value::as_str)?;
     let parsed = url::Url::parse(issuer).ok()?;
     if parsed.scheme() != "https" {
         return None;
     }
-    let can_create = v
-        .get("prompt_values_supported")
-        .and_then(Value::as_array)
-        .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("create")));
     Some(AuthMetadata {
         issuer: text::cap(issuer),
-        can_create,
+        can_create: (path != MetadataPath::IssuerOnly).then(|| offers_create(v)),
+        path,
     })
+}
+
+/// `create` is among `prompt_values_supported`.
+fn offers_create(v: &Value) -> bool {
+    v.get("prompt_values_supported")
+        .and_then(Value::as_array)
+        .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("create")))
 }
 
 /// Reads `/.well-known/matrix/support`; `None` when it names nobody and no page.
@@ -588,10 +659,18 @@ fn flow_needs(stages: &[String]) -> FlowNeeds {
     needs
 }
 
-/// The verdict from the three answers (design.md "Sign-up"). Next-generation auth comes first,
-/// as clients that support it use it; then the flows of `/register`; a disabled `/register`
-/// with SSO on `/login` means accounts are made by signing in with the provider.
-pub(crate) fn decide(register: Register, login: Login, metadata: Option<AuthMetadata>) -> Signup {
+/// The verdict from the answers (design.md "Sign-up"). Next-generation auth comes first, as
+/// clients that support it use it: sign-up is on the issuer's page when it offers `create`, or
+/// through an SSO provider `/login` names; closed only when neither does and the issuer's own
+/// document (`issuer_create`) agrees; unknown while that could not be read. Then the flows of
+/// `/register`; a disabled `/register` with SSO on `/login` means accounts are made by signing
+/// in with the provider.
+pub(crate) fn decide(
+    register: Register,
+    login: Login,
+    metadata: Option<AuthMetadata>,
+    issuer_create: Result<bool, ProbeError>,
+) -> Signup {
     let mut signup = blank(SignupStatus::Unknown, None);
     signup.sso = login.sso;
     signup.login = login.types;
@@ -605,10 +684,23 @@ pub(crate) fn decide(register: Register, login: Login, metadata: Option<AuthMeta
         signup.terms = terms.clone();
     }
     if let Some(m) = metadata {
-        signup.status = if m.can_create {
+        signup.status = if m.can_create == Some(true) || !signup.sso.is_empty() {
             SignupStatus::External
         } else {
-            SignupStatus::Closed
+            match issuer_create {
+                Ok(true) => SignupStatus::External,
+                Ok(false) => SignupStatus::Closed,
+                Err(e) => {
+                    signup.error = Some(ProbeError::new(
+                        e.kind,
+                        format!(
+                            "next-generation auth does not say whether sign-up is open: {}",
+                            e.message
+                        ),
+                    ));
+                    SignupStatus::Unknown
+                }
+            }
         };
         signup.issuer = Some(m.issuer);
         return signup;
@@ -656,7 +748,11 @@ mod tests {
     }
 
     fn status(register: Register) -> SignupStatus {
-        decide(register, Login::default(), None).status
+        decide(register, Login::default(), None, not_asked()).status
+    }
+
+    fn not_asked() -> Result<bool, ProbeError> {
+        Err(ProbeError::new(ErrorKind::InvalidResponse, "not asked"))
     }
 
     #[test]
@@ -672,7 +768,7 @@ mod tests {
             {"stages": ["m.login.email.identity", "m.login.registration_token"]}]}));
         assert_eq!(status(token), SignupStatus::InviteOnly);
         let strange = flows(json!({"flows": [{"stages": ["org.example.pay"]}]}));
-        let s = decide(strange, Login::default(), None);
+        let s = decide(strange, Login::default(), None, not_asked());
         assert_eq!(s.status, SignupStatus::Unknown);
         assert!(s.error.unwrap().message.contains("org.example.pay"));
     }
@@ -688,7 +784,7 @@ mod tests {
                 "rules": {"version": "2", "de": {"name": "Regeln", "url": "https://x.org/de"}},
                 "evil": {"en": {"name": "x", "url": "javascript:alert(1)"}}}}}
         }));
-        let s = decide(r, Login::default(), None);
+        let s = decide(r, Login::default(), None, not_asked());
         assert_eq!(
             s.stages,
             ["m.login.terms", "m.login.dummy", "m.login.email.identity"]
@@ -720,7 +816,7 @@ mod tests {
             "identity_providers": [{"id": "oidc-github", "name": "GitHub"}, {"id": "x"}]},
             {"type": "m.login.token"}]}));
         assert_eq!(login.types, ["m.login.sso", "m.login.token"]);
-        let s = decide(forbidden(), login, None);
+        let s = decide(forbidden(), login, None, not_asked());
         assert_eq!(s.status, SignupStatus::External);
         assert_eq!(
             s.sso,
@@ -729,20 +825,69 @@ mod tests {
                 name: "GitHub".into()
             }]
         );
-        let mas = parse_auth_metadata(&json!({"issuer": "https://auth.x.org/",
-            "prompt_values_supported": ["create"]}));
-        let s = decide(parse_register(404, b""), Login::default(), mas);
+        let mas = parse_auth_metadata(
+            &json!({"issuer": "https://auth.x.org/", "prompt_values_supported": ["create"]}),
+            MetadataPath::Stable,
+        );
+        let s = decide(parse_register(404, b""), Login::default(), mas, not_asked());
         assert_eq!(
             (s.status, s.issuer.as_deref()),
             (SignupStatus::External, Some("https://auth.x.org/"))
         );
-        let no_create = parse_auth_metadata(&json!({"issuer": "https://auth.x.org/"}));
+        // Without `create` in the metadata: closed only when the issuer agrees and /login
+        // names no SSO provider to sign up through.
+        let no_create = || {
+            parse_auth_metadata(
+                &json!({"issuer": "https://auth.x.org/"}),
+                MetadataPath::Stable,
+            )
+        };
+        assert_eq!(no_create().unwrap().can_create, Some(false));
         assert_eq!(
-            decide(forbidden(), Login::default(), no_create).status,
+            decide(forbidden(), Login::default(), no_create(), Ok(false)).status,
             SignupStatus::Closed
         );
         assert_eq!(
-            parse_auth_metadata(&json!({"issuer": "http://auth.x.org/"})),
+            decide(forbidden(), Login::default(), no_create(), Ok(true)).status,
+            SignupStatus::External
+        );
+        let unsure = decide(forbidden(), Login::default(), no_create(), not_asked());
+        assert_eq!(unsure.status, SignupStatus::Unknown);
+        assert!(
+            unsure
+                .error
+                .unwrap()
+                .message
+                .contains("does not say whether sign-up is open")
+        );
+        let upstream = parse_login(&json!({"flows": [{"type": "m.login.sso",
+            "identity_providers": [{"id": "oidc-github", "name": "GitHub"}]}]}));
+        assert_eq!(
+            decide(forbidden(), upstream, no_create(), Ok(false)).status,
+            SignupStatus::External
+        );
+        // The unstable paths: auth_metadata says as much as the stable one; auth_issuer names
+        // only the issuer.
+        let unstable = parse_auth_metadata(
+            &json!({"issuer": "https://auth.x.org/", "prompt_values_supported": ["create"]}),
+            MetadataPath::Unstable,
+        )
+        .unwrap();
+        assert_eq!(
+            (unstable.can_create, unstable.path),
+            (Some(true), MetadataPath::Unstable)
+        );
+        let issuer = parse_auth_metadata(
+            &json!({"issuer": "https://auth.x.org/"}),
+            MetadataPath::IssuerOnly,
+        )
+        .unwrap();
+        assert_eq!(issuer.can_create, None);
+        assert_eq!(
+            parse_auth_metadata(
+                &json!({"issuer": "http://auth.x.org/"}),
+                MetadataPath::Stable
+            ),
             None,
             "not https"
         );
@@ -777,7 +922,12 @@ mod tests {
                 "HTTP 404 without a Matrix error",
             ),
         ] {
-            let s = decide(parse_register(code, body), Login::default(), None);
+            let s = decide(
+                parse_register(code, body),
+                Login::default(),
+                None,
+                not_asked(),
+            );
             assert_eq!(s.status, SignupStatus::Unknown, "{code}");
             let e = s.error.expect("a reason");
             assert!(e.message.contains(says), "{code}: {}", e.message);

@@ -51,7 +51,8 @@ pub enum StartError {
 use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
 use crate::metrics::Metrics;
 use crate::probe::Software;
-use crate::probe::signup::Signup;
+use crate::probe::apps::Clients;
+use crate::probe::signup::{Newcomer, Signup};
 use crate::report::{Round, ServerReport};
 use crate::server_name::ServerName;
 use crate::status::{Reason, Status};
@@ -94,6 +95,8 @@ pub struct ServerView {
     pub address_uptime_24h: Vec<(String, Option<f64>)>,
     /// The last sign-up check (`null` before the first, or when sign-up checks are off).
     pub signup: Option<Arc<Signup>>,
+    /// Which apps work there, measured with the sign-up check (`null` likewise).
+    pub clients: Option<Arc<Clients>>,
     /// On a hub: what every vantage saw, this instance's own view first (then `status` and
     /// `reason` are the quorum's verdict). Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,6 +180,7 @@ impl ServerView {
             },
             shown: history.shown(),
             signup: None,
+            clients: None,
             vantages: None,
         }
     }
@@ -254,7 +258,7 @@ pub(crate) struct Slot {
     /// The history; only this server's loop writes it, in place.
     history: Mutex<ServerHistory>,
     /// The last sign-up check, shown in every view from then on.
-    signup: Mutex<Option<Arc<Signup>>>,
+    checked: Mutex<Checked>,
     cell: Arc<Cell>,
     resolution: Mutex<Option<(Arc<Resolution>, Instant)>>,
     cancel: CancellationToken,
@@ -288,7 +292,10 @@ impl Slot {
         Slot {
             server,
             history: Mutex::new(history),
-            signup: Mutex::new(view.signup.clone()),
+            checked: Mutex::new(Checked {
+                signup: view.signup.clone(),
+                clients: view.clients.clone(),
+            }),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
             cancel,
@@ -319,8 +326,9 @@ pub trait Rounds: Send + Sync + 'static {
     fn resolve(&self, name: &ServerName) -> impl Future<Output = Resolution> + Send;
     /// Probes every target of `resolution` once.
     fn probe(&self, resolution: Arc<Resolution>, name: &str) -> impl Future<Output = Round> + Send;
-    /// Checks how newcomers sign up on `name`; `None` when sign-up checks are off.
-    fn signup(&self, name: &ServerName) -> impl Future<Output = Option<Signup>> + Send {
+    /// Checks how newcomers sign up on `name` and which apps work there; `None` when sign-up
+    /// checks are off.
+    fn signup(&self, name: &ServerName) -> impl Future<Output = Option<Newcomer>> + Send {
         let _ = name;
         std::future::ready(None)
     }
@@ -335,7 +343,7 @@ impl Rounds for Services {
         Services::probe(self, resolution, name)
     }
 
-    async fn signup(&self, name: &ServerName) -> Option<Signup> {
+    async fn signup(&self, name: &ServerName) -> Option<Newcomer> {
         Some(self.signup.as_ref()?.check(name).await)
     }
 }
@@ -699,6 +707,7 @@ impl<R: Rounds> Monitor<R> {
                     if !(new.monitor.check_signup && server.check_signup) {
                         // Checks are off now: the last verdict is not shown as current.
                         previous.signup = None;
+                        previous.clients = None;
                         self.metrics.clear_signup(server.name.as_str());
                     }
                     let previous = Some(Arc::new(previous));
@@ -851,7 +860,7 @@ pub struct Published<'a> {
     /// Its cell on the board.
     pub cell: &'a Cell,
     /// Its last sign-up check, shown with the round.
-    pub signup: Option<Arc<Signup>>,
+    pub checked: Checked,
     /// When the round finished (Unix seconds).
     pub now: i64,
 }
@@ -896,15 +905,40 @@ pub fn publish_round(
         );
     }
     let mut view = ServerView::build(to.server, history, Some(round), None, to.now);
-    view.signup = to.signup.clone();
+    to.checked.show(&mut view);
     out.board.publish(to.cell, view);
+}
+
+/// A server's last sign-up check: how to sign up and which apps work, shown with every round
+/// from then on.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    /// How to sign up.
+    pub signup: Option<Arc<Signup>>,
+    /// Which apps work.
+    pub clients: Option<Arc<Clients>>,
+}
+
+impl Checked {
+    /// The answers of one check.
+    pub fn new(n: Newcomer) -> Checked {
+        Checked {
+            signup: Some(Arc::new(n.signup)),
+            clients: Some(Arc::new(n.clients)),
+        }
+    }
+
+    fn show(&self, view: &mut ServerView) {
+        view.signup = self.signup.clone();
+        view.clients = self.clients.clone();
+    }
 }
 
 /// Shows a server's new sign-up check with its last round: the one way a check reaches the
 /// page, for the server's loop and the tests' harness.
-pub fn publish_signup(board: &Board, cell: &Cell, signup: Arc<Signup>) {
+pub fn publish_signup(board: &Board, cell: &Cell, checked: &Checked) {
     let mut view = (*cell.view()).clone();
-    view.signup = Some(signup);
+    checked.show(&mut view);
     board.publish(cell, view);
 }
 
@@ -1077,7 +1111,7 @@ impl<R: Rounds> Job<R> {
                 monitor.record_event(event);
             }
         };
-        let signup = self.slot.signup.lock().expect("signup lock").clone();
+        let checked = self.slot.checked.lock().expect("checked lock").clone();
         publish_round(
             &Published {
                 server: &self.slot.server,
@@ -1087,7 +1121,7 @@ impl<R: Rounds> Job<R> {
                     .per_server_phases
                     .unwrap_or(self.config.metrics.per_server_phases),
                 cell: &self.slot.cell,
-                signup,
+                checked,
                 now,
             },
             &mut history,
@@ -1116,8 +1150,8 @@ impl<R: Rounds> Job<R> {
                 r = Box::pin(self.services.signup(&self.slot.server.name)) => r,
             };
             drop(permit);
-            let Some(signup) = checked else { return };
-            self.publish_signup(signup);
+            let Some(newcomer) = checked else { return };
+            self.publish_signup(newcomer);
             let jitter = rand::rng().random_range(0.9..1.1);
             next = Instant::now() + self.config.signup.interval.mul_f64(jitter);
         }
@@ -1125,12 +1159,15 @@ impl<R: Rounds> Job<R> {
 
     /// Shows a sign-up check in the current view and every later one. Under the history lock,
     /// which a round holds while it publishes, so a round never publishes the check before.
-    fn publish_signup(&self, signup: Signup) {
+    fn publish_signup(&self, newcomer: Newcomer) {
         let name = self.slot.server.name.as_str();
-        self.monitor.metrics.set_signup(name, signup.status);
+        self.monitor
+            .metrics
+            .set_signup(name, newcomer.signup.status);
+        self.monitor.metrics.set_clients(name, &newcomer.clients);
         let _round = self.slot.history.lock().expect("history lock");
-        let signup = Arc::new(signup);
-        *self.slot.signup.lock().expect("signup lock") = Some(signup.clone());
-        publish_signup(&self.monitor.board, &self.slot.cell, signup);
+        let checked = Checked::new(newcomer);
+        *self.slot.checked.lock().expect("checked lock") = checked.clone();
+        publish_signup(&self.monitor.board, &self.slot.cell, &checked);
     }
 }

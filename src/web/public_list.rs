@@ -1,8 +1,17 @@
 //! `/api/v1/public_servers.json`: the monitored servers in the shape public server lists
 //! publish (servers.joinmatrix.org's `public_servers` array, as Matrix clients' sign-in pages
-//! read it: `name`, `client_domain`, `server_domain`, `reg_method`, `online_status`, `email`,
-//! `captcha`, `ipv6`, `languages`, …), filled from measurements rather than by hand, plus
-//! mxping's own numbers under `mxping`. A client can point its server picker here instead.
+//! read it — FluffyChat's `PublicHomeserverData`: `name`, `client_domain`, `server_domain`,
+//! `website`, `reg_method`, `reg_link`, `online_status`, `email`, `captcha`, `sliding_sync`,
+//! `ipv6`, `languages`, …), filled from measurements rather than by hand, plus mxping's own
+//! numbers under `mxping`. A client can point its server picker here instead.
+//!
+//! Where each field comes from: `name` the server list; `client_domain` the client API's base
+//! URL as discovery found it (host, and port and path when it has them); `server_domain` the
+//! delegated federation name; `description`, `website` (the list's `homepage`), `languages`,
+//! `staff_jur`, `rules`, `privacy` the server list; `reg_method`, `reg_link`,
+//! `using_vanilla_reg`, `email`, `captcha` the sign-up check; `sliding_sync` the apps' check;
+//! `software`, `version`, `ipv6` (an IPv6 address answered) the last round; `online_status`
+//! the 30-day uptime.
 //!
 //! By default only the servers a newcomer can join now are listed (open, after verification,
 //! or on the website), as a sign-up list should; `?all=true` lists every monitored server.
@@ -39,9 +48,12 @@ struct PublicServer {
     /// The host federation is delegated to.
     server_domain: String,
     description: Option<String>,
-    homepage: Option<String>,
-    /// "In-client" (sign up in the app), "Registration token", "SSO" (on the website),
-    /// "Closed", or null before a sign-up check.
+    /// The server's website (the server list's `homepage`).
+    website: Option<String>,
+    /// How to sign up, in the words these lists use: "In-client" (in the app, open or after
+    /// verification), "Registration token", "SSO" (on a web page); null when sign-up is
+    /// closed or not known, which is how readers (FluffyChat's sign-up list) leave a server
+    /// out.
     reg_method: Option<&'static str>,
     /// Where to sign up outside the app: the authorization server, else the web client.
     reg_link: Option<String>,
@@ -51,6 +63,8 @@ struct PublicServer {
     captcha: bool,
     software: Option<String>,
     version: Option<String>,
+    /// Simplified sliding sync (what Element X needs), measured; null before the check.
+    sliding_sync: Option<bool>,
     /// Uptime over 30 days, whole percent.
     online_status: u8,
     /// An IPv6 address answered in the last round.
@@ -86,6 +100,21 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| url.to_owned())
 }
 
+/// A base URL without its scheme: the host, with the port and path when it has them
+/// (`matrix.example.org:8448/prefix`), so a client that puts `https://` in front reaches the
+/// same client API.
+fn client_domain_of(url: &str) -> String {
+    let Ok(u) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let Some(host) = u.host_str() else {
+        return url.to_owned();
+    };
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = u.path().trim_end_matches('/');
+    format!("{host}{port}{path}")
+}
+
 fn entry(v: &ServerView) -> PublicServer {
     let r = &v.report;
     let signup = v.signup.as_deref();
@@ -94,8 +123,7 @@ fn entry(v: &ServerView) -> PublicServer {
         SignupStatus::Open | SignupStatus::RequiresVerification => Some("In-client"),
         SignupStatus::InviteOnly => Some("Registration token"),
         SignupStatus::External => Some("SSO"),
-        SignupStatus::Closed => Some("Closed"),
-        SignupStatus::Unknown => None,
+        SignupStatus::Closed | SignupStatus::Unknown => None,
     });
     let server_domain = r
         .discovery
@@ -106,14 +134,14 @@ fn entry(v: &ServerView) -> PublicServer {
         .client
         .as_ref()
         .and_then(|c| c.base_url.as_deref())
-        .map(host_of)
+        .map(client_domain_of)
         .unwrap_or_else(|| r.name.clone());
     PublicServer {
         name: r.name.clone(),
         client_domain,
         server_domain,
         description: v.description.get("en").cloned(),
-        homepage: None,
+        website: v.facts.homepage.clone(),
         reg_method,
         reg_link: signup
             .and_then(|s| s.issuer.clone())
@@ -128,6 +156,7 @@ fn entry(v: &ServerView) -> PublicServer {
         captcha: has("m.login.recaptcha"),
         software: r.software.as_ref().map(|s| s.name.clone()),
         version: r.software.as_ref().map(|s| s.version.clone()),
+        sliding_sync: v.clients.as_ref().and_then(|c| c.sliding_sync),
         online_status: v
             .uptime("30d")
             .map_or(0, |u| (u * 100.0).round().clamp(0.0, 100.0) as u8),
@@ -166,4 +195,26 @@ pub(super) async fn public_servers(
         .map(|v| entry(v))
         .collect();
     Json(PublicList { public_servers }).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_domain_of;
+
+    #[test]
+    fn the_client_domain_keeps_a_port_and_a_path() {
+        assert_eq!(
+            client_domain_of("https://matrix.example.org"),
+            "matrix.example.org"
+        );
+        assert_eq!(
+            client_domain_of("https://matrix.example.org/"),
+            "matrix.example.org"
+        );
+        assert_eq!(
+            client_domain_of("https://example.org:8448/matrix/"),
+            "example.org:8448/matrix"
+        );
+        assert_eq!(client_domain_of("https://example.org:443"), "example.org");
+    }
 }

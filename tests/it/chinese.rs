@@ -41,6 +41,8 @@ const ALLOWED: &[&str] = &[
     "UTC",
     "Synapse",
     "Element",
+    "Cinny",
+    "FluffyChat",
     "HelloRetryRequest",
     "RFC",
     "GCM",

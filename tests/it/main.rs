@@ -9,6 +9,7 @@
 mod support;
 
 mod alerts;
+mod apps;
 mod bad_config;
 mod browser;
 mod chinese;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::i18n::key;
 use crate::i18n::{Key, Locale};
 use crate::numbers::{Places, ms_number};
+use crate::probe::apps::{App, Clients, Verdict, Works};
 use crate::scheduler::ServerView;
 use crate::status::Status;
 use crate::web::cache::{Page, accepts_gzip};
@@ -23,6 +24,18 @@ use super::{Base, PageQuery, StatusView, browser_url, days, href, ms, origin, pe
 struct Ping {
     text: String,
     class: &'static str,
+}
+
+/// One app's verdict in a row: its sign and name, the verdict and why in the tooltip and in
+/// words for screen readers.
+struct AppCell {
+    name: &'static str,
+    symbol: &'static str,
+    class: &'static str,
+    /// "works", or "does not work: why".
+    said: String,
+    /// The same for the tooltip, empty when it works (nothing to explain).
+    why: String,
 }
 
 struct Row {
@@ -46,6 +59,8 @@ struct Row {
     signup_text: String,
     signup_title: String,
     software: String,
+    /// Each app's verdict (empty before the first check).
+    apps: Vec<AppCell>,
     /// On a hub: the other vantages' latency or status, compactly.
     vantages: Vec<VantageCell>,
 }
@@ -145,6 +160,8 @@ struct IndexPage {
     green_below_ms: u64,
     summary: String,
     empty: String,
+    /// What the chosen filter keeps, in words (empty when there is nothing to say).
+    filter_note: &'static str,
     sorts: Vec<Choice>,
     filters: Vec<Choice>,
     search: Search,
@@ -153,7 +170,7 @@ struct IndexPage {
     generated: String,
 }
 
-fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
+fn row(t: &'static Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
     let r = &v.report;
     let pings = r
         .addresses
@@ -197,6 +214,11 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
             (class, way.symbol(), t.t(way.key()).to_owned(), title)
         }
     };
+    let apps = v
+        .clients
+        .as_deref()
+        .map(|c| app_cells(t, c))
+        .unwrap_or_default();
     let description = v
         .description
         .get(&t.code)
@@ -229,8 +251,45 @@ fn row(t: &Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
             .map(|s| format!("{} {}", s.name, s.version).trim().to_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "–".to_owned()),
+        apps,
         vantages: vantage_cells(t, v, true),
     }
+}
+
+/// The apps' verdicts of a row, each said in the reader's words with what it misses.
+fn app_cells(t: &'static Locale, c: &Clients) -> Vec<AppCell> {
+    App::ALL
+        .into_iter()
+        .map(|app| {
+            let v = c.apps.get(app);
+            let said = app_verdict_words(t, v);
+            AppCell {
+                name: t.t(app.name_key()),
+                symbol: v.works.symbol(),
+                class: v.works.as_str(),
+                why: if v.missing.is_empty() {
+                    String::new()
+                } else {
+                    said.clone()
+                },
+                said,
+            }
+        })
+        .collect()
+}
+
+/// "works", or "does not work: why; why".
+pub(super) fn app_verdict_words(t: &Locale, v: &Verdict) -> String {
+    let word = t.t(v.works.key());
+    if v.missing.is_empty() {
+        return word.to_owned();
+    }
+    let why: Vec<&str> = v.missing.iter().map(|c| t.t(c.fails_key())).collect();
+    format!(
+        "{word}{}{}",
+        t.t(key::LABEL_SEP),
+        why.join(t.t(key::CLAUSE_SEP))
+    )
 }
 
 fn status_rank(s: Status) -> u8 {
@@ -293,12 +352,19 @@ enum Filter {
     All,
     /// The servers that are not green.
     Problems,
-    /// The servers a newcomer can sign up on.
+    /// The servers a newcomer can sign up on and use with at least one of the apps.
     Join,
+    /// The servers Element X works on.
+    ElementX,
 }
 
 impl Filter {
-    const ALL: [Filter; 3] = [Filter::All, Filter::Problems, Filter::Join];
+    const ALL: [Filter; 4] = [
+        Filter::All,
+        Filter::Problems,
+        Filter::Join,
+        Filter::ElementX,
+    ];
 
     /// The word in a `filter=` parameter (empty for every server).
     fn as_str(self) -> &'static str {
@@ -306,6 +372,7 @@ impl Filter {
             Filter::All => "",
             Filter::Problems => "problems",
             Filter::Join => "join",
+            Filter::ElementX => "element_x",
         }
     }
 
@@ -314,6 +381,16 @@ impl Filter {
             Filter::All => key::FILTER_ALL,
             Filter::Problems => key::FILTER_PROBLEMS,
             Filter::Join => key::FILTER_JOIN,
+            Filter::ElementX => key::FILTER_ELEMENT_X,
+        }
+    }
+
+    /// What the filter keeps, said under the controls (none for every server or problems).
+    fn note(self) -> Option<Key> {
+        match self {
+            Filter::All | Filter::Problems => None,
+            Filter::Join => Some(key::FILTER_JOIN_NOTE),
+            Filter::ElementX => Some(key::FILTER_ELEMENT_X_NOTE),
         }
     }
 
@@ -321,7 +398,18 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::Problems => v.status() != Status::Green,
-            Filter::Join => v.signup.as_ref().is_some_and(|s| s.status.can_join()),
+            // Sign-up is open, and some app works there (not yet measured: not held against
+            // the server).
+            Filter::Join => {
+                v.signup.as_ref().is_some_and(|s| s.status.can_join())
+                    && v.clients
+                        .as_ref()
+                        .is_none_or(|c| App::ALL.iter().any(|a| c.apps.get(*a).works != Works::No))
+            }
+            Filter::ElementX => v
+                .clients
+                .as_ref()
+                .is_some_and(|c| c.apps.element_x.works != Works::No),
         }
     }
 }
@@ -521,6 +609,7 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
         .t(match filter {
             _ if !view.q.is_empty() => key::NO_MATCH,
             Filter::Join => key::NO_JOINABLE,
+            Filter::ElementX => key::NO_ELEMENT_X,
             Filter::All | Filter::Problems => key::NO_PROBLEMS,
         })
         .to_owned();
@@ -549,6 +638,7 @@ fn index_page(state: &AppState, t: &'static Locale, view: &View) -> Page {
     let page = IndexPage {
         t,
         empty,
+        filter_note: filter.note().map(|k| t.t(k)).unwrap_or_default(),
         green_below_ms: config.monitor.green_below.as_millis() as u64,
         summary,
         sorts,

@@ -14,6 +14,7 @@ use crate::i18n::Locale;
 use crate::i18n::key;
 use crate::net::tls::days_until;
 use crate::numbers::{Places, ms_number};
+use crate::probe::apps::{App, Check, Clients, LoginWay};
 use crate::probe::client_api::Discovery as ClientDiscovery;
 use crate::probe::signup::Signup;
 use crate::web::AppState;
@@ -43,6 +44,7 @@ struct FactsView {
     jurisdiction: Option<String>,
     languages: String,
     rules_url: Option<String>,
+    homepage: Option<String>,
     privacy_url: Option<String>,
     note: Option<String>,
 }
@@ -52,6 +54,7 @@ impl FactsView {
         self.jurisdiction.is_none()
             && self.languages.is_empty()
             && self.rules_url.is_none()
+            && self.homepage.is_none()
             && self.privacy_url.is_none()
             && self.note.is_none()
     }
@@ -119,6 +122,105 @@ fn signup_view(t: &Locale, s: &Signup) -> SignupView {
     }
 }
 
+/// The detail page's "Apps": each app's verdict, each check and what it saw, and what the
+/// operator should fix.
+struct AppsView {
+    apps: Vec<AppRow>,
+    checks: Vec<CheckRow>,
+    fixes: Vec<&'static str>,
+    spec: String,
+    login: String,
+    checked_at: String,
+}
+
+struct AppRow {
+    name: &'static str,
+    symbol: &'static str,
+    class: &'static str,
+    word: &'static str,
+    why: String,
+}
+
+struct CheckRow {
+    name: &'static str,
+    /// yes, no or not measured, in words.
+    state: &'static str,
+    class: &'static str,
+    /// What the server answered, quoted.
+    said: Vec<String>,
+}
+
+fn apps_view(t: &'static Locale, c: &Clients) -> AppsView {
+    let apps = App::ALL
+        .into_iter()
+        .map(|app| {
+            let v = c.apps.get(app);
+            let why: Vec<&str> = v.missing.iter().map(|x| t.t(x.fails_key())).collect();
+            AppRow {
+                name: t.t(app.name_key()),
+                symbol: v.works.symbol(),
+                class: v.works.as_str(),
+                word: t.t(v.works.key()),
+                why: why.join(t.t(key::CLAUSE_SEP)),
+            }
+        })
+        .collect();
+    let checks = Check::ALL
+        .into_iter()
+        .map(|check| {
+            let (state, class) = match c.passes(check) {
+                Some(true) => (t.t(key::CHECK_YES), "yes"),
+                Some(false) => (t.t(key::CHECK_NO), "no"),
+                None => (t.t(key::CHECK_UNMEASURED), "unmeasured"),
+            };
+            CheckRow {
+                name: t.t(check.name_key()),
+                state,
+                class,
+                said: c
+                    .notes
+                    .iter()
+                    .filter(|n| n.check == check)
+                    .map(|n| n.said.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    // A fix for each check some app misses, once, in the checks' order.
+    let fixes = Check::ALL
+        .into_iter()
+        .filter(|check| {
+            App::ALL
+                .iter()
+                .any(|a| c.apps.get(*a).missing.contains(check))
+        })
+        .map(|check| t.t(check.fix_key()))
+        .collect();
+    let login: Vec<&str> = c
+        .login
+        .iter()
+        .map(|w| {
+            t.t(match w {
+                LoginWay::Password => key::LOGIN_PASSWORD,
+                LoginWay::Sso => key::LOGIN_SSO,
+                LoginWay::Oauth => key::LOGIN_OAUTH,
+            })
+        })
+        .collect();
+    AppsView {
+        apps,
+        checks,
+        fixes,
+        spec: c.spec_version.clone().unwrap_or_else(|| "–".into()),
+        login: if login.is_empty() {
+            "–".into()
+        } else {
+            login.join(t.t(key::LIST_SEP))
+        },
+        checked_at: super::time_html(t, c.checked_at),
+    }
+}
+
 /// The client-API section of the detail page.
 struct ClientView {
     base_url: String,
@@ -158,6 +260,7 @@ struct ServerPage {
     addresses: Vec<AddressRow>,
     client: Option<ClientView>,
     signup: Option<SignupView>,
+    apps: Option<AppsView>,
     facts: FactsView,
     recent: Vec<RecentRow>,
     api_href: String,
@@ -511,10 +614,12 @@ pub(in crate::web) async fn server(
         addresses,
         client,
         signup: v.signup.as_deref().map(|s| signup_view(t, s)),
+        apps: v.clients.as_deref().map(|c| apps_view(t, c)),
         facts: FactsView {
             jurisdiction: v.facts.jurisdiction.clone(),
             languages: v.facts.languages.join(t.t(key::LIST_SEP)),
             rules_url: v.facts.rules_url.clone(),
+            homepage: v.facts.homepage.clone(),
             privacy_url: v.facts.privacy_url.clone(),
             note: v.facts.note.clone(),
         },

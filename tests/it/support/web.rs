@@ -13,7 +13,7 @@ use mxping::config::Config;
 use mxping::testing::Metrics;
 use mxping::testing::ServerHistory;
 use mxping::testing::{
-    Board, Cell, Outlet, Published, ServerView, publish_round, publish_signup, thresholds,
+    Board, Cell, Checked, Outlet, Published, ServerView, publish_round, publish_signup, thresholds,
 };
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -25,7 +25,7 @@ pub struct Web {
     services: Services,
     histories: Vec<ServerHistory>,
     cells: Vec<Arc<Cell>>,
-    signups: Vec<Option<Arc<mxping::testing::Signup>>>,
+    signups: Vec<Checked>,
     /// The time the next round is recorded at (Unix seconds).
     pub clock: i64,
 }
@@ -62,7 +62,7 @@ impl Web {
                 .collect(),
         );
         Web {
-            signups: config.servers.iter().map(|_| None).collect(),
+            signups: config.servers.iter().map(|_| Checked::default()).collect(),
             board,
             metrics,
             services: Services::new(&config).unwrap(),
@@ -105,7 +105,7 @@ impl Web {
                 server: &self.config.servers[i],
                 per_server_phases: false,
                 cell: &self.cells[i],
-                signup: self.signups[i].clone(),
+                checked: self.signups[i].clone(),
                 now,
             };
             publish_round(&to, &mut self.histories[i], round, true, &out);
@@ -119,12 +119,13 @@ impl Web {
             self.config.servers.iter().map(|s| checker.check(&s.name)),
         )
         .await;
-        for (i, s) in checks.into_iter().enumerate() {
+        for (i, n) in checks.into_iter().enumerate() {
             let name = self.config.servers[i].name.to_string();
-            self.metrics.set_signup(&name, s.status);
-            let signup = Arc::new(s);
-            self.signups[i] = Some(signup.clone());
-            publish_signup(&self.board, &self.cells[i], signup);
+            self.metrics.set_signup(&name, n.signup.status);
+            self.metrics.set_clients(&name, &n.clients);
+            let checked = Checked::new(n);
+            self.signups[i] = checked.clone();
+            publish_signup(&self.board, &self.cells[i], &checked);
         }
     }
 
