@@ -256,8 +256,20 @@ fn row(t: &'static Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
     }
 }
 
-/// The apps' verdicts of a row, each said in the reader's words with what it misses.
+/// The apps' verdicts of a row, each said in the reader's words with what it misses; one
+/// line when no app works for the same reason (a client API that does not answer).
 fn app_cells(t: &'static Locale, c: &Clients) -> Vec<AppCell> {
+    let first = c.apps.get(App::ALL[0]);
+    if first.works == Works::No && App::ALL.iter().all(|a| c.apps.get(*a) == first) {
+        let said = app_verdict_words(t, first);
+        return vec![AppCell {
+            name: t.t(key::APPS_NONE),
+            symbol: first.works.symbol(),
+            class: first.works.as_str(),
+            why: said.clone(),
+            said,
+        }];
+    }
     App::ALL
         .into_iter()
         .map(|app| {
