@@ -497,3 +497,44 @@ async fn serve_shows_apps_in_the_api_metrics_page_and_filter_in_both_languages()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mxping_check_prints_each_app_and_the_json_has_clients() {
+    let (h, _servers) = harness().await;
+    let config = h.config_file();
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
+            .args(&args)
+            .env("MXPING_LOG", "off")
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "check",
+            "nomedia.test",
+            "--config",
+            config.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    let text = run(args(&[])).await;
+    for expected in [
+        "Apps (/versions, CORS from https://app.element.io, /v1/media/config, login)",
+        "spec         v1.12",
+        "sliding sync yes",
+        "auth. media  no",
+        "◐ element_x        partly: images will not load: no authenticated media",
+        "note (images will not load: no authenticated media): https://nomedia.test/_matrix/client/v1/media/config without a token: HTTP 404 M_UNRECOGNIZED",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    let json: Value = serde_json::from_str(&run(args(&["--json"])).await).unwrap();
+    assert_eq!(json["clients"]["authenticated_media"], false, "{json}");
+    assert_eq!(json["clients"]["apps"]["cinny"]["works"], "partly");
+}
