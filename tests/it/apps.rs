@@ -538,3 +538,48 @@ async fn mxping_check_prints_each_app_and_the_json_has_clients() {
     assert_eq!(json["clients"]["authenticated_media"], false, "{json}");
     assert_eq!(json["clients"]["apps"]["cinny"]["works"], "partly");
 }
+
+/// Screenshots of the "Works with" column and the detail page's "Apps" section in both
+/// languages, for review (`artifacts/screenshots/apps-*.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_the_apps_column_and_section_in_both_languages() {
+    let (mut h, _servers) = harness().await;
+    h.extra = "[monitor]\ninterval = \"3s\"\ntimeout = \"2s\"\ncheck_keys = false\n".into();
+    let s = Serve::start(&h.config_file()).await;
+    s.wait_for(Duration::from_secs(20), "every app check", || async {
+        for (name, _) in stand_ins() {
+            if s.server(name).await["clients"].is_null() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let browser = crate::support::browser::Browser {
+        size: Some((1280, 900)),
+        no_script: true,
+        ..Default::default()
+    };
+    for lang in ["en", "zh"] {
+        for (page, path) in [
+            ("index", "/?sort=name".to_owned()),
+            ("detail", "/server/nocors.test".to_owned()),
+        ] {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let url = s.url(&format!("{path}{sep}lang={lang}#apps"));
+            let shot = browser
+                .live_screenshot(
+                    &url,
+                    "true",
+                    Duration::ZERO,
+                    &format!("apps-{page}-{lang}.png"),
+                )
+                .await;
+            assert!(
+                std::fs::metadata(&shot).unwrap().len() > 10_000,
+                "{}",
+                shot.display()
+            );
+        }
+    }
+}
