@@ -586,7 +586,9 @@ mod tests {
     #[test]
     fn expired_answers_are_swept_out_and_the_cache_never_outgrows_its_cap() {
         let cache = Cache::new(4_096);
-        let soon = Instant::now() + Duration::from_millis(30);
+        // Far enough ahead that 2,000 inserts on a loaded machine finish before it (30 ms
+        // did not, once, in a full parallel run).
+        let soon = Instant::now() + Duration::from_millis(500);
         for i in 0..2_000 {
             cache.put(
                 Key::new(&format!("s{i}.example"), RecordType::A),
@@ -595,7 +597,9 @@ mod tests {
             );
         }
         assert_eq!(cache.len(), 2_000);
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(
+            soon.saturating_duration_since(Instant::now()) + Duration::from_millis(10),
+        );
         // Once the map reaches its sweep mark (twice the last live count), the expired
         // answers go.
         let later = Instant::now() + Duration::from_secs(60);

@@ -31,7 +31,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::i18n::{Key, key};
-use crate::net::fetch::{Endpoint, Fetcher};
+use crate::net::fetch::{Endpoint, Fetcher, Response};
 use crate::text;
 
 /// The origin the browser checks pretend to come from: Element Web's.
@@ -497,28 +497,28 @@ pub(crate) struct LoginSeen {
     pub metadata: Option<MetadataPath>,
 }
 
-/// Measures the apps' facts of the server whose client API is at `base` (a base URL found by
-/// discovery), `well_known` being where its client well-known is.
-pub(crate) async fn measure(
+/// What the server answered to the apps' requests, before it is judged.
+pub(crate) struct Answers {
+    well_known: Endpoint,
+    base: String,
+    versions: Endpoint,
+    media: Endpoint,
+    preflight: Endpoint,
+    wk: Result<Response, String>,
+    versions_answer: Result<Response, String>,
+    media_answer: Result<Response, String>,
+    preflight_answer: Result<Response, crate::error::ProbeError>,
+}
+
+/// Asks the server whose client API is at `base` (a base URL found by discovery) what the
+/// apps ask, `well_known` being where its client well-known is; all at once, and alongside
+/// the sign-up check's own requests, so they share its time budget without lengthening it.
+/// `Err`: the base URL is not one a client could use.
+pub(crate) async fn ask(
     fetcher: &Fetcher,
     well_known: &Endpoint,
     base: &str,
-    login: &LoginSeen,
-) -> Clients {
-    let mut notes = Vec::new();
-    let spec_version;
-    let mut facts = Facts {
-        login: [
-            (login.password, LoginWay::Password),
-            (login.sso, LoginWay::Sso),
-            (login.metadata.is_some(), LoginWay::Oauth),
-        ]
-        .into_iter()
-        .filter_map(|(on, way)| on.then_some(way))
-        .collect(),
-        auth_metadata: login.metadata,
-        ..Facts::default()
-    };
+) -> Result<Answers, String> {
     let origin = (
         HeaderName::from_static("origin"),
         HeaderValue::from_static(ORIGIN),
@@ -530,7 +530,7 @@ pub(crate) async fn measure(
         endpoint("/_matrix/client/v3/login"),
     ) {
         (Ok(v), Ok(m), Ok(p)) => (v, m, p),
-        (Err(why), ..) | (_, Err(why), _) | (.., Err(why)) => return unreachable(&why),
+        (Err(why), ..) | (_, Err(why), _) | (.., Err(why)) => return Err(why),
     };
     let preflight_headers = [
         origin.clone(),
@@ -563,6 +563,51 @@ pub(crate) async fn measure(
             MAX_BODY
         ),
     );
+    Ok(Answers {
+        well_known: well_known.clone(),
+        base: base.to_owned(),
+        versions,
+        media,
+        preflight,
+        wk,
+        versions_answer,
+        media_answer,
+        preflight_answer,
+    })
+}
+
+/// The apps' facts and verdicts from the server's `answers` and what the sign-up check learnt
+/// of `login`.
+pub(crate) fn judge(answers: Result<Answers, String>, login: &LoginSeen) -> Clients {
+    let a = match answers {
+        Ok(a) => a,
+        Err(why) => return unreachable(&why),
+    };
+    let Answers {
+        well_known,
+        base,
+        versions,
+        media,
+        preflight,
+        wk,
+        versions_answer,
+        media_answer,
+        preflight_answer,
+    } = a;
+    let mut notes = Vec::new();
+    let spec_version;
+    let mut facts = Facts {
+        login: [
+            (login.password, LoginWay::Password),
+            (login.sso, LoginWay::Sso),
+            (login.metadata.is_some(), LoginWay::Oauth),
+        ]
+        .into_iter()
+        .filter_map(|(on, way)| on.then_some(way))
+        .collect(),
+        auth_metadata: login.metadata,
+        ..Facts::default()
+    };
     let mut note = |check, said: String| {
         notes.push(Note {
             check,

@@ -345,13 +345,16 @@ impl SignupChecker {
             Ok::<_, ProbeError>(parse_register(answer.status.as_u16(), &answer.body))
         };
         let unstable = "/_matrix/client/unstable/org.matrix.msc2965";
-        let (register, login, stable, unstable_metadata, issuer_only, support) = tokio::join!(
+        let well_known = Endpoint::https(name.host().clone(), 443, "/.well-known/matrix/client");
+        // The apps' requests go alongside, within the same budget.
+        let (register, login, stable, unstable_metadata, issuer_only, support, apps_answers) = tokio::join!(
             register,
             self.get_json(endpoint("/_matrix/client/v3/login")),
             self.get_json(endpoint("/_matrix/client/v1/auth_metadata")),
             self.get_json(endpoint(&format!("{unstable}/auth_metadata"))),
             self.get_json(endpoint(&format!("{unstable}/auth_issuer"))),
             self.get_json(Ok(support_url)),
+            apps::ask(&self.fetcher, &well_known, &base),
         );
         let register = register.unwrap_or_else(Register::Failed);
         let login = login
@@ -382,8 +385,7 @@ impl SignupChecker {
             sso: login.types.iter().any(|t| t == "m.login.sso"),
             metadata: metadata.as_ref().map(|m| m.path),
         };
-        let well_known = Endpoint::https(name.host().clone(), 443, "/.well-known/matrix/client");
-        let clients = apps::measure(&self.fetcher, &well_known, &base, &seen).await;
+        let clients = apps::judge(apps_answers, &seen);
         let mut signup = decide(register, login, metadata, issuer_create);
         signup.support = support;
         Newcomer { signup, clients }
