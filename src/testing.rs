@@ -16,7 +16,7 @@ pub use crate::i18n::find as locale;
 pub use crate::metrics::Metrics;
 pub use crate::net::dns::SrvRecord;
 pub use crate::probe::client_api::Discovery as ClientDiscovery;
-pub use crate::probe::keys::{canonical_json, check_keys};
+pub use crate::probe::keys::check_keys;
 pub use crate::probe::signup::{Newcomer, Signup, SignupStatus};
 pub use crate::probe::{AddressReport, Software, median};
 pub use crate::report::{Round, ServerReport};
@@ -27,6 +27,7 @@ pub use crate::scheduler::{
 };
 pub use crate::server_name::{Host, ServerName};
 pub use crate::signing::Key;
+pub use crate::signing::canonical_json;
 pub use crate::status::Status;
 pub use crate::vantage::REPORT_PATH;
 pub use crate::web::listener::REPORTS_IN_FLIGHT;

@@ -29,7 +29,7 @@ const MATRIX_ONLY: &[&str] = &[
 ];
 const WEBHOOK_ONLY: &[&str] = &["url", "secret_file"];
 
-fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
+pub(super) fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
     match base_dir {
         Some(dir) if Path::new(text).is_relative() => dir.join(text),
         _ => PathBuf::from(text),

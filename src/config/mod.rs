@@ -65,6 +65,22 @@ pub struct Config {
     pub hub: Option<HubConfig>,
     /// `[[vantage]]`: this instance is a hub, trusting these agents.
     pub vantages: Vec<VantageConfig>,
+    /// `[federation]`: the name and key mxping takes part in federation with.
+    pub federation: Option<FederationConfig>,
+}
+
+/// `[federation]`: mxping as a minimal federation server (design.md "Federation both ways"):
+/// it serves its own signing key and `/version` on the web listener.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FederationConfig {
+    /// The server name mxping federates as (`status.example.org`).
+    pub server_name: String,
+    /// Its ed25519 key file (Synapse's format; `mxping keygen FILE`).
+    pub key_file: PathBuf,
+    /// Time between two checks of a server; the served key is valid for no longer.
+    pub interval: Duration,
+    /// Served at `/.well-known/matrix/server` as `m.server` when set (`host[:port]`).
+    pub well_known: Option<String>,
 }
 
 /// `[hub]`: where an agent gets its servers and sends its reports.

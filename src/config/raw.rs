@@ -32,6 +32,7 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "alert")]
     pub(super) alerts: Vec<RawAlert>,
     pub(super) hub: Option<RawHub>,
+    pub(super) federation: Option<RawFederation>,
     #[serde(default, rename = "vantage")]
     pub(super) vantages: Vec<RawVantage>,
 }
@@ -41,6 +42,15 @@ pub(super) struct RawConfig {
 pub(super) struct RawHub {
     pub(super) url: Option<Spanned<String>>,
     pub(super) key_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFederation {
+    pub(super) server_name: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) well_known: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +249,15 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
     ("signup", &[("interval", Kind::Duration)]),
     ("metrics", &[("per_server_phases", Kind::Bool)]),
     ("hub", &[("url", Kind::Text), ("key_file", Kind::Text)]),
+    (
+        "federation",
+        &[
+            ("server_name", Kind::Text),
+            ("key_file", Kind::Text),
+            ("interval", Kind::Duration),
+            ("well_known", Kind::Text),
+        ],
+    ),
     (
         "[vantage]",
         &[("name", Kind::Text), ("public_key", Kind::Text)],

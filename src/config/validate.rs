@@ -11,12 +11,12 @@ use toml::Spanned;
 
 use super::problems::{Problems, line_col};
 use super::raw::{
-    RawConfig, RawDns, RawMonitor, RawNetwork, RawServer, RawSignup, RawSource, RawStorage, RawTls,
-    RawWeb,
+    RawConfig, RawDns, RawFederation, RawMonitor, RawNetwork, RawServer, RawSignup, RawSource,
+    RawStorage, RawTls, RawWeb,
 };
 use super::{
-    Config, DnsConfig, Facts, MetricsConfig, MonitorConfig, NetworkConfig, ServerConfig,
-    SignupConfig, SourceConfig, SourceLocation, StorageConfig, TlsConfig, WebConfig,
+    Config, DnsConfig, Facts, FederationConfig, MetricsConfig, MonitorConfig, NetworkConfig,
+    ServerConfig, SignupConfig, SourceConfig, SourceLocation, StorageConfig, TlsConfig, WebConfig,
 };
 use crate::server_name::ServerName;
 
@@ -140,6 +140,10 @@ fn validate_sections(
         network: validate_network(&raw.network, p),
         storage: validate_storage(&raw.storage, base_dir, p),
         signup: validate_signup(&raw.signup, p),
+        federation: raw
+            .federation
+            .as_ref()
+            .and_then(|f| validate_federation(f, base_dir, p)),
         metrics: MetricsConfig {
             per_server_phases: raw.metrics.per_server_phases.unwrap_or(false),
         },
@@ -663,6 +667,101 @@ fn validate_sources(
         });
     }
     sources
+}
+
+/// `[federation]`: a server name (and a delegation target) that parse as the spec's grammar,
+/// a key file that reads, an interval of at least a minute.
+fn validate_federation(
+    raw: &RawFederation,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<FederationConfig> {
+    let server_name = match &raw.server_name {
+        None => {
+            p.add(
+                None,
+                "[federation] server_name",
+                "is not set".into(),
+                "write the name mxping federates as, e.g. server_name = \"status.example.org\"",
+            );
+            None
+        }
+        Some(v) => {
+            let text = v.get_ref().trim();
+            match ServerName::parse(text) {
+                Ok(_) => Some(text.to_owned()),
+                Err(e) => {
+                    p.add(
+                        Some(v.span()),
+                        "[federation] server_name",
+                        format!("{text:?} is not a Matrix server name: {e}"),
+                        "write a host name (and port), e.g. server_name = \"status.example.org\"",
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let key_file = match &raw.key_file {
+        None => {
+            p.add(
+                None,
+                "[federation] key_file",
+                "is not set".into(),
+                "create a key with `mxping keygen federation.key` and write key_file = \"federation.key\"",
+            );
+            None
+        }
+        Some(v) => {
+            let path = super::alerts::relative(base_dir, v.get_ref().trim());
+            if let Err(e) = crate::signing::Key::read(&path) {
+                p.add(
+                    Some(v.span()),
+                    "[federation] key_file",
+                    e.to_string(),
+                    "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
+                );
+            }
+            Some(path)
+        }
+    };
+    let interval = duration(
+        &raw.interval,
+        "[federation] interval",
+        Duration::from_secs(600),
+        p,
+    );
+    if let Some(v) = &raw.interval
+        && interval < Duration::from_secs(60)
+    {
+        p.add(
+            Some(v.span()),
+            "[federation] interval",
+            "must be at least 1m".into(),
+            "a server fetches mxping's key for each check: e.g. interval = \"10m\"",
+        );
+    }
+    let well_known = raw.well_known.as_ref().and_then(|v| {
+        let text = v.get_ref().trim();
+        match ServerName::parse(text) {
+            Ok(_) => Some(text.to_owned()),
+            Err(e) => {
+                p.add(
+                    Some(v.span()),
+                    "[federation] well_known",
+                    format!("{text:?} is not a host and port: {e}"),
+                    "write where federation reaches mxping, e.g. well_known = \"status.example.org:443\"",
+                );
+                None
+            }
+        }
+    });
+    Some(FederationConfig {
+        server_name: server_name?,
+        key_file: key_file?,
+        interval,
+        well_known,
+    })
 }
 
 /// `[signup]`.

@@ -12,8 +12,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Canonical JSON allows integers in this range only.
-const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+use crate::signing::canonical_json;
 
 /// The outcome of checking one key response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -105,29 +104,6 @@ fn decode_b64(s: &str) -> Option<Vec<u8>> {
         &base64::alphabet::STANDARD
     };
     GeneralPurpose::new(alphabet, config).decode(s).ok()
-}
-
-/// Encodes `value` as Matrix Canonical JSON: keys sorted by code point, no insignificant
-/// whitespace, raw UTF-8, integers only within ±(2^53−1).
-pub fn canonical_json(value: &Value) -> Result<String, String> {
-    check_canonical_numbers(value)?;
-    // serde_json's default map is a BTreeMap<String, _>: keys sort by byte order, which for
-    // UTF-8 is code-point order. Compact output writes non-ASCII as raw UTF-8.
-    serde_json::to_string(value).map_err(|e| e.to_string())
-}
-
-fn check_canonical_numbers(value: &Value) -> Result<(), String> {
-    match value {
-        Value::Number(n) => match n.as_i64() {
-            Some(i) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&i) => Ok(()),
-            _ => Err(format!(
-                "{n} cannot be encoded as Canonical JSON (integers within ±(2^53-1) only)"
-            )),
-        },
-        Value::Array(items) => items.iter().try_for_each(check_canonical_numbers),
-        Value::Object(map) => map.values().try_for_each(check_canonical_numbers),
-        _ => Ok(()),
-    }
 }
 
 /// Verifies the ed25519 signature by `key_id` of `entity` over `object` (spec appendices

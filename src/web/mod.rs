@@ -6,6 +6,7 @@ mod api;
 mod badges;
 mod cache;
 mod chart;
+mod federation;
 mod feed;
 pub mod listener;
 mod pages;
@@ -109,6 +110,9 @@ pub fn app(handles: Handles) -> Router {
         .route("/feed.atom", get(feed::atom))
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
+        .route("/_matrix/key/v2/server", get(federation::server_keys))
+        .route("/_matrix/federation/v1/version", get(federation::version))
+        .route("/.well-known/matrix/server", get(federation::well_known))
         .route(
             crate::vantage::REPORT_PATH,
             axum::routing::post(vantage_report),

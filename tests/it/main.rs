@@ -17,6 +17,7 @@ mod cli;
 mod client_api;
 mod contrib;
 mod discovery;
+mod federation;
 mod hostile;
 mod layout;
 mod listener;

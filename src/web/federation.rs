@@ -1,0 +1,77 @@
+//! mxping as a minimal federation server (`[federation]`, design.md "Federation both ways"):
+//! its own signing key at `/_matrix/key/v2/server`, self-signed and valid for no longer than
+//! one check interval (so a server verifying mxping must fetch it again for each check rather
+//! than answer from its cache), `/_matrix/federation/v1/version`, and, when asked,
+//! `/.well-known/matrix/server`. Nothing else federated is served; nothing is stored from other
+//! servers. Without `[federation]` each answers 404 as any unknown path does.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+
+/// The Matrix error a server sends for an endpoint it does not offer.
+fn unrecognized() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})),
+    )
+        .into_response()
+}
+
+/// `GET /_matrix/key/v2/server`: the key, signed now, valid for one interval.
+pub(super) async fn server_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let config = state.board.snapshot().config.clone();
+    let Some(f) = &config.federation else {
+        return unrecognized();
+    };
+    let key = match crate::signing::Key::read(&f.key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("[federation] key_file: {e}");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"errcode": "M_UNKNOWN", "error": "the signing key cannot be read"})),
+            )
+                .into_response();
+        }
+    };
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let valid_until_ts = now_ms + i64::try_from(f.interval.as_millis()).unwrap_or(i64::MAX / 2);
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info!(user_agent = %crate::text::cap_to(agent, 120), "served the federation key");
+    (
+        // Fetched again for each check: a cache would answer for a server that cannot.
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(key.server_keys(&f.server_name, valid_until_ts)),
+    )
+        .into_response()
+}
+
+/// `GET /_matrix/federation/v1/version`.
+pub(super) async fn version(State(state): State<AppState>) -> Response {
+    if state.board.snapshot().config.federation.is_none() {
+        return unrecognized();
+    }
+    Json(json!({"server": {"name": "mxping", "version": env!("CARGO_PKG_VERSION")}}))
+        .into_response()
+}
+
+/// `GET /.well-known/matrix/server`, when `[federation] well_known` is set.
+pub(super) async fn well_known(State(state): State<AppState>) -> Response {
+    let config = state.board.snapshot().config.clone();
+    match config
+        .federation
+        .as_ref()
+        .and_then(|f| f.well_known.as_ref())
+    {
+        Some(to) => Json(json!({"m.server": to})).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
