@@ -185,6 +185,25 @@ impl ServerView {
         }
     }
 
+    /// A newcomer can join now: sign-up is open (or on a web page, or after verification), and
+    /// at least one of the apps works there (not yet measured: not held against the server).
+    /// The page's "servers I can join now", the API's `join=true` and the public list.
+    pub fn joinable(&self) -> bool {
+        self.signup.as_ref().is_some_and(|s| s.status.can_join())
+            && self.clients.as_ref().is_none_or(|c| {
+                crate::probe::apps::App::ALL
+                    .iter()
+                    .any(|a| c.apps.get(*a).works != crate::probe::apps::Works::No)
+            })
+    }
+
+    /// `app` works there (or works partly), as last measured.
+    pub fn works_with(&self, app: crate::probe::apps::App) -> bool {
+        self.clients
+            .as_ref()
+            .is_some_and(|c| c.apps.get(app).works != crate::probe::apps::Works::No)
+    }
+
     /// The status.
     pub fn status(&self) -> Status {
         self.report.status

@@ -44,6 +44,8 @@ pub(super) struct ListQuery {
     status: Option<String>,
     /// Only servers a newcomer can join now.
     join: Option<bool>,
+    /// Only servers this app works on (`element_x`, …).
+    app: Option<String>,
     /// Name or title contains this (any case).
     q: Option<String>,
     /// `status`, `latency` or `name`; config order otherwise.
@@ -96,6 +98,22 @@ pub(super) async fn servers(
         },
     };
     let join = query.join.unwrap_or(false);
+    let app = match query.app.as_deref() {
+        None => None,
+        Some(word) => match crate::probe::apps::App::parse(word) {
+            Some(a) => Some(a),
+            None => {
+                let words: Vec<&str> = crate::probe::apps::App::ALL
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect();
+                return bad_request(format!(
+                    "app={word:?} is not an app; use {}",
+                    words.join(", ")
+                ));
+            }
+        },
+    };
     let q: String = query
         .q
         .as_deref()
@@ -109,7 +127,8 @@ pub(super) async fn servers(
         sort,
         |v| {
             status.is_none_or(|s| v.status() == s)
-                && (!join || v.signup.as_ref().is_some_and(|s| s.status.can_join()))
+                && (!join || v.joinable())
+                && app.is_none_or(|a| v.works_with(a))
         },
         &q,
     );

@@ -191,7 +191,7 @@ pub(super) async fn public_servers(
     let public_servers = snap
         .servers
         .iter()
-        .filter(|v| all || v.signup.as_ref().is_some_and(|s| s.status.can_join()))
+        .filter(|v| all || v.joinable())
         .map(|v| entry(v))
         .collect();
     Json(PublicList { public_servers }).into_response()

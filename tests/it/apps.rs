@@ -390,6 +390,46 @@ async fn serve_shows_apps_in_the_api_metrics_page_and_filter_in_both_languages()
         .count();
     assert_eq!(per_server, 5, "at most five series per server");
 
+    // The API filters as the page does; an app it does not know is a 400 naming the apps.
+    let names = |v: Value| -> Vec<String> {
+        v["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(s.json("/api/v1/servers?app=element_x").await),
+        [
+            "synapse-like.test",
+            "nocors.test",
+            "preflight.test",
+            "nomedia.test",
+            "unstable.test"
+        ]
+    );
+    assert_eq!(
+        names(s.json("/api/v1/servers?app=element_web").await),
+        [
+            "synapse-like.test",
+            "nomedia.test",
+            "nosliding.test",
+            "unstable.test"
+        ]
+    );
+    let (status, body) = s.text("/api/v1/servers?app=nheko").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("element_x") && body.contains("nheko"),
+        "{body}"
+    );
+    // Registration is closed on every stand-in but unstable.test (sign-up on the issuer's page).
+    assert_eq!(
+        names(s.json("/api/v1/servers?join=true").await),
+        ["unstable.test"]
+    );
+
     // The public list: sliding sync as measured.
     let list = s.json("/api/v1/public_servers.json?all=true").await;
     let entry = |name: &str| {

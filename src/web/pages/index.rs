@@ -291,7 +291,7 @@ fn app_cells(t: &'static Locale, c: &Clients) -> Vec<AppCell> {
 }
 
 /// "works", or "does not work: why; why".
-pub(super) fn app_verdict_words(t: &Locale, v: &Verdict) -> String {
+fn app_verdict_words(t: &Locale, v: &Verdict) -> String {
     let word = t.t(v.works.key());
     if v.missing.is_empty() {
         return word.to_owned();
@@ -410,18 +410,8 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::Problems => v.status() != Status::Green,
-            // Sign-up is open, and some app works there (not yet measured: not held against
-            // the server).
-            Filter::Join => {
-                v.signup.as_ref().is_some_and(|s| s.status.can_join())
-                    && v.clients
-                        .as_ref()
-                        .is_none_or(|c| App::ALL.iter().any(|a| c.apps.get(*a).works != Works::No))
-            }
-            Filter::ElementX => v
-                .clients
-                .as_ref()
-                .is_some_and(|c| c.apps.element_x.works != Works::No),
+            Filter::Join => v.joinable(),
+            Filter::ElementX => v.works_with(App::ElementX),
         }
     }
 }
