@@ -24,14 +24,20 @@ fn unrecognized() -> Response {
 
 /// `GET /_matrix/key/v2/server`: the key, signed now, valid for one interval.
 pub(super) async fn server_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let config = state.board.snapshot().config.clone();
+    let config = state.board.config();
     let Some(f) = &config.federation else {
         return unrecognized();
     };
-    let key = match crate::signing::Key::read(&f.key_file) {
+    // Read at each request (rare: one per check by each server), so a reload or a new key
+    // file takes effect at once; through tokio, not a blocking read on a runtime thread.
+    let key = match tokio::fs::read_to_string(&f.key_file)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|text| crate::signing::Key::parse(&text).map_err(|e| e.to_string()))
+    {
         Ok(k) => k,
         Err(e) => {
-            tracing::error!("[federation] key_file: {e}");
+            tracing::error!("[federation] key_file {}: {e}", f.key_file.display());
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(json!({"errcode": "M_UNKNOWN", "error": "the signing key cannot be read"})),
@@ -56,7 +62,7 @@ pub(super) async fn server_keys(State(state): State<AppState>, headers: HeaderMa
 
 /// `GET /_matrix/federation/v1/version`.
 pub(super) async fn version(State(state): State<AppState>) -> Response {
-    if state.board.snapshot().config.federation.is_none() {
+    if state.board.config().federation.is_none() {
         return unrecognized();
     }
     Json(json!({"server": {"name": "mxping", "version": env!("CARGO_PKG_VERSION")}}))
@@ -65,7 +71,7 @@ pub(super) async fn version(State(state): State<AppState>) -> Response {
 
 /// `GET /.well-known/matrix/server`, when `[federation] well_known` is set.
 pub(super) async fn well_known(State(state): State<AppState>) -> Response {
-    let config = state.board.snapshot().config.clone();
+    let config = state.board.config();
     match config
         .federation
         .as_ref()
