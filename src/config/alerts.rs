@@ -29,7 +29,37 @@ const MATRIX_ONLY: &[&str] = &[
 ];
 const WEBHOOK_ONLY: &[&str] = &["url", "secret_file"];
 
-pub(super) fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
+/// A required ed25519 key file (`[hub] key_file`, `[federation] key_file`): relative to the
+/// config file, and readable as a key; `file` names the one `mxping keygen` would make.
+pub(super) fn key_file(
+    raw: Option<&Spanned<String>>,
+    key: &str,
+    file: &str,
+    base_dir: Option<&Path>,
+    p: &mut Problems<'_>,
+) -> Option<PathBuf> {
+    let Some(v) = raw else {
+        p.add(
+            None,
+            key,
+            "is not set".into(),
+            format!("create a key with `mxping keygen {file}` and write key_file = \"{file}\""),
+        );
+        return None;
+    };
+    let path = relative(base_dir, v.get_ref().trim());
+    if let Err(e) = crate::signing::Key::read(&path) {
+        p.add(
+            Some(v.span()),
+            key,
+            e.to_string(),
+            "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
+        );
+    }
+    Some(path)
+}
+
+fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
     match base_dir {
         Some(dir) if Path::new(text).is_relative() => dir.join(text),
         _ => PathBuf::from(text),
@@ -595,29 +625,13 @@ pub(super) fn validate_hub(
         )
         .map(|u| u.trim_end_matches('/').to_owned()),
     };
-    let key_file = match &raw.key_file {
-        None => {
-            p.add(
-                None,
-                "[hub] key_file",
-                "is not set".into(),
-                "create a key with `mxping keygen vantage.key` and write key_file = \"vantage.key\"",
-            );
-            None
-        }
-        Some(v) => {
-            let path = relative(base_dir, v.get_ref().trim());
-            if let Err(e) = crate::signing::Key::read(&path) {
-                p.add(
-                    Some(v.span()),
-                    "[hub] key_file",
-                    e.to_string(),
-                    "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
-                );
-            }
-            Some(path)
-        }
-    };
+    let key_file = key_file(
+        raw.key_file.as_ref(),
+        "[hub] key_file",
+        "vantage.key",
+        base_dir,
+        p,
+    );
     if !has_vantage_name {
         p.add(
             raw.url.as_ref().map(Spanned::span),

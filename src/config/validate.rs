@@ -676,7 +676,36 @@ fn validate_federation(
     base_dir: Option<&Path>,
     p: &mut Problems<'_>,
 ) -> Option<FederationConfig> {
+    // A host and an optional port, as the spec's server-name grammar has them.
+    fn host_port(
+        v: &Spanned<String>,
+        key: &str,
+        what: &str,
+        fix: &str,
+        p: &mut Problems<'_>,
+    ) -> Option<String> {
+        let text = v.get_ref().trim();
+        match ServerName::parse(text) {
+            Ok(_) => Some(text.to_owned()),
+            Err(e) => {
+                p.add(
+                    Some(v.span()),
+                    key,
+                    format!("{text:?} is not {what}: {e}"),
+                    fix,
+                );
+                None
+            }
+        }
+    }
     let server_name = match &raw.server_name {
+        Some(v) => host_port(
+            v,
+            "[federation] server_name",
+            "a Matrix server name",
+            "write a host name (and port), e.g. server_name = \"status.example.org\"",
+            p,
+        ),
         None => {
             p.add(
                 None,
@@ -686,45 +715,23 @@ fn validate_federation(
             );
             None
         }
-        Some(v) => {
-            let text = v.get_ref().trim();
-            match ServerName::parse(text) {
-                Ok(_) => Some(text.to_owned()),
-                Err(e) => {
-                    p.add(
-                        Some(v.span()),
-                        "[federation] server_name",
-                        format!("{text:?} is not a Matrix server name: {e}"),
-                        "write a host name (and port), e.g. server_name = \"status.example.org\"",
-                    );
-                    None
-                }
-            }
-        }
     };
-    let key_file = match &raw.key_file {
-        None => {
-            p.add(
-                None,
-                "[federation] key_file",
-                "is not set".into(),
-                "create a key with `mxping keygen federation.key` and write key_file = \"federation.key\"",
-            );
-            None
-        }
-        Some(v) => {
-            let path = super::alerts::relative(base_dir, v.get_ref().trim());
-            if let Err(e) = crate::signing::Key::read(&path) {
-                p.add(
-                    Some(v.span()),
-                    "[federation] key_file",
-                    e.to_string(),
-                    "create one with `mxping keygen FILE` (relative paths are relative to the config file)",
-                );
-            }
-            Some(path)
-        }
-    };
+    let well_known = raw.well_known.as_ref().and_then(|v| {
+        host_port(
+            v,
+            "[federation] well_known",
+            "a host and port",
+            "write where federation reaches mxping, e.g. well_known = \"status.example.org:443\"",
+            p,
+        )
+    });
+    let key_file = super::alerts::key_file(
+        raw.key_file.as_ref(),
+        "[federation] key_file",
+        "federation.key",
+        base_dir,
+        p,
+    );
     let interval = duration(
         &raw.interval,
         "[federation] interval",
@@ -741,21 +748,6 @@ fn validate_federation(
             "a server fetches mxping's key for each check: e.g. interval = \"10m\"",
         );
     }
-    let well_known = raw.well_known.as_ref().and_then(|v| {
-        let text = v.get_ref().trim();
-        match ServerName::parse(text) {
-            Ok(_) => Some(text.to_owned()),
-            Err(e) => {
-                p.add(
-                    Some(v.span()),
-                    "[federation] well_known",
-                    format!("{text:?} is not a host and port: {e}"),
-                    "write where federation reaches mxping, e.g. well_known = \"status.example.org:443\"",
-                );
-                None
-            }
-        }
-    });
     Some(FederationConfig {
         server_name: server_name?,
         key_file: key_file?,
