@@ -144,6 +144,23 @@ async fn harness() -> (Harness, Vec<Arc<HttpsServer>>) {
     (h, servers)
 }
 
+/// `mxping serve` over every stand-in, once each has had its apps checked.
+async fn serving() -> (Harness, Vec<Arc<HttpsServer>>, Serve) {
+    let (mut h, servers) = harness().await;
+    h.extra = "[monitor]\ninterval = \"3s\"\ntimeout = \"2s\"\ncheck_keys = false\n".into();
+    let s = Serve::start(&h.config_file()).await;
+    s.wait_for(Duration::from_secs(20), "every app check", || async {
+        for (name, _) in stand_ins() {
+            if s.server(name).await["clients"].is_null() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    (h, servers, s)
+}
+
 async fn check(h: &Harness, name: &str) -> Newcomer {
     let services = h.services();
     let checker = services.signup.as_ref().expect("sign-up checks are on");
@@ -357,18 +374,7 @@ async fn a_hanging_preflight_is_bounded_by_the_checks_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_shows_apps_in_the_api_metrics_page_and_filter_in_both_languages() {
-    let (mut h, _servers) = harness().await;
-    h.extra = "[monitor]\ninterval = \"3s\"\ntimeout = \"2s\"\ncheck_keys = false\n[signup]\ninterval = \"1h\"\n".into();
-    let s = Serve::start(&h.config_file()).await;
-    s.wait_for(Duration::from_secs(20), "every app check", || async {
-        for (name, _) in stand_ins() {
-            if s.server(name).await["clients"].is_null() {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    let (_h, _servers, s) = serving().await;
     let v = s.server("nosliding.test").await;
     assert_eq!(v["clients"]["apps"]["element_x"]["works"], "no", "{v}");
     assert_eq!(v["clients"]["sliding_sync"], false);
@@ -583,18 +589,7 @@ async fn mxping_check_prints_each_app_and_the_json_has_clients() {
 /// languages, for review (`artifacts/screenshots/apps-*.png`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_the_apps_column_and_section_in_both_languages() {
-    let (mut h, _servers) = harness().await;
-    h.extra = "[monitor]\ninterval = \"3s\"\ntimeout = \"2s\"\ncheck_keys = false\n".into();
-    let s = Serve::start(&h.config_file()).await;
-    s.wait_for(Duration::from_secs(20), "every app check", || async {
-        for (name, _) in stand_ins() {
-            if s.server(name).await["clients"].is_null() {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    let (_h, _servers, s) = serving().await;
     let browser = crate::support::browser::Browser {
         size: Some((1280, 900)),
         no_script: true,
