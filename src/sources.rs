@@ -260,7 +260,8 @@ mod tests {
     fn a_list_is_taken_whole_or_rejected_with_the_reason() {
         let good = json!({"public_servers": [
             {"name": "a.example", "description": "First", "languages": ["en"], "staff_jur": "Finland",
-             "rules": "https://a.example/rules", "privacy": "javascript:alert(1)"},
+             "rules": "https://a.example/rules", "privacy": "javascript:alert(1)",
+             "website": "https://a.example/"},
             {"name": "b.example:8448"},
             {"name": "a.example"}]});
         let servers = parse_list(good.to_string().as_bytes(), 10).unwrap();
@@ -273,6 +274,10 @@ mod tests {
             Some("https://a.example/rules")
         );
         assert_eq!(servers[0].facts.privacy_url, None, "not a web link");
+        assert_eq!(
+            servers[0].facts.homepage.as_deref(),
+            Some("https://a.example/")
+        );
         for (body, says) in [
             (b"<html>".to_vec(), "not JSON"),
             (json!({"servers": []}).to_string().into_bytes(), "no \"public_servers\" array"),

@@ -481,7 +481,7 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
     // Curated facts for open.test, the last [[server]] table.
     let text = h.config_text()
         + "jurisdiction = \"Germany (EU)\"\nlanguages = [\"en\", \"de\"]\n\
-           privacy_url = \"https://open.test/privacy\"\nnote = \"Moderated; be kind.\"\n";
+           privacy_url = \"https://open.test/privacy\"\nhomepage = \"https://open.test/about\"\nnote = \"Moderated; be kind.\"\n";
     let config = mxping::config::Config::parse(&text, "signup.toml", None).unwrap();
     let mut web = Web::new(config);
     let cells = |body: &str| -> Vec<(String, String)> {
@@ -622,6 +622,10 @@ async fn pages_show_how_to_sign_up_in_both_languages_and_filter_joinable_servers
     );
     assert_eq!(open["staff_jur"], "Germany (EU)");
     assert_eq!(open["privacy"], "https://open.test/privacy");
+    assert_eq!(
+        open["website"], "https://open.test/about",
+        "the list's homepage"
+    );
     assert_eq!(open["languages"], json!(["en", "de"]));
     assert!(open["online_status"].is_u64());
     assert_eq!(open["mxping"]["signup_status"], "open");
