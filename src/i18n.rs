@@ -311,6 +311,15 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             key::REASON_DEGRADED_FROM,
             &[("vantages", &vantages.join(t.t(key::LIST_SEP)))],
         ),
+        // The server's own words are shown apart (the detail page), in their language.
+        Reason::Outbound { outcome, .. } => t
+            .t(match outcome.as_str() {
+                "cannot_reach_us" => key::REASON_OUTBOUND_CANNOT_REACH_US,
+                "allow_list" => key::REASON_OUTBOUND_ALLOW_LIST,
+                "signature_refused" => key::REASON_OUTBOUND_SIGNATURE_REFUSED,
+                _ => key::REASON_OUTBOUND_ERROR,
+            })
+            .to_owned(),
     }
 }
 

@@ -58,6 +58,10 @@ enum Command {
         /// Print the JSON `Server` object plus the signing-key checks instead of text.
         #[arg(long)]
         json: bool,
+        /// Also send a request signed as the config's [federation] server_name: the server
+        /// must fetch that name's key (from a running `mxping serve`) to accept it.
+        #[arg(long)]
+        federation: bool,
     },
     /// Exit 0 if a running monitor answers on /healthz (for container health checks).
     Healthcheck {
@@ -218,11 +222,20 @@ fn main() -> ExitCode {
             server_name,
             config,
             json,
+            federation,
         } => {
             let config = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if federation && config.federation.is_none() {
+                eprintln!(
+                    "mxping check --federation: {} has no [federation] section; add \
+                     server_name and key_file (README \"mxping as a federation server\")",
+                    config.source
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             runtime.block_on(async {
                 let services = match Services::new(&config) {
@@ -232,7 +245,13 @@ fn main() -> ExitCode {
                         return ExitCode::from(EXIT_USAGE);
                     }
                 };
-                let report = check::run(&services, &server_name, config.monitor.green_below).await;
+                let report = check::run(
+                    &services,
+                    &server_name,
+                    config.monitor.green_below,
+                    federation,
+                )
+                .await;
                 if json {
                     println!(
                         "{}",
@@ -248,7 +267,7 @@ fn main() -> ExitCode {
                     .is_some_and(|e| e.kind == mxping::error::ErrorKind::InvalidName);
                 if invalid_name {
                     ExitCode::from(EXIT_USAGE)
-                } else if report.federation_ok {
+                } else if report.ok() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE

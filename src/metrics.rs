@@ -82,6 +82,8 @@ struct ServerSeries {
     signup: Option<SignupStatus>,
     /// By [`CLIENT_FEATURES`] index: measured present (1) or absent (0).
     features: [Option<bool>; CLIENT_FEATURES.len()],
+    /// The last signed federation check: accepted, and the public rooms it listed.
+    federation: Option<(bool, Option<u64>)>,
 }
 
 /// The `feature` label values of `mxping_client_feature`, at most five series per server.
@@ -105,6 +107,7 @@ impl ServerSeries {
             uptime: [None; WINDOWS.len()],
             signup: None,
             features: [None; CLIENT_FEATURES.len()],
+            federation: None,
         }
     }
 
@@ -510,6 +513,24 @@ impl Metrics {
         self.with_server(server, |s| s.features = features);
     }
 
+    /// Records a signed federation check of `server` (`mxping_federation_outbound_ok`,
+    /// `mxping_public_rooms`).
+    pub fn set_federation(&self, server: &str, o: &crate::probe::federation::Outbound) {
+        use crate::probe::federation::{Directory, Outcome};
+        let rooms = match &o.directory {
+            Some(Directory::Shared { rooms, .. }) => Some(*rooms),
+            _ => None,
+        };
+        self.with_server(server, |s| {
+            s.federation = Some((o.outbound == Outcome::BothWays, rooms));
+        });
+    }
+
+    /// Removes a server's federation series (`[federation]` was removed).
+    pub fn clear_federation(&self, server: &str) {
+        self.with_server(server, |s| s.federation = None);
+    }
+
     /// Removes a server's sign-up and app series (its checks were turned off).
     pub fn clear_signup(&self, server: &str) {
         self.with_server(server, |s| {
@@ -668,7 +689,7 @@ impl std::fmt::Display for Value {
 }
 
 /// The per-server families in the order they are written: (name, type, help).
-const FAMILIES: [(&str, &str, &str); 11] = [
+const FAMILIES: [(&str, &str, &str); 13] = [
     (
         "mxping_client_feature",
         "gauge",
@@ -678,6 +699,11 @@ const FAMILIES: [(&str, &str, &str); 11] = [
         "mxping_discovery_info",
         "gauge",
         "How the server name was resolved: the spec step (method) and the delegated name.",
+    ),
+    (
+        "mxping_federation_outbound_ok",
+        "gauge",
+        "1 if the server accepted mxping's last signed federation request (it fetched mxping's key and verified the signature), else 0; only with [federation].",
     ),
     (
         "mxping_latency_seconds",
@@ -693,6 +719,11 @@ const FAMILIES: [(&str, &str, &str); 11] = [
         "mxping_probes_total",
         "counter",
         "Probe rounds per address, by IP family and result (ok or an error kind).",
+    ),
+    (
+        "mxping_public_rooms",
+        "gauge",
+        "Public rooms the server's directory lists over federation (its estimate), when it shares the directory; only with [federation].",
     ),
     (
         "mxping_server_info",
@@ -729,15 +760,17 @@ const FAMILIES: [(&str, &str, &str); 11] = [
 /// Indexes into [`FAMILIES`].
 const CLIENT_FEATURE: usize = 0;
 const DISCOVERY: usize = 1;
-const LATENCY: usize = 2;
-const PHASE: usize = 3;
-const PROBES: usize = 4;
-const SERVER_INFO: usize = 5;
-const SIGNUP: usize = 6;
-const STATUS: usize = 7;
-const CERT_EXPIRY: usize = 8;
-const UP: usize = 9;
-const UPTIME: usize = 10;
+const FEDERATION_OK: usize = 2;
+const LATENCY: usize = 3;
+const PHASE: usize = 4;
+const PROBES: usize = 5;
+const PUBLIC_ROOMS: usize = 6;
+const SERVER_INFO: usize = 7;
+const SIGNUP: usize = 8;
+const STATUS: usize = 9;
+const CERT_EXPIRY: usize = 10;
+const UP: usize = 11;
+const UPTIME: usize = 12;
 
 /// Appends every per-server family to `parts`: each its HELP and TYPE lines, then its
 /// samples; a family without samples is left out entirely, as the `prometheus` crate does.
@@ -780,6 +813,19 @@ fn write_servers(
             }
         }
         bodies[DISCOVERY].push_str(discovery);
+        if let Some((ok, rooms)) = s.federation {
+            let out = &mut bodies[FEDERATION_OK];
+            push_all(
+                out,
+                &["mxping_federation_outbound_ok{server=\"", name, "\"} "],
+            );
+            push_int(out, u64::from(ok));
+            if let Some(rooms) = rooms {
+                let out = &mut bodies[PUBLIC_ROOMS];
+                push_all(out, &["mxping_public_rooms{server=\"", name, "\"} "]);
+                push_int(out, rooms);
+            }
+        }
         if let Some(v) = s.latency_s {
             let out = &mut bodies[LATENCY];
             push_all(out, &["mxping_latency_seconds{server=\"", name, "\"} "]);
@@ -1048,6 +1094,7 @@ mod tests {
             s.signup = Some(SignupStatus::Open);
             s.features[0] = Some(true);
             s.features[3] = Some(false);
+            s.federation = Some((true, Some(12)));
             s.observe(0, 0.01);
         });
         let text = m.render();
@@ -1082,6 +1129,11 @@ mod tests {
             &text,
             r#"mxping_signup_info{server="b.test",status="open"} 1"#
         ));
+        assert!(has_line(
+            &text,
+            r#"mxping_federation_outbound_ok{server="b.test"} 1"#
+        ));
+        assert!(has_line(&text, r#"mxping_public_rooms{server="b.test"} 12"#));
         assert!(has_line(
             &text,
             r#"mxping_client_feature{server="b.test",feature="sliding_sync"} 1"#

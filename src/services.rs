@@ -26,6 +26,8 @@ pub struct Services {
     pub signup: Option<probe::signup::SignupChecker>,
     /// The guarded, verifying client for every request that is not a probe (public lists).
     pub fetcher: net::fetch::Fetcher,
+    /// Signs and sends the federation check, with `[federation]`.
+    pub federation: Option<probe::federation::FederationChecker>,
 }
 
 impl Services {
@@ -60,12 +62,27 @@ impl Services {
                 check_keys: config.monitor.check_keys,
             },
         );
+        let federation = config.federation.as_ref().and_then(|f| {
+            // The config's check read this file; it may have gone since.
+            match crate::signing::Key::read(&f.key_file) {
+                Ok(key) => Some(probe::federation::FederationChecker::new(
+                    prober.clone(),
+                    key,
+                    f.server_name.clone(),
+                )),
+                Err(e) => {
+                    tracing::error!("[federation] key_file: {e}; no federation checks");
+                    None
+                }
+            }
+        });
         Ok(Services {
             discovery,
             prober,
             client,
             signup,
             fetcher,
+            federation,
         })
     }
 

@@ -120,6 +120,14 @@ pub enum Reason {
         /// The vantages (names) that see it yellow.
         vantages: Vec<String>,
     },
+    /// Reachable, but it did not accept mxping's signed federation request (design.md
+    /// "Federation both ways").
+    Outbound {
+        /// `cannot_reach_us`, `allow_list`, `signature_refused` or `error`.
+        outcome: String,
+        /// What the server said.
+        detail: String,
+    },
 }
 
 impl Reason {
@@ -180,6 +188,19 @@ impl fmt::Display for Reason {
             ),
             Reason::DegradedFrom { vantages } => {
                 write!(f, "degraded as seen from {}", vantages.join(", "))
+            }
+            Reason::Outbound { outcome, detail } => {
+                let what = match outcome.as_str() {
+                    "cannot_reach_us" => "cannot fetch other servers' keys",
+                    "allow_list" => "federates only with the servers on its allow list",
+                    "signature_refused" => "refuses other servers' signatures",
+                    _ => "does not answer signed federation requests",
+                };
+                if detail.is_empty() {
+                    f.write_str(what)
+                } else {
+                    write!(f, "{what}: {detail}")
+                }
             }
         }
     }

@@ -16,13 +16,14 @@ pub use crate::i18n::find as locale;
 pub use crate::metrics::Metrics;
 pub use crate::net::dns::SrvRecord;
 pub use crate::probe::client_api::Discovery as ClientDiscovery;
+pub use crate::probe::federation::{FetchedBy, KeyFetches, Outbound, Outcome};
 pub use crate::probe::keys::check_keys;
 pub use crate::probe::signup::{Newcomer, Signup, SignupStatus};
 pub use crate::probe::{AddressReport, Software, median};
 pub use crate::report::{Round, ServerReport};
 pub use crate::scheduler::board::{Board, Cell};
 pub use crate::scheduler::{
-    Checked, Monitor, Outlet, Published, Rounds, ServerView, publish_round, publish_signup,
+    Checked, Monitor, Outlet, Published, Rounds, ServerView, publish_checked, publish_round,
     thresholds,
 };
 pub use crate::server_name::{Host, ServerName};

@@ -13,6 +13,7 @@ use crate::net::tls::days_until;
 use crate::numbers::{self, Places};
 use crate::probe::AddressReport;
 use crate::probe::apps::{App, Check, Clients};
+use crate::probe::federation::{Directory, Outbound, Outcome, PROFILE_PATH};
 use crate::probe::signup::Signup;
 use crate::report::{Round, ServerReport};
 use crate::status::Status;
@@ -31,15 +32,44 @@ pub struct CheckReport {
     pub signup: Option<Signup>,
     /// Which apps work there, measured with the sign-up check (`null` likewise).
     pub clients: Option<Clients>,
+    /// With `--federation`: the signed request sent as the config's `[federation]` name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Outbound>,
 }
 
-/// Runs the check (the sign-up check alongside the round).
-pub async fn run(services: &Services, name: &str, green_below: Duration) -> CheckReport {
+impl CheckReport {
+    /// Federation works into the server and, when it was checked, out of it.
+    pub fn ok(&self) -> bool {
+        self.federation_ok
+            && self
+                .federation
+                .as_ref()
+                .is_none_or(|f| f.outbound == Outcome::BothWays)
+    }
+}
+
+/// Runs the check (the sign-up check and, with `signed`, the federation check alongside the
+/// round).
+pub async fn run(
+    services: &Services,
+    name: &str,
+    green_below: Duration,
+    signed: bool,
+) -> CheckReport {
     let signup = async {
         let parsed = crate::server_name::ServerName::parse(name).ok()?;
         Some(services.signup.as_ref()?.check(&parsed).await)
     };
-    let (round, newcomer) = tokio::join!(services.round(name), signup);
+    let resolution = std::sync::Arc::new(services.discovery.resolve(name).await);
+    let outbound = async {
+        match (&services.federation, signed) {
+            // No listener here: who fetched the key is not known.
+            (Some(checker), true) => Some(checker.check(&resolution, None).await),
+            _ => None,
+        }
+    };
+    let (round, newcomer, federation) =
+        tokio::join!(services.probe(resolution.clone(), name), signup, outbound);
     let server = ServerReport::from_round(name, &round, green_below);
     let federation_ok = round.federation_ok();
     let verdict = verdict(&round, &server, federation_ok);
@@ -50,6 +80,7 @@ pub async fn run(services: &Services, name: &str, green_below: Duration) -> Chec
         verdict,
         signup,
         clients,
+        federation,
     }
 }
 
@@ -180,6 +211,9 @@ pub fn render_text(report: &CheckReport) -> String {
     if let Some(clients) = &report.clients {
         render_apps(&mut out, clients);
     }
+    if let Some(f) = &report.federation {
+        render_outbound(&mut out, f);
+    }
     if let Some(r) = &s.discovery {
         let notes: Vec<String> = r
             .findings
@@ -221,6 +255,62 @@ pub fn render_text(report: &CheckReport) -> String {
         }
     );
     out
+}
+
+fn render_outbound(out: &mut String, f: &Outbound) {
+    let _ = writeln!(
+        out,
+        "\nFederation both ways (a signed request to {PROFILE_PATH})"
+    );
+    let took = f
+        .elapsed_ms
+        .map(|ms| format!(" in {}", numbers::ms(ms, Places::Tenth)))
+        .unwrap_or_default();
+    let said = f
+        .error
+        .as_ref()
+        .map(|e| format!(": {}", e.message))
+        .unwrap_or_default();
+    let line = match f.outbound {
+        Outcome::BothWays => format!(
+            "  ✔ both ways: the server fetched this monitor's key and accepted its signature{took}"
+        ),
+        Outcome::CannotReachUs => format!(
+            "  ✘ cannot reach us: the server could not fetch this monitor's key, so it cannot \
+             fetch other servers' keys either{said}"
+        ),
+        Outcome::AllowList => {
+            format!("  ✘ allow list: the server federates only with the servers it lists{said}")
+        }
+        Outcome::SignatureRefused => {
+            format!(
+                "  ✘ signature refused: the server fetched a key and refused the signature{said}"
+            )
+        }
+        Outcome::Error => format!("  ✘ no verdict{said}"),
+    };
+    let _ = writeln!(out, "{line}");
+    match &f.directory {
+        Some(Directory::NotShared) => {
+            let _ = writeln!(out, "  public rooms: not shared over federation");
+        }
+        Some(Directory::Shared { rooms, top }) => {
+            let _ = writeln!(out, "  public rooms: {rooms}");
+            for r in top {
+                let _ = writeln!(
+                    out,
+                    "    {} {} ({} members)",
+                    r.alias.as_deref().unwrap_or(&r.room_id),
+                    r.name
+                        .as_deref()
+                        .map(|n| format!("{n:?}"))
+                        .unwrap_or_default(),
+                    r.members
+                );
+            }
+        }
+        None => {}
+    }
 }
 
 fn render_signup(out: &mut String, s: &Signup) {

@@ -9,6 +9,7 @@
 
 pub(crate) mod apps;
 pub(crate) mod client_api;
+pub(crate) mod federation;
 pub(crate) mod keys;
 pub(crate) mod signup;
 
@@ -290,6 +291,68 @@ impl Prober {
         }
     }
 
+    /// Sends `gets` (path and `Authorization` header, each built when its turn comes from the
+    /// path) one after another on one connection to `target`, within `timeout`, the
+    /// certificate verified as for a round. Stops at the first that fails to get an answer;
+    /// `next` decides from each answer whether to send the following one.
+    pub(crate) async fn exchange(
+        &self,
+        target: &Target,
+        gets: &[(String, String)],
+        limit: usize,
+        timeout: Duration,
+        mut next: impl FnMut(&Answer) -> bool,
+    ) -> Result<Vec<Answer>, ProbeError> {
+        if let Some(blocked) = &target.blocked {
+            return Err(blocked.clone());
+        }
+        let connected = std::sync::atomic::AtomicBool::new(false);
+        let run = async {
+            let (mut conn, cert_error) = self.open(target, None).await?;
+            if let Some(e) = cert_error {
+                return Err(e);
+            }
+            connected.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut answers = Vec::new();
+            for (path, auth) in gets {
+                if conn.sender.ready().await.is_err() {
+                    conn = self.open(target, None).await?.0;
+                }
+                let (elapsed, status, body) =
+                    send(&mut conn, target, path, Some(auth), limit).await?;
+                let answer = Answer {
+                    elapsed,
+                    status,
+                    body,
+                };
+                let more = next(&answer);
+                answers.push(answer);
+                if !more {
+                    break;
+                }
+            }
+            Ok(answers)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => {
+                let t = humantime::format_duration(timeout);
+                let addr = target.address;
+                Err(if connected.load(std::sync::atomic::Ordering::Relaxed) {
+                    ProbeError::new(
+                        ErrorKind::Timeout,
+                        format!("{addr} took the request and did not answer within {t}"),
+                    )
+                } else {
+                    ProbeError::new(
+                        ErrorKind::ConnectTimeout,
+                        format!("no connection to {addr} within {t}"),
+                    )
+                })
+            }
+        }
+    }
+
     /// Connects and completes the TLS and HTTP handshakes. With `report`, records the timings
     /// and TLS facts. Returns the certificate problem separately: the round goes on so the
     /// report can say what the server answers, and fails with it at the end.
@@ -374,6 +437,16 @@ impl Prober {
     }
 }
 
+/// One answer of [`Prober::exchange`].
+pub(crate) struct Answer {
+    /// Time to the response head.
+    pub elapsed: Duration,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its body, within the limit.
+    pub body: Bytes,
+}
+
 fn tls_facts(tls: &TlsStream<StampedTcp>, certificate: Option<CertInfo>, valid: bool) -> TlsFacts {
     let conn = tls.get_ref().1;
     TlsFacts {
@@ -403,18 +476,39 @@ async fn request(
     path: &str,
     limit: usize,
 ) -> Result<(Duration, StatusCode, Bytes), ProbeError> {
+    send(conn, target, path, None, limit).await
+}
+
+/// [`request`] with an `Authorization` header (a signed federation request).
+async fn send(
+    conn: &mut Connection,
+    target: &Target,
+    path: &str,
+    authorization: Option<&str>,
+    limit: usize,
+) -> Result<(Duration, StatusCode, Bytes), ProbeError> {
     let host = HeaderValue::from_str(&target.host_header).map_err(|_| {
         ProbeError::new(
             ErrorKind::InvalidName,
             format!("{:?} is not a valid Host header", target.host_header),
         )
     })?;
-    let req = Request::get(path)
+    let mut req = Request::get(path)
         .header(HOST, host)
         .header(USER_AGENT, crate::USER_AGENT)
-        .header(ACCEPT, "application/json")
+        .header(ACCEPT, "application/json");
+    if let Some(auth) = authorization {
+        let value = HeaderValue::from_str(auth).map_err(|_| {
+            ProbeError::new(
+                ErrorKind::InvalidName,
+                "the server name cannot be written in an Authorization header".to_owned(),
+            )
+        })?;
+        req = req.header(hyper::header::AUTHORIZATION, value);
+    }
+    let req = req
         .body(Empty::<Bytes>::new())
-        .expect("a static request is valid");
+        .map_err(|e| ProbeError::new(ErrorKind::InvalidName, format!("{path}: {e}")))?;
     let (response, elapsed) =
         crate::net::fetch::send_timed(&mut conn.sender, req, path, Some(&conn.stamps)).await?;
     let status = response.status();

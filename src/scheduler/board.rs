@@ -14,6 +14,7 @@
 //! this type — not the scheduler — so a test can publish views of its own (`set_layout` with
 //! new cells) and drive the router in-process.
 
+use crate::probe::federation::KeyFetches;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,6 +131,9 @@ pub struct Board {
     /// One combining pass at a time (the hub's task, or a report's handler), so a pass made
     /// from older reports never stores its views after a newer one.
     combining: std::sync::Mutex<()>,
+    /// Requests for mxping's federation key that the web listener answered, for the
+    /// federation checks to tell who fetched it.
+    key_fetches: Arc<KeyFetches>,
 }
 
 impl Board {
@@ -156,7 +160,13 @@ impl Board {
             layout_changed: std::sync::atomic::AtomicBool::new(true),
             combined,
             combining: std::sync::Mutex::new(()),
+            key_fetches: Arc::default(),
         }
+    }
+
+    /// The log of requests for mxping's federation key (the web listener writes it).
+    pub fn key_fetches(&self) -> Arc<KeyFetches> {
+        self.key_fetches.clone()
     }
 
     /// Shows `config` with these cells (in config order), replacing the layout.

@@ -52,6 +52,7 @@ use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
 use crate::metrics::Metrics;
 use crate::probe::Software;
 use crate::probe::apps::Clients;
+use crate::probe::federation::{KeyFetches, Outbound};
 use crate::probe::signup::{Newcomer, Signup};
 use crate::report::{Round, ServerReport};
 use crate::server_name::ServerName;
@@ -97,6 +98,10 @@ pub struct ServerView {
     pub signup: Option<Arc<Signup>>,
     /// Which apps work there, measured with the sign-up check (`null` likewise).
     pub clients: Option<Arc<Clients>>,
+    /// The last signed federation check (absent without `[federation]`, `null` before the
+    /// first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Arc<Outbound>>,
     /// On a hub: what every vantage saw, this instance's own view first (then `status` and
     /// `reason` are the quorum's verdict). Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,6 +186,7 @@ impl ServerView {
             shown: history.shown(),
             signup: None,
             clients: None,
+            federation: None,
             vantages: None,
         }
     }
@@ -314,6 +320,7 @@ impl Slot {
             checked: Mutex::new(Checked {
                 signup: view.signup.clone(),
                 clients: view.clients.clone(),
+                federation: view.federation.clone(),
             }),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
@@ -351,6 +358,18 @@ pub trait Rounds: Send + Sync + 'static {
         let _ = name;
         std::future::ready(None)
     }
+    /// Sends the signed federation check to `name` (resolved again unless `resolution` is
+    /// given); `fetches` is the listener's log of requests for mxping's key. `None` without
+    /// `[federation]`.
+    fn federation(
+        &self,
+        name: &ServerName,
+        resolution: Option<Arc<Resolution>>,
+        fetches: Arc<KeyFetches>,
+    ) -> impl Future<Output = Option<Outbound>> + Send {
+        let _ = (name, resolution, fetches);
+        std::future::ready(None)
+    }
 }
 
 impl Rounds for Services {
@@ -364,6 +383,20 @@ impl Rounds for Services {
 
     async fn signup(&self, name: &ServerName) -> Option<Newcomer> {
         Some(self.signup.as_ref()?.check(name).await)
+    }
+
+    async fn federation(
+        &self,
+        name: &ServerName,
+        resolution: Option<Arc<Resolution>>,
+        fetches: Arc<KeyFetches>,
+    ) -> Option<Outbound> {
+        let checker = self.federation.as_ref()?;
+        let resolution = match resolution {
+            Some(r) => r,
+            None => Arc::new(self.discovery.resolve_name(name).await),
+        };
+        Some(checker.check(&resolution, Some(&fetches)).await)
     }
 }
 
@@ -631,6 +664,9 @@ impl<R: Rounds> Monitor<R> {
         if live.config.monitor.check_signup && job.slot.server.check_signup {
             self.tracker.spawn(job.clone().run_signup(jitter));
         }
+        if live.config.federation.is_some() {
+            self.tracker.spawn(job.clone().run_federation(jitter));
+        }
         self.tracker.spawn(job.run(jitter));
     }
 
@@ -667,7 +703,8 @@ impl<R: Rounds> Monitor<R> {
         let settings_changed = new.monitor != old.monitor
             || new.dns != old.dns
             || new.tls != old.tls
-            || new.network != old.network;
+            || new.network != old.network
+            || new.federation != old.federation;
         let services = if settings_changed {
             Arc::new((self.make_rounds)(&new)?)
         } else {
@@ -728,6 +765,10 @@ impl<R: Rounds> Monitor<R> {
                         previous.signup = None;
                         previous.clients = None;
                         self.metrics.clear_signup(server.name.as_str());
+                    }
+                    if new.federation.is_none() {
+                        previous.federation = None;
+                        self.metrics.clear_federation(server.name.as_str());
                     }
                     let previous = Some(Arc::new(previous));
                     let fresh = self.new_slot(server.clone(), history, previous);
@@ -924,40 +965,82 @@ pub fn publish_round(
         );
     }
     let mut view = ServerView::build(to.server, history, Some(round), None, to.now);
-    to.checked.show(&mut view);
+    if to.checked.show(&mut view) {
+        out.metrics.set_status(name, view.status());
+    }
     out.board.publish(to.cell, view);
 }
 
-/// A server's last sign-up check: how to sign up and which apps work, shown with every round
-/// from then on.
+/// A server's last checks on their own schedules (how to sign up and which apps work; the
+/// signed federation check), shown with every round from then on.
 #[derive(Clone, Debug, Default)]
 pub struct Checked {
     /// How to sign up.
     pub signup: Option<Arc<Signup>>,
     /// Which apps work.
     pub clients: Option<Arc<Clients>>,
+    /// Federation both ways.
+    pub federation: Option<Arc<Outbound>>,
 }
 
 impl Checked {
-    /// The answers of one check.
-    pub fn new(n: Newcomer) -> Checked {
+    /// The answers of one sign-up check, beside the last federation check.
+    pub fn with_newcomer(&self, n: Newcomer) -> Checked {
         Checked {
             signup: Some(Arc::new(n.signup)),
             clients: Some(Arc::new(n.clients)),
+            federation: self.federation.clone(),
         }
     }
 
-    fn show(&self, view: &mut ServerView) {
+    /// The answer of one federation check, beside the last sign-up check.
+    pub fn with_federation(&self, f: Outbound) -> Checked {
+        Checked {
+            federation: Some(Arc::new(f)),
+            ..self.clone()
+        }
+    }
+
+    /// Shows the checks in `view`. A server the rounds find healthy that failed the signed
+    /// check is yellow, with the reason (design.md "Federation both ways"); returns whether
+    /// that changed the status.
+    fn show(&self, view: &mut ServerView) -> bool {
         view.signup = self.signup.clone();
         view.clients = self.clients.clone();
+        view.federation = self.federation.clone();
+        match &self.federation {
+            Some(f) if f.degrades() && view.report.status == Status::Green => {
+                view.report.status = Status::Yellow;
+                view.report.reason = Some(Reason::Outbound {
+                    outcome: f.outbound.as_str().to_owned(),
+                    detail: f
+                        .error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default(),
+                });
+                true
+            }
+            _ => false,
+        }
     }
 }
 
-/// Shows a server's new sign-up check with its last round: the one way a check reaches the
-/// page, for the server's loop and the tests' harness.
-pub fn publish_signup(board: &Board, cell: &Cell, checked: &Checked) {
-    let mut view = (*cell.view()).clone();
+/// Shows a server's new sign-up or federation check with its last round: the one way a check
+/// reaches the page (and, when it changes the status, the status series), for the server's
+/// loop and the tests' harness.
+pub fn publish_checked(board: &Board, metrics: &Metrics, cell: &Cell, checked: &Checked) {
+    let before = cell.view();
+    let mut view = (*before).clone();
+    // From the rounds' status, not one a previous check set.
+    if let Some(Reason::Outbound { .. }) = &view.report.reason {
+        view.report.status = Status::Green;
+        view.report.reason = None;
+    }
     checked.show(&mut view);
+    if view.status() != before.status() {
+        metrics.set_status(&view.report.name, view.status());
+    }
     board.publish(cell, view);
 }
 
@@ -1176,17 +1259,61 @@ impl<R: Rounds> Job<R> {
         }
     }
 
-    /// Shows a sign-up check in the current view and every later one. Under the history lock,
+    /// Sends the signed federation check at start (after the same delay as the first round)
+    /// and then every `[federation] interval`, ±10 %, on its own schedule.
+    async fn run_federation(self, first_delay: Duration) {
+        let Some(interval) = self.config.federation.as_ref().map(|f| f.interval) else {
+            return;
+        };
+        let cancel = self.slot.cancel.clone();
+        let mut next = Instant::now() + first_delay;
+        loop {
+            let Some(permit) = self.wait_turn(next).await else {
+                return;
+            };
+            let resolution = self.slot.cached_resolution(Instant::now());
+            let fetches = self.monitor.board.key_fetches();
+            let checked = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = Box::pin(self.services.federation(&self.slot.server.name, resolution, fetches)) => r,
+            };
+            drop(permit);
+            let Some(outbound) = checked else { return };
+            self.publish_federation(outbound);
+            let jitter = rand::rng().random_range(0.9..1.1);
+            next = Instant::now() + interval.mul_f64(jitter);
+        }
+    }
+
+    fn publish_federation(&self, outbound: Outbound) {
+        self.monitor
+            .metrics
+            .set_federation(self.slot.server.name.as_str(), &outbound);
+        self.publish_checked(|c| c.with_federation(outbound));
+    }
+
+    /// Shows a new check in the current view and every later one. Under the history lock,
     /// which a round holds while it publishes, so a round never publishes the check before.
+    fn publish_checked(&self, f: impl FnOnce(&Checked) -> Checked) {
+        let _round = self.slot.history.lock().expect("history lock");
+        let mut slot_checked = self.slot.checked.lock().expect("checked lock");
+        let checked = f(&slot_checked);
+        *slot_checked = checked.clone();
+        drop(slot_checked);
+        publish_checked(
+            &self.monitor.board,
+            &self.monitor.metrics,
+            &self.slot.cell,
+            &checked,
+        );
+    }
+
     fn publish_signup(&self, newcomer: Newcomer) {
         let name = self.slot.server.name.as_str();
         self.monitor
             .metrics
             .set_signup(name, newcomer.signup.status);
         self.monitor.metrics.set_clients(name, &newcomer.clients);
-        let _round = self.slot.history.lock().expect("history lock");
-        let checked = Checked::new(newcomer);
-        *self.slot.checked.lock().expect("checked lock") = checked.clone();
-        publish_signup(&self.monitor.board, &self.slot.cell, &checked);
+        self.publish_checked(|c| c.with_newcomer(newcomer));
     }
 }

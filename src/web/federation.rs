@@ -1,12 +1,14 @@
 //! mxping as a minimal federation server (`[federation]`, design.md "Federation both ways"):
-//! its own signing key at `/_matrix/key/v2/server`, self-signed and valid for no longer than
-//! one check interval (so a server verifying mxping must fetch it again for each check rather
-//! than answer from its cache), `/_matrix/federation/v1/version`, and, when asked,
+//! its own signing key at `/_matrix/key/v2/server`, self-signed and valid for half a check
+//! interval (so a server verifying mxping must fetch it again for each check rather than
+//! answer from its cache; who fetched it is logged for the checks), `/_matrix/federation/v1/version`, and, when asked,
 //! `/.well-known/matrix/server`. Nothing else federated is served; nothing is stored from other
 //! servers. Without `[federation]` each answers 404 as any unknown path does.
 
-use axum::Json;
-use axum::extract::State;
+use axum::{Extension, Json};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -23,7 +25,11 @@ fn unrecognized() -> Response {
 }
 
 /// `GET /_matrix/key/v2/server`: the key, signed now, valid for one interval.
-pub(super) async fn server_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn server_keys(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     let config = state.board.config();
     let Some(f) = &config.federation else {
         return unrecognized();
@@ -46,18 +52,47 @@ pub(super) async fn server_keys(State(state): State<AppState>, headers: HeaderMa
         }
     };
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let valid_until_ts = now_ms + i64::try_from(f.interval.as_millis()).unwrap_or(i64::MAX / 2);
+    // Half an interval: checks come every 0.9 to 1.1 intervals, so the key a server fetched
+    // for one check has always expired by the next.
+    let valid_for = i64::try_from(f.interval.as_millis() / 2).unwrap_or(i64::MAX / 4);
+    let valid_until_ts = now_ms + valid_for;
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info!(user_agent = %crate::text::cap_to(agent, 120), "served the federation key");
+    let from = peer.map(|Extension(ConnectInfo(p))| requester(p.ip(), &headers));
+    if let Some(from) = from {
+        state.board.key_fetches().record(from, agent);
+    }
+    tracing::info!(
+        from = %from.map_or("-".to_owned(), |a| a.to_string()),
+        user_agent = %crate::text::cap_to(agent, 120),
+        "served the federation key"
+    );
     (
         // Fetched again for each check: a cache would answer for a server that cannot.
         [(header::CACHE_CONTROL, "no-store")],
         Json(key.server_keys(&f.server_name, valid_until_ts)),
     )
         .into_response()
+}
+
+/// Who asked: the peer, or, when the peer is a reverse proxy on this machine (loopback), the
+/// last address of its `X-Forwarded-For` (nginx's `proxy_set_header X-Forwarded-For
+/// $remote_addr`). Nobody else can make a request arrive from loopback, so the header is not
+/// believed from anywhere else.
+fn requester(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if !peer.to_canonical().is_loopback() {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .unwrap_or(peer)
 }
 
 /// `GET /_matrix/federation/v1/version`.

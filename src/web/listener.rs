@@ -557,7 +557,7 @@ pub async fn serve(
         let stop = stop.clone();
         let at_cap = shared.metrics.open.get() as usize >= shared.limits.max_connections;
         tracker.spawn(async move {
-            serve_connection(stream, conn.clone(), &shared, app, stop).await;
+            serve_connection(stream, peer, conn.clone(), &shared, app, stop).await;
             shared.forget(&conn);
         });
         if at_cap {
@@ -625,6 +625,7 @@ fn refuse(shared: &Shared, stream: TcpStream, peer: SocketAddr, refusal: Refusal
 /// Serves one connection until it ends, expires, is evicted, or the listener stops.
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     conn: Arc<Conn>,
     shared: &Arc<Shared>,
     app: Router,
@@ -639,6 +640,7 @@ async fn serve_connection(
         app,
         conn: conn.clone(),
         shared: shared.clone(),
+        peer,
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).keep_alive(true);
@@ -690,6 +692,8 @@ struct Service {
     app: Router,
     conn: Arc<Conn>,
     shared: Arc<Shared>,
+    /// The peer, for handlers that ask (`ConnectInfo`).
+    peer: SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
@@ -697,8 +701,11 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         self.conn.set_phase(Phase::Busy);
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let budget = Budget::of(request.method(), request.uri().path());
         let permit = self.shared.budget(budget).clone().try_acquire_owned().ok();
         let app = self.app.clone();

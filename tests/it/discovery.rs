@@ -44,6 +44,7 @@ fn seen(sni: Option<&str>, host: &str, path: &str) -> Seen {
         method: "GET".to_owned(),
         host: Some(host.to_owned()),
         path: path.to_owned(),
+        uri: path.to_owned(),
         user_agent: Some(mxping::USER_AGENT.to_owned()),
         body: Vec::new(),
         headers: Vec::new(),

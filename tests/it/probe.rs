@@ -738,6 +738,7 @@ fn a_monitor_without_ipv6_does_not_blame_the_server() {
             &services,
             "v6only.test",
             std::time::Duration::from_millis(200),
+            false,
         )
         .await;
         assert!(

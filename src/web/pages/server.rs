@@ -16,6 +16,7 @@ use crate::net::tls::days_until;
 use crate::numbers::{Places, ms_number};
 use crate::probe::apps::{App, Check, Clients, LoginWay};
 use crate::probe::client_api::Discovery as ClientDiscovery;
+use crate::probe::federation::{Directory, FetchedBy, Outbound, Outcome};
 use crate::probe::signup::Signup;
 use crate::web::AppState;
 use crate::web::chart::{self};
@@ -221,6 +222,80 @@ fn apps_view(t: &'static Locale, c: &Clients) -> AppsView {
     }
 }
 
+/// The detail page's "Federation both ways".
+struct FederationView {
+    intro: String,
+    symbol: &'static str,
+    class: &'static str,
+    word: &'static str,
+    said: String,
+    elapsed: String,
+    fetched_by: &'static str,
+    directory: Option<DirectoryView>,
+    checked_at: String,
+}
+
+enum DirectoryView {
+    Shared { count: String, top: Vec<RoomRow> },
+    NotShared,
+}
+
+struct RoomRow {
+    label: String,
+    href: String,
+    name: String,
+    members: String,
+}
+
+fn federation_view(t: &'static Locale, origin: &str, f: &Outbound) -> FederationView {
+    let ok = f.outbound == Outcome::BothWays;
+    FederationView {
+        intro: t.f(key::FED_INTRO, &[("origin", origin)]),
+        symbol: if ok { "✓" } else { "✗" },
+        class: if ok { "yes" } else { "no" },
+        word: t.t(match f.outbound {
+            Outcome::BothWays => key::FED_BOTH_WAYS,
+            Outcome::CannotReachUs => key::FED_CANNOT_REACH_US,
+            Outcome::AllowList => key::FED_ALLOW_LIST,
+            Outcome::SignatureRefused => key::FED_SIGNATURE_REFUSED,
+            Outcome::Error => key::FED_ERROR,
+        }),
+        said: f
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default(),
+        elapsed: f
+            .elapsed_ms
+            .map(|elapsed| ms(Some(elapsed)))
+            .unwrap_or_default(),
+        fetched_by: t.t(match f.key_fetched_by {
+            Some(FetchedBy::Server) => key::FED_BY_SERVER,
+            Some(FetchedBy::Notary) => key::FED_BY_NOTARY,
+            None => key::FED_BY_NOBODY,
+        }),
+        directory: f.directory.as_ref().map(|d| match d {
+            Directory::NotShared => DirectoryView::NotShared,
+            Directory::Shared { rooms, top } => DirectoryView::Shared {
+                count: t.f(key::FED_ROOMS, &[("n", &rooms.to_string())]),
+                top: top
+                    .iter()
+                    .map(|r| {
+                        let label = r.alias.clone().unwrap_or_else(|| r.room_id.clone());
+                        RoomRow {
+                            href: format!("https://matrix.to/#/{}", encode(&label)),
+                            label,
+                            name: r.name.clone().unwrap_or_default(),
+                            members: t.f(key::FED_MEMBERS, &[("n", &r.members.to_string())]),
+                        }
+                    })
+                    .collect(),
+            },
+        }),
+        checked_at: super::time_html(t, f.checked_at),
+    }
+}
+
 /// The client-API section of the detail page.
 struct ClientView {
     base_url: String,
@@ -261,6 +336,7 @@ struct ServerPage {
     client: Option<ClientView>,
     signup: Option<SignupView>,
     apps: Option<AppsView>,
+    federation: Option<FederationView>,
     facts: FactsView,
     recent: Vec<RecentRow>,
     api_href: String,
@@ -615,6 +691,11 @@ pub(in crate::web) async fn server(
         client,
         signup: v.signup.as_deref().map(|s| signup_view(t, s)),
         apps: v.clients.as_deref().map(|c| apps_view(t, c)),
+        federation: config
+            .federation
+            .as_ref()
+            .zip(v.federation.as_deref())
+            .map(|(c, f)| federation_view(t, &c.server_name, f)),
         facts: FactsView {
             jurisdiction: v.facts.jurisdiction.clone(),
             languages: v.facts.languages.join(t.t(key::LIST_SEP)),

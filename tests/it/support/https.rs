@@ -32,6 +32,8 @@ pub struct Seen {
     pub method: String,
     pub host: Option<String>,
     pub path: String,
+    /// The path and query, as sent.
+    pub uri: String,
     /// The User-Agent, to tell the monitor's requests from a browser's.
     pub user_agent: Option<String>,
     /// The request body (at most 64 KiB are read).
@@ -267,6 +269,10 @@ impl HttpsServer {
                                     .and_then(|h| h.to_str().ok())
                                     .map(str::to_owned),
                                 path: req.uri.path().to_owned(),
+                                uri: req
+                                    .uri
+                                    .path_and_query()
+                                    .map_or_else(|| req.uri.path().to_owned(), |p| p.to_string()),
                                 user_agent: req
                                     .headers
                                     .get("user-agent")

@@ -1,6 +1,6 @@
 //! The web app in-process: real rounds (production discovery and probes against the loopback
 //! servers) recorded at times the test chooses and published the one way the scheduler
-//! publishes them (`scheduler::publish_round`, `publish_signup`) on a `Board`, and the router
+//! publishes them (`scheduler::publish_round`, `publish_checked`) on a `Board`, and the router
 //! driven with `tower::ServiceExt::oneshot` — no binary, no port, no waiting for the
 //! scheduler's cadence.
 
@@ -13,7 +13,7 @@ use mxping::config::Config;
 use mxping::testing::Metrics;
 use mxping::testing::ServerHistory;
 use mxping::testing::{
-    Board, Cell, Checked, Outlet, Published, ServerView, publish_round, publish_signup, thresholds,
+    Board, Cell, Checked, Outlet, Published, ServerView, publish_checked, publish_round, thresholds,
 };
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -123,9 +123,9 @@ impl Web {
             let name = self.config.servers[i].name.to_string();
             self.metrics.set_signup(&name, n.signup.status);
             self.metrics.set_clients(&name, &n.clients);
-            let checked = Checked::new(n);
+            let checked = self.signups[i].with_newcomer(n);
             self.signups[i] = checked.clone();
-            publish_signup(&self.board, &self.cells[i], &checked);
+            publish_checked(&self.board, &self.metrics, &self.cells[i], &checked);
         }
     }
 
