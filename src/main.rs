@@ -231,7 +231,7 @@ fn main() -> ExitCode {
             if federation && config.federation.is_none() {
                 eprintln!(
                     "mxping check --federation: {} has no [federation] section; add \
-                     server_name and key_file (README \"mxping as a federation server\")",
+                     server_name and key_file (README \"Federation both ways\")",
                     config.source
                 );
                 return ExitCode::from(EXIT_USAGE);

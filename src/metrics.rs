@@ -1133,7 +1133,10 @@ mod tests {
             &text,
             r#"mxping_federation_outbound_ok{server="b.test"} 1"#
         ));
-        assert!(has_line(&text, r#"mxping_public_rooms{server="b.test"} 12"#));
+        assert!(has_line(
+            &text,
+            r#"mxping_public_rooms{server="b.test"} 12"#
+        ));
         assert!(has_line(
             &text,
             r#"mxping_client_feature{server="b.test",feature="sliding_sync"} 1"#

@@ -231,9 +231,9 @@ async fn the_signed_check_tells_both_ways_from_each_failure() {
                 for name in names {
                     let v = s.server(name).await;
                     let f = v.get("federation").filter(|f| !f.is_null())?.clone();
-                if v["status"] == "unknown" {
-                    return None;
-                }
+                    if v["status"] == "unknown" {
+                        return None;
+                    }
                     all.push((v, f));
                 }
                 Some(all)
