@@ -510,6 +510,34 @@ mod tests {
     }
 
     #[test]
+    fn only_an_answer_that_refuses_turns_a_server_yellow() {
+        let with = |outbound, kind: Option<ErrorKind>, elapsed: Option<f64>| Outbound {
+            outbound,
+            error: kind.map(|k| ProbeError::new(k, "x")),
+            elapsed_ms: elapsed,
+            key_fetched_by: None,
+            directory: None,
+            checked_at: OffsetDateTime::now_utc(),
+        };
+        assert!(!with(Outcome::BothWays, None, Some(3.0)).degrades());
+        for o in [
+            Outcome::CannotReachUs,
+            Outcome::AllowList,
+            Outcome::SignatureRefused,
+        ] {
+            assert!(with(o, Some(ErrorKind::HttpStatus), Some(3.0)).degrades());
+        }
+        // The server answered something that is not an answer, or took the request and
+        // never answered: its federation does not work.
+        assert!(with(Outcome::Error, Some(ErrorKind::HttpStatus), Some(3.0)).degrades());
+        assert!(with(Outcome::Error, Some(ErrorKind::Timeout), Some(30_000.0)).degrades());
+        // No server to ask (the rounds say so already), or the monitor's own trouble.
+        assert!(!with(Outcome::Error, Some(ErrorKind::ConnectRefused), None).degrades());
+        assert!(!with(Outcome::Error, Some(ErrorKind::Dns), None).degrades());
+        assert!(!with(Outcome::Error, Some(ErrorKind::TlsCertificate), None).degrades());
+    }
+
+    #[test]
     fn directories_are_read_and_capped() {
         let body = br##"{"chunk":[
             {"room_id":"!a:x","name":"Small","num_joined_members":2},

@@ -943,11 +943,10 @@ pub fn publish_round(
             .troubles()
             .record(trouble, &format!("checking {name}"));
     }
+    let mut change = None;
     if round.measurable() {
         let recorded = record_round(name, history, &round, to.now);
-        if let Some(event) = recorded.event {
-            (out.on_event)(event);
-        }
+        change = recorded.event;
         if let Some(store) = out.store {
             store.write(RoundRecord {
                 server: name.to_owned(),
@@ -965,8 +964,21 @@ pub fn publish_round(
         );
     }
     let mut view = ServerView::build(to.server, history, Some(round), None, to.now);
-    if to.checked.show(&mut view) {
+    let overlaid = to.checked.show(&mut view);
+    if overlaid {
         out.metrics.set_status(name, view.status());
+    }
+    if to.checked.federation.is_some()
+        && let Some(event) = &mut change
+    {
+        // With the signed check, the change announced is the one the page shows: from what
+        // it showed, to what it shows now (yellow while the check fails).
+        event.from = to.cell.view().status();
+        event.to = view.status();
+        event.reason = view.report.reason.clone();
+    }
+    if let Some(event) = change.filter(|e| e.from != e.to) {
+        (out.on_event)(event);
     }
     out.board.publish(to.cell, view);
 }
@@ -1028,8 +1040,14 @@ impl Checked {
 
 /// Shows a server's new sign-up or federation check with its last round: the one way a check
 /// reaches the page (and, when it changes the status, the status series), for the server's
-/// loop and the tests' harness.
-pub fn publish_checked(board: &Board, metrics: &Metrics, cell: &Cell, checked: &Checked) {
+/// loop and the tests' harness. Returns the status change the check made, if any (a server
+/// the signed check turned yellow, or green again), for the feed and alerts.
+pub fn publish_checked(
+    board: &Board,
+    metrics: &Metrics,
+    cell: &Cell,
+    checked: &Checked,
+) -> Option<Event> {
     let before = cell.view();
     let mut view = (*before).clone();
     // From the rounds' status, not one a previous check set.
@@ -1038,10 +1056,18 @@ pub fn publish_checked(board: &Board, metrics: &Metrics, cell: &Cell, checked: &
         view.report.reason = None;
     }
     checked.show(&mut view);
-    if view.status() != before.status() {
+    let change = (view.status() != before.status()).then(|| Event {
+        server: view.report.name.clone(),
+        at: OffsetDateTime::now_utc().unix_timestamp(),
+        from: before.status(),
+        to: view.status(),
+        reason: view.report.reason.clone(),
+    });
+    if change.is_some() {
         metrics.set_status(&view.report.name, view.status());
     }
     board.publish(cell, view);
+    change
 }
 
 /// What recording one round did.
@@ -1300,12 +1326,20 @@ impl<R: Rounds> Job<R> {
         let checked = f(&slot_checked);
         *slot_checked = checked.clone();
         drop(slot_checked);
-        publish_checked(
+        let change = publish_checked(
             &self.monitor.board,
             &self.monitor.metrics,
             &self.slot.cell,
             &checked,
         );
+        // Announced like a round's change (not the first status, not on a hub, which
+        // announces its verdict's changes).
+        if let Some(event) = change
+            && event.from != Status::Unknown
+            && self.monitor.hub.is_none()
+        {
+            self.monitor.record_event(event);
+        }
     }
 
     fn publish_signup(&self, newcomer: Newcomer) {

@@ -14,6 +14,7 @@ use mxping::testing::AddressReport;
 use mxping::testing::Metrics;
 use mxping::testing::Round;
 use mxping::testing::ServerName;
+use mxping::testing::{KeyFetches, Outbound, Outcome, Status};
 use mxping::testing::{Monitor, Rounds};
 use mxping::testing::{Resolution, Target};
 use tokio::time::Instant;
@@ -30,6 +31,8 @@ struct Scripted {
     unreachable: Arc<Mutex<Vec<String>>>,
     /// Servers that answer every other round (probes so far, by server).
     flapping: Arc<Mutex<HashMap<String, u64>>>,
+    /// The outcomes of a server's signed federation checks, in order (then no more checks).
+    outbound: Arc<Mutex<HashMap<String, std::collections::VecDeque<Outcome>>>>,
     log: Log,
     in_flight: Arc<Mutex<(usize, usize)>>,
     valid_for: Duration,
@@ -43,6 +46,7 @@ impl Scripted {
             up: Arc::default(),
             unreachable: Arc::default(),
             flapping: Arc::default(),
+            outbound: Arc::default(),
             log: Arc::default(),
             in_flight: Arc::default(),
             valid_for,
@@ -123,6 +127,37 @@ impl Rounds for Scripted {
             client: None,
             finished_at: time::OffsetDateTime::now_utc(),
         }
+    }
+
+    async fn federation(
+        &self,
+        name: &ServerName,
+        _: Option<Arc<Resolution>>,
+        _: Arc<KeyFetches>,
+    ) -> Option<Outbound> {
+        let outcome = self
+            .outbound
+            .lock()
+            .unwrap()
+            .get_mut(name.as_str())?
+            .pop_front()?;
+        self.log
+            .lock()
+            .unwrap()
+            .push((Instant::now(), name.as_str().to_owned(), "federation"));
+        Some(Outbound {
+            outbound: outcome,
+            error: (outcome != Outcome::BothWays).then(|| {
+                ProbeError::new(
+                    ErrorKind::HttpStatus,
+                    "HTTP 401 Unauthorized: M_UNAUTHORIZED: Failed to find any key to satisfy",
+                )
+            }),
+            elapsed_ms: Some(12.0),
+            key_fetched_by: None,
+            directory: None,
+            checked_at: time::OffsetDateTime::now_utc(),
+        })
     }
 }
 
@@ -447,4 +482,87 @@ async fn a_reload_racing_rounds_announces_each_change_once() {
             pair[0], pair[1]
         );
     }
+}
+
+/// With `[federation]`: a server whose rounds are green turns yellow when its signed check
+/// fails and green when it passes again, each change announced once (the feed, alerts) with
+/// the check's reason, and shown in the status series. The checks run on their own schedule,
+/// every `[federation] interval` (±10 %).
+#[tokio::test(start_paused = true)]
+async fn the_signed_check_turns_a_green_server_yellow_and_back() {
+    use Outcome::*;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("federation.key");
+    std::fs::write(&key, mxping::Key::generate().to_file()).unwrap();
+    let text = format!(
+        "[monitor]\ninterval = \"30s\"\nretry_interval = \"10s\"\ntimeout = \"5s\"\n\
+         down_after = 2\nup_after = 2\n[storage]\ndata_dir = \"\"\n\
+         [federation]\nserver_name = \"status.test\"\nkey_file = \"{}\"\ninterval = \"1m\"\n\
+         [[server]]\nname = \"up.test\"\n",
+        key.display()
+    );
+    let config = Config::parse(&text, "federation.toml", None).unwrap();
+    let script = Scripted::new(Duration::from_secs(3600), Duration::from_millis(100));
+    script.outbound.lock().unwrap().insert(
+        "up.test".into(),
+        [BothWays, CannotReachUs, CannotReachUs, BothWays].into(),
+    );
+    let metrics = Arc::new(Metrics::new());
+    let rounds = script.clone();
+    let monitor = Monitor::start_with(
+        config,
+        metrics.clone(),
+        None,
+        None,
+        Box::new(move |_| Ok(rounds.clone())),
+    )
+    .unwrap();
+    let board = monitor.board();
+    let status = || board.server("up.test").unwrap().1.status();
+    // First round and first check (both ways): green.
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(status(), Status::Green);
+    // The second check, 54 to 66 s after the first, fails: yellow, with the reason.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let (_, view) = board.server("up.test").unwrap();
+    assert_eq!(view.status(), Status::Yellow);
+    let reason = view.report.reason.as_ref().unwrap().to_string();
+    assert!(
+        reason.starts_with("cannot fetch other servers' keys: HTTP 401"),
+        "{reason}"
+    );
+    assert!(
+        metrics
+            .render()
+            .contains("mxping_status{server=\"up.test\",status=\"yellow\"} 1")
+    );
+    // Rounds go on green; the view stays yellow while the check fails (the third check).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(status(), Status::Yellow);
+    // The fourth passes: green again.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(status(), Status::Green);
+    assert_eq!(script.times("up.test", "federation").len(), 4);
+    let gaps = gaps(&script.times("up.test", "federation"));
+    assert!(gaps.iter().all(|g| (54.0..=67.0).contains(g)), "{gaps:?}");
+    let mut events = board.events();
+    events.reverse();
+    let changes: Vec<(Status, Status)> = events.iter().map(|e| (e.from, e.to)).collect();
+    assert_eq!(
+        changes,
+        [
+            (Status::Green, Status::Yellow),
+            (Status::Yellow, Status::Green)
+        ],
+        "each change once: {events:?}"
+    );
+    assert!(
+        events[0]
+            .reason
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("cannot fetch other servers' keys")
+    );
+    assert!(monitor.shutdown(Duration::from_secs(1)).await);
 }
