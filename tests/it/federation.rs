@@ -320,6 +320,14 @@ async fn the_signed_check_tells_both_ways_from_each_failure() {
         .collect();
     let problems = crate::chinese::problems("/server/nokey.test?lang=zh", &zh, &names_set);
     assert!(problems.is_empty(), "{problems:?}");
+    // With the directory: the rooms' names are their own words, quoted as said.
+    let (_, good_zh) = s.text("/server/good.test?lang=zh").await;
+    assert!(
+        good_zh.contains("双向正常") && good_zh.contains("42 位成员"),
+        "{good_zh}"
+    );
+    let problems = crate::chinese::problems("/server/good.test?lang=zh", &good_zh, &names_set);
+    assert!(problems.is_empty(), "{problems:?}");
     let (_, index_zh) = s.text("/?lang=zh").await;
     assert!(
         index_zh.contains("无法获取其他服务器的签名密钥"),
