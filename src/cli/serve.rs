@@ -207,6 +207,9 @@ pub async fn run(
             metrics: metrics.clone(),
             alerts: monitor.alert_health(),
             hub: monitor.hub(),
+            store: monitor
+                .store_reader()
+                .map(|r| Arc::new(std::sync::Mutex::new(r))),
         });
         let troubles = metrics.troubles().clone();
         tokio::spawn(crate::web::listener::serve(

@@ -568,17 +568,146 @@ impl StoreReader {
     pub fn load(&self, names: &[String], now: i64) -> Result<HashMap<String, Saved>, StoreError> {
         let mut out = HashMap::new();
         for name in names {
-            let id: Option<i64> = self
-                .conn
-                .prepare_cached("SELECT id FROM servers WHERE name = ?1")
-                .and_then(|mut s| s.query_row([name], |r| r.get(0)))
-                .optional()
-                .map_err(|e| io(&self.path, e))?;
-            let Some(id) = id else { continue };
+            let Some(id) = self.server_id(name)? else {
+                continue;
+            };
             let saved = load_server(&self.conn, id, now).map_err(|e| io(&self.path, e))?;
             out.insert(name.clone(), saved);
         }
         Ok(out)
+    }
+}
+
+/// One period of a server's history as stored, for the history export: its rollup and, while
+/// the store keeps it, its latency sketch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Period {
+    /// The rollup.
+    pub bucket: BucketRow,
+    /// Its latencies (hourly sketches are kept for a day, daily ones for 7 days).
+    pub sketch: Option<Sketch>,
+}
+
+impl StoreReader {
+    /// The periods `width` seconds wide (3600 or 86,400) of `name` that overlap
+    /// `[from, to)`, oldest first, the open one (this hour, this day) included as of the last
+    /// flush. `None` when the store has never seen the server.
+    pub fn periods(
+        &self,
+        name: &str,
+        width: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<Vec<Period>>, StoreError> {
+        let io = |e| io(&self.path, e);
+        let Some(id) = self.server_id(name)? else {
+            return Ok(None);
+        };
+        let mut periods: std::collections::BTreeMap<i64, Period> = self
+            .conn
+            .prepare_cached(
+                "SELECT start, rounds, up, latency_sum, latency_n FROM buckets \
+                 WHERE server = ?1 AND width = ?2 AND start + width > ?3 AND start < ?4",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![id, width, from, to], |r| {
+                    Ok(BucketRow {
+                        width,
+                        start: r.get(0)?,
+                        rounds: r.get(1)?,
+                        up: r.get(2)?,
+                        latency_sum: r.get(3)?,
+                        latency_n: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(io)?
+            .into_iter()
+            .map(|b| {
+                (
+                    b.start,
+                    Period {
+                        bucket: b,
+                        sketch: None,
+                    },
+                )
+            })
+            .collect();
+        let sketches: Vec<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT start, bins FROM sketches \
+                 WHERE server = ?1 AND width = ?2 AND start + width > ?3 AND start < ?4",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![id, width, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(io)?;
+        let mut sketches: Vec<SketchRow> = sketches
+            .into_iter()
+            .filter_map(|(start, blob)| {
+                Some(SketchRow {
+                    width,
+                    start,
+                    sketch: Sketch::from_bytes(&blob)?,
+                })
+            })
+            .collect();
+        // The open periods' rows are newer than the tables' rows of the same period.
+        let open: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT rows FROM open_rows WHERE server = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .map_err(io)?;
+        if let Some(open) = open.as_deref().and_then(decode_open) {
+            let overlaps = |start: i64| start + width > from && start < to;
+            for b in open.buckets {
+                if b.width == width && overlaps(b.start) {
+                    periods.insert(
+                        b.start,
+                        Period {
+                            bucket: b,
+                            sketch: None,
+                        },
+                    );
+                }
+            }
+            sketches.extend(
+                open.sketches
+                    .into_iter()
+                    .filter(|s| s.width == width && overlaps(s.start)),
+            );
+        }
+        for s in sketches {
+            if let Some(p) = periods.get_mut(&s.start) {
+                p.sketch = Some(s.sketch);
+            }
+        }
+        Ok(Some(periods.into_values().collect()))
+    }
+
+    /// When `name` was confirmed down (its status changed to red) in `[from, to)`, oldest
+    /// first.
+    pub fn outages(&self, name: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT at FROM events WHERE server = ?1 AND to_status = ?2 AND at >= ?3 AND at < ?4 \
+                 ORDER BY at",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![name, Status::Red.as_str(), from, to], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(|e| io(&self.path, e))
+    }
+
+    fn server_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id FROM servers WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(|e| io(&self.path, e))
     }
 }
 

@@ -670,6 +670,18 @@ impl<R: Rounds> Monitor<R> {
         self.tracker.spawn(job.run(jitter));
     }
 
+    /// A read connection to the history store, when there is one (the history export).
+    pub fn store_reader(&self) -> Option<StoreReader> {
+        let store = self.store.as_ref()?;
+        match store.reader() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!("history export: {e}");
+                None
+            }
+        }
+    }
+
     /// The board the loops publish on: what the web layer reads.
     pub fn board(&self) -> Arc<Board> {
         self.board.clone()

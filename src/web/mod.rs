@@ -68,6 +68,9 @@ pub struct Handles {
     pub alerts: Option<Arc<AlertHealth>>,
     /// On a hub, where agents' reports go.
     pub hub: Option<Arc<Hub>>,
+    /// A read connection to the history store, for the history export (none without
+    /// `[storage] data_dir`).
+    pub store: Option<Arc<std::sync::Mutex<crate::history::store::StoreReader>>>,
 }
 
 /// Shared state of the handlers: the handles (read through it), and the built status pages.
@@ -102,6 +105,7 @@ pub fn app(handles: Handles) -> Router {
         .route("/server/{name}", get(pages::server))
         .route("/api/v1/servers", get(api::servers))
         .route("/api/v1/servers/{name}", get(api::server))
+        .route("/api/v1/servers/{name}/history", get(api::history))
         .route(
             "/api/v1/public_servers.json",
             get(public_list::public_servers),

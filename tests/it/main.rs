@@ -25,6 +25,7 @@ mod packaging;
 mod page;
 mod persistence;
 mod probe;
+mod reports;
 mod scheduler;
 mod security;
 mod serve;

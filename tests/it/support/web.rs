@@ -151,6 +151,7 @@ impl Web {
             metrics: self.metrics.clone(),
             alerts: None,
             hub: None,
+            store: None,
         })
         .oneshot(request.body(Body::empty()).unwrap())
         .await
