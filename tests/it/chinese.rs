@@ -30,6 +30,7 @@ const ALLOWED: &[&str] = &[
     "HTTPS",
     "IP",
     "JSON",
+    "CSV",
     "API",
     "Atom",
     "Prometheus",

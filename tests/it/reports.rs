@@ -200,6 +200,23 @@ async fn the_history_export_has_the_pages_numbers_as_json_and_csv() {
     let (code, body) = s.text("/api/v1/servers/nowhere.test/history").await;
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("is not monitored here"));
+    // The detail page links the CSV in both languages.
+    for (lang, words) in [
+        ("en", "Uptime and latency per day"),
+        ("zh", "每天的可用率与延迟"),
+    ] {
+        let (_, page) = s.text(&format!("/server/up.test?lang={lang}")).await;
+        let doc = scraper::Html::parse_document(&page);
+        let link = doc
+            .select(&scraper::Selector::parse("a[download]").unwrap())
+            .next()
+            .unwrap_or_else(|| panic!("{lang}: no download link"));
+        assert_eq!(
+            link.value().attr("href"),
+            Some("/api/v1/servers/up.test/history?step=day&format=csv")
+        );
+        assert!(link.text().collect::<String>().contains(words), "{lang}");
+    }
     // The monitor is unharmed.
     assert_eq!(s.server("up.test").await["status"], "green");
 }

@@ -340,6 +340,8 @@ struct ServerPage {
     facts: FactsView,
     recent: Vec<RecentRow>,
     api_href: String,
+    /// The history export per day as CSV, when the monitor keeps a store.
+    history_href: Option<String>,
     /// On a hub: every vantage's view, this instance's first.
     vantages: Vec<super::index::VantageCell>,
 }
@@ -706,6 +708,12 @@ pub(in crate::web) async fn server(
         },
         recent,
         api_href: format!("/api/v1/servers/{}", encode(&r.name)),
+        history_href: state.store.as_ref().map(|_| {
+            format!(
+                "/api/v1/servers/{}/history?step=day&format=csv",
+                encode(&r.name)
+            )
+        }),
         vantages: super::index::vantage_cells(t, &v, false),
         base,
     };
