@@ -10,7 +10,7 @@ use time::format_description::OwnedFormatItem;
 
 use crate::error::ErrorKind;
 use crate::numbers::{Places, ms_number};
-use crate::status::{Reason, Status};
+use crate::status::{Outcome, Reason, Status};
 
 include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 
@@ -313,11 +313,11 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
         ),
         // The server's own words are shown apart (the detail page), in their language.
         Reason::Outbound { outcome, .. } => t
-            .t(match outcome.as_str() {
-                "cannot_reach_us" => key::REASON_OUTBOUND_CANNOT_REACH_US,
-                "allow_list" => key::REASON_OUTBOUND_ALLOW_LIST,
-                "signature_refused" => key::REASON_OUTBOUND_SIGNATURE_REFUSED,
-                _ => key::REASON_OUTBOUND_ERROR,
+            .t(match outcome {
+                Outcome::CannotReachUs => key::REASON_OUTBOUND_CANNOT_REACH_US,
+                Outcome::AllowList => key::REASON_OUTBOUND_ALLOW_LIST,
+                Outcome::SignatureRefused => key::REASON_OUTBOUND_SIGNATURE_REFUSED,
+                Outcome::BothWays | Outcome::Error => key::REASON_OUTBOUND_ERROR,
             })
             .to_owned(),
     }

@@ -248,15 +248,7 @@ pub enum KeyProblem {
 /// A vantage name as the header carries it: UTF-8, every byte but RFC 3986's unreserved
 /// characters percent-encoded (so `asia` stays `asia`).
 fn encode_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::text::percent_encode(name)
 }
 
 /// The name [`encode_name`] encoded; `None` when it is not valid percent-encoded UTF-8.

@@ -52,6 +52,36 @@ impl Status {
     }
 }
 
+/// What a signed federation request found (design.md "Federation both ways"): a leaf here
+/// so a status reason can name it; `probe::federation` judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The server verified mxping's signature: it can fetch other servers' keys.
+    BothWays,
+    /// The server could not fetch or find mxping's key.
+    CannotReachUs,
+    /// The server federates only with servers on its allow list.
+    AllowList,
+    /// The server fetched a key and refused the signature.
+    SignatureRefused,
+    /// No judgement: the request failed another way (see `error`).
+    Error,
+}
+
+impl Outcome {
+    /// The word in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::BothWays => "both_ways",
+            Outcome::CannotReachUs => "cannot_reach_us",
+            Outcome::AllowList => "allow_list",
+            Outcome::SignatureRefused => "signature_refused",
+            Outcome::Error => "error",
+        }
+    }
+}
+
 /// Why a status is not green: structured, so pages can explain it in any language; shown in
 /// English (and in the JSON API) through `Display`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,8 +153,8 @@ pub enum Reason {
     /// Reachable, but it did not accept mxping's signed federation request (design.md
     /// "Federation both ways").
     Outbound {
-        /// `cannot_reach_us`, `allow_list`, `signature_refused` or `error`.
-        outcome: String,
+        /// Anything but `both_ways`.
+        outcome: Outcome,
         /// What the server said.
         detail: String,
     },
@@ -190,11 +220,13 @@ impl fmt::Display for Reason {
                 write!(f, "degraded as seen from {}", vantages.join(", "))
             }
             Reason::Outbound { outcome, detail } => {
-                let what = match outcome.as_str() {
-                    "cannot_reach_us" => "cannot fetch other servers' keys",
-                    "allow_list" => "federates only with the servers on its allow list",
-                    "signature_refused" => "refuses other servers' signatures",
-                    _ => "does not answer signed federation requests",
+                let what = match outcome {
+                    Outcome::CannotReachUs => "cannot fetch other servers' keys",
+                    Outcome::AllowList => "federates only with the servers on its allow list",
+                    Outcome::SignatureRefused => "refuses other servers' signatures",
+                    Outcome::BothWays | Outcome::Error => {
+                        "does not answer signed federation requests"
+                    }
                 };
                 if detail.is_empty() {
                     f.write_str(what)

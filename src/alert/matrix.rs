@@ -50,15 +50,7 @@ pub(crate) fn join_path(room: &str, via: &[String]) -> String {
 
 /// A path segment, percent-encoded (everything but RFC 3986's unreserved characters).
 pub(crate) fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::text::percent_encode(s)
 }
 
 /// The Matrix error code and message of an answer, if it has them.

@@ -43,34 +43,7 @@ pub(crate) const TOP_ROOMS: usize = 5;
 /// checked every 10 minutes (about 17 a second).
 const FETCHES_KEPT: usize = 4096;
 
-/// What the signed request found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The server verified mxping's signature: it can fetch other servers' keys.
-    BothWays,
-    /// The server could not fetch or find mxping's key.
-    CannotReachUs,
-    /// The server federates only with servers on its allow list.
-    AllowList,
-    /// The server fetched a key and refused the signature.
-    SignatureRefused,
-    /// No judgement: the request failed another way (see `error`).
-    Error,
-}
-
-impl Outcome {
-    /// The word in JSON and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::BothWays => "both_ways",
-            Outcome::CannotReachUs => "cannot_reach_us",
-            Outcome::AllowList => "allow_list",
-            Outcome::SignatureRefused => "signature_refused",
-            Outcome::Error => "error",
-        }
-    }
-}
+pub use crate::status::Outcome;
 
 /// Who fetched mxping's key while the check was in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -239,7 +212,7 @@ impl FederationChecker {
         {
             return Outbound::failed(e.clone());
         }
-        let user = encode(&format!("@{PROBE_USER}:{name}"));
+        let user = text::percent_encode(&format!("@{PROBE_USER}:{name}"));
         let paths = [
             format!("{PROFILE_PATH}?user_id={user}&field=displayname"),
             format!("/_matrix/federation/v1/publicRooms?limit={TOP_ROOMS}"),
@@ -429,19 +402,6 @@ fn directory(status: StatusCode, body: &[u8]) -> Option<Directory> {
     Some(Directory::Shared { rooms, top })
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, for a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,7 +558,7 @@ mod tests {
     #[test]
     fn the_user_asked_about_is_encoded() {
         assert_eq!(
-            encode("@mxping-probe:[::1]:8448"),
+            text::percent_encode("@mxping-probe:[::1]:8448"),
             "%40mxping-probe%3A%5B%3A%3A1%5D%3A8448"
         );
     }

@@ -1036,7 +1036,7 @@ impl Checked {
             Some(f) if f.degrades() && view.report.status == Status::Green => {
                 view.report.status = Status::Yellow;
                 view.report.reason = Some(Reason::Outbound {
-                    outcome: f.outbound.as_str().to_owned(),
+                    outcome: f.outbound,
                     detail: f
                         .error
                         .as_ref()
