@@ -227,6 +227,7 @@ pub(crate) fn status_word(t: &Locale, s: Status) -> &str {
         Status::Green => key::STATUS_GREEN,
         Status::Yellow => key::STATUS_YELLOW,
         Status::Red => key::STATUS_RED,
+        Status::Maintenance => key::STATUS_MAINTENANCE,
         Status::Unknown => key::STATUS_UNKNOWN,
     })
 }
@@ -311,6 +312,18 @@ pub(crate) fn reason_words(t: &Locale, r: &Reason) -> String {
             key::REASON_DEGRADED_FROM,
             &[("vantages", &vantages.join(t.t(key::LIST_SEP)))],
         ),
+        Reason::Maintenance { until, note } => {
+            let until = OffsetDateTime::from_unix_timestamp(*until)
+                .map_or_else(|_| until.to_string(), |u| t.datetime(u));
+            if note.is_empty() {
+                t.f(key::REASON_MAINTENANCE, &[("until", &until)])
+            } else {
+                t.f(
+                    key::REASON_MAINTENANCE_NOTE,
+                    &[("until", &until), ("note", note)],
+                )
+            }
+        }
         // The server's own words are shown apart (the detail page), in their language.
         Reason::Outbound { outcome, .. } => t
             .t(match outcome {

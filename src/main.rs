@@ -75,11 +75,54 @@ enum Command {
         /// The key file to create (its mode is 0600).
         file: PathBuf,
     },
+    /// Start or end a maintenance window on a running monitor (its admin API, with the token
+    /// of [web] admin_token_file). During a window a server is probed but shown as in
+    /// maintenance, its rounds do not count in uptime and its alerts are replaced by the
+    /// window's start and end.
+    ///
+    /// Exit status: 0 when done, 1 when the monitor refused or did not answer, 2 on a usage or
+    /// config error.
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+        /// Config file: where the monitor listens and its token file.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        /// The monitor's address instead of [web] listen, e.g. https://status.example.org.
+        #[arg(long, value_name = "URL", global = true)]
+        url: Option<String>,
+        /// The token file instead of [web] admin_token_file.
+        #[arg(long, value_name = "FILE", global = true)]
+        token_file: Option<PathBuf>,
+    },
     /// Check a config file and exit: 0 when valid, 2 when not.
     Validate {
         /// Config file to check.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceAction {
+    /// Start a window now on SERVERS (a name, or a glob such as "*.example.org").
+    Start {
+        /// A server name or glob.
+        servers: String,
+        /// How long, e.g. 2h or 90m (one minute to seven days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// What users should know, shown on the page and in the alert (500 characters).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Who starts it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// End the window of SERVER now (one started by hand).
+    End {
+        /// The server.
+        server: String,
     },
 }
 
@@ -211,6 +254,47 @@ fn main() -> ExitCode {
             })
         }
         Command::Keygen { file } => keygen(&file),
+        Command::Maintenance {
+            action,
+            config,
+            url,
+            token_file,
+        } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let call = match action {
+                MaintenanceAction::Start {
+                    servers,
+                    duration,
+                    note,
+                    by,
+                } => mxping::cli::admin::Call::Start {
+                    pattern: servers,
+                    duration,
+                    note,
+                    by,
+                },
+                MaintenanceAction::End { server } => mxping::cli::admin::Call::End { server },
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            match runtime.block_on(mxping::cli::admin::run(
+                &config,
+                url.as_deref(),
+                token_file.as_deref(),
+                call,
+            )) {
+                Ok(said) => {
+                    println!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(f) => {
+                    eprintln!("mxping maintenance: {}", f.message);
+                    ExitCode::from(f.code)
+                }
+            }
+        }
         Command::Validate { config } => match load(config.as_ref()) {
             Ok(c) => {
                 println!("{}: valid ({} servers)", c.source, c.servers.len());

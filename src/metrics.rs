@@ -84,6 +84,8 @@ struct ServerSeries {
     features: [Option<bool>; CLIENT_FEATURES.len()],
     /// The last signed federation check: accepted, and the public rooms it listed.
     federation: Option<(bool, Option<u64>)>,
+    /// In a maintenance window.
+    maintenance: bool,
 }
 
 /// The `feature` label values of `mxping_client_feature`, at most five series per server.
@@ -108,6 +110,7 @@ impl ServerSeries {
             signup: None,
             features: [None; CLIENT_FEATURES.len()],
             federation: None,
+            maintenance: false,
         }
     }
 
@@ -526,6 +529,11 @@ impl Metrics {
         });
     }
 
+    /// Records whether `server` is in a maintenance window (`mxping_maintenance`).
+    pub fn set_maintenance(&self, server: &str, on: bool) {
+        self.with_server(server, |s| s.maintenance = on);
+    }
+
     /// Removes a server's federation series (`[federation]` was removed).
     pub fn clear_federation(&self, server: &str) {
         self.with_server(server, |s| s.federation = None);
@@ -689,7 +697,7 @@ impl std::fmt::Display for Value {
 }
 
 /// The per-server families in the order they are written: (name, type, help).
-const FAMILIES: [(&str, &str, &str); 13] = [
+const FAMILIES: [(&str, &str, &str); 14] = [
     (
         "mxping_client_feature",
         "gauge",
@@ -709,6 +717,11 @@ const FAMILIES: [(&str, &str, &str); 13] = [
         "mxping_latency_seconds",
         "gauge",
         "Headline latency of the last round: median request time on the warm connection of the first working address.",
+    ),
+    (
+        "mxping_maintenance",
+        "gauge",
+        "1 while the server is in a maintenance window (its rounds are not counted in uptime, its alerts are replaced by the window's), else 0.",
     ),
     (
         "mxping_phase_duration_seconds",
@@ -738,7 +751,7 @@ const FAMILIES: [(&str, &str, &str); 13] = [
     (
         "mxping_status",
         "gauge",
-        "1 for the server's current status (green, yellow, red, unknown), 0 for the others.",
+        "1 for the server's current status (green, yellow, red, maintenance, unknown), 0 for the others.",
     ),
     (
         "mxping_tls_certificate_expiry_timestamp_seconds",
@@ -762,15 +775,16 @@ const CLIENT_FEATURE: usize = 0;
 const DISCOVERY: usize = 1;
 const FEDERATION_OK: usize = 2;
 const LATENCY: usize = 3;
-const PHASE: usize = 4;
-const PROBES: usize = 5;
-const PUBLIC_ROOMS: usize = 6;
-const SERVER_INFO: usize = 7;
-const SIGNUP: usize = 8;
-const STATUS: usize = 9;
-const CERT_EXPIRY: usize = 10;
-const UP: usize = 11;
-const UPTIME: usize = 12;
+const MAINTENANCE: usize = 4;
+const PHASE: usize = 5;
+const PROBES: usize = 6;
+const PUBLIC_ROOMS: usize = 7;
+const SERVER_INFO: usize = 8;
+const SIGNUP: usize = 9;
+const STATUS: usize = 10;
+const CERT_EXPIRY: usize = 11;
+const UP: usize = 12;
+const UPTIME: usize = 13;
 
 /// Appends every per-server family to `parts`: each its HELP and TYPE lines, then its
 /// samples; a family without samples is left out entirely, as the `prometheus` crate does.
@@ -826,6 +840,11 @@ fn write_servers(
                 push_int(out, rooms);
             }
         }
+        push_all(
+            &mut bodies[MAINTENANCE],
+            &["mxping_maintenance{server=\"", name, "\"} "],
+        );
+        push_int(&mut bodies[MAINTENANCE], u64::from(s.maintenance));
         if let Some(v) = s.latency_s {
             let out = &mut bodies[LATENCY];
             push_all(out, &["mxping_latency_seconds{server=\"", name, "\"} "]);

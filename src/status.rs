@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorKind;
 use crate::numbers::{self, Places};
 
-/// Green, yellow, red or unknown (design.md "Status").
+/// Green, yellow, red, maintenance or unknown (design.md "Status").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -18,13 +18,21 @@ pub enum Status {
     Yellow,
     /// Confirmed down.
     Red,
+    /// In a maintenance window: probed, but not counted in uptime and not alerting.
+    Maintenance,
     /// No round has completed yet.
     Unknown,
 }
 
 impl Status {
     /// Every status, in display order.
-    pub const ALL: [Status; 4] = [Status::Green, Status::Yellow, Status::Red, Status::Unknown];
+    pub const ALL: [Status; 5] = [
+        Status::Green,
+        Status::Yellow,
+        Status::Red,
+        Status::Maintenance,
+        Status::Unknown,
+    ];
 
     /// The word used in JSON, metrics and on the page.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +40,7 @@ impl Status {
             Status::Green => "green",
             Status::Yellow => "yellow",
             Status::Red => "red",
+            Status::Maintenance => "maintenance",
             Status::Unknown => "unknown",
         }
     }
@@ -47,6 +56,7 @@ impl Status {
             Status::Green => "●",
             Status::Yellow => "▲",
             Status::Red => "✖",
+            Status::Maintenance => "◆",
             Status::Unknown => "?",
         }
     }
@@ -158,6 +168,13 @@ pub enum Reason {
         /// What the server said.
         detail: String,
     },
+    /// In a maintenance window (design.md "Maintenance and incidents").
+    Maintenance {
+        /// When the window ends, Unix seconds.
+        until: i64,
+        /// The operator's note (may be empty).
+        note: String,
+    },
 }
 
 impl Reason {
@@ -218,6 +235,20 @@ impl fmt::Display for Reason {
             ),
             Reason::DegradedFrom { vantages } => {
                 write!(f, "degraded as seen from {}", vantages.join(", "))
+            }
+            Reason::Maintenance { until, note } => {
+                let until = time::OffsetDateTime::from_unix_timestamp(*until)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                if note.is_empty() {
+                    write!(f, "maintenance until {until}")
+                } else {
+                    write!(f, "maintenance until {until}: {note}")
+                }
             }
             Reason::Outbound { outcome, detail } => {
                 let what = match outcome {

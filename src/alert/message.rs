@@ -32,9 +32,19 @@ pub(crate) enum Decision {
 /// The decision for a change to `to`, given the open alert's status and the statuses that
 /// alert (`on`). A change to the status already announced is nothing: that is how a status
 /// confirmed again after a crash (before the history store flushed) does not alert twice.
+/// Maintenance alerts wherever servers do: its start replaces the server's alerts with one
+/// message, and its end resolves that message (or turns it into a down alert).
 pub(crate) fn decide(open: Option<Status>, to: Status, on: &[Status]) -> Decision {
+    use Status::Maintenance;
     match (open, to) {
         (_, Status::Unknown) => Decision::Nothing,
+        // A maintenance window is always announced, once, and its end too: back to a status
+        // that alerts here is a change of the alert, to any other its resolution.
+        (None, Maintenance) => Decision::Fire,
+        (Some(Maintenance), Maintenance) => Decision::Nothing,
+        (Some(_), Maintenance) => Decision::Change,
+        (Some(Maintenance), s) if s != Status::Green && on.contains(&s) => Decision::Change,
+        (Some(Maintenance), _) => Decision::Resolve,
         (None, Status::Green) => Decision::Nothing,
         (Some(_), Status::Green) if on.contains(&Status::Green) => Decision::Resolve,
         (Some(_), Status::Green) => Decision::Close,
@@ -351,6 +361,35 @@ mod tests {
         assert_eq!(decide(Some(Red), Yellow, &all), Decision::Change);
         // Recoveries not wanted: the alert closes silently.
         assert_eq!(decide(Some(Red), Green, &[Red]), Decision::Close);
+    }
+
+    #[test]
+    fn a_maintenance_window_replaces_the_alerts_and_its_end_is_said() {
+        use Status::Maintenance;
+        let default = [Red, Green];
+        // Its start: one message, or the open alert changed into it.
+        assert_eq!(decide(None, Maintenance, &default), Decision::Fire);
+        assert_eq!(decide(Some(Red), Maintenance, &default), Decision::Change);
+        assert_eq!(
+            decide(Some(Maintenance), Maintenance, &default),
+            Decision::Nothing
+        );
+        // Its end: resolved, even where recoveries are not announced...
+        assert_eq!(
+            decide(Some(Maintenance), Green, &default),
+            Decision::Resolve
+        );
+        assert_eq!(decide(Some(Maintenance), Green, &[Red]), Decision::Resolve);
+        assert_eq!(
+            decide(Some(Maintenance), Yellow, &default),
+            Decision::Resolve
+        );
+        // ...unless the server is still down: then it alerts at once.
+        assert_eq!(decide(Some(Maintenance), Red, &default), Decision::Change);
+        assert_eq!(
+            decide(Some(Maintenance), Yellow, &[Red, Yellow]),
+            Decision::Change
+        );
     }
 
     fn member(server: &str, status: Status, resolved_at: Option<i64>) -> Member {

@@ -1,4 +1,6 @@
-//! The commands: `check` (one server, now, on the command line) and `serve` (the monitor).
+//! The commands: `check` (one server, now, on the command line), `serve` (the monitor) and
+//! `maintenance` (the running monitor's admin API).
 
+pub mod admin;
 pub mod check;
 pub mod serve;

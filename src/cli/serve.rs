@@ -66,6 +66,9 @@ pub enum ServeError {
     /// Alerts cannot start: their outbox, their roots or their thread (exit code 1).
     #[error(transparent)]
     Alerts(#[from] crate::alert::AlertsError),
+    /// The admin API's token cannot be read (exit code 2: fix `[web] admin_token_file`).
+    #[error("{0}")]
+    Admin(String),
     /// The monitor could not start: its roots or its store.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -86,6 +89,7 @@ impl ServeError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ServeError::Config(_)
+            | ServeError::Admin(_)
             | ServeError::Listen { .. }
             | ServeError::Start(StartError::Roots(_)) => 2,
             ServeError::Store(_)
@@ -176,6 +180,7 @@ pub async fn run(
         crate::alert::Alerts::start(&config, store.as_ref().map(Store::path), metrics.clone())
             .map_err(ServeError::Alerts)?;
     let agent_config = config.hub.is_some().then(|| Arc::new(config.clone()));
+    let admin_token_file = config.web.admin_token_file.clone();
     let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
     let stop_agent = CancellationToken::new();
     if let Some(agent_config) = agent_config {
@@ -199,6 +204,13 @@ pub async fn run(
     );
     info!("listening on http://{local}");
 
+    let admin = match &admin_token_file {
+        Some(file) => Some(crate::web::Admin::from_file(file).map_err(ServeError::Admin)?),
+        None => None,
+    };
+    if admin.is_some() {
+        info!("admin API on: POST /api/v1/admin/… with the token of [web] admin_token_file");
+    }
     let stop_web = CancellationToken::new();
     let web = {
         let stop = stop_web.clone();
@@ -210,6 +222,8 @@ pub async fn run(
             store: monitor
                 .store_reader()
                 .map(|r| Arc::new(std::sync::Mutex::new(r))),
+            admin,
+            maintenance: Some(monitor.maintenance()),
         });
         let troubles = metrics.troubles().clone();
         tokio::spawn(crate::web::listener::serve(

@@ -59,6 +59,29 @@ pub(super) fn key_file(
     Some(path)
 }
 
+/// The server names or globs of a `servers` list (`[[alert]]`, `[[maintenance]]`); each
+/// entry that is not one is a problem, and left out.
+pub(super) fn server_globs<'a>(
+    list: impl Iterator<Item = &'a Spanned<String>>,
+    key: &str,
+    p: &mut Problems<'_>,
+) -> Vec<Spanned<String>> {
+    list.filter_map(|s| {
+        let text = s.get_ref().trim();
+        if text.is_empty() || text.contains(char::is_whitespace) {
+            p.add(
+                Some(s.span()),
+                key,
+                format!("{:?} is not a server name or glob", s.get_ref()),
+                "write names as in [[server]] name, or globs such as \"*.example.org\"",
+            );
+            return None;
+        }
+        Some(Spanned::new(s.span(), text.to_owned()))
+    })
+    .collect()
+}
+
 fn relative(base_dir: Option<&Path>, text: &str) -> PathBuf {
     match base_dir {
         Some(dir) if Path::new(text).is_relative() => dir.join(text),
@@ -174,24 +197,7 @@ fn validate_alert(
             None
         }
     };
-    let servers: Vec<String> = a
-        .servers
-        .iter()
-        .flatten()
-        .filter_map(|s| {
-            let text = s.get_ref().trim();
-            if text.is_empty() || text.contains(char::is_whitespace) {
-                p.add(
-                    Some(s.span()),
-                    &key("servers"),
-                    format!("{:?} is not a server name or glob", s.get_ref()),
-                    "write names as in [[server]] name, or globs such as \"*.example.org\"",
-                );
-                return None;
-            }
-            Some(text.to_owned())
-        })
-        .collect();
+    let servers = server_globs(a.servers.iter().flatten(), &key("servers"), p);
     let on = match &a.on {
         None => vec![Status::Red, Status::Green],
         Some(list) if list.get_ref().is_empty() => {
@@ -207,6 +213,15 @@ fn validate_alert(
             .get_ref()
             .iter()
             .filter_map(|w| match Status::parse(w.get_ref().trim()) {
+                Some(Status::Maintenance) => {
+                    p.add(
+                        Some(w.span()),
+                        &key("on"),
+                        "\"maintenance\" is always announced".into(),
+                        "remove it: a maintenance window's start and end go to every channel that covers the server",
+                    );
+                    None
+                }
                 Some(s) if s != Status::Unknown => Some(s),
                 _ => {
                     p.add(
@@ -268,7 +283,7 @@ fn validate_alert(
     };
     Some(AlertConfig {
         target,
-        servers,
+        servers: servers.into_iter().map(Spanned::into_inner).collect(),
         on,
         language,
         group_wait,

@@ -10,11 +10,13 @@
 //! `problems.rs` collects what is wrong with file, line, column, key and fix.
 
 mod alerts;
+mod maintenance;
 mod problems;
 mod raw;
 pub mod roots;
 mod validate;
 
+pub use maintenance::{MAX_NOTE, MaintenanceConfig, Weekly, When};
 pub use problems::{ConfigError, Problem};
 use problems::{Problems, fix_at, key_at};
 use raw::RawConfig;
@@ -61,6 +63,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[[alert]]`: where confirmed status changes are announced.
     pub alerts: Vec<AlertConfig>,
+    /// `[[maintenance]]`: windows planned ahead.
+    pub maintenance: Vec<MaintenanceConfig>,
     /// `[hub]`: this instance is an agent reporting to a hub.
     pub hub: Option<HubConfig>,
     /// `[[vantage]]`: this instance is a hub, trusting these agents.
@@ -396,6 +400,9 @@ pub struct WebConfig {
     pub max_connections: Option<usize>,
     /// At most this many open connections from one address (an IPv6 /64); 0: no limit.
     pub max_connections_per_ip: usize,
+    /// The bearer token of the admin API (`POST /api/v1/admin/…`) is in this file; `None`:
+    /// no admin API.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The most connections the web listener holds when `[web] max_connections` is not set.
@@ -479,6 +486,7 @@ impl Default for WebConfig {
             write_timeout: Duration::from_secs(30),
             max_connections: None,
             max_connections_per_ip: 64,
+            admin_token_file: None,
         }
     }
 }

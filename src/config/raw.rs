@@ -31,6 +31,8 @@ pub(super) struct RawConfig {
     pub(super) sources: Vec<RawSource>,
     #[serde(default, rename = "alert")]
     pub(super) alerts: Vec<RawAlert>,
+    #[serde(default, rename = "maintenance")]
+    pub(super) maintenance: Vec<RawMaintenance>,
     pub(super) hub: Option<RawHub>,
     pub(super) federation: Option<RawFederation>,
     #[serde(default, rename = "vantage")]
@@ -100,6 +102,7 @@ pub(super) struct RawWeb {
     pub(super) write_timeout: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<i64>>,
     pub(super) max_connections_per_ip: Option<Spanned<i64>>,
+    pub(super) admin_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -178,6 +181,18 @@ pub(super) struct RawAlert {
     pub(super) group_wait: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    pub(super) servers: Option<Vec<Spanned<String>>>,
+    pub(super) start: Option<Spanned<String>>,
+    pub(super) end: Option<Spanned<String>>,
+    pub(super) every: Option<Spanned<String>>,
+    pub(super) duration: Option<Spanned<String>>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) note: Option<Spanned<String>>,
+}
+
 /// What a key's value must be, for fixes that say what to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -226,6 +241,7 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("write_timeout", Kind::Duration),
             ("max_connections", Kind::Integer),
             ("max_connections_per_ip", Kind::Integer),
+            ("admin_token_file", Kind::Text),
         ],
     ),
     (
@@ -306,6 +322,18 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("secret_file", Kind::Text),
             ("via", Kind::List),
             ("group_wait", Kind::Duration),
+        ],
+    ),
+    (
+        "[maintenance]",
+        &[
+            ("servers", Kind::List),
+            ("start", Kind::Text),
+            ("end", Kind::Text),
+            ("every", Kind::Text),
+            ("duration", Kind::Duration),
+            ("timezone", Kind::Text),
+            ("note", Kind::Text),
         ],
     ),
 ];

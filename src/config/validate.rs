@@ -131,10 +131,22 @@ fn validate_sections(
     base_dir: Option<&Path>,
     p: &mut Problems<'_>,
 ) -> Config {
+    let servers = validate_servers(
+        &raw.servers,
+        !raw.sources.is_empty() || raw.hub.is_some(),
+        p,
+    );
+    let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    let maintenance = super::maintenance::validate_maintenance(
+        &raw.maintenance,
+        &names,
+        !raw.sources.is_empty() || raw.hub.is_some(),
+        p,
+    );
     Config {
         source: name.to_owned(),
         monitor: validate_monitor(&raw.monitor, p),
-        web: validate_web(&raw.web, p),
+        web: validate_web(&raw.web, base_dir, p),
         dns: validate_dns(&raw.dns, p),
         tls: validate_tls(&raw.tls, base_dir, p),
         network: validate_network(&raw.network, p),
@@ -147,11 +159,8 @@ fn validate_sections(
         metrics: MetricsConfig {
             per_server_phases: raw.metrics.per_server_phases.unwrap_or(false),
         },
-        servers: validate_servers(
-            &raw.servers,
-            !raw.sources.is_empty() || raw.hub.is_some(),
-            p,
-        ),
+        servers,
+        maintenance,
         sources: validate_sources(&raw.sources, base_dir, p),
         alerts: super::alerts::validate_alerts(&raw.alerts, base_dir, p),
         hub: super::alerts::validate_hub(raw.hub.as_ref(), raw.web.vantage.is_some(), base_dir, p),
@@ -250,7 +259,7 @@ fn validate_monitor(m: &RawMonitor, p: &mut Problems<'_>) -> MonitorConfig {
 }
 
 /// `[web]`.
-fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
+fn validate_web(raw: &RawWeb, base_dir: Option<&Path>, p: &mut Problems<'_>) -> WebConfig {
     let web_default = WebConfig::default();
     let listen = match &raw.listen {
         None => web_default.listen,
@@ -328,6 +337,22 @@ fn validate_web(raw: &RawWeb, p: &mut Problems<'_>) -> WebConfig {
             web_default.max_connections_per_ip as i64,
             p,
         ) as usize,
+        admin_token_file: raw.admin_token_file.as_ref().and_then(|f| {
+            let text = f.get_ref().trim();
+            if text.is_empty() {
+                p.add(
+                    Some(f.span()),
+                    "[web] admin_token_file",
+                    "is empty".into(),
+                    "name a file holding the admin API's token, e.g. \"/etc/mxping/admin.token\", or remove the key (no admin API)",
+                );
+                return None;
+            }
+            Some(match base_dir {
+                Some(dir) if Path::new(text).is_relative() => dir.join(text),
+                _ => PathBuf::from(text),
+            })
+        }),
     }
 }
 

@@ -672,17 +672,7 @@ impl ServerHistory {
 
     /// Records a finished round at `now` (Unix seconds) and returns what changed.
     pub fn record(&mut self, round: &Round, now: i64) -> Delta {
-        let green_below =
-            std::time::Duration::from_secs_f64(self.thresholds.green_below_ms / 1000.0);
-        let sample = Sample {
-            at: now,
-            up: round.any_ok(),
-            all_ok: round.all_ok(),
-            latency_ms: round.latency_ms().map(|l| l as f32),
-            error: round.error().map(|e| e.kind),
-        };
-        self.state
-            .advance(sample.up, round.status(green_below), &self.thresholds);
+        let sample = self.advance(round, now);
         // The rows of the periods this round ends, taken before it moves past them.
         let ended: Vec<BucketRow> = [
             self.shown.five_min.ending(now),
@@ -737,6 +727,38 @@ impl ServerHistory {
             },
             state: self.state.clone(),
         }
+    }
+
+    /// Records a round made during a maintenance window: the status moves on as usual (so a
+    /// server still down when the window ends is known down at once), but the round is not
+    /// counted anywhere uptime, latency or the charts are read from. The delta carries the
+    /// round for the store (kept, marked as maintenance) and the new state, nothing else.
+    pub fn record_maintenance(&mut self, round: &Round, now: i64) -> Delta {
+        let sample = self.advance(round, now);
+        Delta {
+            sample,
+            addresses: Vec::new(),
+            buckets: Vec::new(),
+            sketches: Vec::new(),
+            open: OpenRows::default(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Moves the status on with `round` and returns its sample.
+    fn advance(&mut self, round: &Round, now: i64) -> Sample {
+        let green_below =
+            std::time::Duration::from_secs_f64(self.thresholds.green_below_ms / 1000.0);
+        let sample = Sample {
+            at: now,
+            up: round.any_ok(),
+            all_ok: round.all_ok(),
+            latency_ms: round.latency_ms().map(|l| l as f32),
+            error: round.error().map(|e| e.kind),
+        };
+        self.state
+            .advance(sample.up, round.status(green_below), &self.thresholds);
+        sample
     }
 
     fn record_address(&mut self, address: SocketAddr, s: Sample) {

@@ -41,7 +41,7 @@ use crate::status::Status;
 /// The store's file name inside `data_dir`.
 pub(crate) const FILE_NAME: &str = "mxping.sqlite3";
 const APP: &str = "mxping";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 const SCHEMA: &str = "
@@ -49,7 +49,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE servers (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE rounds (
     id INTEGER PRIMARY KEY, server INTEGER NOT NULL, at INTEGER NOT NULL,
-    up INTEGER NOT NULL, all_ok INTEGER NOT NULL, latency_ms REAL, error TEXT);
+    up INTEGER NOT NULL, all_ok INTEGER NOT NULL, latency_ms REAL, error TEXT,
+    maintenance INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX rounds_by_server ON rounds (server, at);
 CREATE TABLE address_rounds (
     id INTEGER PRIMARY KEY, server INTEGER NOT NULL, address TEXT NOT NULL, at INTEGER NOT NULL,
@@ -171,6 +172,8 @@ pub struct RoundRecord {
     pub delta: Delta,
     /// The software it reported.
     pub software: Option<Software>,
+    /// Made during a maintenance window: kept, but not counted (its delta has no rollups).
+    pub maintenance: bool,
 }
 
 enum Msg {
@@ -284,6 +287,9 @@ fn open_connection(data_dir: &Path) -> Result<(PathBuf, Connection), StoreError>
         }
         if version == 1 || version == 2 {
             migrate_v2(&conn).map_err(|e| io(&path, e))?;
+        }
+        if (1..=3).contains(&version) {
+            migrate_v3(&conn).map_err(|e| io(&path, e))?;
         } else if version != SCHEMA_VERSION {
             return Err(unusable(
                 &path,
@@ -345,6 +351,17 @@ fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
         [],
+    )?;
+    tx.commit()
+}
+
+/// Version 4 marks the rounds made during a maintenance window (kept, not counted); every
+/// round before it was counted.
+fn migrate_v3(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "ALTER TABLE rounds ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;
+         UPDATE meta SET value = '4' WHERE key = 'schema_version';",
     )?;
     tx.commit()
 }
@@ -798,7 +815,7 @@ fn load_server(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Saved> 
         );
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT at, up, all_ok, latency_ms, error FROM rounds WHERE server = ?1 AND maintenance = 0 ORDER BY id DESC LIMIT ?2",
     )?;
     let mut recent: Vec<Sample> = stmt
         .query_map(params![id, crate::history::RECENT as i64], |r| {
@@ -998,7 +1015,7 @@ impl Writer {
                 ])?;
             }
             let mut round = tx.prepare_cached(
-                "INSERT INTO rounds (server, at, up, all_ok, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO rounds (server, at, up, all_ok, latency_ms, error, maintenance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut address = tx.prepare_cached(
                 "INSERT INTO address_rounds (server, address, at, ok, latency_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1026,7 +1043,8 @@ impl Writer {
                     s.up,
                     s.all_ok,
                     s.latency_ms.map(f64::from),
-                    kind_str(s.error)
+                    kind_str(s.error),
+                    r.maintenance
                 ])?;
                 for (a, s) in &r.delta.addresses {
                     address.execute(params![
@@ -1196,6 +1214,7 @@ mod tests {
                 open: OpenRows::default(),
                 state,
             },
+            maintenance: false,
             software: Some(Software {
                 name: "Synapse".into(),
                 version: "1.2.3".into(),
@@ -1409,6 +1428,7 @@ mod tests {
                     server: "a.test".into(),
                     delta: d,
                     software: None,
+                    maintenance: false,
                 }],
                 &[],
             )
@@ -1482,7 +1502,8 @@ mod tests {
         store.close();
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
         conn.execute_batch(
-            "DROP TABLE open_rows; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+            "DROP TABLE open_rows; ALTER TABLE rounds DROP COLUMN maintenance;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
         )
         .unwrap();
         drop(conn);
@@ -1508,7 +1529,47 @@ mod tests {
         store.close();
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
         let version = schema_version(&conn);
-        assert_eq!(version, "3");
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn a_version_3_store_counts_its_rounds_and_keeps_maintenance_rounds_out_of_the_recent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        store.write(record("v3.test", now - 60, true, StatusState::default()));
+        store.close();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE rounds DROP COLUMN maintenance;
+             UPDATE meta SET value = '3' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(dir.path(), Duration::from_millis(100), RETENTION).unwrap();
+        let mut during = record("v3.test", now, false, StatusState::default());
+        during.maintenance = true;
+        store.write(during);
+        store.flush();
+        let saved = store.load(&["v3.test".into()], now).unwrap();
+        let recent = &saved["v3.test"].history.recent;
+        assert_eq!(
+            recent.len(),
+            1,
+            "the maintenance round is kept, not shown: {recent:?}"
+        );
+        assert_eq!(recent[0].at, now - 60);
+        store.close();
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        let kept: Vec<(i64, bool)> = conn
+            .prepare("SELECT at, maintenance FROM rounds ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, vec![(now - 60, false), (now, true)]);
+        assert_eq!(schema_version(&conn), "4");
     }
 
     #[test]
@@ -1598,6 +1659,7 @@ mod tests {
         conn.execute_batch(
             "DROP TABLE sketches;
              DROP TABLE open_rows;
+             ALTER TABLE rounds DROP COLUMN maintenance;
              CREATE TABLE histograms (server INTEGER NOT NULL, hour INTEGER NOT NULL,
                  bins BLOB NOT NULL, PRIMARY KEY (server, hour)) WITHOUT ROWID;
              INSERT INTO histograms VALUES (1, 0, x'0100');
@@ -1629,14 +1691,14 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION.to_string());
         // A store from a newer mxping is refused, not rewritten.
         conn.execute(
-            "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+            "UPDATE meta SET value = '5' WHERE key = 'schema_version'",
             [],
         )
         .unwrap();
         drop(conn);
         let msg = open_err(dir.path());
         assert!(
-            msg.contains("its schema version is 4; this mxping reads version 3"),
+            msg.contains("its schema version is 5; this mxping reads version 4"),
             "{msg}"
         );
     }

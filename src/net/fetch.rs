@@ -480,6 +480,40 @@ pub async fn get_trusted(url: &str, timeout: Duration) -> Result<StatusCode, Str
     }
 }
 
+/// POSTs `body` (JSON) to `url`, an address the operator gave (no private-address guard:
+/// the monitor's own admin API is usually on loopback), with `Authorization: Bearer token`;
+/// the status and the answer's body (at most 64 KiB). For `mxping maintenance`.
+pub async fn post_trusted(
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(StatusCode, Bytes), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    let to = Endpoint::from_url(&parsed)?;
+    let roots = crate::config::roots::load_roots(crate::config::roots::Roots::Webpki, None)
+        .map_err(|e| e.to_string())?;
+    let fetcher = Fetcher::trusted(Dns::new(&[], timeout), roots);
+    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "the token holds characters a header cannot carry".to_owned())?;
+    let headers = [(hyper::header::AUTHORIZATION, auth)];
+    let sent = fetcher.request(
+        hyper::Method::POST,
+        &to,
+        &headers,
+        Bytes::from(body),
+        64 * 1024,
+    );
+    match tokio::time::timeout(timeout, sent).await {
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+        Ok(Err(e)) => Err(e.message),
+        Ok(Ok(r)) => Ok((r.status, r.body)),
+    }
+}
+
 /// Sends `request` once the connection is ready, timing only the exchange itself: from the
 /// request going out to the response head arriving (waiting for readiness is not counted).
 /// With the connection's `stamps`, by the kernel's clock (see `net::stamp`): the time the

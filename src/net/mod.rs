@@ -9,7 +9,7 @@ pub(crate) mod stamp;
 pub(crate) mod tls;
 pub(crate) mod trouble;
 
-pub use fetch::get_trusted;
+pub use fetch::{get_trusted, post_trusted};
 
 /// Cap on the HTTP read buffer, which bounds a response head (hyper's minimum is 8 KiB).
 pub(crate) const MAX_HEAD_BUFFER: usize = 16 * 1024;

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::history::events::{Event, MAX_EVENTS};
+use crate::status::Status;
 use crate::vantage::hub::{Hub, VantageView};
 
 use super::ServerView;
@@ -257,13 +258,17 @@ impl Board {
             let verdict = verdict(hub, &layout.config, &view, impaired, now);
             // The same own view (the same round) with the same verdict shows the same.
             let same = same_round
-                && shown.report.status == verdict.status
-                && shown.report.reason == verdict.reason
+                && (view.status() == Status::Maintenance
+                    || (shown.report.status == verdict.status
+                        && shown.report.reason == verdict.reason))
                 && shown.vantages.as_ref() == Some(&verdict.views);
             if !same {
                 let mut combined = (*view).clone();
-                combined.report.status = verdict.status;
-                combined.report.reason = verdict.reason;
+                // A window the operator set is shown as it is, whatever the vantages see.
+                if view.status() != Status::Maintenance {
+                    combined.report.status = verdict.status;
+                    combined.report.reason = verdict.reason;
+                }
                 combined.vantages = Some(verdict.views);
                 cell.basis.store(Some(view));
                 cell.shown.store(Arc::new(combined));

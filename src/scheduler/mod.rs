@@ -49,6 +49,7 @@ pub enum StartError {
     Tables(#[from] crate::history::store::TablesError),
 }
 use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
+use crate::maintenance::{Active, MaintenanceStore, Schedule, Source, Window};
 use crate::metrics::Metrics;
 use crate::probe::Software;
 use crate::probe::apps::Clients;
@@ -102,6 +103,8 @@ pub struct ServerView {
     /// first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation: Option<Arc<Outbound>>,
+    /// The maintenance window the server is in (`null` when none).
+    pub maintenance: Option<Arc<Active>>,
     /// On a hub: what every vantage saw, this instance's own view first (then `status` and
     /// `reason` are the quorum's verdict). Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,6 +190,7 @@ impl ServerView {
             signup: None,
             clients: None,
             federation: None,
+            maintenance: None,
             vantages: None,
         }
     }
@@ -321,6 +325,7 @@ impl Slot {
                 signup: view.signup.clone(),
                 clients: view.clients.clone(),
                 federation: view.federation.clone(),
+                maintenance: view.maintenance.clone(),
             }),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
@@ -445,6 +450,7 @@ pub struct Monitor<R: Rounds = Services> {
     /// On a hub, where agents' reports arrive: views, the feed and alerts follow the
     /// quorum's verdict.
     hub: Option<Arc<Hub>>,
+    maintenance: Arc<Schedule>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -501,6 +507,14 @@ impl<R: Rounds> Monitor<R> {
             );
             Some(Arc::new(hub))
         };
+        let maintenance = {
+            let kept = match store.as_ref() {
+                Some(s) => Some(MaintenanceStore::open(s.path())?),
+                None => None,
+            };
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            Arc::new(Schedule::new(planned(&config), kept, now))
+        };
         let config = Arc::new(config);
         let board = match hub {
             Some(_) => Board::combined(config.clone()),
@@ -520,6 +534,7 @@ impl<R: Rounds> Monitor<R> {
             store,
             alerts,
             hub,
+            maintenance,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -601,6 +616,7 @@ impl<R: Rounds> Monitor<R> {
             monitor.board.apply_verdicts(hub, now, true);
         }
         drop(live);
+        monitor.tracker.spawn(monitor.clone().track_maintenance());
         monitor.metrics.config_loaded(true);
         Ok(monitor)
     }
@@ -695,6 +711,68 @@ impl<R: Rounds> Monitor<R> {
     /// How alert delivery is doing, when alerts are on.
     pub fn alert_health(&self) -> Option<Arc<crate::alert::AlertHealth>> {
         self.alerts.as_ref().map(|a| a.health())
+    }
+
+    /// Shows a new check or window in `slot`'s current view and every later one. Under the
+    /// history lock, which a round holds while it publishes, so a round never publishes the
+    /// check before.
+    fn show_checked(&self, slot: &Slot, f: impl FnOnce(&Checked) -> Checked) {
+        let history = slot.history.lock().expect("history lock");
+        let mut slot_checked = slot.checked.lock().expect("checked lock");
+        let checked = f(&slot_checked);
+        *slot_checked = checked.clone();
+        drop(slot_checked);
+        let change = publish_checked(&self.board, &self.metrics, &slot.cell, &checked, &history);
+        // Announced like a round's change (not the first status, not on a hub, which
+        // announces its verdict's changes).
+        if let Some(event) = change
+            && event.from != Status::Unknown
+            && event.to != Status::Unknown
+            && self.hub.is_none()
+        {
+            self.record_event(event);
+        }
+    }
+
+    /// The maintenance task: at start, whenever a window is started or ended by hand or the
+    /// plan changes, and at each time a window opens or closes, shows each server's window
+    /// (or its end) at once, not at its next round.
+    async fn track_maintenance(self: Arc<Self>) {
+        loop {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let slots = self.live.read().expect("live lock").slots.clone();
+            for slot in &slots {
+                let name = slot.server.name.as_str();
+                let active = self.maintenance.active(name, now);
+                let shown = slot
+                    .checked
+                    .lock()
+                    .expect("checked lock")
+                    .maintenance
+                    .clone();
+                if shown.as_deref() != active.as_ref() {
+                    self.metrics.set_maintenance(name, active.is_some());
+                    self.show_checked(slot, |c| c.with_maintenance(active));
+                }
+            }
+            // A window opens or closes on the second; woken a little after, it is open.
+            let wait = self
+                .maintenance
+                .next_change(now)
+                .map_or(Duration::from_secs(3600), |t| {
+                    Duration::from_secs((t - now).clamp(0, 3600) as u64) + Duration::from_millis(20)
+                });
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = self.maintenance.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// The maintenance windows: which server is in one, and starting or ending one by hand.
+    pub fn maintenance(&self) -> Arc<Schedule> {
+        self.maintenance.clone()
     }
 
     fn record_event(&self, event: Event) {
@@ -816,6 +894,7 @@ impl<R: Rounds> Monitor<R> {
         if let Some(alerts) = &self.alerts {
             alerts.reload(&new);
         }
+        self.maintenance.set_planned(planned(&new));
         self.board.set_layout(live.config.clone(), live.cells());
         Ok(notes)
     }
@@ -956,14 +1035,20 @@ pub fn publish_round(
             .record(trouble, &format!("checking {name}"));
     }
     let mut change = None;
+    let maintenance = to.checked.maintenance.is_some();
     if round.measurable() {
-        let recorded = record_round(name, history, &round, to.now);
+        let recorded = if maintenance {
+            record_maintenance(history, &round, to.now)
+        } else {
+            record_round(name, history, &round, to.now)
+        };
         change = recorded.event;
         if let Some(store) = out.store {
             store.write(RoundRecord {
                 server: name.to_owned(),
                 delta: recorded.delta,
                 software: round.software(),
+                maintenance,
             });
         }
         out.metrics.observe_round(
@@ -980,11 +1065,12 @@ pub fn publish_round(
     if overlaid {
         out.metrics.set_status(name, view.status());
     }
-    if to.checked.federation.is_some()
+    if (to.checked.federation.is_some() || maintenance)
         && let Some(event) = &mut change
     {
-        // With the signed check, the change announced is the one the page shows: from what
-        // it showed, to what it shows now (yellow while the check fails).
+        // With the signed check or in maintenance, the change announced is the one the page
+        // shows: from what it showed, to what it shows now (yellow while the check fails;
+        // nothing while the window lasts).
         event.from = to.cell.view().status();
         event.to = view.status();
         event.reason = view.report.reason.clone();
@@ -1005,6 +1091,8 @@ pub struct Checked {
     pub clients: Option<Arc<Clients>>,
     /// Federation both ways.
     pub federation: Option<Arc<Outbound>>,
+    /// The maintenance window the server is in.
+    pub maintenance: Option<Arc<Active>>,
 }
 
 impl Checked {
@@ -1013,7 +1101,7 @@ impl Checked {
         Checked {
             signup: Some(Arc::new(n.signup)),
             clients: Some(Arc::new(n.clients)),
-            federation: self.federation.clone(),
+            ..self.clone()
         }
     }
 
@@ -1025,28 +1113,46 @@ impl Checked {
         }
     }
 
+    /// The window the server is in, in place of the last one.
+    pub fn with_maintenance(&self, maintenance: Option<Active>) -> Checked {
+        Checked {
+            maintenance: maintenance.map(Arc::new),
+            ..self.clone()
+        }
+    }
+
     /// Shows the checks in `view`. A server the rounds find healthy that failed the signed
-    /// check is yellow, with the reason (design.md "Federation both ways"); returns whether
-    /// that changed the status.
+    /// check is yellow, with the reason (design.md "Federation both ways"); a server in a
+    /// maintenance window is shown so, with the note (design.md "Maintenance and
+    /// incidents"). Returns whether that changed the status.
     fn show(&self, view: &mut ServerView) -> bool {
         view.signup = self.signup.clone();
         view.clients = self.clients.clone();
         view.federation = self.federation.clone();
-        match &self.federation {
-            Some(f) if f.degrades() && view.report.status == Status::Green => {
-                view.report.status = Status::Yellow;
-                view.report.reason = Some(Reason::Outbound {
-                    outcome: f.outbound,
-                    detail: f
-                        .error
-                        .as_ref()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_default(),
-                });
-                true
-            }
-            _ => false,
+        view.maintenance = self.maintenance.clone();
+        let before = view.report.status;
+        if let Some(f) = &self.federation
+            && f.degrades()
+            && view.report.status == Status::Green
+        {
+            view.report.status = Status::Yellow;
+            view.report.reason = Some(Reason::Outbound {
+                outcome: f.outbound,
+                detail: f
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default(),
+            });
         }
+        if let Some(m) = &self.maintenance {
+            view.report.status = Status::Maintenance;
+            view.report.reason = Some(Reason::Maintenance {
+                until: m.end.unix_timestamp(),
+                note: m.note.clone(),
+            });
+        }
+        view.report.status != before
     }
 }
 
@@ -1059,14 +1165,16 @@ pub fn publish_checked(
     metrics: &Metrics,
     cell: &Cell,
     checked: &Checked,
+    history: &ServerHistory,
 ) -> Option<Event> {
     let before = cell.view();
     let mut view = (*before).clone();
-    // From the rounds' status, not one a previous check set.
-    if let Some(Reason::Outbound { .. }) = &view.report.reason {
-        view.report.status = Status::Green;
-        view.report.reason = None;
-    }
+    // From the rounds' status (the history's), not one a previous check or window set.
+    view.report.status = history.status();
+    view.report.reason = match history.status() {
+        Status::Unknown => Some(Reason::NotChecked),
+        _ => history.state.reason.clone(),
+    };
     checked.show(&mut view);
     let change = (view.status() != before.status()).then(|| Event {
         server: view.report.name.clone(),
@@ -1120,6 +1228,34 @@ pub(crate) fn record_round(
         status,
         uptime: history.uptime(now),
     }
+}
+
+/// Records `round`, made during a maintenance window, in `history`: the status moves on,
+/// nothing is counted, and no change is announced (the window's start and end are).
+pub(crate) fn record_maintenance(history: &mut ServerHistory, round: &Round, now: i64) -> Recorded {
+    let delta = history.record_maintenance(round, now);
+    Recorded {
+        delta,
+        event: None,
+        status: history.status(),
+        uptime: history.uptime(now),
+    }
+}
+
+/// The windows `config` plans.
+fn planned(config: &Config) -> Vec<Window> {
+    config
+        .maintenance
+        .iter()
+        .map(|m| Window {
+            servers: m.servers.clone(),
+            when: m.when.clone(),
+            note: m.note.clone(),
+            by: "config".to_owned(),
+            source: Source::Config,
+            id: None,
+        })
+        .collect()
 }
 
 /// The hysteresis settings of `config`.
@@ -1333,25 +1469,7 @@ impl<R: Rounds> Job<R> {
     /// Shows a new check in the current view and every later one. Under the history lock,
     /// which a round holds while it publishes, so a round never publishes the check before.
     fn publish_checked(&self, f: impl FnOnce(&Checked) -> Checked) {
-        let _round = self.slot.history.lock().expect("history lock");
-        let mut slot_checked = self.slot.checked.lock().expect("checked lock");
-        let checked = f(&slot_checked);
-        *slot_checked = checked.clone();
-        drop(slot_checked);
-        let change = publish_checked(
-            &self.monitor.board,
-            &self.monitor.metrics,
-            &self.slot.cell,
-            &checked,
-        );
-        // Announced like a round's change (not the first status, not on a hub, which
-        // announces its verdict's changes).
-        if let Some(event) = change
-            && event.from != Status::Unknown
-            && self.monitor.hub.is_none()
-        {
-            self.monitor.record_event(event);
-        }
+        self.monitor.show_checked(&self.slot, f);
     }
 
     fn publish_signup(&self, newcomer: Newcomer) {

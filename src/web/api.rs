@@ -222,6 +222,8 @@ struct Step {
     latency_p95_ms: Option<f64>,
     /// Confirmed outages that began in the step.
     incidents: usize,
+    /// Seconds of the step in a maintenance window (its rounds are not counted above).
+    maintenance_s: i64,
 }
 
 #[derive(Serialize)]
@@ -230,6 +232,7 @@ struct Totals {
     up: u64,
     uptime: Option<f64>,
     incidents: usize,
+    maintenance_s: i64,
 }
 
 #[derive(Serialize)]
@@ -360,6 +363,16 @@ pub(super) async fn history(
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    let spans: Vec<(i64, i64)> = (0..)
+        .map(|i| first + i * width)
+        .take_while(|s| *s < to)
+        .map(|s| (s, s + width))
+        .collect();
+    let maintenance = state
+        .maintenance
+        .as_ref()
+        .map(|m| m.seconds(&name, &spans))
+        .unwrap_or_else(|| vec![0; spans.len()]);
     let mut steps = Vec::new();
     let mut periods = periods.into_iter().peekable();
     let mut start = first;
@@ -383,6 +396,7 @@ pub(super) async fn history(
                 .iter()
                 .filter(|at| (start..start + width).contains(*at))
                 .count(),
+            maintenance_s: maintenance.get(steps.len()).copied().unwrap_or(0),
         });
         start += width;
     }
@@ -394,6 +408,7 @@ pub(super) async fn history(
             up,
             uptime: ratio(up, rounds),
             incidents: steps.iter().map(|s| s.incidents).sum(),
+            maintenance_s: steps.iter().map(|s| s.maintenance_s).sum(),
         },
         server: name,
         step,
@@ -418,13 +433,13 @@ pub(super) async fn history(
 fn history_csv(export: &HistoryExport) -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "start,rounds,up,uptime,latency_mean_ms,latency_p50_ms,latency_p95_ms,incidents\n",
+        "start,rounds,up,uptime,latency_mean_ms,latency_p50_ms,latency_p95_ms,incidents,maintenance_s\n",
     );
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for s in &export.steps {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             crate::timestamp::format(s.start),
             s.rounds,
             s.up,
@@ -432,7 +447,8 @@ fn history_csv(export: &HistoryExport) -> String {
             opt(s.latency_mean_ms),
             opt(s.latency_p50_ms),
             opt(s.latency_p95_ms),
-            s.incidents
+            s.incidents,
+            s.maintenance_s
         );
     }
     out

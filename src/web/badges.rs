@@ -17,6 +17,7 @@ const GREEN: &str = "#1a7f37";
 const YELLOW: &str = "#9a6700";
 const RED: &str = "#b3261e";
 const UNKNOWN: &str = "#6e7781";
+const MAINTENANCE: &str = "#0a5fb4";
 
 /// Width in pixels of `s` in 11 px Verdana-like text (an estimate good enough for badges).
 fn text_width(s: &str) -> u32 {
@@ -78,6 +79,7 @@ pub(super) async fn badge_handler(
         Status::Green => GREEN,
         Status::Yellow => YELLOW,
         Status::Red => RED,
+        Status::Maintenance => MAINTENANCE,
         Status::Unknown => UNKNOWN,
     };
     let body = match kind.as_str() {

@@ -2,6 +2,7 @@
 //! Every handler reads the monitor's published snapshots; nothing a visitor sends makes the
 //! monitor contact a host. The router is built in a plain function, apart from binding.
 
+mod admin;
 mod api;
 mod badges;
 mod cache;
@@ -24,6 +25,7 @@ use crate::alert::{AlertHealth, ChannelState};
 use crate::metrics::Metrics;
 use crate::scheduler::Board;
 use crate::vantage::hub::{Hub, RejectReason};
+pub use admin::Admin;
 
 /// The stylesheet, served from the binary.
 const STYLE: &str = include_str!("../../static/style.css");
@@ -71,6 +73,11 @@ pub struct Handles {
     /// A read connection to the history store, for the history export (none without
     /// `[storage] data_dir`).
     pub store: Option<Arc<std::sync::Mutex<crate::history::store::StoreReader>>>,
+    /// The admin API (none without `[web] admin_token_file`).
+    pub admin: Option<Admin>,
+    /// The maintenance windows: what the admin API starts and ends, and what the history
+    /// export counts (none in a board filled by hand).
+    pub maintenance: Option<Arc<crate::maintenance::Schedule>>,
 }
 
 /// Shared state of the handlers: the handles (read through it), and the built status pages.
@@ -109,6 +116,14 @@ pub fn app(handles: Handles) -> Router {
         .route(
             "/api/v1/public_servers.json",
             get(public_list::public_servers),
+        )
+        .route(
+            "/api/v1/admin/maintenance",
+            axum::routing::post(admin::start_maintenance),
+        )
+        .route(
+            "/api/v1/admin/maintenance/end",
+            axum::routing::post(admin::end_maintenance),
         )
         .route("/badge/{server}/{kind}", get(badges::badge_handler))
         .route("/feed.atom", get(feed::atom))

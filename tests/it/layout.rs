@@ -26,6 +26,7 @@ const STAGES: &[&str] = &[
     "history",
     "metrics",
     "sources",
+    "maintenance",
     "alert",
     "vantage",
     "scheduler",

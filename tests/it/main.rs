@@ -21,6 +21,7 @@ mod federation;
 mod hostile;
 mod layout;
 mod listener;
+mod maintenance;
 mod packaging;
 mod page;
 mod persistence;

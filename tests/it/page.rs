@@ -434,6 +434,7 @@ async fn the_main_page_for_the_built_in_list_is_small() {
                 open: Default::default(),
                 state: Default::default(),
             },
+            maintenance: false,
             software: Some(mxping::testing::Software {
                 name: "Synapse".into(),
                 version: "1.163.2".into(),

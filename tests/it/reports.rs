@@ -148,16 +148,16 @@ async fn the_history_export_has_the_pages_numbers_as_json_and_csv() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "start,rounds,up,uptime,latency_mean_ms,latency_p50_ms,latency_p95_ms,incidents"
+        "start,rounds,up,uptime,latency_mean_ms,latency_p50_ms,latency_p95_ms,incidents,maintenance_s"
     );
     assert!((4..=5).contains(&lines.len()), "{csv}");
     assert!(
-        lines[1].ends_with(",0,0,,,,,0"),
+        lines[1].ends_with(",0,0,,,,,0,0"),
         "an empty day: {}",
         lines[1]
     );
     let last: Vec<&str> = lines.last().unwrap().split(',').collect();
-    assert_eq!(last.len(), 8);
+    assert_eq!(last.len(), 9);
     assert!(last[1].parse::<u32>().unwrap() >= 2 && last[2].parse::<u32>().unwrap() >= 1);
 
     // Dates and RFC 3339 times are read; the end is excluded.

@@ -395,6 +395,7 @@ async fn every_server_gets_its_own_saved_history_back() {
                     down,
                 },
             },
+            maintenance: false,
             software: None,
         });
     }

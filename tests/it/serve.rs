@@ -617,10 +617,12 @@ async fn metrics_follow_the_contract_and_pass_promtool() {
         ),
         1.0
     );
+    // One series per status: green, yellow, red, maintenance, unknown.
     assert_eq!(
         find(&all, "mxping_status", &[("server", "down.test")]).len(),
-        4
+        5
     );
+    assert_eq!(one("mxping_maintenance", &[("server", "down.test")]), 0.0);
     let latency = one("mxping_latency_seconds", &[("server", "healthy.test")]);
     assert!(latency > 0.0 && latency < 0.2, "{latency} is in seconds");
     assert!(find(&all, "mxping_latency_seconds", &[("server", "down.test")]).is_empty());

@@ -308,8 +308,9 @@ fn status_rank(s: Status) -> u8 {
     match s {
         Status::Red => 0,
         Status::Yellow => 1,
-        Status::Unknown => 2,
-        Status::Green => 3,
+        Status::Maintenance => 2,
+        Status::Unknown => 3,
+        Status::Green => 4,
     }
 }
 
@@ -321,7 +322,7 @@ const MAX_SEARCH: usize = 100;
 /// An order of the servers, chosen with `sort=` (none: the config's order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::web) enum Sort {
-    /// Red first, then yellow, unknown, green.
+    /// Red first, then yellow, maintenance, unknown, green.
     Status,
     /// Fastest first; servers without a latency last.
     Latency,

@@ -125,7 +125,13 @@ impl Web {
             self.metrics.set_clients(&name, &n.clients);
             let checked = self.signups[i].with_newcomer(n);
             self.signups[i] = checked.clone();
-            publish_checked(&self.board, &self.metrics, &self.cells[i], &checked);
+            publish_checked(
+                &self.board,
+                &self.metrics,
+                &self.cells[i],
+                &checked,
+                &self.histories[i],
+            );
         }
     }
 
@@ -152,6 +158,8 @@ impl Web {
             alerts: None,
             hub: None,
             store: None,
+            admin: None,
+            maintenance: None,
         })
         .oneshot(request.body(Body::empty()).unwrap())
         .await
