@@ -85,15 +85,31 @@ enum Command {
     Maintenance {
         #[command(subcommand)]
         action: MaintenanceAction,
-        /// Config file: where the monitor listens and its token file.
-        #[arg(long, value_name = "FILE", global = true)]
-        config: Option<PathBuf>,
-        /// The monitor's address instead of [web] listen, e.g. https://status.example.org.
-        #[arg(long, value_name = "URL", global = true)]
-        url: Option<String>,
-        /// The token file instead of [web] admin_token_file.
-        #[arg(long, value_name = "FILE", global = true)]
-        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Add a note to a server's incident on a running monitor (its admin API): shown on the
+    /// status page, the detail page's timeline, the feed, and as a reply in the alert's thread.
+    ///
+    /// Exit status: 0 when done, 1 when the monitor refused or did not answer, 2 on a usage or
+    /// config error.
+    Note {
+        /// The server.
+        server: String,
+        /// What users should know (500 characters; may be empty with --resolve).
+        #[arg(default_value = "")]
+        text: String,
+        /// The note resolves the incident.
+        #[arg(long)]
+        resolve: bool,
+        /// Opening an incident: resolve it by itself once the server is operational again.
+        #[arg(long)]
+        until_recovered: bool,
+        /// Who writes it (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Check a config file and exit: 0 when valid, 2 when not.
     Validate {
@@ -101,6 +117,44 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+}
+
+/// Where the running monitor's admin API is.
+#[derive(clap::Args)]
+struct Remote {
+    /// Config file: where the monitor listens and its token file.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// The monitor's address instead of [web] listen, e.g. https://status.example.org.
+    #[arg(long, value_name = "URL", global = true)]
+    url: Option<String>,
+    /// The token file instead of [web] admin_token_file.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
+}
+
+/// Sends `call` to the monitor `remote` names; the exit code.
+fn remote_call(remote: &Remote, call: mxping::cli::admin::Call, what: &str) -> ExitCode {
+    let config = match load(remote.config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(mxping::cli::admin::run(
+        &config,
+        remote.url.as_deref(),
+        remote.token_file.as_deref(),
+        call,
+    )) {
+        Ok(said) => {
+            println!("{said}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            eprintln!("mxping {what}: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -254,16 +308,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Keygen { file } => keygen(&file),
-        Command::Maintenance {
-            action,
-            config,
-            url,
-            token_file,
-        } => {
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
+        Command::Maintenance { action, remote } => {
             let call = match action {
                 MaintenanceAction::Start {
                     servers,
@@ -278,23 +323,26 @@ fn main() -> ExitCode {
                 },
                 MaintenanceAction::End { server } => mxping::cli::admin::Call::End { server },
             };
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            match runtime.block_on(mxping::cli::admin::run(
-                &config,
-                url.as_deref(),
-                token_file.as_deref(),
-                call,
-            )) {
-                Ok(said) => {
-                    println!("{said}");
-                    ExitCode::SUCCESS
-                }
-                Err(f) => {
-                    eprintln!("mxping maintenance: {}", f.message);
-                    ExitCode::from(f.code)
-                }
-            }
+            remote_call(&remote, call, "maintenance")
         }
+        Command::Note {
+            server,
+            text,
+            resolve,
+            until_recovered,
+            by,
+            remote,
+        } => remote_call(
+            &remote,
+            mxping::cli::admin::Call::Note {
+                server,
+                text,
+                by,
+                resolve,
+                until_recovered,
+            },
+            "note",
+        ),
         Command::Validate { config } => match load(config.as_ref()) {
             Ok(c) => {
                 println!("{}: valid ({} servers)", c.source, c.servers.len());

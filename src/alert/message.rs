@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::outbox::{Change, Kind, Member, NewMessage, Open};
 use crate::i18n::{Key, key};
 use crate::i18n::{Locale, duration};
+use crate::maintenance::incidents::Note;
 use crate::status::Status;
 use crate::text::escape_html;
 
@@ -275,6 +276,44 @@ impl Facts<'_> {
         lines(self.t, all)
     }
 
+    /// The message of an operator's note on `server`, as `kind`: text and HTML for a room
+    /// (the server in bold, the note quoted as written), or a webhook's JSON document.
+    pub(crate) fn note(&self, kind: Kind, server: &str, note: &Note) -> NewMessage {
+        let key = match (note.resolves, note.text.is_empty()) {
+            (true, true) => key::ALERT_NOTE_RESOLVED_EMPTY,
+            (true, false) => key::ALERT_NOTE_RESOLVED,
+            (false, _) => key::ALERT_NOTE,
+        };
+        let (mut body, mut html) = self.both(
+            key,
+            &[("server", server), ("by", &note.by), ("text", &note.text)],
+        );
+        if let Some(link) = self.link(server) {
+            let details = self.t.t(key::ALERT_DETAILS);
+            body.push_str(&format!(" · {details}: {link}"));
+            html.push_str(&format!(
+                " · <a href=\"{}\">{}</a>",
+                escape_html(&link),
+                escape_html(details)
+            ));
+        }
+        if kind == Kind::Webhook {
+            let at = note.at.unix_timestamp();
+            html = json!({
+                "event": "note",
+                "server": server,
+                "by": note.by,
+                "note": note.text,
+                "resolves": note.resolves,
+                "at": at,
+                "url": self.link(server),
+                "text": body,
+            })
+            .to_string();
+        }
+        NewMessage { kind, body, html }
+    }
+
     /// A webhook's JSON document for `decision` on `change`; `open` is the alert before (a
     /// change or a recovery) or after (a new alert). `None` when there is nothing to send.
     pub(crate) fn webhook(
@@ -400,6 +439,47 @@ mod tests {
             reason: "<script>".into(),
             resolved_at,
         }
+    }
+
+    #[test]
+    fn a_note_is_quoted_as_written_and_escaped_in_html() {
+        let f = Facts {
+            t: crate::i18n::english(),
+            public_url: Some("https://status.example.org"),
+        };
+        let note = Note {
+            at: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            by: "@op:a.test".into(),
+            text: "restarting <script>".into(),
+            resolves: false,
+        };
+        let m = f.note(Kind::Reply, "a.test", &note);
+        assert_eq!(
+            m.body,
+            "📝 a.test: @op:a.test says: restarting <script> · details: https://status.example.org/server/a.test"
+        );
+        assert!(m.html.contains("<b>a.test</b>") && m.html.contains("restarting &lt;script&gt;"));
+        let done = Note {
+            text: String::new(),
+            resolves: true,
+            ..note.clone()
+        };
+        let hook = f.note(Kind::Webhook, "a.test", &done);
+        let doc: serde_json::Value = serde_json::from_str(&hook.html).unwrap();
+        assert_eq!(doc["event"], "note");
+        assert_eq!(doc["resolves"], true);
+        assert!(
+            hook.body
+                .starts_with("✓ a.test: @op:a.test resolved the incident ·")
+        );
+        let zh = Facts {
+            t: crate::i18n::find("zh").unwrap(),
+            public_url: None,
+        };
+        assert_eq!(
+            zh.note(Kind::Fire, "a.test", &note).body,
+            "📝 a.test：@op:a.test 说明：restarting <script>"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ use tracing::{error, info, warn};
 use crate::config::{AlertConfig, AlertTarget, Config};
 use crate::history::events::Event;
 use crate::history::store::TablesError;
+use crate::maintenance::incidents::Note;
 use crate::metrics::Metrics;
 use crate::net::fetch::{Endpoint, Fetcher};
 use outbox::{Kind, Message, Outbox};
@@ -237,11 +238,19 @@ pub enum AlertsError {
     Thread(#[source] std::io::Error),
 }
 
+/// What the intake thread turns into messages.
+enum Intake {
+    /// A confirmed status change.
+    Change(Event),
+    /// An operator's note on a server's incident.
+    Note(String, Note),
+}
+
 /// The alert channels of the running config, and the outbox they share.
 pub struct Alerts {
     shared: Arc<Shared>,
-    /// Status changes on their way to the intake thread (`None` once shut down).
-    intake: Mutex<Option<std::sync::mpsc::Sender<Event>>>,
+    /// Status changes and notes on their way to the intake thread (`None` once shut down).
+    intake: Mutex<Option<std::sync::mpsc::Sender<Intake>>>,
     intake_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     tracker: TaskTracker,
 }
@@ -265,15 +274,18 @@ impl Alerts {
                 channels: Vec::new(),
             }),
         });
-        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        let (tx, rx) = std::sync::mpsc::channel::<Intake>();
         let intake = shared.clone();
         let thread = std::thread::Builder::new()
             .name("mxping-alerts".into())
             .spawn(move || {
                 // Every change is committed here, in order, off the runtime's threads; the
                 // channel ends when `Alerts` shuts down, after the last change was committed.
-                for event in rx {
-                    intake.queue(&event);
+                for item in rx {
+                    match item {
+                        Intake::Change(event) => intake.queue(&event),
+                        Intake::Note(server, note) => intake.queue_note(&server, &note),
+                    }
                 }
             })
             .map_err(AlertsError::Thread)?;
@@ -395,12 +407,26 @@ impl Alerts {
             .lock()
             .expect("alerts lock")
             .as_ref()
-            .map(|tx| tx.send(event.clone()));
+            .map(|tx| tx.send(Intake::Change(event.clone())));
         if !matches!(sent, Some(Ok(()))) {
             error!(
                 "alerts: the change of {} came after alerts stopped and is not announced",
                 event.server
             );
+        }
+    }
+
+    /// Hands an operator's note on `server` to the alert thread: a reply in the thread of
+    /// the server's open alert, or a message of its own; a POST for webhooks. Never blocks.
+    pub fn note(&self, server: &str, note: &Note) {
+        let sent = self
+            .intake
+            .lock()
+            .expect("alerts lock")
+            .as_ref()
+            .map(|tx| tx.send(Intake::Note(server.to_owned(), note.clone())));
+        if !matches!(sent, Some(Ok(()))) {
+            error!("alerts: the note on {server} came after alerts stopped and is not sent");
         }
     }
 
@@ -425,6 +451,27 @@ impl Alerts {
 
 impl Shared {
     /// Commits what `event` means on every channel it concerns, and wakes those channels.
+    fn queue_note(&self, server: &str, note: &Note) {
+        let channels: Vec<Arc<Channel>> = self
+            .live
+            .read()
+            .expect("alerts lock")
+            .channels
+            .iter()
+            .filter(|c| c.config.covers(server))
+            .cloned()
+            .collect();
+        for ch in channels {
+            match ch.queue_note(server, note) {
+                Ok(()) => ch.wake.notify_one(),
+                Err(e) => error!(
+                    "alerts: {}: the note on {server} could not be written to the outbox: {e}",
+                    ch.label
+                ),
+            }
+        }
+    }
+
     fn queue(&self, event: &Event) {
         let channels: Vec<Arc<Channel>> = self
             .live
@@ -560,6 +607,36 @@ impl Channel {
             event.server,
             event.to.as_str(),
             said(&outcome, now)
+        );
+        self.publish_queue();
+        Ok(())
+    }
+
+    /// Queues an operator's note on `server`: a reply in the thread of its open alert, or a
+    /// message of its own (blocking: the alert thread calls it).
+    fn queue_note(&self, server: &str, note: &Note) -> rusqlite::Result<()> {
+        let rules = self.rules();
+        let now = now();
+        let replied = self.outbox.transaction(|tx| {
+            let open = outbox::open(tx, &self.id, server)?;
+            let txn = outbox::new_txn_id();
+            let (kind, thread) = match (&open, rules.webhook) {
+                (_, true) => (outbox::Kind::Webhook, txn.clone()),
+                (Some(o), false) => (outbox::Kind::Reply, o.thread.clone()),
+                (None, false) => (outbox::Kind::Fire, txn.clone()),
+            };
+            let m = rules.facts.note(kind, server, note);
+            outbox::push(tx, &self.id, &thread, &txn, &m, now)?;
+            Ok(open.is_some())
+        })?;
+        info!(
+            "alerts: {}: a note on {server} queued{}",
+            self.label,
+            if replied {
+                " in its alert's thread"
+            } else {
+                ""
+            }
         );
         self.publish_queue();
         Ok(())

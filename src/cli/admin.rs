@@ -1,4 +1,5 @@
-//! `mxping maintenance start|end`: the admin API of a running monitor from the command line
+//! `mxping maintenance start|end` and `mxping note`: the admin API of a running monitor from
+//! the command line
 //! (design.md "Maintenance and incidents"). The address and the token file come from the
 //! config (`[web] listen`, `[web] admin_token_file`) unless given.
 
@@ -26,6 +27,19 @@ pub enum Call {
     End {
         /// The server.
         server: String,
+    },
+    /// A note on `server`'s incident.
+    Note {
+        /// The server.
+        server: String,
+        /// The text (may be empty to resolve).
+        text: String,
+        /// Who (defaults to the user running the command).
+        by: Option<String>,
+        /// It resolves the incident.
+        resolve: bool,
+        /// Opening an incident: resolved by itself once the server is green again.
+        until_recovered: bool,
     },
 }
 
@@ -87,23 +101,33 @@ pub async fn run(
 ) -> Result<String, Failed> {
     let token = token(config, token_file)?;
     let base = base(config, url);
+    let who = |by: &Option<String>| {
+        by.clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "admin".to_owned())
+    };
     let (path, body) = match &call {
         Call::Start {
             pattern,
             duration,
             note,
             by,
-        } => {
-            let by = by
-                .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "admin".to_owned());
-            (
-                "/api/v1/admin/maintenance",
-                json!({"servers": pattern, "duration": duration, "note": note, "by": by}),
-            )
-        }
+        } => (
+            "/api/v1/admin/maintenance",
+            json!({"servers": pattern, "duration": duration, "note": note, "by": who(by)}),
+        ),
         Call::End { server } => ("/api/v1/admin/maintenance/end", json!({"server": server})),
+        Call::Note {
+            server,
+            text,
+            by,
+            resolve,
+            until_recovered,
+        } => (
+            "/api/v1/admin/note",
+            json!({"server": server, "text": text, "by": who(by), "resolve": resolve,
+                   "until_recovered": until_recovered}),
+        ),
     };
     let url = format!("{base}{path}");
     let (status, answer) = crate::net::post_trusted(
@@ -142,5 +166,15 @@ pub async fn run(
             "maintenance of {server} ended at {}",
             answer["ended"].as_str().unwrap_or("?")
         ),
+        Call::Note { server, .. } => {
+            let incident = &answer["incident"];
+            let notes = incident["notes"].as_array().map_or(0, Vec::len);
+            match incident["resolved_at"].as_str() {
+                Some(at) => {
+                    format!("the incident of {server} is resolved ({notes} note(s), at {at})")
+                }
+                None => format!("noted: the incident of {server} has {notes} note(s)"),
+            }
+        }
     })
 }

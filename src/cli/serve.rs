@@ -224,6 +224,7 @@ pub async fn run(
                 .map(|r| Arc::new(std::sync::Mutex::new(r))),
             admin,
             maintenance: Some(monitor.maintenance()),
+            incidents: Some(monitor.incidents()),
         });
         let troubles = metrics.troubles().clone();
         tokio::spawn(crate::web::listener::serve(

@@ -11,6 +11,7 @@
 //! store's file (their own table and connection, as the alert outbox has), written before the
 //! call is answered, so they survive a restart or `kill -9`.
 
+pub(crate) mod incidents;
 pub(crate) mod store;
 
 use std::sync::{Arc, RwLock};
@@ -121,7 +122,7 @@ pub struct Plan<'a> {
 pub struct Schedule {
     planned: RwLock<Arc<Vec<Window>>>,
     started: RwLock<Vec<Window>>,
-    store: Option<MaintenanceStore>,
+    store: Option<Arc<MaintenanceStore>>,
     changed: Notify,
 }
 
@@ -143,6 +144,12 @@ pub enum Refusal {
     /// Planned in the config: ended by editing it.
     #[error("{0} is in a window planned in the config; change [[maintenance]] to end it")]
     Planned(String),
+    /// A note with nothing in it.
+    #[error("the note is empty")]
+    EmptyNote,
+    /// Nothing to resolve.
+    #[error("{0} has no open incident to resolve")]
+    NoIncident(String),
     /// The store could not keep it.
     #[error("the window could not be saved: {0}")]
     Store(String),
@@ -150,7 +157,7 @@ pub enum Refusal {
 
 impl Schedule {
     /// The planned windows, those started by hand that the store keeps, and the store.
-    pub fn new(planned: Vec<Window>, store: Option<MaintenanceStore>, now: i64) -> Schedule {
+    pub fn new(planned: Vec<Window>, store: Option<Arc<MaintenanceStore>>, now: i64) -> Schedule {
         let started = match &store {
             Some(s) => s.open_windows(now).unwrap_or_else(|e| {
                 tracing::error!("maintenance: cannot read the windows started by hand: {e}");

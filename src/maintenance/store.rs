@@ -1,5 +1,5 @@
-//! Windows started by hand, kept in the history store's file (their own table and
-//! connection): one row per server, written before the call that started it is answered.
+//! Windows started by hand and incident notes, kept in the history store's file (their own
+//! tables and connection): written before the call that made them is answered.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,9 +15,13 @@ CREATE TABLE IF NOT EXISTS maintenance (
     id INTEGER PRIMARY KEY, server TEXT NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     note TEXT NOT NULL, by TEXT NOT NULL, source TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS maintenance_by_end ON maintenance (end);
+CREATE TABLE IF NOT EXISTS incident_notes (
+    id INTEGER PRIMARY KEY, server TEXT NOT NULL, at INTEGER NOT NULL, by TEXT NOT NULL,
+    text TEXT NOT NULL, resolves INTEGER NOT NULL, until_recovered INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS incident_notes_by_at ON incident_notes (at);
 ";
 
-/// The table of windows started by hand.
+/// The tables of windows started by hand and of incident notes.
 pub struct MaintenanceStore {
     conn: Mutex<Connection>,
 }
@@ -101,6 +105,35 @@ impl MaintenanceStore {
         rows.collect()
     }
 
+    /// Saves a note.
+    pub(super) fn add_note(&self, row: &super::incidents::Row) -> rusqlite::Result<()> {
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.execute(
+            "INSERT INTO incident_notes (server, at, by, text, resolves, until_recovered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![row.0, row.1, row.2, row.3, row.4, row.5],
+        )?;
+        Ok(())
+    }
+
+    /// The notes written since `since`, oldest first.
+    pub(super) fn notes_since(&self, since: i64) -> rusqlite::Result<Vec<super::incidents::Row>> {
+        let conn = self.conn.lock().expect("maintenance store lock");
+        let mut stmt = conn.prepare(
+            "SELECT server, at, by, text, resolves, until_recovered FROM incident_notes WHERE at >= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?;
+        rows.collect()
+    }
+
     /// The windows started by hand on `server` that overlap `from..to` (ended ones too).
     pub(super) fn spans(
         &self,
@@ -119,8 +152,10 @@ impl MaintenanceStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::incidents::{Incidents, Said};
     use super::super::{Plan, Schedule, Source};
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn windows_started_by_hand_survive_a_restart_and_their_early_end_too() {
@@ -131,7 +166,7 @@ mod tests {
         {
             let s = Schedule::new(
                 Vec::new(),
-                Some(MaintenanceStore::open(&path).unwrap()),
+                Some(Arc::new(MaintenanceStore::open(&path).unwrap())),
                 now,
             );
             let plan = Plan {
@@ -147,7 +182,7 @@ mod tests {
         }
         let s = Schedule::new(
             Vec::new(),
-            Some(MaintenanceStore::open(&path).unwrap()),
+            Some(Arc::new(MaintenanceStore::open(&path).unwrap())),
             now + 200,
         );
         assert_eq!(s.active("a.test", now + 200), None);
@@ -158,5 +193,33 @@ mod tests {
             s.seconds("a.test", &[(now - 50, now + 50), (now + 50, now + 150)]),
             vec![50, 50]
         );
+    }
+
+    #[test]
+    fn notes_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        let known = vec!["a.test".to_owned()];
+        let now = 1_800_000_000;
+        let said = Said {
+            server: "a.test",
+            text: "upgrading <b>Synapse</b>",
+            by: "@op:a.test",
+            resolves: false,
+            until_recovered: true,
+        };
+        {
+            let store = Arc::new(MaintenanceStore::open(&path).unwrap());
+            Incidents::new(Some(store), now)
+                .add(&said, &known, now)
+                .unwrap();
+        }
+        let store = Arc::new(MaintenanceStore::open(&path).unwrap());
+        let i = Incidents::new(Some(store), now + 10)
+            .of("a.test", now + 10)
+            .unwrap();
+        assert!(i.is_open() && i.until_recovered);
+        assert_eq!(i.notes[0].text, "upgrading <b>Synapse</b>");
+        assert_eq!(i.notes[0].by, "@op:a.test");
     }
 }

@@ -49,6 +49,7 @@ pub enum StartError {
     Tables(#[from] crate::history::store::TablesError),
 }
 use crate::history::{Delta, Sample, ServerHistory, Shown, Thresholds};
+use crate::maintenance::incidents::{Incident, Incidents};
 use crate::maintenance::{Active, MaintenanceStore, Schedule, Source, Window};
 use crate::metrics::Metrics;
 use crate::probe::Software;
@@ -105,6 +106,8 @@ pub struct ServerView {
     pub federation: Option<Arc<Outbound>>,
     /// The maintenance window the server is in (`null` when none).
     pub maintenance: Option<Arc<Active>>,
+    /// What its operator said: the open incident, or one resolved within a day (`null`).
+    pub incident: Option<Arc<Incident>>,
     /// On a hub: what every vantage saw, this instance's own view first (then `status` and
     /// `reason` are the quorum's verdict). Absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +194,7 @@ impl ServerView {
             clients: None,
             federation: None,
             maintenance: None,
+            incident: None,
             vantages: None,
         }
     }
@@ -326,6 +330,7 @@ impl Slot {
                 clients: view.clients.clone(),
                 federation: view.federation.clone(),
                 maintenance: view.maintenance.clone(),
+                incident: view.incident.clone(),
             }),
             cell: Arc::new(Cell::new(view)),
             resolution: Mutex::new(None),
@@ -451,6 +456,7 @@ pub struct Monitor<R: Rounds = Services> {
     /// quorum's verdict.
     hub: Option<Arc<Hub>>,
     maintenance: Arc<Schedule>,
+    incidents: Arc<Incidents>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -507,13 +513,16 @@ impl<R: Rounds> Monitor<R> {
             );
             Some(Arc::new(hub))
         };
-        let maintenance = {
+        let (maintenance, incidents) = {
             let kept = match store.as_ref() {
-                Some(s) => Some(MaintenanceStore::open(s.path())?),
+                Some(s) => Some(Arc::new(MaintenanceStore::open(s.path())?)),
                 None => None,
             };
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            Arc::new(Schedule::new(planned(&config), kept, now))
+            (
+                Arc::new(Schedule::new(planned(&config), kept.clone(), now)),
+                Arc::new(Incidents::new(kept, now)),
+            )
         };
         let config = Arc::new(config);
         let board = match hub {
@@ -535,6 +544,7 @@ impl<R: Rounds> Monitor<R> {
             alerts,
             hub,
             maintenance,
+            incidents,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -616,7 +626,7 @@ impl<R: Rounds> Monitor<R> {
             monitor.board.apply_verdicts(hub, now, true);
         }
         drop(live);
-        monitor.tracker.spawn(monitor.clone().track_maintenance());
+        monitor.tracker.spawn(monitor.clone().track_operators());
         monitor.metrics.config_loaded(true);
         Ok(monitor)
     }
@@ -734,25 +744,37 @@ impl<R: Rounds> Monitor<R> {
         }
     }
 
-    /// The maintenance task: at start, whenever a window is started or ended by hand or the
-    /// plan changes, and at each time a window opens or closes, shows each server's window
-    /// (or its end) at once, not at its next round.
-    async fn track_maintenance(self: Arc<Self>) {
+    /// The operators' task: at start, whenever a window is started or ended by hand, the
+    /// plan changes or a note is written, and at each time a window opens or closes, shows
+    /// each server's window (or its end) and incident at once, not at its next round.
+    async fn track_operators(self: Arc<Self>) {
         loop {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let slots = self.live.read().expect("live lock").slots.clone();
             for slot in &slots {
                 let name = slot.server.name.as_str();
                 let active = self.maintenance.active(name, now);
-                let shown = slot
-                    .checked
-                    .lock()
-                    .expect("checked lock")
-                    .maintenance
-                    .clone();
-                if shown.as_deref() != active.as_ref() {
+                let incident = self.incidents.of(name, now);
+                let (shown, noted) = {
+                    let c = slot.checked.lock().expect("checked lock");
+                    (c.maintenance.clone(), c.incident.clone())
+                };
+                let same_incident = match (&noted, &incident) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if shown.as_deref() != active.as_ref() || !same_incident {
                     self.metrics.set_maintenance(name, active.is_some());
-                    self.show_checked(slot, |c| c.with_maintenance(active));
+                    self.show_checked(slot, |c| Checked {
+                        incident,
+                        ..c.with_maintenance(active)
+                    });
+                }
+            }
+            for (server, note) in self.incidents.take_fresh() {
+                if let Some(alerts) = &self.alerts {
+                    alerts.note(&server, &note);
                 }
             }
             // A window opens or closes on the second; woken a little after, it is open.
@@ -765,6 +787,7 @@ impl<R: Rounds> Monitor<R> {
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
                 () = self.maintenance.changed() => {}
+                () = self.incidents.changed() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -775,7 +798,16 @@ impl<R: Rounds> Monitor<R> {
         self.maintenance.clone()
     }
 
+    /// The incidents: what operators said about their servers.
+    pub fn incidents(&self) -> Arc<Incidents> {
+        self.incidents.clone()
+    }
+
     fn record_event(&self, event: Event) {
+        if event.to == Status::Green {
+            // An incident opened "until recovered" ends with the outage.
+            self.incidents.recovered(&event.server, event.at);
+        }
         if let Some(store) = &self.store {
             store.write_event(event.clone());
         }
@@ -1093,6 +1125,8 @@ pub struct Checked {
     pub federation: Option<Arc<Outbound>>,
     /// The maintenance window the server is in.
     pub maintenance: Option<Arc<Active>>,
+    /// Its incident, as its operator wrote it.
+    pub incident: Option<Arc<Incident>>,
 }
 
 impl Checked {
@@ -1130,6 +1164,7 @@ impl Checked {
         view.clients = self.clients.clone();
         view.federation = self.federation.clone();
         view.maintenance = self.maintenance.clone();
+        view.incident = self.incident.clone();
         let before = view.report.status;
         if let Some(f) = &self.federation
             && f.degrades()

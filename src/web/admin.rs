@@ -17,12 +17,19 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::AppState;
+use crate::maintenance::incidents::{Incidents, Said};
 use crate::maintenance::{Plan, Refusal, Schedule, Source};
 
 /// The admin API's token.
 #[derive(Clone)]
 pub struct Admin {
     token: Arc<[u8]>,
+}
+
+/// What the admin API acts on.
+struct Desk<'a> {
+    maintenance: &'a Schedule,
+    incidents: &'a Incidents,
 }
 
 /// Shortest token accepted: guessing one must be out of the question.
@@ -72,15 +79,16 @@ fn problem(status: StatusCode, error: &str, message: impl Into<String>) -> Respo
         .into_response()
 }
 
-/// The windows the admin API of `state` acts on, or the response that refuses the call
-/// (logged).
+/// What the admin API of `state` acts on, or the response that refuses the call (logged).
 fn admit<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
     peer: &str,
     what: &str,
-) -> Result<&'a Schedule, Box<Response>> {
-    let (Some(admin), Some(maintenance)) = (&state.admin, &state.maintenance) else {
+) -> Result<Desk<'a>, Box<Response>> {
+    let (Some(admin), Some(maintenance), Some(incidents)) =
+        (&state.admin, &state.maintenance, &state.incidents)
+    else {
         tracing::warn!("admin: {what} from {peer} refused: there is no admin API");
         return Err(Box::new(problem(
             StatusCode::NOT_FOUND,
@@ -101,7 +109,10 @@ fn admit<'a>(
         );
         return Err(Box::new(r));
     }
-    Ok(maintenance)
+    Ok(Desk {
+        maintenance,
+        incidents,
+    })
 }
 
 /// The peer as logged (a router used without the listener has none).
@@ -116,6 +127,8 @@ fn refused(r: &Refusal) -> Response {
     let (status, code) = match r {
         Refusal::NoServer(_) => (StatusCode::NOT_FOUND, "no_server"),
         Refusal::NoteTooLong(_) => (StatusCode::PAYLOAD_TOO_LARGE, "note_too_long"),
+        Refusal::EmptyNote => (StatusCode::BAD_REQUEST, "empty_note"),
+        Refusal::NoIncident(_) => (StatusCode::CONFLICT, "no_incident"),
         Refusal::Duration => (StatusCode::BAD_REQUEST, "bad_duration"),
         Refusal::NotInWindow(_) | Refusal::Planned(_) => (StatusCode::CONFLICT, "not_in_window"),
         Refusal::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
@@ -136,6 +149,23 @@ pub(super) struct StartWindow {
     /// Who starts it (shown with the note).
     #[serde(default)]
     by: Option<String>,
+}
+
+/// `POST /api/v1/admin/note`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AddNote {
+    server: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    by: Option<String>,
+    /// The note resolves the incident.
+    #[serde(default)]
+    resolve: bool,
+    /// Opening an incident: resolve it by itself once the server is green again.
+    #[serde(default)]
+    until_recovered: bool,
 }
 
 /// `POST /api/v1/admin/maintenance/end`.
@@ -198,7 +228,7 @@ pub(super) async fn start_maintenance(
         by: by.trim(),
         source: Source::Admin,
     };
-    let result = admin.start(&plan, &known, now);
+    let result = admin.maintenance.start(&plan, &known, now);
     match result {
         Ok(servers) => {
             tracing::info!(
@@ -238,13 +268,56 @@ pub(super) async fn end_maintenance(
         Err(r) => return *r,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    match admin.end(call.server.trim(), now) {
+    match admin.maintenance.end(call.server.trim(), now) {
         Ok(()) => {
             tracing::info!("admin: {peer} ended the maintenance of {}", call.server);
             Json(json!({"server": call.server.trim(), "ended": rfc3339(now)})).into_response()
         }
         Err(r) => {
             tracing::warn!("admin: {peer} could not end maintenance: {r}");
+            refused(&r)
+        }
+    }
+}
+
+pub(super) async fn add_note(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let peer = who(peer);
+    let (desk, call): (_, AddNote) =
+        match admit(&state, &headers, &peer, "note").and_then(|a| Ok((a, body(&bytes)?))) {
+            Ok(x) => x,
+            Err(r) => return *r,
+        };
+    let by = call
+        .by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "admin".to_owned());
+    let config = state.board.config();
+    let known: Vec<String> = config.servers.iter().map(|s| s.name.to_string()).collect();
+    let said = Said {
+        server: call.server.trim(),
+        text: &call.text,
+        by: by.trim(),
+        resolves: call.resolve,
+        until_recovered: call.until_recovered,
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    match desk.incidents.add(&said, &known, now) {
+        Ok(incident) => {
+            tracing::info!(
+                "admin: {peer} wrote a note on {}{}: {:?}",
+                said.server,
+                if said.resolves { " (resolved)" } else { "" },
+                said.text
+            );
+            Json(json!({"server": said.server, "incident": incident})).into_response()
+        }
+        Err(r) => {
+            tracing::warn!("admin: {peer} could not write a note: {r}");
             refused(&r)
         }
     }

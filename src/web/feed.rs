@@ -1,4 +1,4 @@
-//! An Atom feed of status changes (`/feed.atom`), newest first.
+//! An Atom feed of status changes and operators' notes (`/feed.atom`), newest first.
 
 use crate::text::escape_html as xml;
 use axum::extract::{Query, State};
@@ -9,6 +9,10 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::pages::{PageQuery, language, language_headers};
 use crate::i18n::{key, reason_words, status_word};
+
+fn link(server: &str) -> String {
+    url::form_urlencoded::byte_serialize(server.as_bytes()).collect()
+}
 
 fn stamp(at: i64) -> String {
     OffsetDateTime::from_unix_timestamp(at)
@@ -40,6 +44,22 @@ pub(super) async fn atom(
          <author><name>mxping</name></author>",
         xml(&t.f(key::FEED_TITLE, &[("vantage", config.web.vantage_name())]))
     ));
+    // Status changes and operators' notes, newest first.
+    let notes: Vec<(String, usize, crate::maintenance::incidents::Note)> = state
+        .board
+        .snapshot()
+        .servers
+        .iter()
+        .filter_map(|v| Some((v.report.name.clone(), v.incident.clone()?)))
+        .flat_map(|(name, i)| {
+            i.notes
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (name.clone(), k, n.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut entries: Vec<(i64, String)> = Vec::with_capacity(events.len() + notes.len());
     for e in &events {
         let server = xml(&e.server);
         let when = stamp(e.at);
@@ -55,13 +75,44 @@ pub(super) async fn atom(
                 ("to", status_word(t, e.to)),
             ],
         );
-        out.push_str(&format!(
-            "<entry><title>{}</title><id>urn:mxping:{vantage}:{server}:{}</id>\
-             <updated>{when}</updated><link href=\"/server/{}\"/><content type=\"text\">{reason}</content></entry>",
-            xml(&title),
+        entries.push((
             e.at,
-            url::form_urlencoded::byte_serialize(e.server.as_bytes()).collect::<String>(),
+            format!(
+                "<entry><title>{}</title><id>urn:mxping:{vantage}:{server}:{}</id>\
+                 <updated>{when}</updated><link href=\"/server/{}\"/><content type=\"text\">{reason}</content></entry>",
+                xml(&title),
+                e.at,
+                link(&e.server),
+            ),
         ));
+    }
+    for (server, k, n) in &notes {
+        let at = n.at.unix_timestamp();
+        let title = t.f(
+            if n.resolves {
+                key::FEED_NOTE_RESOLVED
+            } else {
+                key::FEED_NOTE
+            },
+            &[("server", server), ("by", &n.by)],
+        );
+        entries.push((
+            at,
+            format!(
+                "<entry><title>{}</title><id>urn:mxping:{vantage}:{}:note:{}:{k}</id>\
+                 <updated>{}</updated><link href=\"/server/{}\"/><content type=\"text\">{}</content></entry>",
+                xml(&title),
+                xml(server),
+                n.at.unix_timestamp(),
+                stamp(at),
+                link(server),
+                xml(&n.text),
+            ),
+        ));
+    }
+    entries.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    for (_, entry) in entries {
+        out.push_str(&entry);
     }
     out.push_str("</feed>");
     let mut response = (

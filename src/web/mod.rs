@@ -78,6 +78,8 @@ pub struct Handles {
     /// The maintenance windows: what the admin API starts and ends, and what the history
     /// export counts (none in a board filled by hand).
     pub maintenance: Option<Arc<crate::maintenance::Schedule>>,
+    /// The incidents the admin API adds notes to (none in a board filled by hand).
+    pub incidents: Option<Arc<crate::maintenance::incidents::Incidents>>,
 }
 
 /// Shared state of the handlers: the handles (read through it), and the built status pages.
@@ -125,6 +127,7 @@ pub fn app(handles: Handles) -> Router {
             "/api/v1/admin/maintenance/end",
             axum::routing::post(admin::end_maintenance),
         )
+        .route("/api/v1/admin/note", axum::routing::post(admin::add_note))
         .route("/badge/{server}/{kind}", get(badges::badge_handler))
         .route("/feed.atom", get(feed::atom))
         .route("/metrics", get(render_metrics))

@@ -420,6 +420,26 @@ async fn the_admin_api_refuses_clearly_and_changes_nothing() {
             .contains("not in a maintenance window"),
         "ending what is not there"
     );
+    for (auth, want) in [(None, 401), (Some("Bearer nope"), 401)] {
+        let r = post(
+            "/api/v1/admin/note",
+            auth,
+            json!({"server": "target.test", "text": "hi"}).to_string(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), want);
+    }
+    let r = post(
+        "/api/v1/admin/note",
+        Some(&good),
+        json!({"server": "target.test", "text": "hi", "colour": "red"}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "unknown fields are refused");
+    assert!(r.text().await.unwrap().contains("unknown field `colour`"));
+    assert_eq!(s.server("target.test").await["incident"], Value::Null);
     assert!(s.log_contains("refused: missing or wrong token"));
     // Nothing changed.
     assert_eq!(status(&s).await, "green");
@@ -504,4 +524,157 @@ async fn a_window_planned_in_the_config_shows_from_the_start() {
     let (code, _, err) = command(&config, &s, &["end", "target.test"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("planned in the config"), "{err}");
+}
+
+/// `page` with the numeric entities of `<` and `>` (askama's) written as named ones (ours).
+fn entities(page: &str) -> String {
+    page.replace("&#60;", "&lt;").replace("&#62;", "&gt;")
+}
+
+/// `mxping note ARGS` against `s`: exit code, stdout, stderr.
+async fn note(config: &Path, s: &Serve, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
+        .arg("note")
+        .args(args)
+        .args(["--config", config.to_str().unwrap(), "--url", &s.url("")])
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_note_on_a_real_outage_shows_on_the_pages_the_feed_and_the_alerts_and_ends_with_it() {
+    let mut t = setup(true, "").await;
+    let leaf = t.h.ca.leaf(&["hooks.test"]);
+    let hooks = t.h.serve(
+        &mut t.hook_host,
+        443,
+        leaf,
+        handler(|_| Reply::status(204, "")),
+    );
+    let config = t.h.config_file();
+    let s = Serve::start(&config).await;
+    wait_status(&s, "green", Duration::from_secs(20)).await;
+    // Nothing to resolve yet, and bad notes: refused, nothing kept.
+    let (code, _, err) = note(&config, &s, &["target.test", "--resolve"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("has no open incident to resolve"), "{err}");
+    let long = "x".repeat(100 * 1024);
+    let (code, _, err) = note(&config, &s, &["target.test", &long]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("at most 500 are kept"), "{err}");
+    let (code, _, err) = note(&config, &s, &["nothing.test", "hello"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("matches no monitored server"), "{err}");
+    let (code, _, err) = note(&config, &s, &["target.test", " "]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("the note is empty"), "{err}");
+    assert_eq!(s.server("target.test").await["incident"], Value::Null);
+
+    t.down.store(true, Ordering::SeqCst);
+    wait_status(&s, "red", Duration::from_secs(15)).await;
+    s.wait_for(Duration::from_secs(10), "the down alert", || async {
+        (!hooks.seen().is_empty()).then_some(())
+    })
+    .await;
+    let text = "Restoring the <b>database</b> from backup; back by 14:00";
+    let (code, out, err) = note(
+        &config,
+        &s,
+        &["target.test", text, "--until-recovered", "--by", "alice"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("the incident of target.test has 1 note(s)"),
+        "{out}"
+    );
+    s.wait_for(
+        Duration::from_secs(2),
+        "the incident in the API",
+        || async {
+            let i = s.server("target.test").await["incident"].clone();
+            (i["notes"][0]["text"] == text).then_some(())
+        },
+    )
+    .await;
+    let incident = s.server("target.test").await["incident"].clone();
+    assert_eq!(incident["notes"][0]["by"], "alice");
+    assert_eq!(incident["resolved_at"], Value::Null);
+    assert_eq!(incident["until_recovered"], true);
+    let escaped = "Restoring the &lt;b&gt;database&lt;/b&gt; from backup";
+    // The status page is rebuilt within a second of a change.
+    let index = s
+        .wait_for(
+            Duration::from_secs(3),
+            "the note on the status page",
+            || async {
+                let page = entities(&s.text("/").await.1);
+                page.contains(escaped).then_some(page)
+            },
+        )
+        .await;
+    assert!(!index.contains("<b>database"), "never as HTML");
+    let detail = entities(&s.text("/server/target.test").await.1);
+    let section = &detail[detail
+        .find("id=\"incident\"")
+        .expect("the incident section")..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(section.contains(escaped), "{section}");
+    assert!(section.contains("Note from alice"), "{section}");
+    assert!(
+        section.contains("Status: operational → degraded") || section.contains("→ down"),
+        "the status changes of the outage are in the timeline: {section}"
+    );
+    let zh = s.text("/server/target.test?lang=zh").await.1;
+    assert!(
+        zh.contains("事件经过") && zh.contains("alice 的说明"),
+        "{zh}"
+    );
+    let feed = s.text("/feed.atom").await.1;
+    assert!(feed.contains("target.test: note from alice"), "{feed}");
+    assert!(feed.contains(escaped), "{feed}");
+    s.wait_for(Duration::from_secs(10), "the note's POST", || async {
+        events(&hooks)
+            .iter()
+            .any(|e| e["event"] == "note")
+            .then_some(())
+    })
+    .await;
+    let sent = events(&hooks);
+    let posted = sent.iter().find(|e| e["event"] == "note").unwrap();
+    assert_eq!(posted["note"], text);
+    assert_eq!(posted["by"], "alice");
+
+    // The outage ends: the incident opened "until recovered" ends with it.
+    t.down.store(false, Ordering::SeqCst);
+    wait_status(&s, "green", Duration::from_secs(15)).await;
+    s.wait_for(Duration::from_secs(2), "the incident resolved", || async {
+        let i = s.server("target.test").await["incident"].clone();
+        i["resolved_at"].is_string().then_some(())
+    })
+    .await;
+    s.wait_for(
+        Duration::from_secs(3),
+        "the note to leave the row",
+        || async { (!entities(&s.text("/").await.1).contains(escaped)).then_some(()) },
+    )
+    .await;
+    let detail = s.text("/server/target.test").await.1;
+    assert!(
+        detail.contains("Resolved by mxping"),
+        "but stays on the detail page"
+    );
+    // Its notes survive a kill -9.
+    s.signal("KILL");
+    drop(s);
+    let s = Serve::start(&config).await;
+    let incident = s.server("target.test").await["incident"].clone();
+    assert_eq!(incident["notes"][0]["text"], text, "{incident}");
+    assert!(incident["resolved_at"].is_string());
 }

@@ -63,6 +63,8 @@ struct Row {
     apps: Vec<AppCell>,
     /// On a hub: the other vantages' latency or status, compactly.
     vantages: Vec<VantageCell>,
+    /// The newest note of the server's open incident.
+    note: Option<super::NoteView>,
 }
 
 /// One vantage's view in a row of the hub's status page.
@@ -232,6 +234,12 @@ fn row(t: &'static Locale, v: &ServerView, threshold_ms: f64, now: i64) -> Row {
         client_url: v.client_url.clone(),
         description,
         state: StatusView::new(t, r.status, r.reason.as_ref()),
+        note: v
+            .incident
+            .as_ref()
+            .filter(|i| i.is_open())
+            .and_then(|i| i.latest())
+            .map(|n| super::NoteView::new(t, n)),
         latency: ms(r.latency_ms),
         pings,
         browser_url: browser_url(v),

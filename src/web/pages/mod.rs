@@ -176,6 +176,37 @@ pub(super) fn stage_words(t: &Locale, stages: &[String]) -> String {
         .join(t.t(key::LIST_SEP))
 }
 
+/// A note of an operator, as pages show it.
+pub(super) struct NoteView {
+    /// Who wrote it and when, as HTML ("Note from alice, <time>…</time>").
+    pub(super) header: String,
+    /// What they wrote, as written (escaped by the template); or a status change in words.
+    pub(super) text: String,
+    /// `text` is someone's own words (quoted, in their language).
+    pub(super) said: bool,
+}
+
+impl NoteView {
+    pub(super) fn new(t: &Locale, n: &crate::maintenance::incidents::Note) -> NoteView {
+        let key = if n.resolves {
+            key::INCIDENT_RESOLVED_BY
+        } else {
+            key::INCIDENT_NOTE_BY
+        };
+        NoteView {
+            header: t.fill(
+                &crate::text::escape_html(t.t(key)),
+                &[
+                    ("by", &crate::text::escape_html(&n.by)),
+                    ("time", &time_html(t, n.at)),
+                ],
+            ),
+            text: n.text.clone(),
+            said: true,
+        }
+    }
+}
+
 /// A moment as HTML: a `<time>` element with the moment in UTC (which the page's script
 /// shows in the reader's time zone), written in `t`'s way in UTC.
 pub(super) fn time_html(t: &Locale, at: OffsetDateTime) -> String {

@@ -24,7 +24,8 @@ use crate::web::chart::{self};
 use super::lang::language;
 use super::not_found::not_found_page;
 use super::{Base, PageQuery, StatusView, days, encode, href, html, ms, percent};
-use crate::i18n::kind_text;
+use crate::i18n::{kind_text, status_word};
+use crate::status::Status;
 
 /// The sign-up section of the detail page: what the check found and what the config says.
 struct SignupView {
@@ -344,6 +345,72 @@ struct ServerPage {
     history_href: Option<String>,
     /// On a hub: every vantage's view, this instance's first.
     vantages: Vec<super::index::VantageCell>,
+    /// What the operator said, with the status changes around it.
+    incident: Option<IncidentView>,
+}
+
+/// An incident as a timeline: its notes and the server's status changes, in order.
+struct IncidentView {
+    /// Open since, or resolved when (HTML).
+    state: String,
+    /// Oldest first.
+    items: Vec<super::NoteView>,
+}
+
+/// The incident of `v` with the status changes of `events` (newest first) since the outage
+/// it is about began: from the last change away from green before its first note.
+fn incident_view(
+    t: &Locale,
+    v: &crate::scheduler::ServerView,
+    events: &[crate::history::events::Event],
+) -> Option<IncidentView> {
+    let i = v.incident.as_ref()?;
+    let opened = i.opened_at.unix_timestamp();
+    let end = i.resolved_at.map_or(i64::MAX, |r| r.unix_timestamp());
+    let mine: Vec<_> = events
+        .iter()
+        .filter(|e| e.server == v.report.name && e.at <= end)
+        .collect();
+    let since = mine
+        .iter()
+        .filter(|e| e.at <= opened && e.to != Status::Green)
+        .map(|e| e.at)
+        .max()
+        .unwrap_or(opened);
+    let mut items: Vec<(i64, super::NoteView)> = i
+        .notes
+        .iter()
+        .map(|n| (n.at.unix_timestamp(), super::NoteView::new(t, n)))
+        .collect();
+    for e in mine.iter().filter(|e| e.at >= since) {
+        let at = OffsetDateTime::from_unix_timestamp(e.at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        items.push((
+            e.at,
+            super::NoteView {
+                header: super::time_html(t, at),
+                text: t.f(
+                    key::INCIDENT_STATUS,
+                    &[
+                        ("from", status_word(t, e.from)),
+                        ("to", status_word(t, e.to)),
+                    ],
+                ),
+                said: false,
+            },
+        ));
+    }
+    items.sort_by_key(|(at, _)| *at);
+    let (state_key, when) = match i.resolved_at {
+        Some(r) => (key::INCIDENT_RESOLVED, r),
+        None => (key::INCIDENT_OPEN, i.opened_at),
+    };
+    Some(IncidentView {
+        state: t.fill(
+            &crate::text::escape_html(t.t(state_key)),
+            &[("time", &super::time_html(t, when))],
+        ),
+        items: items.into_iter().map(|(_, n)| n).collect(),
+    })
 }
 
 /// Why the last round failed.
@@ -708,6 +775,7 @@ pub(in crate::web) async fn server(
         },
         recent,
         api_href: format!("/api/v1/servers/{}", encode(&r.name)),
+        incident: incident_view(t, &v, &state.board.events()),
         history_href: state.store.as_ref().map(|_| {
             format!(
                 "/api/v1/servers/{}/history?step=day&format=csv",

@@ -160,6 +160,7 @@ impl Web {
             store: None,
             admin: None,
             maintenance: None,
+            incidents: None,
         })
         .oneshot(request.body(Body::empty()).unwrap())
         .await
