@@ -26,6 +26,7 @@ pub struct Locale {
     messages: HashMap<String, String>,
     datetime: OwnedFormatItem,
     date: OwnedFormatItem,
+    month: OwnedFormatItem,
 }
 
 fn parse(code: &str, text: &str) -> Locale {
@@ -50,6 +51,7 @@ fn parse(code: &str, text: &str) -> Locale {
             .unwrap_or_else(|| code.to_owned()),
         datetime: format("datetime_format"),
         date: format("date_format"),
+        month: format("month_format"),
         messages,
     }
 }
@@ -181,6 +183,13 @@ impl Locale {
     pub fn date(&self, t: OffsetDateTime) -> String {
         t.to_offset(time::UtcOffset::UTC)
             .format(&self.date)
+            .unwrap_or_default()
+    }
+
+    /// A month and its year ("November 2026"), the way this language writes it.
+    pub fn month(&self, t: OffsetDateTime) -> String {
+        t.to_offset(time::UtcOffset::UTC)
+            .format(&self.month)
             .unwrap_or_default()
     }
 

@@ -28,10 +28,12 @@ pub mod testing;
 
 // The stages, in the order data flows through them.
 pub(crate) mod alert;
+pub(crate) mod commands;
 pub(crate) mod discovery;
 pub(crate) mod history;
 pub(crate) mod maintenance;
 pub(crate) mod metrics;
+pub(crate) mod monthly;
 pub(crate) mod net;
 pub(crate) mod probe;
 pub(crate) mod scheduler;

@@ -14,6 +14,15 @@ pub(crate) enum Places {
 }
 
 /// `v` milliseconds as a number without the unit: "42", "< 1"; "41.7", "< 0.1".
+/// A ratio as a percentage, never rounded up to 100 % ("–" for none).
+pub(crate) fn percent(v: Option<f64>) -> String {
+    match v {
+        None => "–".to_owned(),
+        Some(r) if r >= 1.0 => "100%".to_owned(),
+        Some(r) => format!("{:.2}%", (r * 100.0 * 100.0).floor() / 100.0),
+    }
+}
+
 pub(crate) fn ms_number(v: f64, places: Places) -> String {
     let (digits, unit) = match places {
         Places::Whole => (0, 1.0),

@@ -7,6 +7,7 @@ pub use crate::discovery::srv::order as srv_order;
 pub use crate::discovery::well_known::{WellKnownStatus, judge_answer};
 pub use crate::discovery::{IpFamily, Method, Resolution, Severity, SrvOutcome, Target};
 pub use crate::error::ProbeError;
+pub use crate::history::events::Event;
 pub use crate::history::sketch::{ABSOLUTE_MS, ALPHA, Sketch};
 pub use crate::history::store::{Retention, RoundRecord, Store};
 pub use crate::history::{

@@ -324,7 +324,75 @@ impl Session {
         txn: &str,
         content: &Value,
     ) -> Result<String, Failure> {
-        let path = self.room_path(&format!("send/m.room.message/{}", segment(txn)));
+        self.send_event(fetcher, "m.room.message", txn, content)
+            .await
+    }
+}
+
+impl Session {
+    /// One `/sync` of the room's messages only (an inline filter), after `since`, waiting at
+    /// most `wait_ms` for one; the answer's JSON.
+    pub(crate) async fn sync(
+        &self,
+        fetcher: &Fetcher,
+        since: Option<&str>,
+        wait_ms: u64,
+    ) -> Result<Value, Failure> {
+        let filter = json!({
+            "presence": {"types": []},
+            "account_data": {"types": []},
+            "room": {
+                "rooms": [self.room_id],
+                "timeline": {"types": ["m.room.message"], "limit": 50},
+                "state": {"types": []},
+                "ephemeral": {"types": []},
+                "account_data": {"types": []},
+            },
+        });
+        let mut path = format!(
+            "/_matrix/client/v3/sync?timeout={wait_ms}&filter={}",
+            segment(&filter.to_string())
+        );
+        if let Some(s) = since {
+            path.push_str(&format!("&since={}", segment(s)));
+        }
+        let r = self.get(fetcher, &path).await?;
+        if !r.status.is_success() {
+            return Err(failure(&format!("reading {}", self.room), &r));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| {
+            Failure::rejected(format!("reading {}: the sync is not JSON ({e})", self.room))
+        })
+    }
+
+    /// The power level of `user` in the room (a room without power levels gives every member
+    /// 0, its creator 100, which this does not know: 0).
+    pub(crate) async fn power_of(&self, fetcher: &Fetcher, user: &str) -> Result<i64, Failure> {
+        let r = self.state(fetcher, "m.room.power_levels", "").await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok(0);
+        }
+        if !r.status.is_success() {
+            return Err(failure(
+                &format!("reading the power levels of {}", self.room),
+                &r,
+            ));
+        }
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        Ok(v["users"][user]
+            .as_i64()
+            .unwrap_or_else(|| v["users_default"].as_i64().unwrap_or(0)))
+    }
+
+    /// Sends `content` as an event of `kind` (`m.reaction`) with transaction ID `txn`.
+    pub(crate) async fn send_event(
+        &self,
+        fetcher: &Fetcher,
+        kind: &str,
+        txn: &str,
+        content: &Value,
+    ) -> Result<String, Failure> {
+        let path = self.room_path(&format!("send/{kind}/{}", segment(txn)));
         let r = Session::call(
             fetcher,
             &self.base,
@@ -342,6 +410,11 @@ impl Session {
             .and_then(|v| v["event_id"].as_str().map(str::to_owned))
             .ok_or_else(|| Failure::rejected(format!("posting to {} gave no event_id", self.room)))
     }
+}
+
+/// A reaction `key` to `event`.
+pub(crate) fn reaction(event: &str, key: &str) -> Value {
+    json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key}})
 }
 
 /// A message's content: `m.text` (so people are notified; `m.notice` is muted by default),

@@ -416,6 +416,80 @@ impl Alerts {
         }
     }
 
+    /// The channels that get the monthly report: their outbox key and language.
+    pub fn report_channels(&self) -> Vec<(String, String)> {
+        self.shared
+            .live
+            .read()
+            .expect("alerts lock")
+            .channels
+            .iter()
+            .filter(|c| c.config.monthly_report)
+            .map(|c| (c.id.clone(), c.config.language.clone()))
+            .collect()
+    }
+
+    /// Queues the report of `month` (`text`, `html`; `doc` for a webhook, with the text) on
+    /// `channel`, with a transaction ID of its own for the month: a report queued twice (a
+    /// crash before its month was marked sent) is one message in the room, one delivery ID
+    /// for a webhook (blocking: call it off the runtime's threads).
+    pub fn report(
+        &self,
+        channel: &str,
+        month: &str,
+        doc: &serde_json::Value,
+        text: &str,
+        html: &str,
+    ) -> rusqlite::Result<()> {
+        let Some(ch) = self
+            .shared
+            .live
+            .read()
+            .expect("alerts lock")
+            .channels
+            .iter()
+            .find(|c| c.id == channel)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let webhook = matches!(ch.config.target, AlertTarget::Webhook { .. });
+        let m = outbox::NewMessage {
+            kind: if webhook {
+                outbox::Kind::Webhook
+            } else {
+                outbox::Kind::Fire
+            },
+            body: text.to_owned(),
+            html: if webhook {
+                let mut doc = doc.clone();
+                doc["text"] = serde_json::Value::from(text);
+                doc.to_string()
+            } else {
+                html.to_owned()
+            },
+        };
+        let txn = format!(
+            "mxping-report-{month}-{}",
+            crate::text::percent_encode(&ch.id)
+        );
+        let now = now();
+        ch.outbox.transaction(|tx| {
+            let queued: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM alert_outbox WHERE txn_id = ?1)",
+                [&txn],
+                |r| r.get(0),
+            )?;
+            if !queued {
+                outbox::push(tx, &ch.id, &txn, &txn, &m, now)?;
+            }
+            Ok(())
+        })?;
+        ch.publish_queue();
+        ch.wake.notify_one();
+        Ok(())
+    }
+
     /// Hands an operator's note on `server` to the alert thread: a reply in the thread of
     /// the server's open alert, or a message of its own; a POST for webhooks. Never blocks.
     pub fn note(&self, server: &str, note: &Note) {

@@ -181,6 +181,19 @@ pub async fn run(
             .map_err(ServeError::Alerts)?;
     let agent_config = config.hub.is_some().then(|| Arc::new(config.clone()));
     let admin_token_file = config.web.admin_token_file.clone();
+    // The servers of the monthly report, when a channel asked for it (a store is needed).
+    let report_servers = config.alerts.iter().any(|a| a.monthly_report).then(|| {
+        config
+            .servers
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect::<Vec<_>>()
+    });
+    let commands_config = config
+        .alerts
+        .iter()
+        .any(|a| a.command_power.is_some())
+        .then(|| config.clone());
     let monitor = Monitor::start(config, metrics.clone(), store, Some(alerts.clone()))?;
     let stop_agent = CancellationToken::new();
     if let Some(agent_config) = agent_config {
@@ -210,6 +223,32 @@ pub async fn run(
     };
     if admin.is_some() {
         info!("admin API on: POST /api/v1/admin/… with the token of [web] admin_token_file");
+    }
+    let stop_commands = CancellationToken::new();
+    if let (Some(servers), Some(kept), Some(reader)) = (
+        report_servers,
+        monitor.operators_store(),
+        monitor.store_reader(),
+    ) {
+        tokio::spawn(crate::monthly::run(
+            alerts.clone(),
+            reader,
+            monitor.maintenance(),
+            kept,
+            servers,
+            stop_commands.clone(),
+        ));
+    }
+    if let Some(c) = &commands_config {
+        let desk = monitor
+            .operators_store()
+            .map(|store| crate::commands::Desk {
+                board: monitor.board(),
+                maintenance: monitor.maintenance(),
+                incidents: monitor.incidents(),
+                store,
+            });
+        crate::commands::spawn(c, desk, &stop_commands);
     }
     let stop_web = CancellationToken::new();
     let web = {
@@ -272,6 +311,7 @@ pub async fn run(
     }
     stop_web.cancel();
     stop_agent.cancel();
+    stop_commands.cancel();
     let (web_done, probes_done, ()) = tokio::join!(
         tokio::time::timeout(GRACE, web),
         monitor.shutdown(GRACE),

@@ -12,6 +12,9 @@ use super::raw::{RawAlert, RawHub, RawVantage};
 use super::{AlertConfig, AlertTarget, HubConfig, MatrixRoom, Secret, VantageConfig};
 use crate::status::Status;
 
+/// The power level a member needs for the bot to obey its commands (moderators).
+const DEFAULT_COMMAND_POWER: i64 = 50;
+
 /// The longest `group_wait`: alerts never wait longer than this for others to join them.
 const MAX_GROUP_WAIT: Duration = Duration::from_secs(600);
 
@@ -26,6 +29,8 @@ const MATRIX_ONLY: &[&str] = &[
     "fallback_access_token_file",
     "via",
     "group_wait",
+    "commands",
+    "command_power",
 ];
 const WEBHOOK_ONLY: &[&str] = &["url", "secret_file"];
 
@@ -153,6 +158,8 @@ fn validate_alert(
             a.via.as_ref().and_then(|v| v.first()).map(Spanned::span),
         ),
         ("group_wait", a.group_wait.as_ref().map(Spanned::span)),
+        ("commands", a.commands.as_ref().map(Spanned::span)),
+        ("command_power", a.command_power.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, span)| span.map(|s| (k, Some(s))))
@@ -281,12 +288,50 @@ fn validate_alert(
             }
         }
     };
+    let commands = a.commands.as_ref().is_some_and(|c| *c.get_ref());
+    let command_power = match &a.command_power {
+        Some(v) if !(0..=1_000_000).contains(v.get_ref()) => {
+            p.add(
+                Some(v.span()),
+                &key("command_power"),
+                format!("{} is not a power level", v.get_ref()),
+                "use a room power level from 0 to 100 (50: moderators, 100: admins)",
+            );
+            None
+        }
+        Some(v) if !commands => {
+            p.add(
+                Some(v.span()),
+                &key("command_power"),
+                "is set but commands are off".into(),
+                "add commands = true to obey commands in the room, or remove command_power",
+            );
+            None
+        }
+        Some(v) => Some(*v.get_ref()),
+        None => commands.then_some(DEFAULT_COMMAND_POWER),
+    };
+    let monthly_report = match &a.report {
+        None => false,
+        Some(r) if r.get_ref().trim() == "monthly" => true,
+        Some(r) => {
+            p.add(
+                Some(r.span()),
+                &key("report"),
+                format!("{:?} is not a report this channel can get", r.get_ref()),
+                "write report = \"monthly\" (the last month's uptime, incidents and maintenance, on the 1st), or remove it",
+            );
+            false
+        }
+    };
     Some(AlertConfig {
         target,
         servers: servers.into_iter().map(Spanned::into_inner).collect(),
         on,
         language,
         group_wait,
+        command_power: if commands { command_power } else { None },
+        monthly_report,
     })
 }
 

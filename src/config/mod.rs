@@ -119,6 +119,11 @@ pub struct AlertConfig {
     /// Changes confirmed within this long of each other go into one message (Matrix rooms;
     /// zero for webhooks, which get one POST per change).
     pub group_wait: Duration,
+    /// Matrix rooms: the bot obeys `!mxping` commands from members with at least this power
+    /// level (`commands = true`, `command_power`); `None`: it reads nothing.
+    pub command_power: Option<i64>,
+    /// `report = "monthly"`: the last month's report, once a month.
+    pub monthly_report: bool,
 }
 
 /// Default `[[alert]] group_wait` of a Matrix room.
@@ -629,6 +634,8 @@ mod tests {
             on: vec![],
             language: "en".into(),
             group_wait: Duration::ZERO,
+            command_power: None,
+            monthly_report: false,
         };
         assert!(alert(&[]).covers("anything.test"), "no list: every server");
         assert!(alert(&["a.test", "*.b.test"]).covers("x.b.test"));

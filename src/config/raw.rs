@@ -179,6 +179,9 @@ pub(super) struct RawAlert {
     pub(super) secret_file: Option<Spanned<String>>,
     pub(super) via: Option<Vec<Spanned<String>>>,
     pub(super) group_wait: Option<Spanned<String>>,
+    pub(super) commands: Option<Spanned<bool>>,
+    pub(super) command_power: Option<Spanned<i64>>,
+    pub(super) report: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +325,9 @@ pub(super) const SCHEMA: &[(&str, &[(&str, Kind)])] = &[
             ("secret_file", Kind::Text),
             ("via", Kind::List),
             ("group_wait", Kind::Duration),
+            ("commands", Kind::Bool),
+            ("command_power", Kind::Integer),
+            ("report", Kind::Text),
         ],
     ),
     (

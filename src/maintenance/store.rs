@@ -19,6 +19,10 @@ CREATE TABLE IF NOT EXISTS incident_notes (
     id INTEGER PRIMARY KEY, server TEXT NOT NULL, at INTEGER NOT NULL, by TEXT NOT NULL,
     text TEXT NOT NULL, resolves INTEGER NOT NULL, until_recovered INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS incident_notes_by_at ON incident_notes (at);
+CREATE TABLE IF NOT EXISTS reports_sent (channel TEXT PRIMARY KEY, month TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_sync (channel TEXT PRIMARY KEY, since TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_commands (
+    event_id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// The tables of windows started by hand and of incident notes.
@@ -103,6 +107,65 @@ impl MaintenanceStore {
             })
         })?;
         rows.collect()
+    }
+
+    /// The last month (`2026-11`) whose report `channel` was given.
+    pub fn report_sent(&self, channel: &str) -> rusqlite::Result<Option<String>> {
+        use rusqlite::OptionalExtension as _;
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.query_row(
+            "SELECT month FROM reports_sent WHERE channel = ?1",
+            [channel],
+            |r| r.get(0),
+        )
+        .optional()
+    }
+
+    /// Keeps that `channel` was given the report of `month`.
+    pub fn set_report_sent(&self, channel: &str, month: &str) -> rusqlite::Result<()> {
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.execute(
+            "INSERT OR REPLACE INTO reports_sent (channel, month) VALUES (?1, ?2)",
+            [channel, month],
+        )?;
+        Ok(())
+    }
+
+    /// Where the room reader of `channel` left off (`/sync`'s `since`).
+    pub fn since(&self, channel: &str) -> rusqlite::Result<Option<String>> {
+        use rusqlite::OptionalExtension as _;
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.query_row(
+            "SELECT since FROM room_sync WHERE channel = ?1",
+            [channel],
+            |r| r.get(0),
+        )
+        .optional()
+    }
+
+    /// Keeps where the room reader of `channel` left off.
+    pub fn set_since(&self, channel: &str, since: &str) -> rusqlite::Result<()> {
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.execute(
+            "INSERT OR REPLACE INTO room_sync (channel, since) VALUES (?1, ?2)",
+            [channel, since],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the command `event_id` as taken at `now`; false when it was already (a
+    /// redelivered event is obeyed once). Commands older than a week are forgotten.
+    pub fn take_command(&self, event_id: &str, now: i64) -> rusqlite::Result<bool> {
+        let conn = self.conn.lock().expect("maintenance store lock");
+        conn.execute(
+            "DELETE FROM room_commands WHERE at < ?1",
+            [now - 7 * 86_400],
+        )?;
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO room_commands (event_id, at) VALUES (?1, ?2)",
+            params![event_id, now],
+        )?;
+        Ok(n == 1)
     }
 
     /// Saves a note.

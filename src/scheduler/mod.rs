@@ -457,6 +457,8 @@ pub struct Monitor<R: Rounds = Services> {
     hub: Option<Arc<Hub>>,
     maintenance: Arc<Schedule>,
     incidents: Arc<Incidents>,
+    /// The tables of windows, notes and room commands, in the store's file.
+    kept: Option<Arc<MaintenanceStore>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -513,7 +515,7 @@ impl<R: Rounds> Monitor<R> {
             );
             Some(Arc::new(hub))
         };
-        let (maintenance, incidents) = {
+        let (maintenance, incidents, kept) = {
             let kept = match store.as_ref() {
                 Some(s) => Some(Arc::new(MaintenanceStore::open(s.path())?)),
                 None => None,
@@ -521,7 +523,8 @@ impl<R: Rounds> Monitor<R> {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             (
                 Arc::new(Schedule::new(planned(&config), kept.clone(), now)),
-                Arc::new(Incidents::new(kept, now)),
+                Arc::new(Incidents::new(kept.clone(), now)),
+                kept,
             )
         };
         let config = Arc::new(config);
@@ -545,6 +548,7 @@ impl<R: Rounds> Monitor<R> {
             hub,
             maintenance,
             incidents,
+            kept,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -796,6 +800,11 @@ impl<R: Rounds> Monitor<R> {
     /// The maintenance windows: which server is in one, and starting or ending one by hand.
     pub fn maintenance(&self) -> Arc<Schedule> {
         self.maintenance.clone()
+    }
+
+    /// The tables of windows, notes and room commands (none without a store).
+    pub fn operators_store(&self) -> Option<Arc<MaintenanceStore>> {
+        self.kept.clone()
     }
 
     /// The incidents: what operators said about their servers.

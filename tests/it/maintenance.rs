@@ -78,8 +78,13 @@ async fn setup(admin: bool, extra: &str) -> Setup {
 
 /// `mxping maintenance ARGS` against `s`: exit code, stdout, stderr.
 async fn command(config: &Path, s: &Serve, args: &[&str]) -> (i32, String, String) {
+    cli("maintenance", config, s, args).await
+}
+
+/// `mxping SUBCOMMAND ARGS` against `s`: exit code, stdout, stderr.
+async fn cli(subcommand: &str, config: &Path, s: &Serve, args: &[&str]) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
-        .arg("maintenance")
+        .arg(subcommand)
         .args(args)
         .args(["--config", config.to_str().unwrap(), "--url", &s.url("")])
         .output()
@@ -533,18 +538,7 @@ fn entities(page: &str) -> String {
 
 /// `mxping note ARGS` against `s`: exit code, stdout, stderr.
 async fn note(config: &Path, s: &Serve, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mxping"))
-        .arg("note")
-        .args(args)
-        .args(["--config", config.to_str().unwrap(), "--url", &s.url("")])
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli("note", config, s, args).await
 }
 
 #[tokio::test]
@@ -677,4 +671,111 @@ async fn a_note_on_a_real_outage_shows_on_the_pages_the_feed_and_the_alerts_and_
     let incident = s.server("target.test").await["incident"].clone();
     assert_eq!(incident["notes"][0]["text"], text, "{incident}");
     assert!(incident["resolved_at"].is_string());
+}
+
+#[tokio::test]
+async fn the_monthly_report_gives_last_months_numbers_once() {
+    use mxping::testing::{BucketRow, Delta, Event, Retention, RoundRecord, Sample, Store};
+    let mut t = setup(true, "report = \"monthly\"\n").await;
+    let leaf = t.h.ca.leaf(&["hooks.test"]);
+    let hooks = t.h.serve(
+        &mut t.hook_host,
+        443,
+        leaf,
+        handler(|_| Reply::status(204, "")),
+    );
+    // Last month in the store: every day 2880 rounds, the 10th with 288 down, the third week
+    // slower, and one outage.
+    let now = time::OffsetDateTime::now_utc();
+    let first = now.date().replace_day(1).unwrap();
+    let last_month = first.previous_day().unwrap().replace_day(1).unwrap();
+    let from = last_month.midnight().assume_utc().unix_timestamp();
+    let to = first.midnight().assume_utc().unix_timestamp();
+    let days = (to - from) / 86_400;
+    let buckets: Vec<BucketRow> = (0..days)
+        .map(|d| BucketRow {
+            width: 86_400,
+            start: from + d * 86_400,
+            rounds: 2880,
+            up: if d == 9 { 2880 - 288 } else { 2880 },
+            latency_sum: if (14..21).contains(&d) {
+                2880.0 * 300.0
+            } else {
+                2880.0 * 80.0
+            },
+            latency_n: 2880,
+        })
+        .collect();
+    let data = t.h.dir.path().join("data");
+    let retention = Retention {
+        raw: Duration::from_secs(3 * 86_400),
+        rollups: Duration::from_secs(400 * 86_400),
+    };
+    let store = Store::open(&data, Duration::from_millis(100), retention).unwrap();
+    store.write(RoundRecord {
+        server: "target.test".into(),
+        delta: Delta {
+            sample: Sample {
+                at: now.unix_timestamp() - 10,
+                up: true,
+                all_ok: true,
+                latency_ms: Some(80.0),
+                error: None,
+            },
+            addresses: vec![],
+            buckets,
+            sketches: Vec::new(),
+            open: Default::default(),
+            state: Default::default(),
+        },
+        maintenance: false,
+        software: None,
+    });
+    store.write_event(Event {
+        server: "target.test".into(),
+        at: from + 9 * 86_400 + 3600,
+        from: mxping::testing::Status::Yellow,
+        to: mxping::testing::Status::Red,
+        reason: None,
+    });
+    store.close();
+
+    let config = t.h.config_file();
+    let s = Serve::start(&config).await;
+    let report = s
+        .wait_for(Duration::from_secs(10), "the report", || async {
+            events(&hooks).into_iter().find(|e| e["event"] == "report")
+        })
+        .await;
+    let month = format!("{}-{:02}", last_month.year(), u8::from(last_month.month()));
+    assert_eq!(report["month"], month, "{report}");
+    let line = &report["servers"][0];
+    assert_eq!(line["server"], "target.test");
+    let want = (days as f64 * 2880.0 - 288.0) / (days as f64 * 2880.0);
+    assert!(
+        (line["uptime"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{line}"
+    );
+    assert_eq!(line["incidents"], 1);
+    assert_eq!(line["maintenance_s"], 0);
+    assert_eq!(
+        line["slowest_week"][0],
+        from + 14 * 86_400,
+        "the third week: {line}"
+    );
+    assert_eq!(line["slowest_week"][1], 300.0);
+    let text = report["text"].as_str().unwrap();
+    assert!(text.starts_with("📊 mxping report for "), "{text}");
+    assert!(text.contains("target.test: uptime 99."), "{text}");
+    // Once: a restart sends nothing more.
+    s.signal("KILL");
+    drop(s);
+    let s = Serve::start(&config).await;
+    wait_status(&s, "green", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reports = events(&hooks)
+        .iter()
+        .filter(|e| e["event"] == "report")
+        .count();
+    assert_eq!(reports, 1);
 }

@@ -240,14 +240,7 @@ fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| numbers::ms(v, Places::Whole))
 }
 
-/// A ratio as a percentage, never rounded up to 100 %.
-pub(super) fn percent(v: Option<f64>) -> String {
-    match v {
-        None => "–".to_owned(),
-        Some(r) if r >= 1.0 => "100%".to_owned(),
-        Some(r) => format!("{:.2}%", (r * 100.0 * 100.0).floor() / 100.0),
-    }
-}
+pub(super) use crate::numbers::percent;
 
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
