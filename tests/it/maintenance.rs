@@ -119,10 +119,14 @@ async fn metric(s: &Serve, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Every webhook delivery, once per delivery ID: a POST that arrived just before a `kill -9`
+/// is sent again with the same ID after the restart, and receivers deduplicate on it.
 fn events(hooks: &crate::support::HttpsServer) -> Vec<Value> {
+    let mut ids = std::collections::HashSet::new();
     hooks
         .seen()
         .iter()
+        .filter(|x| ids.insert(x.header("webhook-id").unwrap_or_default().to_owned()))
         .map(|x| serde_json::from_slice(&x.body).unwrap())
         .collect()
 }
