@@ -120,6 +120,7 @@ fn record(name: &str, at: i64) -> RoundRecord {
                 ..StatusState::default()
             },
         },
+        maintenance: false,
         software: Some(mxping::testing::Software {
             name: "Synapse".into(),
             version: "1.163.2".into(),
