@@ -14,6 +14,8 @@ pub use crate::history::{
     BucketRow, Delta, Sample, ServerHistory, SketchRow, StatusState, Thresholds,
 };
 pub use crate::i18n::find as locale;
+pub use crate::maintenance::incidents::{Incident, Note};
+pub use crate::maintenance::{Active, Source};
 pub use crate::metrics::Metrics;
 pub use crate::net::dns::SrvRecord;
 pub use crate::probe::client_api::Discovery as ClientDiscovery;

@@ -224,6 +224,37 @@ async fn every_chinese_page_reads_as_chinese() {
     ] {
         assert_eq!(web.server(name).await["status"], status, "{name}");
     }
+    // The healthy server in a maintenance window, the failing one with an incident: the
+    // operators' words are theirs (quoted as said), ours are Chinese.
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    web.show_operators(
+        1,
+        Some(mxping::testing::Active {
+            start: at(now - 60),
+            end: at(now + 3600),
+            note: "升级 Synapse，14:00 恢复".into(),
+            by: "运维".into(),
+            source: mxping::testing::Source::Admin,
+        }),
+        None,
+    );
+    web.show_operators(
+        2,
+        None,
+        Some(mxping::testing::Incident {
+            opened_at: at(now - 30),
+            resolved_at: None,
+            until_recovered: true,
+            notes: vec![mxping::testing::Note {
+                at: at(now - 30),
+                by: "@op:down.test".into(),
+                text: "正在从备份恢复数据库".into(),
+                resolves: false,
+            }],
+        }),
+    );
+    assert_eq!(web.server("healthy.test").await["status"], "maintenance");
     let mut names: BTreeSet<String> = h.servers.iter().cloned().collect();
     // Names the operator or the reader chose: the monitor's vantage name ("default" unless
     // `[web] vantage` says otherwise) and the name a reader asked for.
@@ -254,4 +285,11 @@ async fn every_chinese_page_reads_as_chinese() {
         found.extend(problems(page, &body, &names));
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
+    let (_, index) = web.text("/?lang=zh").await;
+    assert!(index.contains("维护中") && index.contains("正在从备份恢复数据库"));
+    let (_, detail) = web.text("/server/down.test?lang=zh").await;
+    assert!(
+        detail.contains("事件经过") && detail.contains("的说明"),
+        "{detail}"
+    );
 }

@@ -54,16 +54,34 @@ struct StatusView {
     reason: String,
     /// Why, as the API says it (for the tooltip and the details).
     reason_tech: String,
+    /// Someone's own words that go with the reason (a maintenance window's note), quoted as
+    /// written, in their language.
+    said: String,
 }
 
 impl StatusView {
     fn new(t: &Locale, status: Status, reason: Option<&Reason>) -> StatusView {
+        // A window's note is the operator's words: quoted apart from the reason in ours.
+        let (reason_shown, said) = match reason {
+            Some(Reason::Maintenance { until, note }) => (
+                Some(Reason::Maintenance {
+                    until: *until,
+                    note: String::new(),
+                }),
+                note.clone(),
+            ),
+            other => (other.cloned(), String::new()),
+        };
         StatusView {
             class: status.as_str(),
             symbol: status.symbol(),
             word: i18n::status_word(t, status).to_owned(),
-            reason: reason.map(|x| i18n::reason_words(t, x)).unwrap_or_default(),
+            reason: reason_shown
+                .as_ref()
+                .map(|x| i18n::reason_words(t, x))
+                .unwrap_or_default(),
             reason_tech: reason.map(ToString::to_string).unwrap_or_default(),
+            said,
         }
     }
 }
@@ -197,7 +215,14 @@ impl NoteView {
             header: t.fill(
                 &crate::text::escape_html(t.t(key)),
                 &[
-                    ("by", &crate::text::escape_html(&n.by)),
+                    // A name as its owner wrote it, in any script.
+                    (
+                        "by",
+                        &format!(
+                            "<bdi class=\"said\">{}</bdi>",
+                            crate::text::escape_html(&n.by)
+                        ),
+                    ),
                     ("time", &time_html(t, n.at)),
                 ],
             ),

@@ -357,8 +357,8 @@ struct IncidentView {
     items: Vec<super::NoteView>,
 }
 
-/// The incident of `v` with the status changes of `events` (newest first) since the outage
-/// it is about began: from the last change away from green before its first note.
+/// The incident of `v` with the status changes of `events` since the outage it is about
+/// began: from the last change away from green before its first note.
 fn incident_view(
     t: &Locale,
     v: &crate::scheduler::ServerView,
@@ -371,9 +371,10 @@ fn incident_view(
         .iter()
         .filter(|e| e.server == v.report.name && e.at <= end)
         .collect();
+    // The outage began with the last change away from green before the first note.
     let since = mine
         .iter()
-        .filter(|e| e.at <= opened && e.to != Status::Green)
+        .filter(|e| e.at <= opened && e.from == Status::Green)
         .map(|e| e.at)
         .max()
         .unwrap_or(opened);

@@ -135,6 +135,30 @@ impl Web {
         }
     }
 
+    /// Shows server `i` in the maintenance window `maintenance` and with `incident`, as the
+    /// monitor's operators' task does; the status change goes to the feed.
+    pub fn show_operators(
+        &mut self,
+        i: usize,
+        maintenance: Option<mxping::testing::Active>,
+        incident: Option<mxping::testing::Incident>,
+    ) {
+        let checked = Checked {
+            incident: incident.map(std::sync::Arc::new),
+            ..self.signups[i].with_maintenance(maintenance)
+        };
+        self.signups[i] = checked.clone();
+        if let Some(event) = publish_checked(
+            &self.board,
+            &self.metrics,
+            &self.cells[i],
+            &checked,
+            &self.histories[i],
+        ) {
+            self.board.push_event(event);
+        }
+    }
+
     /// `n` rounds of every server.
     pub async fn rounds(&mut self, n: usize) {
         for _ in 0..n {
