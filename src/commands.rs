@@ -287,6 +287,12 @@ impl Reader {
         let Some(command) = parse(body) else {
             return Ok(());
         };
+        // What may fail and be tried again (reading the sender's power) comes before the
+        // command is marked taken; what changes something comes after, once.
+        let power = match &command {
+            Ok(c) if c.changes() => Some(session.power_of(&self.fetcher, sender).await?),
+            _ => None,
+        };
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let taken = self
             .desk
@@ -296,29 +302,26 @@ impl Reader {
         if !taken {
             return Ok(());
         }
-        let answer = match command {
-            Err(()) => Answer::Reply(self.t.t(key::CMD_USAGE).to_owned()),
-            Ok(c) if c.changes() => {
-                let power = session.power_of(&self.fetcher, sender).await?;
-                if power < self.power {
-                    tracing::warn!(
-                        "commands: {}: {sender} (power level {power}) may not {body:?}",
-                        self.room.room
-                    );
-                    Answer::Reply(self.t.f(
-                        key::CMD_NOT_ALLOWED,
-                        &[
-                            ("user", sender),
-                            ("power", &power.to_string()),
-                            ("needed", &self.power.to_string()),
-                        ],
-                    ))
-                } else {
-                    tracing::info!("commands: {}: {sender}: {body:?}", self.room.room);
-                    self.obey(c, sender, now)
-                }
+        let answer = match (command, power) {
+            (Err(()), _) => Answer::Reply(self.t.t(key::CMD_USAGE).to_owned()),
+            (Ok(_), Some(power)) if power < self.power => {
+                tracing::warn!(
+                    "commands: {}: {sender} (power level {power}) may not {body:?}",
+                    self.room.room
+                );
+                Answer::Reply(self.t.f(
+                    key::CMD_NOT_ALLOWED,
+                    &[
+                        ("user", sender),
+                        ("power", &power.to_string()),
+                        ("needed", &self.power.to_string()),
+                    ],
+                ))
             }
-            Ok(c) => self.obey(c, sender, now),
+            (Ok(c), _) => {
+                tracing::info!("commands: {}: {sender}: {body:?}", self.room.room);
+                self.obey(c, sender, now)
+            }
         };
         // The same transaction ID for the same command: a retried send is one answer.
         let txn = format!("mxping-cmd-{}", crate::text::percent_encode(id));

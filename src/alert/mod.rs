@@ -932,10 +932,22 @@ impl Channel {
                     let me = self.clone();
                     self.blocking(move |_| me.publish_queue()).await;
                     self.metrics.alert_attempt(&self.label, f.result.as_str());
-                    let wait = match f.retry_after {
+                    let mut wait = match f.retry_after {
                         Some(after) => after + Duration::from_millis(50),
                         None => backoff.next(),
                     };
+                    // A channel with a fallback room tries again when the message is due
+                    // there, not a backoff later (which may be minutes past the minute).
+                    if let AlertTarget::Matrix {
+                        fallback: Some(_), ..
+                    } = &self.config.target
+                    {
+                        let due = m.created_at + FALLBACK_AFTER.as_secs() as i64 - now();
+                        if due >= 0 {
+                            wait = wait
+                                .min(Duration::from_secs(due as u64) + Duration::from_millis(200));
+                        }
+                    }
                     if f.result == Delivery::RateLimited {
                         warn!(
                             "alerts: {}: rate limited, sending again in {wait:.1?}",
