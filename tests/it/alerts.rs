@@ -124,6 +124,15 @@ async fn metric(s: &Serve, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until the series `line` reads `n`: an attempt is counted once its answer is read,
+/// which can be just after the receiver saw the request.
+async fn wait_metric(s: &Serve, line: &str, n: f64) {
+    s.wait_for(Duration::from_secs(5), line, || async {
+        (metric(s, line).await == n).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn webhooks_are_signed_and_retried_with_one_delivery_id_after_429_and_500() {
     let mut t = setup().await;
@@ -189,7 +198,7 @@ async fn webhooks_are_signed_and_retried_with_one_delivery_id_after_429_and_500(
     let channel = "channel=\"webhook:hooks.test/hook\"";
     for (result, n) in [("sent", 1.0), ("rate_limited", 1.0), ("unreachable", 1.0)] {
         let line = format!("mxping_alerts_sent_total{{{channel},result=\"{result}\"}}");
-        assert_eq!(metric(&s, &line).await, n, "{line}");
+        wait_metric(&s, &line, n).await;
     }
 
     t.down.store(false, Ordering::SeqCst);
@@ -408,11 +417,14 @@ async fn a_refused_message_is_set_aside_and_a_503_is_waited_for_as_asked() {
     let channel = "channel=\"webhook:hooks.test/hook\"";
     for (result, n) in [("sent", 1.0), ("rejected", 1.0), ("unreachable", 1.0)] {
         let line = format!("mxping_alerts_sent_total{{{channel},result=\"{result}\"}}");
-        assert_eq!(metric(&s, &line).await, n, "{line}");
+        wait_metric(&s, &line, n).await;
     }
-    let (_, health) = s.text("/healthz").await;
-    assert!(
-        health.contains("hooks.test/hook: ok (0 queued)"),
-        "{health}"
-    );
+    s.wait_for(Duration::from_secs(5), "/healthz ok", || async {
+        s.text("/healthz")
+            .await
+            .1
+            .contains("hooks.test/hook: ok (0 queued)")
+            .then_some(())
+    })
+    .await;
 }
