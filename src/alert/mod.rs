@@ -524,18 +524,21 @@ impl Alerts {
 }
 
 impl Shared {
-    /// Commits what `event` means on every channel it concerns, and wakes those channels.
-    fn queue_note(&self, server: &str, note: &Note) {
-        let channels: Vec<Arc<Channel>> = self
-            .live
+    /// The channels that announce what happens to `server`.
+    fn covering(&self, server: &str) -> Vec<Arc<Channel>> {
+        self.live
             .read()
             .expect("alerts lock")
             .channels
             .iter()
             .filter(|c| c.config.covers(server))
             .cloned()
-            .collect();
-        for ch in channels {
+            .collect()
+    }
+
+    /// Commits an operator's note on `server` on every channel that covers it, and wakes them.
+    fn queue_note(&self, server: &str, note: &Note) {
+        for ch in self.covering(server) {
             match ch.queue_note(server, note) {
                 Ok(()) => ch.wake.notify_one(),
                 Err(e) => error!(
@@ -546,17 +549,9 @@ impl Shared {
         }
     }
 
+    /// Commits what `event` means on every channel it concerns, and wakes those channels.
     fn queue(&self, event: &Event) {
-        let channels: Vec<Arc<Channel>> = self
-            .live
-            .read()
-            .expect("alerts lock")
-            .channels
-            .iter()
-            .filter(|c| c.config.covers(&event.server))
-            .cloned()
-            .collect();
-        for ch in channels {
+        for ch in self.covering(&event.server) {
             match ch.queue(event) {
                 Ok(()) => ch.wake.notify_one(),
                 Err(e) => error!(

@@ -115,6 +115,12 @@ fn admit<'a>(
     })
 }
 
+/// Runs `write` (a synchronous SQLite commit) where the runtime moves its other tasks to
+/// another worker meanwhile: `serve` runs the admin API on the multi-threaded runtime.
+fn written<T>(write: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(write)
+}
+
 /// The peer as logged (a router used without the listener has none).
 fn who(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
     peer.map_or_else(
@@ -228,7 +234,7 @@ pub(super) async fn start_maintenance(
         by: by.trim(),
         source: Source::Admin,
     };
-    let result = admin.maintenance.start(&plan, &known, now);
+    let result = written(|| admin.maintenance.start(&plan, &known, now));
     match result {
         Ok(servers) => {
             tracing::info!(
@@ -268,7 +274,7 @@ pub(super) async fn end_maintenance(
         Err(r) => return *r,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    match admin.maintenance.end(call.server.trim(), now) {
+    match written(|| admin.maintenance.end(call.server.trim(), now)) {
         Ok(()) => {
             tracing::info!("admin: {peer} ended the maintenance of {}", call.server);
             Json(json!({"server": call.server.trim(), "ended": rfc3339(now)})).into_response()
@@ -306,7 +312,7 @@ pub(super) async fn add_note(
         until_recovered: call.until_recovered,
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    match desk.incidents.add(&said, &known, now) {
+    match written(|| desk.incidents.add(&said, &known, now)) {
         Ok(incident) => {
             tracing::info!(
                 "admin: {peer} wrote a note on {}{}: {:?}",
